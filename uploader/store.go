@@ -1,0 +1,75 @@
+// Package uploader moves snapshot objects to and from S3-compatible object
+// storage: the ObjectStore abstraction with a MinIO implementation and an
+// in-memory implementation with fault injection, error classification, and
+// the parallel and batch uploaders that tierd uses for its cold tier.
+package uploader
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key          string
+	Size         int64
+	ETag         string
+	LastModified time.Time
+	// Metadata holds user metadata (without the x-amz-meta- prefix), keys
+	// canonicalised to lower case.
+	Metadata map[string]string
+}
+
+// PutOptions carries optional settings for a PutObject call.
+type PutOptions struct {
+	// Metadata is stored as user metadata with the object.
+	Metadata map[string]string
+	// ContentType of the object; empty means application/octet-stream.
+	ContentType string
+}
+
+// Part identifies one uploaded part of a multipart upload.
+type Part struct {
+	Number int
+	ETag   string
+	Size   int64
+}
+
+// MultipartUpload describes an initiated, not yet completed or aborted,
+// multipart upload.
+type MultipartUpload struct {
+	Key       string
+	UploadID  string
+	Initiated time.Time
+}
+
+// ObjectStore is the set of S3 operations tierd and the uploaders need.
+// Implementations must be safe for concurrent use. Errors are classified
+// by Classify (see errors.go) into retryable and permanent ones.
+type ObjectStore interface {
+	// PutObject stores data of the given size under key, replacing any
+	// existing object atomically: readers see the old or the new object.
+	PutObject(ctx context.Context, key string, data io.Reader, size int64, opts PutOptions) (ObjectInfo, error)
+	// GetObject returns a reader over the object's bytes. The caller closes it.
+	GetObject(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error)
+	// GetObjectRange returns length bytes starting at offset.
+	GetObjectRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+	// StatObject returns an object's info without its body.
+	StatObject(ctx context.Context, key string) (ObjectInfo, error)
+	// DeleteObject removes key; deleting a missing key is not an error.
+	DeleteObject(ctx context.Context, key string) error
+	// ListObjects lists the objects whose key starts with prefix, in key order.
+	ListObjects(ctx context.Context, prefix string) ([]ObjectInfo, error)
+
+	// InitiateMultipart starts a multipart upload for key.
+	InitiateMultipart(ctx context.Context, key string, opts PutOptions) (uploadID string, err error)
+	// UploadPart uploads part number (1-based) of an upload.
+	UploadPart(ctx context.Context, key, uploadID string, number int, data io.Reader, size int64) (Part, error)
+	// CompleteMultipart makes the object visible from the given parts, in order.
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) (ObjectInfo, error)
+	// AbortMultipart discards an upload and its parts.
+	AbortMultipart(ctx context.Context, key, uploadID string) error
+	// ListMultipartUploads lists incomplete uploads whose key starts with prefix.
+	ListMultipartUploads(ctx context.Context, prefix string) ([]MultipartUpload, error)
+}
