@@ -1,0 +1,296 @@
+// Package images makes sure the container images a tierchaos stack needs
+// exist on the local Docker engine: an image already tagged locally is used;
+// otherwise a pinned official image is pulled when a registry answers;
+// otherwise the image is built from source with the Go toolchain (go install
+// into a cache folder, then a FROM scratch image). tierd and the S3 fault
+// layer are always built from this repository.
+package images
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+)
+
+// Versions pinned by the harness. MinIO has no semver tags on the Go module
+// proxy, so it is pinned by pseudo-version (a commit of February 2026).
+const (
+	MinIOModule     = "github.com/minio/minio"
+	MinIOVersion    = "v0.0.0-20260212201848-7aac2a2c5b7c"
+	MinIOOfficial   = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+	ToxiproxyModule = "github.com/Shopify/toxiproxy/v2/cmd/server"
+	// ToxiproxyVersion is the Toxiproxy release the harness runs.
+	ToxiproxyVersion  = "v2.12.0"
+	ToxiproxyOfficial = "ghcr.io/shopify/toxiproxy:2.12.0"
+)
+
+// Environment variables that override image names and behaviour.
+const (
+	EnvMinIOImage     = "TIERCHAOS_MINIO_IMAGE"
+	EnvToxiproxyImage = "TIERCHAOS_TOXIPROXY_IMAGE"
+	EnvTierdImage     = "TIERCHAOS_TIERD_IMAGE"
+	EnvS3FaultImage   = "TIERCHAOS_S3FAULT_IMAGE"
+	// EnvPull is "auto" (default: try the pinned official image once, with a
+	// short deadline) or "never" (machines known to have no registry).
+	EnvPull = "TIERCHAOS_PULL"
+	// EnvCacheDir overrides the cache folder (default: the user cache
+	// folder's tierchaos/ subfolder).
+	EnvCacheDir = "TIERCHAOS_CACHE_DIR"
+)
+
+// Set holds the resolved image references of one stack.
+type Set struct {
+	MinIO     string
+	Toxiproxy string
+	Tierd     string
+	S3Fault   string
+}
+
+// Options configures Ensure.
+type Options struct {
+	// Progress receives human-readable progress lines (builds can take
+	// minutes). Nil discards them.
+	Progress io.Writer
+	// ModuleRoot is the folder of this repository's go.mod; found from the
+	// working directory when empty.
+	ModuleRoot string
+	// Getenv reads the environment; os.Getenv when nil.
+	Getenv func(string) string
+	// SkipS3Fault leaves the S3 fault layer image out.
+	SkipS3Fault bool
+}
+
+// Ensure makes sure all images of a stack exist locally and returns their
+// references.
+func Ensure(ctx context.Context, cli client.APIClient, opts Options) (Set, error) {
+	b, err := newBuilder(cli, opts)
+	if err != nil {
+		return Set{}, err
+	}
+	var set Set
+	if set.MinIO, err = b.ensureThirdParty(ctx, thirdParty{
+		name:     "minio",
+		envVar:   EnvMinIOImage,
+		module:   MinIOModule,
+		version:  MinIOVersion,
+		binary:   "minio",
+		official: MinIOOfficial,
+		local:    "tierchaos/minio:" + shortVersion(MinIOVersion),
+		docker:   "FROM scratch\nCOPY minio /minio\nENTRYPOINT [\"/minio\"]\n",
+	}); err != nil {
+		return Set{}, err
+	}
+	if set.Toxiproxy, err = b.ensureThirdParty(ctx, thirdParty{
+		name:     "toxiproxy",
+		envVar:   EnvToxiproxyImage,
+		module:   ToxiproxyModule,
+		version:  ToxiproxyVersion,
+		binary:   "server",
+		official: ToxiproxyOfficial,
+		local:    "tierchaos/toxiproxy:" + strings.TrimPrefix(ToxiproxyVersion, "v"),
+		docker:   "FROM scratch\nCOPY server /toxiproxy\nENTRYPOINT [\"/toxiproxy\"]\nCMD [\"-host=0.0.0.0\"]\n",
+	}); err != nil {
+		return Set{}, err
+	}
+	if set.Tierd, err = b.ensureOwn(ctx, own{name: "tierd", envVar: EnvTierdImage, pkg: "./cmd/tierd"}); err != nil {
+		return Set{}, err
+	}
+	if !opts.SkipS3Fault {
+		if set.S3Fault, err = b.ensureOwn(ctx, own{name: "s3faultd", envVar: EnvS3FaultImage, pkg: "./cmd/s3faultd"}); err != nil {
+			return Set{}, err
+		}
+	}
+	return set, nil
+}
+
+// CacheDir returns the folder where built binaries are cached.
+func CacheDir(getenv func(string) string) (string, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if d := getenv(EnvCacheDir); d != "" {
+		return d, nil
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("images: no cache folder (set %s): %w", EnvCacheDir, err)
+	}
+	return filepath.Join(base, "tierchaos"), nil
+}
+
+// ModuleRoot walks up from dir to the folder holding go.mod.
+func ModuleRoot(dir string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("images: no go.mod above %s", dir)
+		}
+	}
+}
+
+type builder struct {
+	cli      client.APIClient
+	progress io.Writer
+	getenv   func(string) string
+	cache    string
+	root     string
+}
+
+func newBuilder(cli client.APIClient, opts Options) (*builder, error) {
+	b := &builder{cli: cli, progress: opts.Progress, getenv: opts.Getenv, root: opts.ModuleRoot}
+	if b.progress == nil {
+		b.progress = io.Discard
+	}
+	if b.getenv == nil {
+		b.getenv = os.Getenv
+	}
+	var err error
+	if b.cache, err = CacheDir(b.getenv); err != nil {
+		return nil, err
+	}
+	if b.root == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("images: working directory: %w", err)
+		}
+		if b.root, err = ModuleRoot(wd); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func (b *builder) logf(format string, args ...any) {
+	fmt.Fprintf(b.progress, "images: "+format+"\n", args...)
+}
+
+// thirdParty describes an image built from another project's Go module.
+type thirdParty struct {
+	name, envVar    string
+	module, version string
+	binary          string
+	official, local string
+	docker          string
+}
+
+func (b *builder) ensureThirdParty(ctx context.Context, tp thirdParty) (string, error) {
+	ref := tp.local
+	if v := b.getenv(tp.envVar); v != "" {
+		ref = v
+	}
+	if ok, err := b.exists(ctx, ref); err != nil || ok {
+		return ref, err
+	}
+	if b.getenv(EnvPull) != "never" && tp.official != "" {
+		if err := b.pull(ctx, tp.official, ref); err == nil {
+			return ref, nil
+		} else {
+			b.logf("%s: pull of %s failed (%v); building from source", tp.name, tp.official, err)
+		}
+	}
+	unlock, err := lockFile(ctx, filepath.Join(b.cache, "locks", tp.name+".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	// Another process may have built it while we waited for the lock.
+	if ok, err := b.exists(ctx, ref); err != nil || ok {
+		return ref, err
+	}
+	bin, err := b.goInstall(ctx, tp)
+	if err != nil {
+		return "", err
+	}
+	if err := b.dockerBuild(ctx, ref, tp.docker, map[string]string{tp.binary: bin}); err != nil {
+		return "", err
+	}
+	return ref, nil
+}
+
+// own describes an image built from this repository.
+type own struct {
+	name, envVar, pkg string
+}
+
+func (b *builder) ensureOwn(ctx context.Context, o own) (string, error) {
+	if v := b.getenv(o.envVar); v != "" {
+		ok, err := b.exists(ctx, v)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", fmt.Errorf("images: %s=%s names an image that does not exist locally", o.envVar, v)
+		}
+		return v, nil
+	}
+	unlock, err := lockFile(ctx, filepath.Join(b.cache, "locks", o.name+".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	bin, sum, err := b.goBuild(ctx, o)
+	if err != nil {
+		return "", err
+	}
+	ref := "tierchaos/" + o.name + ":" + sum[:12]
+	if ok, err := b.exists(ctx, ref); err != nil || ok {
+		return ref, err
+	}
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY %s /%s\nENTRYPOINT [\"/%s\"]\n", o.name, o.name, o.name)
+	if err := b.dockerBuild(ctx, ref, dockerfile, map[string]string{o.name: bin}); err != nil {
+		return "", err
+	}
+	return ref, nil
+}
+
+func (b *builder) exists(ctx context.Context, ref string) (bool, error) {
+	_, err := b.cli.ImageInspect(ctx, ref)
+	if err == nil {
+		return true, nil
+	}
+	if isNotFound(err) {
+		return false, nil
+	}
+	return false, fmt.Errorf("images: inspect %s: %w", ref, err)
+}
+
+func (b *builder) pull(ctx context.Context, official, ref string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	b.logf("pulling %s", official)
+	resp, err := b.cli.ImagePull(ctx, official, client.ImagePullOptions{})
+	if err != nil {
+		return err
+	}
+	defer resp.Close()
+	if err := resp.Wait(ctx); err != nil {
+		return err
+	}
+	if _, err := b.cli.ImageTag(ctx, client.ImageTagOptions{Source: official, Target: ref}); err != nil {
+		return fmt.Errorf("tag %s as %s: %w", official, ref, err)
+	}
+	return nil
+}
+
+func shortVersion(v string) string {
+	// v0.0.0-20260212201848-7aac2a2c5b7c -> 20260212-7aac2a2c5b7c
+	parts := strings.Split(v, "-")
+	if len(parts) == 3 && len(parts[1]) >= 8 {
+		return parts[1][:8] + "-" + parts[2]
+	}
+	return strings.TrimPrefix(v, "v")
+}
+
+// isNotFound reports whether a Docker API error means "no such object".
+func isNotFound(err error) bool {
+	return cerrdefs.IsNotFound(err)
+}

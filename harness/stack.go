@@ -1,0 +1,326 @@
+// Package harness starts the tierchaos test stack with Testcontainers: MinIO
+// (data on tmpfs) behind Toxiproxy, and tierd reaching S3 only through the
+// proxy, all on one labelled Docker network. It hands a test a tierd client,
+// a direct S3 client that bypasses every fault, and the Toxiproxy proxy on
+// tierd's S3 path; it cleans up without Ryuk (see package cleanup).
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/network"
+	"github.com/testcontainers/testcontainers-go/wait"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tierchaos/tierchaos/harness/cleanup"
+	"github.com/tierchaos/tierchaos/harness/dockerenv"
+	"github.com/tierchaos/tierchaos/harness/images"
+	tierclient "github.com/tierchaos/tierchaos/system/client"
+)
+
+// Fixed names inside the stack's network.
+const (
+	minioAlias     = "minio"
+	toxiproxyAlias = "toxiproxy"
+	minioPort      = "9000/tcp"
+	toxiAPIPort    = "8474/tcp"
+	s3ProxyPort    = "8666/tcp"
+	tierdAPIPort   = "8080/tcp"
+	tierdDebugPort = "6060/tcp"
+
+	// S3ProxyName is the Toxiproxy proxy in front of MinIO on tierd's path.
+	S3ProxyName = "s3"
+	// Bucket is the bucket tierd stores its cold tier in.
+	Bucket = "tierd"
+	// AccessKey and SecretKey are MinIO's root credentials in the stack.
+	AccessKey = "tierchaos"
+	SecretKey = "tierchaos-secret-key"
+)
+
+// Options configures Start.
+type Options struct {
+	// Logger receives the harness's own log lines; slog.Default when nil.
+	Logger *slog.Logger
+	// Progress receives image build progress; os.Stderr when nil.
+	Progress io.Writer
+	// TierdEnv adds or overrides environment variables of tierd.
+	TierdEnv map[string]string
+	// StartTimeout bounds the whole start; 2 minutes when zero (image builds
+	// are done before and not counted).
+	StartTimeout time.Duration
+}
+
+// Stack is a running tierchaos stack.
+type Stack struct {
+	// Run identifies this run's Docker objects.
+	Run cleanup.Run
+	// Images are the image references the stack runs.
+	Images images.Set
+
+	// Tierd is a client of tierd's REST API, from the host.
+	Tierd *tierclient.Client
+	// TierdURL and DebugURL are tierd's API and debug (pprof, metrics)
+	// base URLs on the host.
+	TierdURL, DebugURL string
+	// S3 is a direct MinIO client that bypasses Toxiproxy and any fault.
+	S3 *minio.Client
+	// S3Endpoint is MinIO's host:port on the host, direct.
+	S3Endpoint string
+	// S3ProxyEndpoint is host:port of the Toxiproxy proxy in front of MinIO,
+	// reachable from the host (host-side traffic through the same toxics).
+	S3ProxyEndpoint string
+	// Toxiproxy is the Toxiproxy API client.
+	Toxiproxy *toxiproxy.Client
+	// S3Proxy is the proxy on tierd's S3 path.
+	S3Proxy *toxiproxy.Proxy
+
+	// StartDuration is how long Start took once images existed.
+	StartDuration time.Duration
+
+	log        *slog.Logger
+	docker     *testcontainers.DockerClient
+	network    *testcontainers.DockerNetwork
+	containers map[string]testcontainers.Container
+	volume     string
+}
+
+// EnsureImages makes sure the stack's images exist, building what is
+// missing, and returns their references.
+func EnsureImages(ctx context.Context, progress io.Writer) (images.Set, error) {
+	cli, err := dockerenv.Client(ctx)
+	if err != nil {
+		return images.Set{}, err
+	}
+	defer cli.Close()
+	return images.Ensure(ctx, cli, images.Options{Progress: progress, SkipS3Fault: true})
+}
+
+// Start ensures the images, removes leftovers of dead runs, and starts a
+// stack owned by run. On error everything started is removed again.
+func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Progress == nil {
+		opts.Progress = os.Stderr
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 2 * time.Minute
+	}
+	docker, err := dockerenv.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{Run: run, log: opts.Logger, docker: docker, containers: map[string]testcontainers.Container{}}
+	defer func() {
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			err = errors.Join(err, s.Close(cctx))
+		}
+	}()
+	if rep, err := cleanup.RemoveDead(ctx, docker); err != nil {
+		opts.Logger.Warn("removing leftovers of dead runs", "err", err)
+	} else if rep.Containers+rep.Networks+rep.Volumes > 0 {
+		opts.Logger.Info("removed leftovers of dead runs", "containers", rep.Containers, "networks", rep.Networks, "volumes", rep.Volumes)
+	}
+	if s.Images, err = images.Ensure(ctx, docker, images.Options{Progress: opts.Progress, SkipS3Fault: true}); err != nil {
+		return nil, err
+	}
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
+	defer cancel()
+	if err := s.startNetwork(ctx); err != nil {
+		return nil, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.startMinIO(gctx) })
+	g.Go(func() error { return s.startToxiproxy(gctx) })
+	g.Go(func() error { return s.createVolume(gctx) })
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := s.startTierd(ctx, opts.TierdEnv); err != nil {
+		return nil, err
+	}
+	s.StartDuration = time.Since(start)
+	opts.Logger.Info("stack started", "run", run.ID, "duration", s.StartDuration.Round(time.Millisecond),
+		"tierd", s.TierdURL, "minio", s.S3Endpoint)
+	return s, nil
+}
+
+func (s *Stack) labels() map[string]string { return s.Run.Labels() }
+
+func (s *Stack) startNetwork(ctx context.Context) error {
+	nw, err := newNetwork(ctx, s.labels())
+	if err != nil {
+		return fmt.Errorf("harness: network: %w", err)
+	}
+	s.network = nw
+	return nil
+}
+
+func (s *Stack) createVolume(ctx context.Context) error {
+	name := "tierchaos-" + s.Run.ID + "-tierd-data"
+	if _, err := s.docker.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: s.labels()}); err != nil {
+		return fmt.Errorf("harness: volume: %w", err)
+	}
+	s.volume = name
+	return nil
+}
+
+func (s *Stack) run(ctx context.Context, name string, req testcontainers.ContainerRequest) (testcontainers.Container, error) {
+	req.Labels = s.labels()
+	req.Name = "tierchaos-" + s.Run.ID + "-" + name
+	req.Networks = []string{s.network.Name}
+	req.NetworkAliases = map[string][]string{s.network.Name: {name}}
+	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+		ContainerRequest: req,
+		Started:          true,
+		Logger:           testcontainers.Logger,
+	})
+	if c != nil {
+		s.containers[name] = c
+	}
+	if err != nil {
+		return nil, fmt.Errorf("harness: start %s: %w", name, err)
+	}
+	return c, nil
+}
+
+func (s *Stack) startMinIO(ctx context.Context) error {
+	c, err := s.run(ctx, minioAlias, testcontainers.ContainerRequest{
+		Image:        s.Images.MinIO,
+		Cmd:          []string{"server", "/data", "--address", ":9000", "--console-address", ":9001", "--quiet"},
+		Env:          map[string]string{"MINIO_ROOT_USER": AccessKey, "MINIO_ROOT_PASSWORD": SecretKey, "MINIO_BROWSER": "off"},
+		ExposedPorts: []string{minioPort},
+		Tmpfs:        map[string]string{"/data": "rw", "/tmp": "rw"},
+		WaitingFor:   wait.ForHTTP("/minio/health/live").WithPort(minioPort).WithStartupTimeout(time.Minute),
+	})
+	if err != nil {
+		return err
+	}
+	if s.S3Endpoint, err = c.PortEndpoint(ctx, minioPort, ""); err != nil {
+		return fmt.Errorf("harness: minio endpoint: %w", err)
+	}
+	s.S3, err = minio.New(s.S3Endpoint, &minio.Options{
+		Creds:      credentials.NewStaticV4(AccessKey, SecretKey, ""),
+		MaxRetries: 1,
+	})
+	if err != nil {
+		return fmt.Errorf("harness: minio client: %w", err)
+	}
+	if err := s.S3.MakeBucket(ctx, Bucket, minio.MakeBucketOptions{}); err != nil {
+		return fmt.Errorf("harness: make bucket: %w", err)
+	}
+	return nil
+}
+
+func (s *Stack) startToxiproxy(ctx context.Context) error {
+	c, err := s.run(ctx, toxiproxyAlias, testcontainers.ContainerRequest{
+		Image:        s.Images.Toxiproxy,
+		ExposedPorts: []string{toxiAPIPort, s3ProxyPort},
+		WaitingFor:   wait.ForHTTP("/version").WithPort(toxiAPIPort).WithStartupTimeout(time.Minute),
+	})
+	if err != nil {
+		return err
+	}
+	api, err := c.PortEndpoint(ctx, toxiAPIPort, "http")
+	if err != nil {
+		return fmt.Errorf("harness: toxiproxy endpoint: %w", err)
+	}
+	s.Toxiproxy = toxiproxy.NewClient(api)
+	listen := "0.0.0.0:" + strings.TrimSuffix(s3ProxyPort, "/tcp")
+	if s.S3Proxy, err = s.Toxiproxy.CreateProxy(S3ProxyName, listen, minioAlias+":9000"); err != nil {
+		return fmt.Errorf("harness: create proxy: %w", err)
+	}
+	if s.S3ProxyEndpoint, err = c.PortEndpoint(ctx, s3ProxyPort, ""); err != nil {
+		return fmt.Errorf("harness: proxy endpoint: %w", err)
+	}
+	return nil
+}
+
+func (s *Stack) startTierd(ctx context.Context, extra map[string]string) error {
+	env := map[string]string{
+		"TIERD_LISTEN_ADDR":   ":8080",
+		"TIERD_DEBUG_ADDR":    ":6060",
+		"TIERD_DATA_DIR":      "/data",
+		"TIERD_S3_ENDPOINT":   toxiproxyAlias + ":" + strings.TrimSuffix(s3ProxyPort, "/tcp"),
+		"TIERD_S3_ACCESS_KEY": AccessKey,
+		"TIERD_S3_SECRET_KEY": SecretKey,
+		"TIERD_S3_BUCKET":     Bucket,
+		"TIERD_S3_OP_TIMEOUT": "5s",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	c, err := s.run(ctx, "tierd", testcontainers.ContainerRequest{
+		Image:        s.Images.Tierd,
+		Env:          env,
+		ExposedPorts: []string{tierdAPIPort, tierdDebugPort},
+		Mounts:       testcontainers.Mounts(testcontainers.VolumeMount(s.volume, "/data")),
+		WaitingFor: wait.ForHTTP("/readyz").WithPort(tierdAPIPort).
+			WithStartupTimeout(time.Minute).WithPollInterval(50 * time.Millisecond),
+	})
+	if err != nil {
+		return err
+	}
+	if s.TierdURL, err = c.PortEndpoint(ctx, tierdAPIPort, "http"); err != nil {
+		return fmt.Errorf("harness: tierd endpoint: %w", err)
+	}
+	if s.DebugURL, err = c.PortEndpoint(ctx, tierdDebugPort, "http"); err != nil {
+		return fmt.Errorf("harness: tierd debug endpoint: %w", err)
+	}
+	s.Tierd = tierclient.New(s.TierdURL, tierclient.WithHTTPClient(&http.Client{Timeout: 60 * time.Second}))
+	return nil
+}
+
+// TierdLogs returns tierd's container log (stdout and stderr).
+func (s *Stack) TierdLogs(ctx context.Context) (string, error) {
+	c, ok := s.containers["tierd"]
+	if !ok {
+		return "", errors.New("harness: tierd is not running")
+	}
+	r, err := c.Logs(ctx)
+	if err != nil {
+		return "", fmt.Errorf("harness: tierd logs: %w", err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	return string(b), err
+}
+
+// Close stops and removes every container, the network and the volume of
+// the stack, and reports how long teardown took.
+func (s *Stack) Close(ctx context.Context) error {
+	start := time.Now()
+	var errs []error
+	if s.docker != nil {
+		rep, err := cleanup.RemoveRun(ctx, s.docker, s.Run.ID)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		s.log.Info("stack removed", "run", s.Run.ID, "containers", rep.Containers, "networks", rep.Networks,
+			"volumes", rep.Volumes, "duration", time.Since(start).Round(time.Millisecond))
+		errs = append(errs, s.docker.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func newNetwork(ctx context.Context, labels map[string]string) (*testcontainers.DockerNetwork, error) {
+	return network.New(ctx, network.WithLabels(labels))
+}
