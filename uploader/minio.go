@@ -14,6 +14,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
 
 // MinIOConfig configures a MinIOStore.
@@ -59,6 +60,9 @@ func NewMinIOStore(cfg MinIOConfig) (*MinIOStore, error) {
 	}
 	if cfg.Bucket == "" {
 		return nil, &StoreError{Op: op, Code: CodeInvalidConfig, Err: errors.New("bucket is empty")}
+	}
+	if err := s3utils.CheckValidBucketName(cfg.Bucket); err != nil {
+		return nil, &StoreError{Op: op, Code: CodeInvalidConfig, Err: fmt.Errorf("bucket %q: %w", cfg.Bucket, err)}
 	}
 	pool := cfg.Pool.withDefaults()
 	if err := pool.Validate(); err != nil {
