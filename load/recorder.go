@@ -9,10 +9,10 @@ import (
 
 // acc accumulates one op's samples.
 type acc struct {
-	lat, svc, lag              *hist.Histogram
+	lat, svc, lag             *hist.Histogram
 	completed, ok, late, sent int64
-	missed                     int64
-	errs                       map[string]int64
+	missed                    int64
+	errs                      map[string]int64
 }
 
 func newAcc() *acc {

@@ -94,7 +94,7 @@ type Point struct {
 	Completed int64         `json:"completed"`
 	Errors    int64         `json:"errors"`
 	// Rate is completions per second during the tick.
-	Rate float64 `json:"rate"`
+	Rate float64       `json:"rate"`
 	P50  time.Duration `json:"p50"`
 	P95  time.Duration `json:"p95"`
 	P99  time.Duration `json:"p99"`
