@@ -1,0 +1,165 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/client"
+)
+
+// RecordingClient wraps a tierd client and records every call in a
+// Recorder. It is safe for concurrent use if the wrapped client is.
+type RecordingClient struct {
+	c        *client.Client
+	rec      *Recorder
+	classify func(status int, code string, err error) Outcome
+}
+
+// RecordingOption customises a RecordingClient.
+type RecordingOption func(*RecordingClient)
+
+// WithClassifier replaces Classify for deciding outcomes.
+func WithClassifier(f func(status int, code string, err error) Outcome) RecordingOption {
+	return func(rc *RecordingClient) { rc.classify = f }
+}
+
+// NewRecordingClient returns a client that records into rec.
+func NewRecordingClient(c *client.Client, rec *Recorder, opts ...RecordingOption) *RecordingClient {
+	rc := &RecordingClient{c: c, rec: rec, classify: Classify}
+	for _, o := range opts {
+		o(rc)
+	}
+	return rc
+}
+
+// Client returns the wrapped client, for calls that are not to be recorded.
+func (rc *RecordingClient) Client() *client.Client { return rc.c }
+
+// Recorder returns the recorder.
+func (rc *RecordingClient) Recorder() *Recorder { return rc.rec }
+
+// finish classifies err and records the return. A recorder error can only
+// come from a double finish, which this file never does.
+func (rc *RecordingClient) finish(call *Call, err error, res Result) {
+	var status int
+	var code string
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		status, code = ce.StatusCode, ce.Code
+	}
+	res.Outcome = rc.classify(status, code, err)
+	res.Status, res.Code, res.Err = status, code, err
+	if res.Outcome != OK {
+		res.Results, res.Tier, res.Count = nil, "", 0
+	}
+	_ = call.Finish(res)
+}
+
+// CreateCollection records and performs a create.
+func (rc *RecordingClient) CreateCollection(ctx context.Context, req api.CreateCollectionRequest) (api.Collection, error) {
+	call := rc.rec.Invoke(Op{Kind: KindCreateCollection, Collection: req.Name, Dimension: req.Dimension, Metric: req.Metric})
+	out, err := rc.c.CreateCollection(ctx, req)
+	rc.finish(call, err, Result{})
+	return out, err
+}
+
+// DeleteCollection records and performs a delete.
+func (rc *RecordingClient) DeleteCollection(ctx context.Context, name string) error {
+	call := rc.rec.Invoke(Op{Kind: KindDeleteCollection, Collection: name})
+	err := rc.c.DeleteCollection(ctx, name)
+	rc.finish(call, err, Result{})
+	return err
+}
+
+// Insert records and performs an insert.
+func (rc *RecordingClient) Insert(ctx context.Context, name string, vectors []api.Vector) (int, error) {
+	call := rc.rec.Invoke(Op{Kind: KindInsert, Collection: name, Vectors: vectors})
+	n, err := rc.c.Insert(ctx, name, vectors)
+	rc.finish(call, err, Result{})
+	return n, err
+}
+
+// Search records and performs a search.
+func (rc *RecordingClient) Search(ctx context.Context, name string, vector []float32, k int) ([]api.Result, error) {
+	call := rc.rec.Invoke(Op{Kind: KindSearch, Collection: name, Query: vector, K: k})
+	rs, err := rc.c.Search(ctx, name, vector, k)
+	rc.finish(call, err, Result{Results: rs})
+	return rs, err
+}
+
+// SetTier records and performs an explicit tier change.
+func (rc *RecordingClient) SetTier(ctx context.Context, name string, target api.Tier) (api.Collection, error) {
+	call := rc.rec.Invoke(Op{Kind: KindSetTier, Collection: name, Target: target})
+	out, err := rc.c.SetTier(ctx, name, target)
+	rc.finish(call, err, Result{})
+	return out, err
+}
+
+// GetCollection records and performs a read of the collection's state.
+func (rc *RecordingClient) GetCollection(ctx context.Context, name string) (api.Collection, error) {
+	call := rc.rec.Invoke(Op{Kind: KindGetCollection, Collection: name})
+	out, err := rc.c.GetCollection(ctx, name)
+	rc.finish(call, err, Result{Tier: out.Tier, Count: out.Vectors})
+	return out, err
+}
+
+// ErrReadBack is wrapped by ReadFinal's errors.
+var ErrReadBack = errors.New("history: final read-back failed")
+
+// ReadFinal reads the final state of the named collections, recording the
+// reads. tierd has no endpoint that lists a collection's vectors, so each
+// existing collection is read with a GetCollection and one search with
+// k = api.MaxK and a fixed, irregular query: the answer lists every id (its
+// length below k proves nothing was left out), and because the search is
+// part of the history, the search checker verifies each returned score
+// against the values the history allows, which catches stale values. The
+// returned Final therefore knows ids but not values (nil). Collections with
+// api.MaxK vectors or more cannot be read this way and give an error.
+// Call it only after every other operation has returned.
+func (rc *RecordingClient) ReadFinal(ctx context.Context, names ...string) (Final, error) {
+	f := Final{Collections: make(map[string]CollectionState, len(names))}
+	for _, name := range names {
+		coll, err := rc.GetCollection(ctx, name)
+		if client.CodeOf(err) == api.CodeNotFound {
+			f.Collections[name] = CollectionState{}
+			continue
+		}
+		if err != nil {
+			return Final{}, fmt.Errorf("%w: get %q: %w", ErrReadBack, name, err)
+		}
+		if coll.Dimension < 1 {
+			return Final{}, fmt.Errorf("%w: collection %q reports dimension %d", ErrReadBack, name, coll.Dimension)
+		}
+		rs, err := rc.Search(ctx, name, ReadBackQuery(coll.Dimension), api.MaxK)
+		if err != nil {
+			return Final{}, fmt.Errorf("%w: search %q: %w", ErrReadBack, name, err)
+		}
+		if len(rs) >= api.MaxK {
+			return Final{}, fmt.Errorf("%w: collection %q holds %d or more vectors, more than one search can list",
+				ErrReadBack, name, api.MaxK)
+		}
+		st := CollectionState{Exists: true, Vectors: make(map[string][]float32, len(rs))}
+		for _, r := range rs {
+			st.Vectors[r.ID] = nil
+		}
+		f.Collections[name] = st
+	}
+	return f, nil
+}
+
+// ReadBackQuery returns the query vector ReadFinal uses: nonzero in every
+// dimension, with irregular magnitudes and signs so that different stored
+// vectors almost never score the same.
+func ReadBackQuery(dim int) []float32 {
+	q := make([]float32, dim)
+	for i := range q {
+		q[i] = float32(math.Sin(float64(i)*1.618+0.5) + 1.5*math.Cos(float64(i)*0.37))
+		if q[i] == 0 {
+			q[i] = 1
+		}
+	}
+	return q
+}
