@@ -1,0 +1,188 @@
+// Package api holds tierd's wire types: the JSON request and response bodies
+// of the REST API, the error codes with their HTTP statuses, and the input
+// validation rules that both the server and tests rely on.
+package api
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Tier is the storage tier a collection lives in.
+type Tier string
+
+// The tiers, from fastest to cheapest.
+const (
+	// TierHot keeps the vectors in memory.
+	TierHot Tier = "hot"
+	// TierWarm keeps the vectors as a Parquet file on the local data volume.
+	TierWarm Tier = "warm"
+	// TierCold keeps the vectors as a Parquet object in S3.
+	TierCold Tier = "cold"
+)
+
+// Valid reports whether t is one of the known tiers.
+func (t Tier) Valid() bool { return t == TierHot || t == TierWarm || t == TierCold }
+
+// Rank orders tiers: hot 0, warm 1, cold 2, unknown -1.
+func (t Tier) Rank() int {
+	switch t {
+	case TierHot:
+		return 0
+	case TierWarm:
+		return 1
+	case TierCold:
+		return 2
+	}
+	return -1
+}
+
+// Metric is the similarity or distance function of a collection.
+type Metric string
+
+// The supported metrics.
+const (
+	// MetricCosine is cosine similarity; higher is better.
+	MetricCosine Metric = "cosine"
+	// MetricL2 is the Euclidean distance; lower is better.
+	MetricL2 Metric = "l2"
+	// MetricDot is the dot product; higher is better.
+	MetricDot Metric = "dot"
+)
+
+// Valid reports whether m is one of the known metrics.
+func (m Metric) Valid() bool { return m == MetricCosine || m == MetricL2 || m == MetricDot }
+
+// HigherIsBetter reports whether larger scores rank first for m.
+func (m Metric) HigherIsBetter() bool { return m != MetricL2 }
+
+// CreateCollectionRequest is the body of POST /v1/collections.
+type CreateCollectionRequest struct {
+	Name      string `json:"name"`
+	Dimension int    `json:"dimension"`
+	Metric    Metric `json:"metric"`
+}
+
+// Collection describes a collection and its current state.
+type Collection struct {
+	Name      string `json:"name"`
+	Dimension int    `json:"dimension"`
+	Metric    Metric `json:"metric"`
+	Tier      Tier   `json:"tier"`
+	Vectors   int    `json:"vectors"`
+	// Snapshot is the id of the snapshot holding the data of a warm or
+	// cold collection ("" while hot and never demoted).
+	Snapshot string `json:"snapshot,omitempty"`
+	// Checksum is the xxh3-64 checksum (16 hex digits) of that snapshot.
+	Checksum string `json:"checksum,omitempty"`
+	// Object is the S3 key of the snapshot while the collection is cold.
+	Object string `json:"object,omitempty"`
+	// LastAccess is the time of the last search or insert.
+	LastAccess time.Time `json:"last_access"`
+}
+
+// Vector is one vector with its caller-given id.
+type Vector struct {
+	ID     string    `json:"id"`
+	Values []float32 `json:"values"`
+}
+
+// InsertRequest is the body of POST /v1/collections/{name}/vectors.
+type InsertRequest struct {
+	Vectors []Vector `json:"vectors"`
+}
+
+// InsertResponse is the answer to an insert.
+type InsertResponse struct {
+	Inserted int `json:"inserted"`
+}
+
+// SearchRequest is the body of POST /v1/collections/{name}/search.
+type SearchRequest struct {
+	Vector []float32 `json:"vector"`
+	K      int       `json:"k"`
+}
+
+// Result is one search hit.
+type Result struct {
+	ID    string  `json:"id"`
+	Score float64 `json:"score"`
+}
+
+// SearchResponse is the answer to a search.
+type SearchResponse struct {
+	Results []Result `json:"results"`
+}
+
+// SetTierRequest is the body of POST /v1/collections/{name}/tier.
+type SetTierRequest struct {
+	Target Tier `json:"target"`
+}
+
+// ErrorBody is the body of every error answer.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail carries the stable code and a human readable message.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Limits of search requests.
+const (
+	// MinK is the smallest accepted k of a search.
+	MinK = 1
+	// MaxK is the largest accepted k of a search.
+	MaxK = 1000
+	// MaxNameLen is the longest accepted collection name.
+	MaxNameLen = 64
+	// MaxIDLen is the longest accepted vector id.
+	MaxIDLen = 256
+)
+
+// ValidateName checks a collection name: 1-64 characters of [a-z0-9_-].
+func ValidateName(name string) error {
+	if name == "" || len(name) > MaxNameLen {
+		return fmt.Errorf("collection name must be 1-%d characters, got %d", MaxNameLen, len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return fmt.Errorf("collection name %q has invalid character %q at %d (allowed: a-z 0-9 _ -)", name, c, i)
+		}
+	}
+	return nil
+}
+
+// ValidateVectorID checks a vector id: 1-256 bytes.
+func ValidateVectorID(id string) error {
+	if id == "" || len(id) > MaxIDLen {
+		return fmt.Errorf("vector id must be 1-%d bytes, got %d", MaxIDLen, len(id))
+	}
+	return nil
+}
+
+// ValidateValues checks that values has dimension dim and only finite numbers.
+func ValidateValues(values []float32, dim int) error {
+	if len(values) != dim {
+		return fmt.Errorf("vector has dimension %d, collection has %d", len(values), dim)
+	}
+	for i, v := range values {
+		f := float64(v)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("value %d is not a finite number", i)
+		}
+	}
+	return nil
+}
+
+// ValidateK checks the k of a search.
+func ValidateK(k int) error {
+	if k < MinK || k > MaxK {
+		return fmt.Errorf("k must be in %d..%d, got %d", MinK, MaxK, k)
+	}
+	return nil
+}

@@ -1,0 +1,176 @@
+// Package client is a Go client for tierd's REST API.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/tierchaos/tierchaos/system/api"
+)
+
+// Error is an error answer of the server.
+type Error struct {
+	// StatusCode is the HTTP status.
+	StatusCode int
+	// Code is the stable error code (api.Code*), "" if the body had none.
+	Code string
+	// Message is the server's explanation.
+	Message string
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("tierd: HTTP %d: %s", e.StatusCode, e.Message)
+	}
+	return fmt.Sprintf("tierd: HTTP %d %s: %s", e.StatusCode, e.Code, e.Message)
+}
+
+// CodeOf returns the code of the *Error in err's chain, or "".
+func CodeOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// Option customises a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client (default http.DefaultClient).
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) { c.hc = hc }
+}
+
+// Client talks to one tierd.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// New returns a client for the tierd at baseURL (e.g. "http://127.0.0.1:8080").
+func New(baseURL string, opts ...Option) *Client {
+	c := &Client{base: strings.TrimRight(baseURL, "/"), hc: http.DefaultClient}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// BaseURL returns the server address the client talks to.
+func (c *Client) BaseURL() string { return c.base }
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("tierd %s %s: encode request: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("tierd %s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("tierd %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("tierd %s %s: read response: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var eb api.ErrorBody
+		if jerr := json.Unmarshal(data, &eb); jerr != nil || eb.Error.Code == "" {
+			return &Error{StatusCode: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+		}
+		return &Error{StatusCode: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("tierd %s %s: decode response: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func collPath(name string, rest ...string) string {
+	p := "/v1/collections/" + url.PathEscape(name)
+	for _, r := range rest {
+		p += "/" + r
+	}
+	return p
+}
+
+// CreateCollection creates a collection.
+func (c *Client) CreateCollection(ctx context.Context, req api.CreateCollectionRequest) (api.Collection, error) {
+	var out api.Collection
+	err := c.do(ctx, http.MethodPost, "/v1/collections", req, &out)
+	return out, err
+}
+
+// ListCollections lists all collections.
+func (c *Client) ListCollections(ctx context.Context) ([]api.Collection, error) {
+	var out struct {
+		Collections []api.Collection `json:"collections"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/collections", nil, &out)
+	return out.Collections, err
+}
+
+// GetCollection returns a collection's state.
+func (c *Client) GetCollection(ctx context.Context, name string) (api.Collection, error) {
+	var out api.Collection
+	err := c.do(ctx, http.MethodGet, collPath(name), nil, &out)
+	return out, err
+}
+
+// DeleteCollection deletes a collection and its objects.
+func (c *Client) DeleteCollection(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, collPath(name), nil, nil)
+}
+
+// Insert adds or replaces vectors and returns how many were inserted.
+func (c *Client) Insert(ctx context.Context, name string, vectors []api.Vector) (int, error) {
+	var out api.InsertResponse
+	err := c.do(ctx, http.MethodPost, collPath(name, "vectors"), api.InsertRequest{Vectors: vectors}, &out)
+	return out.Inserted, err
+}
+
+// Search returns the exact top-k of vector, best first.
+func (c *Client) Search(ctx context.Context, name string, vector []float32, k int) ([]api.Result, error) {
+	var out api.SearchResponse
+	err := c.do(ctx, http.MethodPost, collPath(name, "search"), api.SearchRequest{Vector: vector, K: k}, &out)
+	return out.Results, err
+}
+
+// SetTier moves a collection to target and returns its new state.
+func (c *Client) SetTier(ctx context.Context, name string, target api.Tier) (api.Collection, error) {
+	var out api.Collection
+	err := c.do(ctx, http.MethodPost, collPath(name, "tier"), api.SetTierRequest{Target: target}, &out)
+	return out, err
+}
+
+// Healthz checks liveness.
+func (c *Client) Healthz(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/healthz", nil, nil)
+}
+
+// Readyz checks readiness.
+func (c *Client) Readyz(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/readyz", nil, nil)
+}

@@ -1,0 +1,354 @@
+// Package server is tierd's HTTP layer: the versioned REST API, health
+// endpoints, and the debug handler with pprof and Prometheus metrics. It
+// wires the configuration to the store and the object store.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/cold"
+	"github.com/tierchaos/tierchaos/system/config"
+	"github.com/tierchaos/tierchaos/system/store"
+	"github.com/tierchaos/tierchaos/uploader"
+)
+
+// Option customises New.
+type Option func(*options)
+
+type options struct {
+	objects uploader.ObjectStore
+}
+
+// WithObjectStore makes the server use objs for the cold tier instead of
+// building a MinIO store from the configuration (tests, in-process runs).
+func WithObjectStore(objs uploader.ObjectStore) Option {
+	return func(o *options) { o.objects = objs }
+}
+
+// Server is a running tierd instance without its listeners.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	store   *store.Store
+	reg     *prometheus.Registry
+	metrics *httpMetrics
+	ready   atomic.Bool
+	closer  io.Closer
+	bg      sync.WaitGroup
+	stop    context.CancelFunc
+}
+
+// bucketEnsurer is implemented by object stores that can create their bucket.
+type bucketEnsurer interface {
+	EnsureBucket(ctx context.Context) error
+}
+
+// New validates cfg, connects the object store (ensuring the bucket with
+// retries for at most cfg.S3.StartupTimeout, then in the background), and
+// returns a ready server.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	bgctx, stop := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry(), stop: stop}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = newHTTPMetrics(s.reg)
+
+	objs := o.objects
+	if objs == nil && cfg.S3.Endpoint != "" {
+		ms, err := uploader.NewMinIOStore(uploader.MinIOConfig{
+			Endpoint: cfg.S3.Endpoint, AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey,
+			Bucket: cfg.S3.Bucket, UseSSL: cfg.S3.UseSSL,
+		})
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("object store: %w", err)
+		}
+		objs, s.closer = ms, ms
+	}
+	var cs *cold.Store
+	if objs != nil {
+		cs = cold.New(objs, cold.Options{
+			Prefix: cfg.S3.Prefix, OpTimeout: cfg.S3.OpTimeout.D(), MaxRetries: cfg.S3.MaxRetries,
+			PartSize: cfg.S3.PartSize, Concurrency: cfg.S3.Concurrency, VerifyReadback: cfg.S3.VerifyReadback,
+		}, log)
+		if be, ok := objs.(bucketEnsurer); ok {
+			if err := s.ensureBucket(ctx, be, cfg.S3.StartupTimeout.D()); err != nil {
+				log.Warn("bucket not ensured at start; retrying in the background", "bucket", cfg.S3.Bucket, "err", err)
+				s.bg.Add(1)
+				go func() {
+					defer s.bg.Done()
+					_ = s.ensureBucket(bgctx, be, 0)
+				}()
+			}
+		}
+	}
+	s.store = store.New(store.Options{Limits: cfg.Limits, Cold: cs}, log)
+	s.ready.Store(true)
+	return s, nil
+}
+
+// ensureBucket retries EnsureBucket with capped exponential backoff for at
+// most limit (0: until ctx ends).
+func (s *Server) ensureBucket(ctx context.Context, be bucketEnsurer, limit time.Duration) error {
+	if limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.S3.OpTimeout.D())
+		err := be.EnsureBucket(actx)
+		cancel()
+		if err == nil {
+			s.log.Info("bucket ready", "bucket", s.cfg.S3.Bucket, "attempts", attempt)
+			return nil
+		}
+		s.log.Debug("ensure bucket failed", "attempt", attempt, "err", err)
+		wait := backoff/2 + rand.N(backoff/2+1)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("ensure bucket %q after %d attempts: %w", s.cfg.S3.Bucket, attempt, err)
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// Store returns the collection store (for in-process tests).
+func (s *Server) Store() *store.Store { return s.store }
+
+// Close stops background work and releases the object store.
+func (s *Server) Close(ctx context.Context) error {
+	s.ready.Store(false)
+	s.stop()
+	done := make(chan struct{})
+	go func() { s.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("close: %w", ctx.Err())
+	}
+	if s.closer != nil {
+		return s.closer.Close()
+	}
+	return nil
+}
+
+// Handler returns the REST API handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeStorageUnavailable, Message: "not ready"}})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.HandleFunc("POST /v1/collections", s.handleCreate)
+	mux.HandleFunc("GET /v1/collections", s.handleList)
+	mux.HandleFunc("GET /v1/collections/{name}", s.handleGet)
+	mux.HandleFunc("DELETE /v1/collections/{name}", s.handleDelete)
+	mux.HandleFunc("POST /v1/collections/{name}/vectors", s.handleInsert)
+	mux.HandleFunc("POST /v1/collections/{name}/search", s.handleSearch)
+	mux.HandleFunc("POST /v1/collections/{name}/tier", s.handleTier)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, s.log, api.Errorf(api.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
+	})
+	return s.instrument(s.recoverPanics(mux))
+}
+
+// DebugHandler returns pprof under /debug/pprof/ and Prometheus metrics at /metrics.
+func (s *Server) DebugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	return mux
+}
+
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v)
+				writeError(w, s.log, api.Errorf(api.CodeInternal, "internal error"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
+	code := api.CodeOf(err)
+	status := api.HTTPStatus(code)
+	if status >= 500 {
+		log.Warn("request failed", "code", code, "err", err)
+	}
+	writeJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: api.MessageOf(err)}})
+}
+
+// decode reads a JSON body of at most the configured size into v. Unknown
+// fields and trailing data are rejected.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxBodyBytes)
+	return DecodeJSON(body, v)
+}
+
+// DecodeJSON decodes exactly one JSON value from r into v, mapping every
+// failure to an *api.Error (invalid_argument or payload_too_large).
+func DecodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return decodeError(err)
+		}
+		return api.Errorf(api.CodeInvalidArgument, "malformed JSON: trailing data after the body")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var mbe *http.MaxBytesError
+	var ute *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &mbe):
+		return api.Errorf(api.CodePayloadTooLarge, "request body exceeds %d bytes", mbe.Limit)
+	case errors.As(err, &ute):
+		return api.Errorf(api.CodeInvalidArgument, "malformed JSON: field %q: cannot use %s as %s", ute.Field, ute.Value, ute.Type)
+	case errors.As(err, &se):
+		return api.Errorf(api.CodeInvalidArgument, "malformed JSON at byte %d: %s", se.Offset, se.Error())
+	case errors.Is(err, io.EOF):
+		return api.Errorf(api.CodeInvalidArgument, "malformed JSON: empty body")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return api.Errorf(api.CodeInvalidArgument, "malformed JSON: unexpected end of body")
+	default:
+		msg := err.Error()
+		if strings.HasPrefix(msg, "json: ") {
+			msg = strings.TrimPrefix(msg, "json: ")
+		}
+		return api.Errorf(api.CodeInvalidArgument, "malformed JSON: %s", msg)
+	}
+}
+
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
+	var req api.CreateCollectionRequest
+	if err := s.decode(w, r, &req); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	c, err := s.store.Create(r.Context(), req)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, c)
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string][]api.Collection{"collections": s.store.List(r.Context())})
+}
+
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
+	c, err := s.store.Get(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
+	if err := s.store.Delete(r.Context(), r.PathValue("name")); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleInsert(w http.ResponseWriter, r *http.Request) {
+	var req api.InsertRequest
+	if err := s.decode(w, r, &req); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	n, err := s.store.Insert(r.Context(), r.PathValue("name"), req.Vectors)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.InsertResponse{Inserted: n})
+}
+
+func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
+	var req api.SearchRequest
+	if err := s.decode(w, r, &req); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	res, err := s.store.Search(r.Context(), r.PathValue("name"), req.Vector, req.K)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.SearchResponse{Results: res})
+}
+
+func (s *Server) handleTier(w http.ResponseWriter, r *http.Request) {
+	var req api.SetTierRequest
+	if err := s.decode(w, r, &req); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	c, err := s.store.SetTier(r.Context(), r.PathValue("name"), req.Target)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
