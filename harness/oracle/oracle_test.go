@@ -126,7 +126,7 @@ func TestCompare(t *testing.T) {
 		code string // "" = valid
 	}{
 		{"exact", 3, []api.Result{r("a", 5), r("b", 4), r("c", 4)}, ""},
-		{"score within tolerance", 1, []api.Result{r("a", 5 * (1 + 1e-12))}, ""},
+		{"score within tolerance", 1, []api.Result{r("a", 5*(1+1e-12))}, ""},
 		{"whole collection", 9, []api.Result{r("a", 5), r("b", 4), r("c", 4), r("d", 1), r("e", 1)}, ""},
 		{"too short", 3, []api.Result{r("a", 5), r("b", 4)}, CodeLength},
 		{"unknown id", 2, []api.Result{r("a", 5), r("z", 4)}, CodeUnknownID},
