@@ -51,9 +51,6 @@ const (
 	CodeInvalidConfig Code = "invalid_config"
 	// CodeClosed: the uploader was closed.
 	CodeClosed Code = "closed"
-	// CodeRetryBudgetExhausted: a retryable error was not retried because the
-	// call's retry budget (or the per-request retry limit) was used up.
-	CodeRetryBudgetExhausted Code = "retry_budget_exhausted"
 	// CodeUnknown: an error this package cannot classify; treated as permanent.
 	CodeUnknown Code = "unknown"
 )

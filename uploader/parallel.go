@@ -1,0 +1,420 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+)
+
+// Item is one object to upload. Body is read with ReadAt, so a failed
+// attempt can be repeated and parts can be read in parallel; an *os.File
+// or a *bytes.Reader will do.
+type Item struct {
+	Key  string
+	Body io.ReaderAt
+	Size int64
+	Opts PutOptions
+}
+
+// BytesItem returns an Item over data.
+func BytesItem(key string, data []byte) Item {
+	return Item{Key: key, Body: bytes.NewReader(data), Size: int64(len(data))}
+}
+
+// Result is the outcome of one Item.
+type Result struct {
+	Key  string
+	Info ObjectInfo
+	// Attempts counts the requests made for the item, retries included
+	// (a multipart upload counts initiate, every part attempt and complete).
+	Attempts int
+	// Multipart reports whether the item went up as a multipart upload.
+	Multipart bool
+	Err       error
+}
+
+// Sleeper waits d or until ctx is done, returning ctx's error in that case.
+type Sleeper func(ctx context.Context, d time.Duration) error
+
+// Jitter draws a wait from [0, ceiling].
+type Jitter func(ceiling time.Duration) time.Duration
+
+// Option configures a ParallelUploader or BatchUploader.
+type Option func(*options)
+
+type options struct {
+	sleep  Sleeper
+	jitter Jitter
+	logger *slog.Logger
+	now    func() time.Time
+	tick   time.Duration
+}
+
+// WithSleeper replaces the backoff wait (tests use it to record the
+// schedule instead of waiting).
+func WithSleeper(s Sleeper) Option { return func(o *options) { o.sleep = s } }
+
+// WithJitter replaces the full-jitter draw.
+func WithJitter(j Jitter) Option { return func(o *options) { o.jitter = j } }
+
+// WithLogger sets the logger for retries and aborts (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithNow sets the BatchUploader's clock, used to age batches.
+func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// withTick sets how often the BatchUploader's background flusher checks ages.
+func withTick(d time.Duration) Option { return func(o *options) { o.tick = d } }
+
+func buildOptions(opts []Option) options {
+	o := options{
+		sleep:  sleepCtx,
+		jitter: func(c time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(c) + 1)) },
+		logger: slog.Default(),
+		now:    time.Now,
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// ErrRetryBudgetExhausted matches an AttemptsError that stopped because the
+// call's retry budget was used up (not the per-request retry limit).
+var ErrRetryBudgetExhausted = errors.New("uploader: retry budget exhausted")
+
+// AttemptsError is returned when a request still failed after retrying.
+// It unwraps to the last attempt's error, so Classify and errors.Is see it.
+type AttemptsError struct {
+	Op       string
+	Key      string
+	Attempts int
+	// BudgetExhausted is true when the call's retry budget, rather than
+	// MaxRetries, stopped the retries.
+	BudgetExhausted bool
+	Err             error
+}
+
+// Error implements error.
+func (e *AttemptsError) Error() string {
+	why := "retries exhausted"
+	if e.BudgetExhausted {
+		why = "retry budget exhausted"
+	}
+	return fmt.Sprintf("%s %q failed after %d attempts (%s): %v", e.Op, e.Key, e.Attempts, why, e.Err)
+}
+
+// Unwrap returns the last attempt's error.
+func (e *AttemptsError) Unwrap() error { return e.Err }
+
+// Is matches ErrRetryBudgetExhausted when the budget stopped the retries.
+func (e *AttemptsError) Is(target error) bool {
+	return target == ErrRetryBudgetExhausted && e.BudgetExhausted
+}
+
+// ParallelUploader uploads items with bounded concurrency, retrying only
+// retryable errors with capped exponential backoff and full jitter,
+// honouring Retry-After, within a per-call retry budget. Objects larger
+// than PartSize go up as multipart uploads with parallel parts; a failed or
+// cancelled multipart upload is aborted so that no incomplete upload stays
+// behind. It is safe for concurrent use.
+type ParallelUploader struct {
+	store ObjectStore
+	cfg   ParallelConfig
+	opts  options
+	// slots bounds the requests in flight over all calls.
+	slots *semaphore.Weighted
+}
+
+// NewParallelUploader validates cfg and returns an uploader on store.
+func NewParallelUploader(store ObjectStore, cfg ParallelConfig, opts ...Option) (*ParallelUploader, error) {
+	if store == nil {
+		return nil, invalidArg("NewParallelUploader", "", "store is nil")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !cfg.Enabled {
+		cfg.Concurrency = 1
+	}
+	return &ParallelUploader{store: store, cfg: cfg, opts: buildOptions(opts), slots: semaphore.NewWeighted(int64(cfg.Concurrency))}, nil
+}
+
+// Config returns the effective configuration (Concurrency is 1 when
+// parallel uploads are disabled).
+func (u *ParallelUploader) Config() ParallelConfig { return u.cfg }
+
+// Store returns the store the uploader writes to.
+func (u *ParallelUploader) Store() ObjectStore { return u.store }
+
+// Upload uploads one item (its parts in parallel if it is large).
+func (u *ParallelUploader) Upload(ctx context.Context, item Item) Result {
+	return u.UploadAll(ctx, []Item{item})[0]
+}
+
+// UploadAll uploads items and returns one Result per item, in input
+// order. It returns when every item finished. When ctx is cancelled, no new
+// item or request starts, in-flight multipart uploads are aborted, and the
+// unfinished items' results carry a CodeCanceled error.
+func (u *ParallelUploader) UploadAll(ctx context.Context, items []Item) []Result {
+	results := make([]Result, len(items))
+	budget := &retryBudget{ratio: u.cfg.RetryBudgetRatio, min: int64(u.cfg.RetryBudgetMin)}
+	var g errgroup.Group
+	g.SetLimit(u.cfg.Concurrency)
+	for i := range items {
+		results[i].Key = items[i].Key
+		if err := ctx.Err(); err != nil {
+			results[i].Err = canceled("Upload", items[i].Key, err)
+			continue
+		}
+		g.Go(func() error {
+			results[i] = u.uploadItem(ctx, budget, items[i])
+			return nil
+		})
+	}
+	_ = g.Wait() // the goroutines never return errors; results carry them
+	return results
+}
+
+func (u *ParallelUploader) uploadItem(ctx context.Context, budget *retryBudget, it Item) Result {
+	res := Result{Key: it.Key}
+	if err := checkItem(it); err != nil {
+		res.Err = err
+		return res
+	}
+	if it.Size > u.cfg.PartSize {
+		res.Multipart = true
+		res.Info, res.Attempts, res.Err = u.uploadMultipart(ctx, budget, it)
+		return res
+	}
+	budget.request()
+	res.Attempts, res.Err = u.retry(ctx, budget, string(OpPutObject), it.Key, func(ctx context.Context) error {
+		info, err := u.store.PutObject(ctx, it.Key, io.NewSectionReader(it.Body, 0, it.Size), it.Size, it.Opts)
+		res.Info = info
+		return err
+	})
+	return res
+}
+
+func checkItem(it Item) error {
+	if err := checkKeySize("Upload", it.Key, it.Size); err != nil {
+		return err
+	}
+	if it.Body == nil && it.Size > 0 {
+		return invalidArg("Upload", it.Key, "body is nil but size is %d", it.Size)
+	}
+	return nil
+}
+
+func canceled(op, key string, err error) error {
+	return &StoreError{Op: op, Key: key, Code: CodeCanceled, Err: err}
+}
+
+// retry runs fn, one request slot per attempt, until it succeeds, fails
+// permanently, MaxRetries or the budget is used up, or ctx ends. It returns
+// the number of attempts made.
+func (u *ParallelUploader) retry(ctx context.Context, budget *retryBudget, op, key string, fn func(context.Context) error) (int, error) {
+	for attempt := 0; ; attempt++ {
+		if err := u.slots.Acquire(ctx, 1); err != nil {
+			return attempt, canceled(op, key, err)
+		}
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if u.cfg.AttemptTimeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, u.cfg.AttemptTimeout)
+		}
+		err := fn(actx)
+		cancel()
+		u.slots.Release(1)
+		if err == nil {
+			return attempt + 1, nil
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return attempt + 1, canceled(op, key, errors.Join(cerr, err))
+		}
+		c := Classify(err)
+		if !c.Retryable {
+			return attempt + 1, err
+		}
+		if attempt >= u.cfg.MaxRetries {
+			return attempt + 1, &AttemptsError{Op: op, Key: key, Attempts: attempt + 1, Err: err}
+		}
+		if !budget.allow() {
+			return attempt + 1, &AttemptsError{Op: op, Key: key, Attempts: attempt + 1, BudgetExhausted: true, Err: err}
+		}
+		wait := u.backoff(attempt, c.RetryAfter)
+		u.opts.logger.DebugContext(ctx, "uploader: retrying", "op", op, "key", key, "attempt", attempt+1,
+			"code", string(c.Code), "wait", wait, "err", err)
+		if serr := u.opts.sleep(ctx, wait); serr != nil {
+			return attempt + 1, canceled(op, key, errors.Join(serr, err))
+		}
+	}
+}
+
+// backoff returns the wait before retry number attempt+1: full jitter over
+// min(cap, base*2^attempt), but at least the server's Retry-After (capped
+// at MaxRetryAfter).
+func (u *ParallelUploader) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	ceiling := u.cfg.BackoffCap
+	if attempt < 62 {
+		if c := u.cfg.BackoffBase << attempt; c > 0 && c < ceiling {
+			ceiling = c
+		}
+	}
+	wait := u.opts.jitter(ceiling)
+	if ra := min(retryAfter, u.cfg.MaxRetryAfter); ra > wait {
+		wait = ra
+	}
+	return wait
+}
+
+// retryBudget allows min + ratio x requests retries per call.
+type retryBudget struct {
+	ratio    float64
+	min      int64
+	requests atomic.Int64
+	retries  atomic.Int64
+}
+
+func (b *retryBudget) request() { b.requests.Add(1) }
+
+func (b *retryBudget) allow() bool {
+	for {
+		r := b.retries.Load()
+		limit := b.min + int64(b.ratio*float64(b.requests.Load()))
+		if r >= limit {
+			return false
+		}
+		if b.retries.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
+}
+
+// uploadMultipart uploads a large item as parallel parts. On any failure
+// or cancellation the upload is aborted (with a fresh, bounded context).
+func (u *ParallelUploader) uploadMultipart(ctx context.Context, budget *retryBudget, it Item) (ObjectInfo, int, error) {
+	var attempts atomic.Int64
+	count := func(n int) { attempts.Add(int64(n)) }
+
+	var uploadID string
+	budget.request()
+	n, err := u.retry(ctx, budget, string(OpInitiateMultipart), it.Key, func(ctx context.Context) error {
+		id, err := u.store.InitiateMultipart(ctx, it.Key, it.Opts)
+		uploadID = id
+		return err
+	})
+	count(n)
+	if err != nil {
+		return ObjectInfo{}, int(attempts.Load()), err
+	}
+
+	nparts := int((it.Size + u.cfg.PartSize - 1) / u.cfg.PartSize)
+	parts := make([]Part, nparts)
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range nparts {
+		off := int64(i) * u.cfg.PartSize
+		size := min(u.cfg.PartSize, it.Size-off)
+		g.Go(func() error {
+			budget.request()
+			n, err := u.retry(gctx, budget, string(OpUploadPart), it.Key, func(ctx context.Context) error {
+				p, err := u.store.UploadPart(ctx, it.Key, uploadID, i+1, io.NewSectionReader(it.Body, off, size), size)
+				parts[i] = p
+				return err
+			})
+			count(n)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			err = canceled(string(OpUploadPart), it.Key, errors.Join(ctx.Err(), err))
+		}
+		return ObjectInfo{}, int(attempts.Load()), u.abort(ctx, it.Key, uploadID, err)
+	}
+
+	var info ObjectInfo
+	budget.request()
+	tries := 0
+	n, err = u.retry(ctx, budget, string(OpCompleteMultipart), it.Key, func(ctx context.Context) error {
+		tries++
+		var err error
+		info, err = u.store.CompleteMultipart(ctx, it.Key, uploadID, parts)
+		if err != nil && tries > 1 && errors.Is(err, ErrNotFound) {
+			// An earlier attempt may have completed the upload and lost
+			// only its response: then the object has the multipart ETag.
+			if st, serr := u.store.StatObject(ctx, it.Key); serr == nil && st.ETag == multipartETag(parts) {
+				info = st
+				return nil
+			}
+		}
+		return err
+	})
+	count(n)
+	if err != nil {
+		return ObjectInfo{}, int(attempts.Load()), u.abort(ctx, it.Key, uploadID, err)
+	}
+	return info, int(attempts.Load()), nil
+}
+
+// multipartETag is S3's ETag of a completed multipart object: the MD5 of
+// the concatenated binary part MD5s, a dash, the part count.
+func multipartETag(parts []Part) string {
+	var buf []byte
+	for _, p := range parts {
+		sum, err := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		if err != nil || len(sum) != md5.Size {
+			return ""
+		}
+		buf = append(buf, sum...)
+	}
+	sum := md5.Sum(buf)
+	return fmt.Sprintf("%s-%d", hex.EncodeToString(sum[:]), len(parts))
+}
+
+// abort aborts an upload after cause made it fail, retrying retryable
+// errors a few times under AbortTimeout even if ctx is done. A NotFound
+// answer means there is nothing left to abort. It returns cause, joined
+// with the abort's error if the abort failed.
+func (u *ParallelUploader) abort(ctx context.Context, key, uploadID string, cause error) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), u.cfg.AbortTimeout)
+	defer cancel()
+	var err error
+	for attempt := 0; attempt <= u.cfg.MaxRetries+2; attempt++ {
+		err = u.store.AbortMultipart(actx, key, uploadID)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			return cause
+		}
+		if !IsRetryable(err) || actx.Err() != nil {
+			break
+		}
+		if u.opts.sleep(actx, u.backoff(attempt, Classify(err).RetryAfter)) != nil {
+			break
+		}
+	}
+	u.opts.logger.WarnContext(ctx, "uploader: abort of multipart upload failed; it stays incomplete",
+		"key", key, "upload_id", uploadID, "err", err)
+	return errors.Join(cause, fmt.Errorf("abort of upload %s also failed: %w", uploadID, err))
+}
+
+// Errors returns the non-nil errors of results, in order.
+func Errors(results []Result) []error {
+	var out []error
+	for _, r := range results {
+		if r.Err != nil {
+			out = append(out, r.Err)
+		}
+	}
+	return out
+}
