@@ -142,7 +142,8 @@ func step(s tierSet, in tierInput, out tierOutput, autoDemote bool) tierSet {
 }
 
 // tierModel returns the porcupine model, partitioned per collection.
-func tierModel(autoDemote bool) porcupine.Model {
+// Operation metadata is the history index; ops describes it.
+func tierModel(autoDemote bool, ops []history.Op) porcupine.Model {
 	return porcupine.Model{
 		Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
 			byColl := map[string][]porcupine.Operation{}
@@ -183,10 +184,11 @@ func tierModel(autoDemote bool) porcupine.Model {
 		},
 		DescribeState: func(state any) string { return state.(tierSet).String() },
 		DescribeOperationMetadata: func(info any) string {
-			if info == nil {
-				return ""
+			idx, ok := info.(int)
+			if !ok || idx < 0 || idx >= len(ops) {
+				return fmt.Sprint(info)
 			}
-			return fmt.Sprint(info)
+			return ops[idx].String()
 		},
 	}
 }
@@ -211,7 +213,7 @@ func tierOps(ops []history.Op) []porcupine.Operation {
 			Call:     op.Call,
 			Output:   tierOutput{outcome: op.Outcome, code: op.Code, tier: op.Tier},
 			Return:   effectiveReturn(op),
-			Metadata: fmt.Sprintf("op %d: %s", op.Index, op.String()),
+			Metadata: op.Index,
 		})
 	}
 	return out
@@ -228,7 +230,7 @@ func (c *Checker) Tiers() error {
 }
 
 func (c *Checker) tiers() ([]Violation, error) {
-	model := tierModel(c.cfg.AutoDemote)
+	model := tierModel(c.cfg.AutoDemote, c.ops)
 	pops := tierOps(c.ops)
 	res := porcupine.CheckOperationsTimeout(model, pops, c.cfg.TierTimeout)
 	switch res {
@@ -245,12 +247,56 @@ func (c *Checker) tiers() ([]Violation, error) {
 		if porcupine.CheckOperationsTimeout(model, part, c.cfg.TierTimeout) == porcupine.Ok {
 			continue
 		}
-		name := part[0].Input.(tierInput).collection
-		out = append(out, Violation{Checker: TiersName, Collection: name,
-			Message: fmt.Sprintf("tier history of %d operations is not linearizable (model: %s); "+
-				"the timeline shows the longest linearizable prefix", len(part), tierModelSummary)})
+		out = append(out, c.explainTiers(model, part))
 	}
 	return out, nil
+}
+
+// explainTiers describes why one collection's tier history is not
+// linearizable: the longest linearizable prefix porcupine found, the state
+// it reaches, and the operations none of which can come next.
+func (c *Checker) explainTiers(model porcupine.Model, part []porcupine.Operation) Violation {
+	name := part[0].Input.(tierInput).collection
+	v := Violation{Checker: TiersName, Collection: name}
+	_, info := porcupine.CheckOperationsVerbose(model, part, c.cfg.TierTimeout)
+	var longest []porcupine.Operation
+	for _, p := range info.PartialLinearizationsOperations() {
+		for _, lin := range p {
+			if len(lin) > len(longest) {
+				longest = lin
+			}
+		}
+	}
+	state := model.Init()
+	done := map[int]bool{}
+	for _, op := range longest {
+		_, state = model.Step(state, op.Input, op.Output)
+		done[op.Metadata.(int)] = true
+	}
+	// The operations that could be linearized next: not yet linearized and
+	// called before the earliest return among the rest.
+	minRet := int64(never)
+	for _, op := range part {
+		if !done[op.Metadata.(int)] {
+			minRet = min(minRet, op.Return)
+		}
+	}
+	var next []string
+	for _, op := range part {
+		idx := op.Metadata.(int)
+		if !done[idx] && op.Call <= minRet {
+			v.Ops = append(v.Ops, idx)
+			next = append(next, c.ops[idx].String())
+		}
+	}
+	const maxNext = 6
+	if len(next) > maxNext {
+		next = append(next[:maxNext], fmt.Sprintf("…+%d", len(next)-maxNext))
+	}
+	v.Message = fmt.Sprintf("tier history of %d operations is not linearizable: the longest linearizable prefix has %d "+
+		"operations and ends in state %s, from which none of the possible next operations can take effect: %s (model: %s)",
+		len(part), len(longest), model.DescribeState(state), strings.Join(next, "; "), tierModelSummary)
+	return v
 }
 
 const tierModelSummary = "set_tier ok sets the target, failed ones change nothing, unknown ones may apply; " +
@@ -259,7 +305,7 @@ const tierModelSummary = "set_tier ok sets the target, failed ones change nothin
 // visualize writes porcupine's HTML timeline of the tier model over the
 // whole history, with every violation annotated.
 func (c *Checker) visualize(path string, vs []Violation) error {
-	model := tierModel(c.cfg.AutoDemote)
+	model := tierModel(c.cfg.AutoDemote, c.ops)
 	pops := tierOps(c.ops)
 	_, info := porcupine.CheckOperationsVerbose(model, pops, c.cfg.TierTimeout)
 	var anns []porcupine.Annotation
@@ -275,7 +321,7 @@ func (c *Checker) visualize(path string, vs []Violation) error {
 				BackgroundColor: "#f7c6c6",
 			})
 		}
-		if len(v.Ops) == 0 && v.Checker != TiersName && len(c.ops) > 0 {
+		if len(v.Ops) == 0 && len(c.ops) > 0 {
 			last := c.ops[len(c.ops)-1]
 			anns = append(anns, porcupine.Annotation{Tag: "violations", Start: last.Return,
 				Description: v.Checker, Details: v.String(), BackgroundColor: "#f7c6c6"})
