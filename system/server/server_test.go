@@ -160,7 +160,7 @@ func randomVectors(r *rand.Rand, n, dim int) []api.Vector {
 		for d := range v {
 			v[d] = float32(r.IntN(7)) - 3
 		}
-		out[i] = api.Vector{ID: "v" + strconv.Itoa(10000+i)[1:], Values: v}
+		out[i] = api.Vector{ID: "v" + strconv.Itoa(10000 + i)[1:], Values: v}
 	}
 	return out
 }

@@ -1,0 +1,478 @@
+// Package wal is tierd's write-ahead log: records with a CRC-32C each,
+// appended by many goroutines and made durable together (group commit:
+// one write and one fsync per batch), in size-bounded segment files.
+// Opening a log replays it and truncates a torn tail.
+//
+// Record layout: u32 little-endian body length, u32 CRC-32C (Castagnoli)
+// of the body, body = u64 LSN + payload. Segment files are named
+// wal-<first LSN, 20 digits>.log.
+package wal
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("wal closed")
+
+// ErrCorrupt marks a bad record before the last segment's tail.
+var ErrCorrupt = errors.New("wal corrupt")
+
+// MaxRecord is the largest accepted payload.
+const MaxRecord = 256 << 20
+
+const headerLen = 8
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Options configures a WAL.
+type Options struct {
+	// SegmentBytes: a segment larger than this is closed and a new one started.
+	SegmentBytes int64
+	// GroupCommitWindow: the writer waits this long after the first record
+	// of a batch for more records (0: none).
+	GroupCommitWindow time.Duration
+	// OnSync, if set, is called after every fsync with its duration and
+	// the number of records it made durable.
+	OnSync func(d time.Duration, records int)
+}
+
+// ReplayStats describes what Open found.
+type ReplayStats struct {
+	Segments  int
+	Records   int
+	LastLSN   uint64
+	Truncated int64 // bytes cut from a torn tail
+}
+
+type segment struct {
+	first uint64
+	path  string
+}
+
+type batch struct {
+	buf     []byte
+	records int
+	lastLSN uint64
+	done    chan struct{}
+	err     error
+}
+
+// WAL is an open write-ahead log.
+type WAL struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	cur      *batch // records waiting to be written
+	nextLSN  uint64
+	closed   bool
+	segments []segment // all segments, oldest first; the last is being written
+	file     *os.File
+	fileSize int64
+	bytes    int64 // total bytes of all segments
+	durable  uint64
+	failed   error // a write or sync error: the log refuses further appends
+
+	writerDone chan struct{}
+}
+
+// Open opens (creating) the log in dir, calls replay for every intact
+// record in LSN order, truncates a torn tail, and starts a new segment for
+// appends. A replay error aborts Open.
+func Open(dir string, opts Options, log *slog.Logger, replay func(lsn uint64, payload []byte) error) (*WAL, ReplayStats, error) {
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = 64 << 20
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, ReplayStats{}, fmt.Errorf("wal: %w", err)
+	}
+	segs, err := listSegments(dir)
+	if err != nil {
+		return nil, ReplayStats{}, err
+	}
+	var st ReplayStats
+	w := &WAL{dir: dir, opts: opts, log: log, writerDone: make(chan struct{})}
+	w.cond = sync.NewCond(&w.mu)
+	for i, s := range segs {
+		last := i == len(segs)-1
+		size, cut, err := replaySegment(s.path, last, &st, replay)
+		if err != nil {
+			return nil, st, err
+		}
+		if cut > 0 {
+			log.Warn("wal: truncated torn tail", "segment", s.path, "bytes", cut, "kept", size)
+			st.Truncated = cut
+		}
+		w.bytes += size
+		st.Segments++
+	}
+	w.segments = segs
+	w.nextLSN = st.LastLSN + 1
+	w.durable = st.LastLSN
+	if err := w.rotate(); err != nil {
+		return nil, st, err
+	}
+	go w.writer()
+	return w, st, nil
+}
+
+func segName(first uint64) string { return fmt.Sprintf("wal-%020d.log", first) }
+
+func listSegments(dir string) ([]segment, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	var segs []segment
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, "wal-") || !strings.HasSuffix(n, ".log") {
+			continue
+		}
+		first, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(n, "wal-"), ".log"), 10, 64)
+		if err != nil {
+			continue
+		}
+		segs = append(segs, segment{first: first, path: filepath.Join(dir, n)})
+	}
+	slices.SortFunc(segs, func(a, b segment) int {
+		switch {
+		case a.first < b.first:
+			return -1
+		case a.first > b.first:
+			return 1
+		}
+		return 0
+	})
+	return segs, nil
+}
+
+// replaySegment replays one file and returns its intact size and the bytes
+// cut from its tail (only allowed for the last segment).
+func replaySegment(path string, last bool, st *ReplayStats, replay func(uint64, []byte) error) (int64, int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, 0, fmt.Errorf("wal: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return 0, 0, fmt.Errorf("wal: %w", err)
+	}
+	total := info.Size()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var off int64
+	var hdr [headerLen]byte
+	var reason string
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return off, 0, nil
+			}
+			reason = "short header"
+			break
+		}
+		n := binary.LittleEndian.Uint32(hdr[0:4])
+		sum := binary.LittleEndian.Uint32(hdr[4:8])
+		if n < 8 || n > MaxRecord+8 || int64(n) > total-off-headerLen {
+			reason = fmt.Sprintf("bad length %d", n)
+			break
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			reason = "short body"
+			break
+		}
+		if crc32.Checksum(body, castagnoli) != sum {
+			reason = "crc mismatch"
+			break
+		}
+		lsn := binary.LittleEndian.Uint64(body[:8])
+		if lsn <= st.LastLSN {
+			reason = fmt.Sprintf("lsn %d not after %d", lsn, st.LastLSN)
+			break
+		}
+		if err := replay(lsn, body[8:]); err != nil {
+			return off, 0, fmt.Errorf("wal: replay lsn %d from %s: %w", lsn, path, err)
+		}
+		st.LastLSN = lsn
+		st.Records++
+		off += headerLen + int64(n)
+	}
+	if !last {
+		return off, 0, fmt.Errorf("%w: %s at offset %d: %s", ErrCorrupt, path, off, reason)
+	}
+	if err := f.Truncate(off); err != nil {
+		return off, 0, fmt.Errorf("wal: truncate %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return off, 0, fmt.Errorf("wal: sync %s: %w", path, err)
+	}
+	return off, total - off, nil
+}
+
+// rotate closes the current segment and starts one at nextLSN. Caller
+// holds no lock or is the writer (sole user of file).
+func (w *WAL) rotate() error {
+	if w.file != nil {
+		if err := w.file.Close(); err != nil {
+			return fmt.Errorf("wal: close segment: %w", err)
+		}
+		w.file = nil
+	}
+	path := filepath.Join(w.dir, segName(w.nextLSN))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("wal: new segment: %w", err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("wal: %w", err)
+	}
+	if err := syncDir(w.dir); err != nil {
+		f.Close()
+		return err
+	}
+	w.mu.Lock()
+	if n := len(w.segments); n == 0 || w.segments[n-1].path != path {
+		w.segments = append(w.segments, segment{first: w.nextLSN, path: path})
+	}
+	w.mu.Unlock()
+	w.file, w.fileSize = f, info.Size()
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("wal: open dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("wal: sync dir: %w", err)
+	}
+	return nil
+}
+
+// Append adds a record and waits until it is durable (fsynced). It returns
+// the record's LSN. If ctx ends first, the record may still become durable.
+func (w *WAL) Append(ctx context.Context, payload []byte) (uint64, error) {
+	if len(payload) > MaxRecord {
+		return 0, fmt.Errorf("wal: record of %d bytes exceeds %d", len(payload), MaxRecord)
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return 0, ErrClosed
+	}
+	if w.failed != nil {
+		w.mu.Unlock()
+		return 0, w.failed
+	}
+	if w.cur == nil {
+		w.cur = &batch{done: make(chan struct{})}
+	}
+	b := w.cur
+	lsn := w.nextLSN
+	w.nextLSN++
+	var hdr [headerLen + 8]byte
+	binary.LittleEndian.PutUint32(hdr[0:4], uint32(8+len(payload)))
+	binary.LittleEndian.PutUint64(hdr[8:16], lsn)
+	c := crc32.Update(crc32.Checksum(hdr[8:16], castagnoli), castagnoli, payload)
+	binary.LittleEndian.PutUint32(hdr[4:8], c)
+	b.buf = append(b.buf, hdr[:]...)
+	b.buf = append(b.buf, payload...)
+	b.records++
+	b.lastLSN = lsn
+	w.cond.Signal()
+	w.mu.Unlock()
+	select {
+	case <-b.done:
+		if b.err != nil {
+			return 0, b.err
+		}
+		return lsn, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("wal: waiting for fsync of lsn %d: %w", lsn, ctx.Err())
+	}
+}
+
+// LastLSN returns the LSN of the last appended record (durable or not).
+func (w *WAL) LastLSN() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.nextLSN - 1
+}
+
+// DurableLSN returns the LSN up to which every record is fsynced.
+func (w *WAL) DurableLSN() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.durable
+}
+
+// Stats returns the number of segments and their total bytes.
+func (w *WAL) Stats() (segments int, bytes int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.segments), w.bytes
+}
+
+func (w *WAL) writer() {
+	defer close(w.writerDone)
+	for {
+		w.mu.Lock()
+		for w.cur == nil && !w.closed {
+			w.cond.Wait()
+		}
+		if w.cur == nil && w.closed {
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		if w.opts.GroupCommitWindow > 0 {
+			time.Sleep(w.opts.GroupCommitWindow)
+		}
+		w.mu.Lock()
+		b := w.cur
+		w.cur = nil
+		failed := w.failed
+		w.mu.Unlock()
+		if failed != nil {
+			b.err = failed
+			close(b.done)
+			continue
+		}
+		err := w.writeBatch(b)
+		w.mu.Lock()
+		if err != nil {
+			w.failed = err
+			w.log.Error("wal: write failed; refusing further appends", "err", err)
+		} else {
+			w.durable = b.lastLSN
+			w.bytes += int64(len(b.buf))
+		}
+		w.mu.Unlock()
+		b.err = err
+		close(b.done)
+	}
+}
+
+func (w *WAL) writeBatch(b *batch) error {
+	if _, err := w.file.Write(b.buf); err != nil {
+		// Cut the partial write so the segment stays a sequence of whole records.
+		_ = w.file.Truncate(w.fileSize)
+		return fmt.Errorf("wal: write: %w", err)
+	}
+	start := time.Now()
+	if err := w.file.Sync(); err != nil {
+		return fmt.Errorf("wal: fsync: %w", err)
+	}
+	if w.opts.OnSync != nil {
+		w.opts.OnSync(time.Since(start), b.records)
+	}
+	w.fileSize += int64(len(b.buf))
+	if w.fileSize >= w.opts.SegmentBytes {
+		if err := w.rotateTo(b.lastLSN + 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rotateTo closes the full segment and starts the next one, named after
+// the first LSN it will hold. Only the writer goroutine calls it.
+func (w *WAL) rotateTo(first uint64) error {
+	if err := w.file.Close(); err != nil {
+		return fmt.Errorf("wal: close segment: %w", err)
+	}
+	path := filepath.Join(w.dir, segName(first))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("wal: new segment: %w", err)
+	}
+	if err := syncDir(w.dir); err != nil {
+		f.Close()
+		return err
+	}
+	w.mu.Lock()
+	w.segments = append(w.segments, segment{first: first, path: path})
+	w.mu.Unlock()
+	w.file, w.fileSize = f, 0
+	return nil
+}
+
+// DropBefore removes every segment all of whose records have an LSN below
+// lsn (i.e. are no longer needed). The segment being written is kept.
+func (w *WAL) DropBefore(lsn uint64) (int, error) {
+	w.mu.Lock()
+	var drop []segment
+	for i := 0; i+1 < len(w.segments); i++ {
+		if w.segments[i+1].first <= lsn {
+			drop = append(drop, w.segments[i])
+		} else {
+			break
+		}
+	}
+	w.mu.Unlock()
+	var errs []error
+	dropped := 0
+	for _, s := range drop {
+		info, err := os.Stat(s.path)
+		if err == nil {
+			err = os.Remove(s.path)
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+			break
+		}
+		w.mu.Lock()
+		w.segments = w.segments[1:]
+		if info != nil {
+			w.bytes -= info.Size()
+		}
+		w.mu.Unlock()
+		dropped++
+	}
+	if dropped > 0 {
+		if err := syncDir(w.dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return dropped, errors.Join(errs...)
+}
+
+// Close writes and syncs pending records, then closes the log.
+func (w *WAL) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	w.cond.Signal()
+	w.mu.Unlock()
+	<-w.writerDone
+	if w.file != nil {
+		return w.file.Close()
+	}
+	return nil
+}
