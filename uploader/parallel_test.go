@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"fmt"
 	"io"
@@ -61,12 +62,13 @@ func newUploader(t *testing.T, s ObjectStore, cfg ParallelConfig, opts ...Option
 	return u
 }
 
+// payload returns size deterministic pseudo-random bytes for item i.
 func payload(i, size int) []byte {
-	r := rand.New(rand.NewPCG(uint64(i), uint64(size)))
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], uint64(i))
+	binary.LittleEndian.PutUint64(seed[8:], uint64(size))
 	b := make([]byte, size)
-	for j := range b {
-		b[j] = byte(r.Uint32())
-	}
+	_, _ = rand.NewChaCha8(seed).Read(b)
 	return b
 }
 
