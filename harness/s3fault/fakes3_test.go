@@ -22,13 +22,14 @@ import (
 
 // seenRequest is what the fake S3 recorded about one request.
 type seenRequest struct {
-	Method    string
-	Path      string
-	RawQuery  string
-	Host      string
-	Header    http.Header
-	BodyBytes int64 // bytes of the request body as received on the wire
-	BodyErr   error // non-nil when the body ended early
+	Method     string
+	Path       string
+	RequestURI string
+	RawQuery   string
+	Host       string
+	Header     http.Header
+	BodyBytes  int64 // bytes of the request body as received on the wire
+	BodyErr    error // non-nil when the body ended early
 }
 
 // fakeS3 is a tiny path-style S3 server: buckets, objects, multipart
@@ -100,7 +101,7 @@ func (f *fakeS3) fail(w http.ResponseWriter, r *http.Request, status int, code s
 func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	counter := &countingReader{r: r.Body}
 	raw, err := io.ReadAll(counter)
-	rec := seenRequest{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host,
+	rec := seenRequest{Method: r.Method, Path: r.URL.Path, RequestURI: r.RequestURI, RawQuery: r.URL.RawQuery, Host: r.Host,
 		Header: r.Header.Clone(), BodyBytes: counter.n, BodyErr: err}
 	f.mu.Lock()
 	f.requests = append(f.requests, rec)

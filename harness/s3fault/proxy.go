@@ -115,11 +115,14 @@ func NewProxy(upstream string, opts ...ProxyOption) (*Proxy, error) {
 
 func (p *Proxy) newReverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
-		Transport:    t,
-		BufferPool:   &bufferPool{},
-		ErrorLog:     slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
-		ErrorHandler: p.upstreamFailed,
+		Rewrite:    p.rewrite,
+		Transport:  t,
+		BufferPool: &bufferPool{},
+		// Pass every chunk on as it arrives, so that slow or trickling
+		// upstreams (Toxiproxy bandwidth, slicer) look the same to clients.
+		FlushInterval: -1,
+		ErrorLog:      slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+		ErrorHandler:  p.upstreamFailed,
 	}
 }
 
