@@ -1,4 +1,4 @@
-package load
+package load_test
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/load"
+	"github.com/tierchaos/tierchaos/load/httpop"
 )
 
 // stallServer answers at once, except that from the request with sequence
@@ -95,18 +98,14 @@ func TestAccuracyUnderStall(t *testing.T) {
 			t.Parallel()
 			srv := httptest.NewServer(&stallServer{stallSeq: int(rate * stallAt.Seconds()), stall: stall})
 			t.Cleanup(srv.Close)
-			client := NewHTTPClient(64)
-			t.Cleanup(client.CloseIdleConnections)
-			op := Op{Name: "get", Weight: 1, Do: func(ctx context.Context, seq uint64) error {
-				r, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/?seq="+strconv.FormatUint(seq, 10), nil)
-				if err != nil {
-					return err
-				}
-				return DoHTTP(client, r)
+			client := httpop.New(httpop.Options{MaxConns: 512})
+			t.Cleanup(client.Close)
+			op := load.Op{Name: "get", Weight: 1, Do: func(ctx context.Context, seq uint64) error {
+				return client.Do(ctx, httpop.Request{URL: srv.URL + "/?seq=" + strconv.FormatUint(seq, 10)})
 			}}
-			res, err := Run(context.Background(), Config{
-				Ops: []Op{op}, Rate: rate, Duration: dur, MaxInFlight: tt.maxInFlight,
-				Pacing: PacingFine, LateAfter: 100 * time.Millisecond, Interval: time.Second,
+			res, err := load.Run(context.Background(), load.Config{
+				Ops: []load.Op{op}, Rate: rate, Duration: dur, MaxInFlight: tt.maxInFlight,
+				Pacing: load.PacingFine, LateAfter: 100 * time.Millisecond, Interval: time.Second,
 			})
 			require.NoError(t, err)
 			o := res.Overall

@@ -34,7 +34,7 @@ const FineRateLimit = 2000
 // Defaults applied by Config.withDefaults.
 const (
 	DefaultMaxInFlight = 4096
-	DefaultTimeout     = 30 * time.Second
+	DefaultTimeout     = 30 * time.Second // drain timeout, and httpop's request timeout
 	DefaultLateAfter   = 10 * time.Millisecond
 	DefaultInterval    = 10 * time.Second
 	DefaultTick        = time.Second
@@ -54,7 +54,10 @@ type Config struct {
 	Arrival Arrival
 	// Seed makes arrival gaps and the op sequence reproducible.
 	Seed uint64
-	// Timeout bounds each request (default DefaultTimeout; negative: none).
+	// Timeout, if positive, gives each request a context deadline. It is off
+	// by default because a context per request costs ~9% of the driver's CPU
+	// at 5,000 req/s; ops' clients carry their own timeouts, and the drain
+	// deadline bounds every request.
 	Timeout time.Duration
 	// MaxInFlight bounds concurrent requests (default DefaultMaxInFlight).
 	// When it is reached the scheduler waits: requests then start late, and
@@ -65,7 +68,7 @@ type Config struct {
 	// started within LateAfter after the window's end is counted as missed.
 	LateAfter time.Duration
 	// DrainTimeout bounds the wait for in-flight requests after the window;
-	// remaining ones are cancelled (default: Timeout, or 30 s).
+	// remaining ones are cancelled (default: Timeout if set, else 30 s).
 	DrainTimeout time.Duration
 	// Interval is the length of interval statistics (default 10 s).
 	Interval time.Duration
@@ -85,9 +88,6 @@ func (c Config) withDefaults() Config {
 	if c.Arrival == "" {
 		c.Arrival = Constant
 	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
 	}
@@ -95,9 +95,9 @@ func (c Config) withDefaults() Config {
 		c.LateAfter = DefaultLateAfter
 	}
 	if c.DrainTimeout == 0 {
-		c.DrainTimeout = c.Timeout
-		if c.DrainTimeout < 0 {
-			c.DrainTimeout = DefaultTimeout
+		c.DrainTimeout = DefaultTimeout
+		if c.Timeout > 0 {
+			c.DrainTimeout = c.Timeout
 		}
 	}
 	if c.Interval == 0 {
@@ -150,6 +150,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: duration %v must be positive", ErrConfig, c.Duration)
 	case c.RampUp < 0 || c.RampUp > c.Duration:
 		return fmt.Errorf("%w: ramp-up %v must be within [0, duration %v]", ErrConfig, c.RampUp, c.Duration)
+	case c.Timeout < 0:
+		return fmt.Errorf("%w: timeout %v must not be negative", ErrConfig, c.Timeout)
 	case c.MaxInFlight < 0:
 		return fmt.Errorf("%w: max in-flight %d must not be negative", ErrConfig, c.MaxInFlight)
 	case c.LateAfter < 0 || c.DrainTimeout < 0 || c.Interval < 0 || c.Tick < 0:
