@@ -245,15 +245,8 @@ func (b *BatchUploader) upload(g *batch, seq uint64) error {
 }
 
 func (b *BatchUploader) finish(g *batch, locs []Location, size int64, err error) {
-	for i, m := range g.members {
-		if err != nil {
-			m.p.resolve(Location{}, err)
-		} else {
-			m.p.resolve(locs[i], nil)
-		}
-	}
+	// Count first, so that a member's waiter sees its batch in Stats.
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.stats.Batches++
 	b.stats.Members += int64(len(g.members))
 	if err != nil {
@@ -261,8 +254,16 @@ func (b *BatchUploader) finish(g *batch, locs []Location, size int64, err error)
 	} else {
 		b.stats.Bytes += size
 	}
+	b.mu.Unlock()
 	if err != nil {
 		b.opts.logger.Warn("uploader: batch failed", "prefix", g.prefix, "members", len(g.members), "err", err)
+	}
+	for i, m := range g.members {
+		if err != nil {
+			m.p.resolve(Location{}, err)
+		} else {
+			m.p.resolve(locs[i], nil)
+		}
 	}
 }
 

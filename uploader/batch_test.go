@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// quiet discards the uploaders' logs in tests that fail on purpose.
+func quiet() Option { return WithLogger(slog.New(slog.DiscardHandler)) }
+
 func testBatchConfig() BatchConfig {
 	return BatchConfig{Enabled: true, Size: 3, MaxBytes: 1 << 20, FlushInterval: time.Hour}
 }
@@ -41,8 +45,8 @@ func testBatchConfig() BatchConfig {
 func newBatcher(t *testing.T, s ObjectStore, cfg BatchConfig, opts ...Option) *BatchUploader {
 	t.Helper()
 	rec := &recorder{}
-	up := newUploader(t, s, testParallelConfig(), WithSleeper(rec.sleep))
-	b, err := NewBatchUploader(up, cfg, opts...)
+	up := newUploader(t, s, testParallelConfig(), WithSleeper(rec.sleep), quiet())
+	b, err := NewBatchUploader(up, cfg, append([]Option{quiet()}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	return b

@@ -241,6 +241,9 @@ func (u *ParallelUploader) retry(ctx context.Context, budget *retryBudget, op, k
 			return attempt + 1, nil
 		}
 		if cerr := ctx.Err(); cerr != nil {
+			if CodeOf(err) == CodeCanceled {
+				return attempt + 1, err
+			}
 			return attempt + 1, canceled(op, key, errors.Join(cerr, err))
 		}
 		c := Classify(err)
