@@ -12,13 +12,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/moby/moby/api/types/container"
+	dockernet "github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
@@ -93,6 +97,7 @@ type Stack struct {
 	log        *slog.Logger
 	docker     *testcontainers.DockerClient
 	network    *testcontainers.DockerNetwork
+	mu         sync.Mutex
 	containers map[string]testcontainers.Container
 	volume     string
 }
@@ -188,18 +193,41 @@ func (s *Stack) run(ctx context.Context, name string, req testcontainers.Contain
 	req.Name = "tierchaos-" + s.Run.ID + "-" + name
 	req.Networks = []string{s.network.Name}
 	req.NetworkAliases = map[string][]string{s.network.Name: {name}}
-	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
-		ContainerRequest: req,
-		Started:          true,
-		Logger:           testcontainers.Logger,
-	})
-	if c != nil {
-		s.containers[name] = c
+	// Publish ports on loopback only: host-side clients only ever connect
+	// to 127.0.0.1, and nothing of the stack is reachable from elsewhere.
+	exposed := req.ExposedPorts
+	req.HostConfigModifier = func(hc *container.HostConfig) {
+		hc.PortBindings = dockernet.PortMap{}
+		for _, p := range exposed {
+			hc.PortBindings[dockernet.MustParsePort(p)] = []dockernet.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1")}}
+		}
 	}
-	if err != nil {
+	// Docker picks host ports from the range the kernel also uses for
+	// outgoing connections, so a pick can collide with a port some other
+	// process has just bound: retry such a start a few times.
+	for attempt := 1; ; attempt++ {
+		c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+			ContainerRequest: req,
+			Started:          true,
+			Logger:           tcLogger{s.log},
+		})
+		if err == nil {
+			s.mu.Lock()
+			s.containers[name] = c
+			s.mu.Unlock()
+			return c, nil
+		}
+		if c != nil {
+			if terr := c.Terminate(context.WithoutCancel(ctx)); terr != nil {
+				s.log.Warn("removing failed container", "name", name, "err", terr)
+			}
+		}
+		if attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+			s.log.Info("host port collision, retrying", "container", name, "attempt", attempt)
+			continue
+		}
 		return nil, fmt.Errorf("harness: start %s: %w", name, err)
 	}
-	return c, nil
 }
 
 func (s *Stack) startMinIO(ctx context.Context) error {
@@ -291,7 +319,9 @@ func (s *Stack) startTierd(ctx context.Context, extra map[string]string) error {
 
 // TierdLogs returns tierd's container log (stdout and stderr).
 func (s *Stack) TierdLogs(ctx context.Context) (string, error) {
+	s.mu.Lock()
 	c, ok := s.containers["tierd"]
+	s.mu.Unlock()
 	if !ok {
 		return "", errors.New("harness: tierd is not running")
 	}
@@ -323,4 +353,12 @@ func (s *Stack) Close(ctx context.Context) error {
 
 func newNetwork(ctx context.Context, labels map[string]string) (*testcontainers.DockerNetwork, error) {
 	return network.New(ctx, network.WithLabels(labels))
+}
+
+// tcLogger sends Testcontainers' own chatter to slog at debug level.
+type tcLogger struct{ l *slog.Logger }
+
+// Printf implements Testcontainers' log.Logger.
+func (l tcLogger) Printf(format string, v ...any) {
+	l.l.Debug(fmt.Sprintf(format, v...), "source", "testcontainers")
 }
