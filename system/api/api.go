@@ -186,3 +186,79 @@ func ValidateK(k int) error {
 	}
 	return nil
 }
+
+// Snapshot describes a user snapshot of a collection.
+type Snapshot struct {
+	ID         string    `json:"id"`
+	Collection string    `json:"collection"`
+	Vectors    int       `json:"vectors"`
+	Size       int64     `json:"size"`
+	Checksum   string    `json:"checksum"`
+	Object     string    `json:"object"`
+	Created    time.Time `json:"created"`
+}
+
+// SnapshotList is the answer of GET /v1/collections/{name}/snapshots.
+type SnapshotList struct {
+	Snapshots []Snapshot `json:"snapshots"`
+}
+
+// RestoreRequest is the body of POST /v1/collections/{name}/restore.
+type RestoreRequest struct {
+	Snapshot string `json:"snapshot"`
+}
+
+// Worker actions for POST /v1/admin/worker.
+const (
+	WorkerPause   = "pause"
+	WorkerResume  = "resume"
+	WorkerRunOnce = "run_once"
+)
+
+// WorkerRequest is the body of POST /v1/admin/worker.
+type WorkerRequest struct {
+	Action string `json:"action"`
+}
+
+// WorkerCycle reports one cycle of the background worker.
+type WorkerCycle struct {
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// Trigger is "timer" or "run_once".
+	Trigger string `json:"trigger"`
+	// DemotedWarm and DemotedCold name the collections demoted for idleness.
+	DemotedWarm []string `json:"demoted_warm"`
+	DemotedCold []string `json:"demoted_cold"`
+	// Checkpointed names the hot collections written to a local snapshot.
+	Checkpointed []string `json:"checkpointed"`
+	// WALSegmentsDropped counts WAL segments removed after checkpoints.
+	WALSegmentsDropped int `json:"wal_segments_dropped"`
+	// OrphansDeleted lists objects and uploads removed by the orphan sweep.
+	OrphansDeleted []string `json:"orphans_deleted"`
+	// Errors of this cycle (the cycle goes on after an error).
+	Errors []string `json:"errors"`
+}
+
+// WorkerState is the answer of the worker endpoints.
+type WorkerState struct {
+	// State is "running" or "paused".
+	State    string       `json:"state"`
+	Interval string       `json:"interval"`
+	Cycles   int64        `json:"cycles"`
+	Last     *WorkerCycle `json:"last_cycle,omitempty"`
+	// ErrorsTotal counts errors over all cycles.
+	ErrorsTotal int64 `json:"errors_total"`
+}
+
+// Usage reports the store's resource use against its quotas (0: unlimited).
+type Usage struct {
+	HotBytes         int64 `json:"hot_bytes"`
+	HotBytesQuota    int64 `json:"hot_bytes_quota"`
+	WarmBytes        int64 `json:"warm_bytes"`
+	WarmBytesQuota   int64 `json:"warm_bytes_quota"`
+	ColdBytes        int64 `json:"cold_bytes"`
+	Collections      int   `json:"collections"`
+	CollectionsQuota int   `json:"collections_quota"`
+	WALSegments      int   `json:"wal_segments"`
+	WALBytes         int64 `json:"wal_bytes"`
+}

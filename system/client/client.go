@@ -174,3 +174,46 @@ func (c *Client) Healthz(ctx context.Context) error {
 func (c *Client) Readyz(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/readyz", nil, nil)
 }
+
+// CreateSnapshot stores the collection's current content as a snapshot.
+func (c *Client) CreateSnapshot(ctx context.Context, name string) (api.Snapshot, error) {
+	var out api.Snapshot
+	err := c.do(ctx, http.MethodPost, collPath(name, "snapshots"), struct{}{}, &out)
+	return out, err
+}
+
+// ListSnapshots lists the collection's snapshots, oldest first.
+func (c *Client) ListSnapshots(ctx context.Context, name string) ([]api.Snapshot, error) {
+	var out api.SnapshotList
+	err := c.do(ctx, http.MethodGet, collPath(name, "snapshots"), nil, &out)
+	return out.Snapshots, err
+}
+
+// Restore replaces the collection's content with the snapshot's.
+func (c *Client) Restore(ctx context.Context, name, snapshotID string) (api.Collection, error) {
+	var out api.Collection
+	err := c.do(ctx, http.MethodPost, collPath(name, "restore"), api.RestoreRequest{Snapshot: snapshotID}, &out)
+	return out, err
+}
+
+// Worker sends an action (api.WorkerPause, api.WorkerResume,
+// api.WorkerRunOnce) to the background worker and returns its state.
+func (c *Client) Worker(ctx context.Context, action string) (api.WorkerState, error) {
+	var out api.WorkerState
+	err := c.do(ctx, http.MethodPost, "/v1/admin/worker", api.WorkerRequest{Action: action}, &out)
+	return out, err
+}
+
+// WorkerState returns the background worker's state and last cycle.
+func (c *Client) WorkerState(ctx context.Context) (api.WorkerState, error) {
+	var out api.WorkerState
+	err := c.do(ctx, http.MethodGet, "/v1/admin/worker", nil, &out)
+	return out, err
+}
+
+// Usage returns resource use against the quotas.
+func (c *Client) Usage(ctx context.Context) (api.Usage, error) {
+	var out api.Usage
+	err := c.do(ctx, http.MethodGet, "/v1/admin/usage", nil, &out)
+	return out, err
+}

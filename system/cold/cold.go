@@ -124,11 +124,24 @@ func (s *Store) do(ctx context.Context, name, key string, op func(ctx context.Co
 	}
 }
 
-// Upload stores data (described by info) under key and verifies it: the
-// stored size and metadata checksum must match (and the content, with
-// VerifyReadback). On any failure it deletes or aborts what it uploaded
-// (best effort, logged) and returns an error wrapping ErrUnavailable.
+// Upload is Put then Verify; after a failed Verify it cleans up too.
 func (s *Store) Upload(ctx context.Context, key string, data []byte, info snapshot.Info) error {
+	if err := s.Put(ctx, key, data, info); err != nil {
+		return err
+	}
+	if err := s.Verify(ctx, key, info); err != nil {
+		s.Cleanup(key)
+		return err
+	}
+	return nil
+}
+
+// Put stores data (described by info, whose checksum goes into the object
+// metadata) under key: one PUT, or a multipart upload with parallel parts
+// when larger than PartSize. On failure it deletes or aborts what it
+// uploaded (best effort, logged) and returns an error wrapping
+// ErrUnavailable.
+func (s *Store) Put(ctx context.Context, key string, data []byte, info snapshot.Info) error {
 	opts := uploader.PutOptions{Metadata: info.Metadata(), ContentType: "application/vnd.apache.parquet"}
 	var err error
 	if int64(len(data)) > s.opts.PartSize {
@@ -138,9 +151,6 @@ func (s *Store) Upload(ctx context.Context, key string, data []byte, info snapsh
 			_, err := s.objs.PutObject(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
 			return err
 		})
-	}
-	if err == nil {
-		err = s.verify(ctx, key, info)
 	}
 	if err != nil {
 		s.Cleanup(key)
@@ -195,7 +205,9 @@ func (s *Store) uploadMultipart(ctx context.Context, key string, data []byte, op
 	return nil
 }
 
-func (s *Store) verify(ctx context.Context, key string, info snapshot.Info) error {
+// Verify checks the stored object: its size and metadata checksum must
+// match info (and, with VerifyReadback, its content).
+func (s *Store) Verify(ctx context.Context, key string, info snapshot.Info) error {
 	var oi uploader.ObjectInfo
 	if err := s.do(ctx, "stat", key, func(ctx context.Context) error {
 		var err error
@@ -317,4 +329,11 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Abort aborts one incomplete multipart upload.
+func (s *Store) Abort(ctx context.Context, key, uploadID string) error {
+	return s.do(ctx, "abort_multipart", key, func(ctx context.Context) error {
+		return s.objs.AbortMultipart(ctx, key, uploadID)
+	})
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/tierchaos/tierchaos/system/cold"
 	"github.com/tierchaos/tierchaos/system/config"
 	"github.com/tierchaos/tierchaos/system/store"
+	"github.com/tierchaos/tierchaos/system/worker"
 	"github.com/tierchaos/tierchaos/uploader"
 )
 
@@ -34,6 +35,13 @@ type Option func(*options)
 
 type options struct {
 	objects uploader.ObjectStore
+	hook    func(point string)
+}
+
+// WithHook installs a transition hook (see store.Options.Hook); tests use
+// it to inject crashes between the steps of a transition.
+func WithHook(hook func(point string)) Option {
+	return func(o *options) { o.hook = hook }
 }
 
 // WithObjectStore makes the server use objs for the cold tier instead of
@@ -49,6 +57,7 @@ type Server struct {
 	store   *store.Store
 	reg     *prometheus.Registry
 	metrics *httpMetrics
+	worker  *worker.Worker
 	ready   atomic.Bool
 	closer  io.Closer
 	bg      sync.WaitGroup
@@ -90,9 +99,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	var cs *cold.Store
 	if objs != nil {
+		retries := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tierd_s3_retries_total", Help: "Retried S3 operations by operation.",
+		}, []string{"op"})
+		s.reg.MustRegister(retries)
 		cs = cold.New(objs, cold.Options{
 			Prefix: cfg.S3.Prefix, OpTimeout: cfg.S3.OpTimeout.D(), MaxRetries: cfg.S3.MaxRetries,
 			PartSize: cfg.S3.PartSize, Concurrency: cfg.S3.Concurrency, VerifyReadback: cfg.S3.VerifyReadback,
+			OnRetry: func(op string) { retries.WithLabelValues(op).Inc() },
 		}, log)
 		if be, ok := objs.(bucketEnsurer); ok {
 			if err := s.ensureBucket(ctx, be, cfg.S3.StartupTimeout.D()); err != nil {
@@ -105,9 +119,54 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 			}
 		}
 	}
-	s.store = store.New(store.Options{Limits: cfg.Limits, Cold: cs}, log)
+	st, err := store.Open(store.Options{
+		DataDir: cfg.DataDir, Limits: cfg.Limits, Quotas: cfg.Quotas, WAL: cfg.WAL,
+		CheckpointBytes: cfg.Worker.CheckpointBytes, Cold: cs, Registerer: s.reg, Hook: o.hook,
+	}, log)
+	if err != nil {
+		stop()
+		s.bg.Wait()
+		if s.closer != nil {
+			_ = s.closer.Close()
+		}
+		return nil, err
+	}
+	s.store = st
+	s.worker = worker.New(cfg.Worker.Interval.D(), cfg.Worker.Paused, func(ctx context.Context, cyc *api.WorkerCycle) {
+		st.Maintain(ctx, store.MaintainOptions{HotIdle: cfg.Worker.HotIdle.D(), WarmIdle: cfg.Worker.WarmIdle.D()}, cyc)
+	}, log)
+	s.worker.Start(bgctx)
+	if cs != nil {
+		// Orphans of transitions interrupted by a crash: swept once S3 answers.
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.sweepAtStart(bgctx)
+		}()
+	}
 	s.ready.Store(true)
 	return s, nil
+}
+
+// sweepAtStart runs the orphan sweep until it succeeds once or ctx ends.
+func (s *Server) sweepAtStart(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	for {
+		removed, err := s.store.SweepOrphans(ctx)
+		if err == nil {
+			s.log.Info("start-up orphan sweep done", "removed", len(removed))
+			return
+		}
+		s.log.Warn("start-up orphan sweep failed; retrying", "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
 }
 
 // ensureBucket retries EnsureBucket with capped exponential backoff for at
@@ -143,21 +202,27 @@ func (s *Server) ensureBucket(ctx context.Context, be bucketEnsurer, limit time.
 // Store returns the collection store (for in-process tests).
 func (s *Server) Store() *store.Store { return s.store }
 
-// Close stops background work and releases the object store.
+// Close stops the worker and background work, closes the store (its WAL)
+// and releases the object store.
 func (s *Server) Close(ctx context.Context) error {
 	s.ready.Store(false)
 	s.stop()
 	done := make(chan struct{})
-	go func() { s.bg.Wait(); close(done) }()
+	go func() {
+		s.worker.Stop()
+		s.bg.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		return fmt.Errorf("close: %w", ctx.Err())
 	}
+	err := s.store.Close()
 	if s.closer != nil {
-		return s.closer.Close()
+		err = errors.Join(err, s.closer.Close())
 	}
-	return nil
+	return err
 }
 
 // Handler returns the REST API handler.
@@ -180,6 +245,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/collections/{name}/vectors", s.handleInsert)
 	mux.HandleFunc("POST /v1/collections/{name}/search", s.handleSearch)
 	mux.HandleFunc("POST /v1/collections/{name}/tier", s.handleTier)
+	mux.HandleFunc("POST /v1/collections/{name}/snapshots", s.handleCreateSnapshot)
+	mux.HandleFunc("GET /v1/collections/{name}/snapshots", s.handleListSnapshots)
+	mux.HandleFunc("POST /v1/collections/{name}/restore", s.handleRestore)
+	mux.HandleFunc("GET /v1/admin/worker", s.handleWorkerState)
+	mux.HandleFunc("POST /v1/admin/worker", s.handleWorker)
+	mux.HandleFunc("GET /v1/admin/usage", s.handleUsage)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.log, api.Errorf(api.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})
@@ -351,4 +422,65 @@ func (s *Server) handleTier(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) handleCreateSnapshot(w http.ResponseWriter, r *http.Request) {
+	sn, err := s.store.CreateSnapshot(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, sn)
+}
+
+func (s *Server) handleListSnapshots(w http.ResponseWriter, r *http.Request) {
+	list, err := s.store.ListSnapshots(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.SnapshotList{Snapshots: list})
+}
+
+func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
+	var req api.RestoreRequest
+	if err := s.decode(w, r, &req); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	c, err := s.store.Restore(r.Context(), r.PathValue("name"), req.Snapshot)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) handleWorkerState(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.worker.State())
+}
+
+func (s *Server) handleWorker(w http.ResponseWriter, r *http.Request) {
+	var req api.WorkerRequest
+	if err := s.decode(w, r, &req); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	var st api.WorkerState
+	switch req.Action {
+	case api.WorkerPause:
+		st = s.worker.Pause()
+	case api.WorkerResume:
+		st = s.worker.Resume()
+	case api.WorkerRunOnce:
+		st = s.worker.RunOnce(r.Context())
+	default:
+		writeError(w, s.log, api.Errorf(api.CodeInvalidArgument, "action must be pause, resume or run_once, got %q", req.Action))
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) handleUsage(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.store.Usage())
 }

@@ -115,7 +115,11 @@ func TestBadInputAnswers(t *testing.T) {
 		{"search missing collection", "POST", "/v1/collections/nope/search", `{"vector":[1,2,3],"k":1}`, 404, api.CodeNotFound},
 		{"tier bad target", "POST", "/v1/collections/c1/tier", `{"target":"lukewarm"}`, 400, api.CodeInvalidArgument},
 		{"tier missing collection", "POST", "/v1/collections/nope/tier", `{"target":"cold"}`, 404, api.CodeNotFound},
-		{"tier warm not yet", "POST", "/v1/collections/c1/tier", `{"target":"warm"}`, 501, api.CodeUnimplemented},
+		{"restore empty id", "POST", "/v1/collections/c1/restore", `{"snapshot":""}`, 400, api.CodeInvalidArgument},
+		{"restore unknown snapshot", "POST", "/v1/collections/c1/restore", `{"snapshot":"nope"}`, 404, api.CodeNotFound},
+		{"snapshots of missing collection", "GET", "/v1/collections/nope/snapshots", ``, 404, api.CodeNotFound},
+		{"worker bad action", "POST", "/v1/admin/worker", `{"action":"dance"}`, 400, api.CodeInvalidArgument},
+		{"wrong method", "PUT", "/v1/collections/c1", `{}`, 404, api.CodeNotFound},
 		{"unknown route", "GET", "/v2/whatever", ``, 404, api.CodeNotFound},
 	}
 	for _, tc := range cases {

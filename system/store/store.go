@@ -1,6 +1,9 @@
-// Package store is tierd's collection store: collections with their
-// vectors in one of three tiers, exact search, and serialized tier
-// transitions.
+// Package store is tierd's tiered collection store: collections whose
+// vectors live in memory (hot), in a Parquet file on the local data volume
+// (warm) or in a Parquet object in S3 (cold); exact search; inserts made
+// durable in a write-ahead log before they are acknowledged; serialized,
+// atomic tier transitions; user snapshots; quotas with LRU auto-demotion;
+// and recovery from manifest + snapshots + WAL after a crash.
 package store
 
 import (
@@ -10,74 +13,367 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/cold"
 	"github.com/tierchaos/tierchaos/system/config"
+	"github.com/tierchaos/tierchaos/system/fsutil"
+	"github.com/tierchaos/tierchaos/system/manifest"
 	"github.com/tierchaos/tierchaos/system/snapshot"
-	"github.com/tierchaos/tierchaos/system/vecmath"
+	"github.com/tierchaos/tierchaos/system/wal"
 )
 
 // Options configures a Store.
 type Options struct {
-	Limits config.Limits
+	// DataDir holds the manifest, the WAL and the local Parquet files.
+	DataDir string
+	Limits  config.Limits
+	Quotas  config.Quotas
+	WAL     config.WAL
+	// CheckpointBytes: Maintain checkpoints a hot collection with more WAL
+	// bytes than this since its last snapshot (0: never).
+	CheckpointBytes int64
 	// Cold is the object store of the cold tier; nil makes every cold
 	// operation fail with storage_unavailable.
 	Cold *cold.Store
-	// Now returns the current time (tests may fix it); nil means time.Now.
+	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Hook, if set, is called at every named step of a transition (see
+	// the Hook* constants); tests use it to inject crashes.
+	Hook func(point string)
+	// Registerer receives the store's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
 }
 
 // Store holds all collections.
 type Store struct {
-	opts Options
-	log  *slog.Logger
+	opts    Options
+	log     *slog.Logger
+	wal     *wal.WAL
+	metrics *metrics
+
+	// metaMu serializes creates and deletes (the collection-count quota).
+	metaMu sync.Mutex
 
 	mu    sync.RWMutex
 	colls map[string]*collection
+
+	// manMu guards man, the durable image of the catalogue.
+	manMu sync.Mutex
+	man   *manifest.Manifest
+
+	inflightMu sync.Mutex
+	inflight   map[string]int // object keys being uploaded
+
+	hotBytes  atomic.Int64
+	warmBytes atomic.Int64
+	coldBytes atomic.Int64
 }
 
-// New returns an empty Store.
-func New(opts Options, log *slog.Logger) *Store {
+// collection is one collection. Lock order: trans, then writeMu, then mu;
+// never Store.mu while holding mu.
+type collection struct {
+	id      uint64
+	name    string
+	dim     int
+	metric  api.Metric
+	created time.Time
+
+	// trans is held (capacity 1) by a tier transition, snapshot or restore.
+	trans chan struct{}
+	// writeMu serializes writers: inserts and the data phases of transitions.
+	writeMu sync.Mutex
+
+	// mu guards the fields below; search takes it shared.
+	mu        sync.RWMutex
+	deleted   bool
+	broken    error // set when recovery could not load the data
+	tier      api.Tier
+	ids       []string
+	vecs      []float32
+	index     map[string]int
+	count     int
+	data      *manifest.SnapshotRef // durable data (nil: hot, never checkpointed)
+	snapshots []manifest.SnapshotRef
+	// hotBytes is what this collection counts against the hot quota.
+	hotBytes int64
+	// covered: WAL records up to it are in data; lastLSN: last applied.
+	covered, lastLSN uint64
+	// firstUncovered is the first LSN after covered (0: none); walBytes
+	// the WAL bytes since covered.
+	firstUncovered uint64
+	walBytes       int64
+
+	access atomic.Int64 // unix nanos of the last search or insert
+}
+
+// Hook points, in the order a transition passes them.
+const (
+	HookColdEncoded   = "cold.encoded"   // snapshot bytes ready, nothing uploaded
+	HookColdUploaded  = "cold.uploaded"  // object stored, not verified
+	HookColdVerified  = "cold.verified"  // object verified, manifest not flipped
+	HookColdCommitted = "cold.committed" // manifest says cold, old copy still there
+	HookColdCleaned   = "cold.cleaned"   // old copy deleted
+	HookWarmWritten   = "warm.written"   // local file durable, manifest not flipped
+	HookWarmCommitted = "warm.committed" // manifest says warm, old copy still there
+	HookHotLoaded     = "hot.loaded"     // data verified and decoded, local file written
+	HookHotCommitted  = "hot.committed"  // manifest says hot, cold object still there
+)
+
+// bytes per vector beyond its values and id: slice/string headers and map entry.
+const vectorOverhead = 64
+
+func vectorBytes(id string, dim int) int64 { return int64(len(id) + 4*dim + vectorOverhead) }
+
+// Open opens or creates the store in opts.DataDir and recovers it: stray
+// temporary files are removed, hot collections are loaded from their last
+// checkpoint and the WAL is replayed, local files no collection refers to
+// are removed.
+func Open(opts Options, log *slog.Logger) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{opts: opts, log: log, colls: map[string]*collection{}}
+	if opts.DataDir == "" {
+		return nil, errors.New("store: data dir is empty")
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s := &Store{opts: opts, log: log, colls: map[string]*collection{}, inflight: map[string]int{}}
+	s.metrics = newMetrics(s, opts.Registerer)
+	if removed, err := fsutil.RemoveTemps(opts.DataDir); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	} else if len(removed) > 0 {
+		log.Warn("recovery: removed stray temporary files", "files", removed)
+	}
+	man, err := manifest.Load(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.man = man
+	byID := map[uint64]*collection{}
+	for _, e := range man.Collections {
+		c := s.fromEntry(e)
+		s.colls[c.name] = c
+		byID[c.id] = c
+	}
+	replayed := 0
+	w, st, err := wal.Open(filepath.Join(opts.DataDir, "wal"), wal.Options{
+		SegmentBytes: opts.WAL.SegmentBytes, GroupCommitWindow: opts.WAL.GroupCommitWindow.D(),
+		OnSync: s.metrics.observeSync,
+	}, log, func(lsn uint64, payload []byte) error {
+		rec, err := decodeInsert(payload)
+		if err != nil {
+			return err
+		}
+		c := byID[rec.collection]
+		if c == nil || lsn <= c.covered {
+			return nil
+		}
+		if c.tier != api.TierHot {
+			log.Error("recovery: WAL record for a non-hot collection ignored", "collection", c.name, "tier", c.tier, "lsn", lsn)
+			return nil
+		}
+		if c.broken != nil {
+			return nil
+		}
+		if err := rec.validate(c.dim); err != nil {
+			return err
+		}
+		c.apply(rec.vectors)
+		c.noteWAL(lsn, int64(len(payload)))
+		replayed++
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.wal = w
+	for _, c := range s.colls {
+		c.hotBytes = c.memBytes()
+		if c.tier == api.TierHot {
+			s.hotBytes.Add(c.hotBytes)
+		}
+		if c.data != nil && c.data.File != "" {
+			s.warmBytes.Add(c.data.Size)
+		}
+		if c.tier == api.TierCold && c.data != nil {
+			s.coldBytes.Add(c.data.Size)
+		}
+		for _, sn := range c.snapshots {
+			s.coldBytes.Add(sn.Size)
+		}
+	}
+	if err := s.removeUnreferencedFiles(); err != nil {
+		log.Warn("recovery: could not remove unreferenced local files", "err", err)
+	}
+	log.Info("store recovered", "collections", len(s.colls), "wal_segments", st.Segments, "wal_records", st.Records,
+		"replayed", replayed, "wal_truncated_bytes", st.Truncated, "last_lsn", st.LastLSN)
+	return s, nil
 }
 
-// collection is one collection. Lock order: trans, then writeMu, then mu.
-type collection struct {
-	name   string
-	dim    int
-	metric api.Metric
-
-	// trans is held (capacity 1) by a tier transition.
-	trans chan struct{}
-	// writeMu serializes writers (inserts, transitions' data phases).
-	writeMu sync.Mutex
-
-	// mu guards the fields below; readers (search) take it shared.
-	mu      sync.RWMutex
-	deleted bool
-	tier    api.Tier
-	ids     []string
-	vecs    []float32
-	index   map[string]int
-	count   int // number of vectors, also when not hot
-	snap    *snapRef
-	access  atomic.Int64 // unix nanos of the last search or insert
+// fromEntry builds a collection from its manifest entry, loading the data
+// of a hot collection from its checkpoint.
+func (s *Store) fromEntry(e *manifest.Entry) *collection {
+	c := &collection{
+		id: e.ID, name: e.Name, dim: e.Dimension, metric: e.Metric, created: e.Created,
+		trans: make(chan struct{}, 1), tier: e.Tier, index: map[string]int{},
+		covered: e.CoveredLSN, lastLSN: e.CoveredLSN,
+		snapshots: slices.Clone(e.Snapshots),
+	}
+	if e.Data != nil {
+		d := *e.Data
+		c.data = &d
+		c.count = d.Count
+	}
+	c.access.Store(s.opts.Now().UnixNano())
+	if c.tier == api.TierHot && c.data != nil {
+		ids, vecs, err := s.readLocal(c.data, c.dim)
+		if err != nil {
+			c.broken = err
+			s.log.Error("recovery: hot collection's checkpoint unreadable; collection unavailable", "collection", c.name, "err", err)
+			return c
+		}
+		c.setData(ids, vecs)
+	}
+	return c
 }
 
-// snapRef locates the data of a non-hot collection.
-type snapRef struct {
-	id       string
-	key      string
-	size     int64
-	checksum string
+// removeUnreferencedFiles deletes local Parquet files of no collection
+// (left by a transition interrupted before or after its manifest flip).
+func (s *Store) removeUnreferencedFiles() error {
+	s.manMu.Lock()
+	refs := s.man.ReferencedFiles()
+	s.manMu.Unlock()
+	root := filepath.Join(s.opts.DataDir, "local")
+	var removed []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.opts.DataDir, p)
+		if err != nil {
+			return err
+		}
+		if !refs[filepath.ToSlash(rel)] {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			removed = append(removed, rel)
+		}
+		return nil
+	})
+	if len(removed) > 0 {
+		s.log.Warn("recovery: removed unreferenced local files", "files", removed)
+	}
+	return err
+}
+
+// Close closes the WAL. Acknowledged inserts are already durable.
+func (s *Store) Close() error {
+	return s.wal.Close()
+}
+
+// commit applies fn to a copy of the manifest, saves it atomically and
+// makes it current. fn's error aborts without saving.
+func (s *Store) commit(fn func(m *manifest.Manifest) error) error {
+	s.manMu.Lock()
+	defer s.manMu.Unlock()
+	m := s.man.Clone()
+	if err := fn(m); err != nil {
+		return err
+	}
+	if err := manifest.Save(s.opts.DataDir, m); err != nil {
+		return localError("save manifest", err)
+	}
+	s.man = m
+	return nil
+}
+
+// localError maps a local disk failure to an API error.
+func localError(what string, err error) error {
+	if errors.Is(err, fsutil.ErrNoSpace) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return api.Errorf(api.CodeInsufficientStorage, "%s: %w", what, err)
+	}
+	if errors.Is(err, snapshot.ErrCorrupt) {
+		return api.Errorf(api.CodeDataCorrupted, "%s: %w", what, err)
+	}
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	return api.Errorf(api.CodeInternal, "%s: %w", what, err)
+}
+
+func (s *Store) hook(point string) {
+	if s.opts.Hook != nil {
+		s.opts.Hook(point)
+	}
+}
+
+func (c *collection) memBytes() int64 {
+	if c.tier != api.TierHot {
+		return 0
+	}
+	var n int64
+	for _, id := range c.ids {
+		n += vectorBytes(id, c.dim)
+	}
+	return n
+}
+
+func (c *collection) setData(ids []string, vecs []float32) {
+	c.ids, c.vecs = ids, vecs
+	c.index = make(map[string]int, len(ids))
+	for i, id := range ids {
+		c.index[id] = i
+	}
+	c.count = len(ids)
+}
+
+func (c *collection) dropData() {
+	c.ids, c.vecs, c.index = nil, nil, nil
+}
+
+// apply inserts or replaces vectors; the caller holds mu (or owns c).
+func (c *collection) apply(vs []api.Vector) int64 {
+	var added int64
+	for _, v := range vs {
+		if i, ok := c.index[v.ID]; ok {
+			copy(c.vecs[i*c.dim:(i+1)*c.dim], v.Values)
+			continue
+		}
+		c.index[v.ID] = len(c.ids)
+		c.ids = append(c.ids, v.ID)
+		c.vecs = append(c.vecs, v.Values...)
+		added += vectorBytes(v.ID, c.dim)
+	}
+	c.count = len(c.ids)
+	return added
+}
+
+func (c *collection) noteWAL(lsn uint64, n int64) {
+	c.lastLSN = lsn
+	if c.firstUncovered == 0 {
+		c.firstUncovered = lsn
+	}
+	c.walBytes += n + 16
 }
 
 func (c *collection) view() api.Collection {
@@ -87,11 +383,9 @@ func (c *collection) view() api.Collection {
 		Name: c.name, Dimension: c.dim, Metric: c.metric, Tier: c.tier, Vectors: c.count,
 		LastAccess: time.Unix(0, c.access.Load()).UTC(),
 	}
-	if c.snap != nil {
-		out.Snapshot, out.Checksum = c.snap.id, c.snap.checksum
-		if c.tier == api.TierCold {
-			out.Object = c.snap.key
-		}
+	if c.data != nil && c.tier != api.TierHot {
+		out.Snapshot, out.Checksum = c.data.ID, c.data.Checksum
+		out.Object = c.data.Key
 	}
 	return out
 }
@@ -122,7 +416,8 @@ func (s *Store) lookup(name string) (*collection, error) {
 	return c, nil
 }
 
-// Create adds an empty hot collection.
+// Create adds an empty hot collection. Concurrent creates never exceed
+// the collection quota.
 func (s *Store) Create(_ context.Context, req api.CreateCollectionRequest) (api.Collection, error) {
 	if err := api.ValidateName(req.Name); err != nil {
 		return api.Collection{}, &api.Error{Code: api.CodeInvalidArgument, Message: err.Error()}
@@ -133,17 +428,36 @@ func (s *Store) Create(_ context.Context, req api.CreateCollectionRequest) (api.
 	if !req.Metric.Valid() {
 		return api.Collection{}, api.Errorf(api.CodeInvalidArgument, "metric must be cosine, l2 or dot, got %q", req.Metric)
 	}
-	c := &collection{
-		name: req.Name, dim: req.Dimension, metric: req.Metric,
-		trans: make(chan struct{}, 1), tier: api.TierHot, index: map[string]int{},
-	}
-	s.touch(c)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.colls[req.Name] != nil {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	s.mu.RLock()
+	exists, n := s.colls[req.Name] != nil, len(s.colls)
+	s.mu.RUnlock()
+	if exists {
 		return api.Collection{}, api.Errorf(api.CodeAlreadyExists, "collection %q already exists", req.Name)
 	}
+	if q := s.opts.Quotas.Collections; q > 0 && n >= q {
+		s.metrics.quotaRejections.WithLabelValues("collections").Inc()
+		return api.Collection{}, api.Errorf(api.CodeQuotaExceeded, "quota collections exceeded: %d of %d collections exist", n, q)
+	}
+	now := s.opts.Now().UTC()
+	var id uint64
+	if err := s.commit(func(m *manifest.Manifest) error {
+		id = m.NextID
+		m.NextID++
+		m.Collections[req.Name] = &manifest.Entry{ID: id, Name: req.Name, Dimension: req.Dimension, Metric: req.Metric,
+			Tier: api.TierHot, CoveredLSN: s.wal.LastLSN(), Created: now}
+		return nil
+	}); err != nil {
+		return api.Collection{}, err
+	}
+	c := &collection{id: id, name: req.Name, dim: req.Dimension, metric: req.Metric, created: now,
+		trans: make(chan struct{}, 1), tier: api.TierHot, index: map[string]int{}}
+	c.covered, c.lastLSN = s.wal.LastLSN(), s.wal.LastLSN()
+	s.touch(c)
+	s.mu.Lock()
 	s.colls[req.Name] = c
+	s.mu.Unlock()
 	return c.view(), nil
 }
 
@@ -158,26 +472,24 @@ func (s *Store) Get(_ context.Context, name string) (api.Collection, error) {
 
 // List returns all collections sorted by name.
 func (s *Store) List(_ context.Context) []api.Collection {
+	cs := s.all()
+	out := make([]api.Collection, len(cs))
+	for i, c := range cs {
+		out[i] = c.view()
+	}
+	return out
+}
+
+// all returns the collections sorted by name.
+func (s *Store) all() []*collection {
 	s.mu.RLock()
 	cs := make([]*collection, 0, len(s.colls))
 	for _, c := range s.colls {
 		cs = append(cs, c)
 	}
 	s.mu.RUnlock()
-	out := make([]api.Collection, len(cs))
-	for i, c := range cs {
-		out[i] = c.view()
-	}
-	slices.SortFunc(out, func(a, b api.Collection) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
-	return out
+	slices.SortFunc(cs, func(a, b *collection) int { return strings.Compare(a.name, b.name) })
+	return cs
 }
 
 // acquire takes c's transition slot, waiting (wait) or failing at once.
@@ -200,8 +512,9 @@ func acquire(ctx context.Context, c *collection, wait bool) error {
 
 func release(c *collection) { <-c.trans }
 
-// Delete removes a collection and its objects. It waits for a running
-// transition to finish.
+// Delete removes a collection, its local files and its objects. It waits
+// for a running transition to finish. Objects that cannot be deleted now
+// are kept in the manifest's pending deletes and retried by Maintain.
 func (s *Store) Delete(ctx context.Context, name string) error {
 	c, err := s.lookup(name)
 	if err != nil {
@@ -213,250 +526,110 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	defer release(c)
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	c.mu.Lock()
-	if c.deleted {
-		c.mu.Unlock()
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	c.mu.RLock()
+	deleted := c.deleted
+	c.mu.RUnlock()
+	if deleted {
 		return notFound(name)
 	}
+	var keys, files []string
+	if err := s.commit(func(m *manifest.Manifest) error {
+		e := m.Collections[name]
+		if e == nil || e.ID != c.id {
+			return notFound(name)
+		}
+		if e.Data != nil && e.Data.Key != "" {
+			keys = append(keys, e.Data.Key)
+		}
+		if e.Data != nil && e.Data.File != "" {
+			files = append(files, e.Data.File)
+		}
+		for _, sn := range e.Snapshots {
+			keys = append(keys, sn.Key)
+		}
+		delete(m.Collections, name)
+		m.PendingDeletes = append(m.PendingDeletes, keys...)
+		return nil
+	}); err != nil {
+		return err
+	}
+	c.mu.Lock()
 	c.deleted = true
-	c.ids, c.vecs, c.index = nil, nil, nil
+	s.hotBytes.Add(-c.hotBytes)
+	c.hotBytes = 0
+	if c.tier == api.TierCold && c.data != nil {
+		s.coldBytes.Add(-c.data.Size)
+	}
+	for _, sn := range c.snapshots {
+		s.coldBytes.Add(-sn.Size)
+	}
+	c.dropData()
 	c.mu.Unlock()
 	s.mu.Lock()
 	delete(s.colls, name)
 	s.mu.Unlock()
-	if s.opts.Cold != nil {
-		if err := s.opts.Cold.DeletePrefix(ctx, s.opts.Cold.CollectionPrefix(name)); err != nil {
-			s.log.Warn("delete collection: objects left behind", "collection", name, "err", err)
-		}
+	for _, f := range files {
+		s.removeLocal(f)
 	}
+	s.deleteObjects(ctx, keys)
 	return nil
 }
 
-// Insert adds or replaces vectors. The batch is validated as a whole first.
-func (s *Store) Insert(ctx context.Context, name string, vectors []api.Vector) (int, error) {
-	c, err := s.lookup(name)
-	if err != nil {
-		return 0, err
+// deleteObjects deletes keys now and drops them from the pending deletes;
+// failures stay pending for Maintain.
+func (s *Store) deleteObjects(ctx context.Context, keys []string) {
+	if len(keys) == 0 || s.opts.Cold == nil {
+		return
 	}
-	if len(vectors) == 0 {
-		return 0, api.Errorf(api.CodeInvalidArgument, "vectors must not be empty")
-	}
-	if len(vectors) > s.opts.Limits.MaxVectorsPerInsert {
-		return 0, api.Errorf(api.CodePayloadTooLarge, "insert of %d vectors exceeds the limit of %d per request", len(vectors), s.opts.Limits.MaxVectorsPerInsert)
-	}
-	for i, v := range vectors {
-		if err := api.ValidateVectorID(v.ID); err != nil {
-			return 0, api.Errorf(api.CodeInvalidArgument, "vector %d: %s", i, err.Error())
-		}
-		if err := api.ValidateValues(v.Values, c.dim); err != nil {
-			return 0, api.Errorf(api.CodeInvalidArgument, "vector %d (%q): %s", i, v.ID, err.Error())
-		}
-	}
-	for {
-		c.writeMu.Lock()
-		c.mu.RLock()
-		tier, deleted := c.tier, c.deleted
-		c.mu.RUnlock()
-		if deleted {
-			c.writeMu.Unlock()
-			return 0, notFound(name)
-		}
-		if tier != api.TierHot {
-			c.writeMu.Unlock()
-			if err := s.promote(ctx, c); err != nil {
-				return 0, err
-			}
+	var done []string
+	for _, k := range keys {
+		if err := s.opts.Cold.Delete(ctx, k); err != nil {
+			s.log.Warn("object not deleted; kept for the worker", "key", k, "err", err)
 			continue
 		}
-		c.mu.Lock()
-		for _, v := range vectors {
-			if i, ok := c.index[v.ID]; ok {
-				copy(c.vecs[i*c.dim:(i+1)*c.dim], v.Values)
-				continue
-			}
-			c.index[v.ID] = len(c.ids)
-			c.ids = append(c.ids, v.ID)
-			c.vecs = append(c.vecs, v.Values...)
-		}
-		c.count = len(c.ids)
-		c.mu.Unlock()
-		c.writeMu.Unlock()
-		s.touch(c)
-		return len(vectors), nil
+		done = append(done, k)
 	}
-}
-
-// Search returns the exact top-k of query.
-func (s *Store) Search(ctx context.Context, name string, query []float32, k int) ([]api.Result, error) {
-	c, err := s.lookup(name)
-	if err != nil {
-		return nil, err
+	if len(done) == 0 {
+		return
 	}
-	if err := api.ValidateK(k); err != nil {
-		return nil, &api.Error{Code: api.CodeInvalidArgument, Message: err.Error()}
-	}
-	if err := api.ValidateValues(query, c.dim); err != nil {
-		return nil, api.Errorf(api.CodeInvalidArgument, "query: %s", err.Error())
-	}
-	sc, err := vecmath.NewScorer(c.metric, query)
-	if err != nil {
-		return nil, api.Errorf(api.CodeInvalidArgument, "query: %s", err.Error())
-	}
-	for {
-		c.mu.RLock()
-		if c.deleted {
-			c.mu.RUnlock()
-			return nil, notFound(name)
-		}
-		if c.tier != api.TierHot {
-			c.mu.RUnlock()
-			if err := s.promote(ctx, c); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		top := vecmath.NewTopK(c.metric, k)
-		for i, id := range c.ids {
-			top.Push(id, sc.Score(c.vecs[i*c.dim:(i+1)*c.dim]))
-		}
-		c.mu.RUnlock()
-		s.touch(c)
-		return top.Results(), nil
-	}
-}
-
-// promote makes c hot for a search or insert, waiting for a running transition.
-func (s *Store) promote(ctx context.Context, c *collection) error {
-	if err := acquire(ctx, c, true); err != nil {
-		return err
-	}
-	defer release(c)
-	return s.toHot(ctx, c)
-}
-
-// SetTier moves a collection to target. A concurrent transition of the
-// same collection makes it fail at once with transition_in_progress.
-func (s *Store) SetTier(ctx context.Context, name string, target api.Tier) (api.Collection, error) {
-	c, err := s.lookup(name)
-	if err != nil {
-		return api.Collection{}, err
-	}
-	if !target.Valid() {
-		return api.Collection{}, api.Errorf(api.CodeInvalidArgument, "target must be hot, warm or cold, got %q", target)
-	}
-	if err := acquire(ctx, c, false); err != nil {
-		return api.Collection{}, err
-	}
-	defer release(c)
-	switch target {
-	case api.TierHot:
-		err = s.toHot(ctx, c)
-	case api.TierCold:
-		err = s.toCold(ctx, c)
-	default:
-		err = api.Errorf(api.CodeUnimplemented, "tier %q is not implemented yet", target)
-	}
-	if err != nil {
-		return api.Collection{}, err
-	}
-	return c.view(), nil
-}
-
-func (s *Store) coldStore() (*cold.Store, error) {
-	if s.opts.Cold == nil {
-		return nil, api.Errorf(api.CodeStorageUnavailable, "no object store configured (set TIERD_S3_ENDPOINT)")
-	}
-	return s.opts.Cold, nil
-}
-
-// storageError maps a cold-tier error to an API error.
-func storageError(what string, err error) error {
-	switch {
-	case errors.Is(err, snapshot.ErrCorrupt):
-		return api.Errorf(api.CodeDataCorrupted, "%s: %w", what, err)
-	case errors.Is(err, cold.ErrMissing):
-		return api.Errorf(api.CodeDataCorrupted, "%s: %w", what, err)
-	default:
-		return api.Errorf(api.CodeStorageUnavailable, "%s: %w", what, err)
-	}
-}
-
-// toCold demotes a hot collection to cold: encode, upload and verify, then
-// flip and drop the memory. The caller holds the transition slot.
-func (s *Store) toCold(ctx context.Context, c *collection) error {
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	c.mu.RLock()
-	tier, deleted := c.tier, c.deleted
-	c.mu.RUnlock()
-	if deleted {
-		return notFound(c.name)
-	}
-	if tier == api.TierCold {
+	if err := s.commit(func(m *manifest.Manifest) error {
+		m.PendingDeletes = slices.DeleteFunc(m.PendingDeletes, func(k string) bool { return slices.Contains(done, k) })
 		return nil
+	}); err != nil {
+		s.log.Warn("manifest: pending deletes not updated", "err", err)
 	}
-	cs, err := s.coldStore()
-	if err != nil {
-		return err
-	}
-	// writeMu excludes every writer, so the data can be read without mu.
-	data, info, err := snapshot.EncodeBytes(c.dim, c.ids, c.vecs)
-	if err != nil {
-		return api.Errorf(api.CodeInternal, "encode snapshot of %q: %w", c.name, err)
-	}
-	id := s.newID()
-	key := cs.DataKey(c.name, id)
-	start := s.opts.Now()
-	if err := cs.Upload(ctx, key, data, info); err != nil {
-		s.log.Warn("demotion to cold failed; collection stays hot", "collection", c.name, "key", key, "err", err)
-		return storageError(fmt.Sprintf("demote %q to cold", c.name), err)
-	}
-	c.mu.Lock()
-	c.tier = api.TierCold
-	c.snap = &snapRef{id: id, key: key, size: info.Size, checksum: info.Checksum}
-	c.ids, c.vecs, c.index = nil, nil, nil
-	c.mu.Unlock()
-	s.log.Info("demoted to cold", "collection", c.name, "key", key, "bytes", info.Size, "vectors", info.Count, "took", s.opts.Now().Sub(start))
-	return nil
 }
 
-// toHot promotes a cold collection: download, verify, decode, flip, and
-// delete the object. The caller holds the transition slot.
-func (s *Store) toHot(ctx context.Context, c *collection) error {
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	c.mu.RLock()
-	tier, deleted, ref := c.tier, c.deleted, c.snap
-	c.mu.RUnlock()
-	if deleted {
-		return notFound(c.name)
+// removeLocal deletes a local file (relative path) and its accounting.
+func (s *Store) removeLocal(rel string) {
+	p := filepath.Join(s.opts.DataDir, filepath.FromSlash(rel))
+	info, err := os.Stat(p)
+	if err == nil {
+		err = os.Remove(p)
 	}
-	if tier == api.TierHot {
-		return nil
-	}
-	cs, err := s.coldStore()
 	if err != nil {
-		return err
+		if !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("local file not removed; recovery will remove it", "file", rel, "err", err)
+		}
+		return
 	}
-	data, err := cs.Download(ctx, ref.key)
-	if err != nil {
-		return storageError(fmt.Sprintf("promote %q", c.name), err)
+	s.warmBytes.Add(-info.Size())
+	_ = fsutil.SyncDir(filepath.Dir(p))
+}
+
+// Usage reports resource use against the quotas.
+func (s *Store) Usage() api.Usage {
+	segs, walBytes := s.wal.Stats()
+	s.mu.RLock()
+	n := len(s.colls)
+	s.mu.RUnlock()
+	return api.Usage{
+		HotBytes: s.hotBytes.Load(), HotBytesQuota: s.opts.Quotas.HotBytes,
+		WarmBytes: s.warmBytes.Load(), WarmBytesQuota: s.opts.Quotas.WarmBytes,
+		ColdBytes:   s.coldBytes.Load(),
+		Collections: n, CollectionsQuota: s.opts.Quotas.Collections,
+		WALSegments: segs, WALBytes: walBytes,
 	}
-	ids, vecs, err := snapshot.Decode(ref.key, data, ref.size, ref.checksum, c.dim)
-	if err != nil {
-		s.log.Error("snapshot failed verification; not served", "collection", c.name, "key", ref.key, "err", err)
-		return storageError(fmt.Sprintf("promote %q", c.name), err)
-	}
-	index := make(map[string]int, len(ids))
-	for i, id := range ids {
-		index[id] = i
-	}
-	c.mu.Lock()
-	c.tier, c.snap = api.TierHot, nil
-	c.ids, c.vecs, c.index, c.count = ids, vecs, index, len(ids)
-	c.mu.Unlock()
-	if err := cs.Delete(ctx, ref.key); err != nil {
-		s.log.Warn("promotion: cold object not deleted", "collection", c.name, "key", ref.key, "err", err)
-	}
-	return nil
 }

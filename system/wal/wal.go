@@ -363,9 +363,14 @@ func (w *WAL) writer() {
 		}
 		err := w.writeBatch(b)
 		w.mu.Lock()
-		if err != nil {
+		var sf *syncFailure
+		if errors.As(err, &sf) {
+			// After a failed fsync the state of the page cache is unknown:
+			// refuse further appends rather than acknowledge lost data.
 			w.failed = err
-			w.log.Error("wal: write failed; refusing further appends", "err", err)
+			w.log.Error("wal: fsync failed; refusing further appends", "err", err)
+		} else if err != nil {
+			w.log.Warn("wal: write failed; batch rejected", "records", b.records, "err", err)
 		} else {
 			w.durable = b.lastLSN
 			w.bytes += int64(len(b.buf))
@@ -378,13 +383,16 @@ func (w *WAL) writer() {
 
 func (w *WAL) writeBatch(b *batch) error {
 	if _, err := w.file.Write(b.buf); err != nil {
-		// Cut the partial write so the segment stays a sequence of whole records.
-		_ = w.file.Truncate(w.fileSize)
+		// Cut the partial write so the segment stays a sequence of whole
+		// records; if even that fails the log cannot continue.
+		if terr := w.file.Truncate(w.fileSize); terr != nil {
+			return &syncFailure{fmt.Errorf("wal: write: %w (and truncate: %w)", err, terr)}
+		}
 		return fmt.Errorf("wal: write: %w", err)
 	}
 	start := time.Now()
 	if err := w.file.Sync(); err != nil {
-		return fmt.Errorf("wal: fsync: %w", err)
+		return &syncFailure{fmt.Errorf("wal: fsync: %w", err)}
 	}
 	if w.opts.OnSync != nil {
 		w.opts.OnSync(time.Since(start), b.records)
@@ -476,3 +484,9 @@ func (w *WAL) Close() error {
 	}
 	return nil
 }
+
+// syncFailure marks an error after which the log must stop.
+type syncFailure struct{ err error }
+
+func (e *syncFailure) Error() string { return e.err.Error() }
+func (e *syncFailure) Unwrap() error { return e.err }

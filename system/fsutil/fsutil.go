@@ -1,0 +1,98 @@
+// Package fsutil writes files atomically: a temporary file in the same
+// folder, fsync, rename over the target, fsync of the folder. A failure
+// (including ENOSPC) removes the temporary file, so no partial file is
+// left behind under any name.
+package fsutil
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// TempSuffix marks temporary files; stray ones are removed at start.
+const TempSuffix = ".tmp"
+
+// ErrNoSpace wraps ENOSPC and EDQUOT.
+var ErrNoSpace = errors.New("no space left on the data volume")
+
+// WriteAtomic writes the output of fill to path atomically.
+func WriteAtomic(path string, fill func(w io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return wrap("mkdir", dir, err)
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".*"+TempSuffix)
+	if err != nil {
+		return wrap("create temp", dir, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := fill(f); err != nil {
+		return wrap("write", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		return wrap("fsync", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return wrap("close", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return wrap("rename", tmp, err)
+	}
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs a folder so that renames and removals in it are durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return wrap("open dir", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return wrap("fsync dir", dir, err)
+	}
+	return nil
+}
+
+func wrap(op, path string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%s %s: %w: %w", op, path, ErrNoSpace, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, path, err)
+}
+
+// RemoveTemps deletes every file ending in TempSuffix under root and
+// returns their paths.
+func RemoveTemps(root string) ([]string, error) {
+	var removed []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(d.Name(), TempSuffix) {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			removed = append(removed, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("remove temp files: %w", err)
+	}
+	return removed, nil
+}

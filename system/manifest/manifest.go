@@ -1,0 +1,172 @@
+// Package manifest is tierd's durable catalogue: for every collection its
+// identity, tier, data snapshot (local file or S3 object, with size and
+// checksum), the WAL position that snapshot covers, and its user
+// snapshots; plus object keys awaiting deletion. It is stored as one JSON
+// file replaced atomically (temp file + fsync + rename + folder fsync).
+package manifest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/fsutil"
+)
+
+// FileName is the manifest's file name in the data folder.
+const FileName = "manifest.json"
+
+// Version is the current format version.
+const Version = 1
+
+// SnapshotRef locates one Parquet snapshot.
+type SnapshotRef struct {
+	ID string `json:"id"`
+	// File is the path relative to the data folder (warm copy or hot checkpoint).
+	File string `json:"file,omitempty"`
+	// Key is the S3 key (cold data or user snapshot).
+	Key      string    `json:"key,omitempty"`
+	Size     int64     `json:"size"`
+	Checksum string    `json:"checksum"`
+	Count    int       `json:"count"`
+	Created  time.Time `json:"created"`
+}
+
+// Entry is one collection.
+type Entry struct {
+	// ID identifies this incarnation of the name (WAL records carry it).
+	ID        uint64     `json:"id"`
+	Name      string     `json:"name"`
+	Dimension int        `json:"dimension"`
+	Metric    api.Metric `json:"metric"`
+	Tier      api.Tier   `json:"tier"`
+	// Data holds the collection's vectors as of CoveredLSN: the warm file,
+	// the cold object, or (hot) the last checkpoint; nil for a hot
+	// collection never checkpointed.
+	Data *SnapshotRef `json:"data,omitempty"`
+	// CoveredLSN: WAL records of this collection up to it are in Data.
+	CoveredLSN uint64 `json:"covered_lsn"`
+	// Snapshots are the user snapshots, oldest first.
+	Snapshots []SnapshotRef `json:"snapshots,omitempty"`
+	Created   time.Time     `json:"created"`
+}
+
+// Manifest is the whole catalogue.
+type Manifest struct {
+	Version     int               `json:"version"`
+	NextID      uint64            `json:"next_id"`
+	Collections map[string]*Entry `json:"collections"`
+	// PendingDeletes are object keys to delete (best-effort deletes that failed).
+	PendingDeletes []string `json:"pending_deletes,omitempty"`
+}
+
+// New returns an empty manifest.
+func New() *Manifest {
+	return &Manifest{Version: Version, NextID: 1, Collections: map[string]*Entry{}}
+}
+
+// Clone returns a deep copy.
+func (m *Manifest) Clone() *Manifest {
+	c := &Manifest{Version: m.Version, NextID: m.NextID, Collections: make(map[string]*Entry, len(m.Collections)),
+		PendingDeletes: append([]string(nil), m.PendingDeletes...)}
+	for k, e := range m.Collections {
+		ce := *e
+		if e.Data != nil {
+			d := *e.Data
+			ce.Data = &d
+		}
+		ce.Snapshots = append([]SnapshotRef(nil), e.Snapshots...)
+		c.Collections[k] = &ce
+	}
+	return c
+}
+
+// Load reads the manifest in dir; a missing file is an empty manifest.
+func Load(dir string) (*Manifest, error) {
+	path := filepath.Join(dir, FileName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return New(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	m := New()
+	if err := json.Unmarshal(b, m); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
+	}
+	if m.Version != Version {
+		return nil, fmt.Errorf("manifest %s: version %d, this tierd reads %d", path, m.Version, Version)
+	}
+	if m.Collections == nil {
+		m.Collections = map[string]*Entry{}
+	}
+	for name, e := range m.Collections {
+		if e == nil || e.Name != name || !e.Tier.Valid() || !e.Metric.Valid() || e.Dimension < 1 {
+			return nil, fmt.Errorf("manifest %s: invalid entry %q", path, name)
+		}
+		if e.Tier != api.TierHot && e.Data == nil {
+			return nil, fmt.Errorf("manifest %s: %s collection %q has no data snapshot", path, e.Tier, name)
+		}
+	}
+	return m, nil
+}
+
+// Save writes m to dir atomically.
+func Save(dir string, m *Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	if err := fsutil.WriteAtomic(filepath.Join(dir, FileName), func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	}); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	return nil
+}
+
+// ReferencedKeys returns every object key the manifest refers to.
+func (m *Manifest) ReferencedKeys() map[string]bool {
+	keys := map[string]bool{}
+	for _, e := range m.Collections {
+		if e.Data != nil && e.Data.Key != "" {
+			keys[e.Data.Key] = true
+		}
+		for _, s := range e.Snapshots {
+			if s.Key != "" {
+				keys[s.Key] = true
+			}
+		}
+	}
+	return keys
+}
+
+// ReferencedFiles returns every local file (relative path) the manifest refers to.
+func (m *Manifest) ReferencedFiles() map[string]bool {
+	files := map[string]bool{}
+	for _, e := range m.Collections {
+		if e.Data != nil && e.Data.File != "" {
+			files[e.Data.File] = true
+		}
+		for _, s := range e.Snapshots {
+			if s.File != "" {
+				files[s.File] = true
+			}
+		}
+	}
+	return files
+}
+
+// Names returns the collection names (unordered copy of the keys).
+func (m *Manifest) Names() []string {
+	return slices.Collect(maps.Keys(m.Collections))
+}

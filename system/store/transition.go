@@ -1,0 +1,372 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/cold"
+	"github.com/tierchaos/tierchaos/system/fsutil"
+	"github.com/tierchaos/tierchaos/system/manifest"
+	"github.com/tierchaos/tierchaos/system/snapshot"
+)
+
+// SetTier moves a collection to target. A concurrent transition of the
+// same collection makes it fail at once with transition_in_progress.
+func (s *Store) SetTier(ctx context.Context, name string, target api.Tier) (api.Collection, error) {
+	c, err := s.lookup(name)
+	if err != nil {
+		return api.Collection{}, err
+	}
+	if !target.Valid() {
+		return api.Collection{}, api.Errorf(api.CodeInvalidArgument, "target must be hot, warm or cold, got %q", target)
+	}
+	if err := acquire(ctx, c, false); err != nil {
+		return api.Collection{}, err
+	}
+	defer release(c)
+	if err := s.transition(ctx, c, target, "api"); err != nil {
+		return api.Collection{}, err
+	}
+	return c.view(), nil
+}
+
+func (s *Store) coldStore() (*cold.Store, error) {
+	if s.opts.Cold == nil {
+		return nil, api.Errorf(api.CodeStorageUnavailable, "no object store configured (set TIERD_S3_ENDPOINT)")
+	}
+	return s.opts.Cold, nil
+}
+
+// storageError maps a cold-tier error to an API error.
+func storageError(what string, err error) error {
+	switch {
+	case errors.Is(err, snapshot.ErrCorrupt), errors.Is(err, cold.ErrMissing):
+		return api.Errorf(api.CodeDataCorrupted, "%s: %w", what, err)
+	default:
+		return api.Errorf(api.CodeStorageUnavailable, "%s: %w", what, err)
+	}
+}
+
+// transition moves c to target; the caller holds c's transition slot.
+func (s *Store) transition(ctx context.Context, c *collection, target api.Tier, reason string) (err error) {
+	c.mu.RLock()
+	from, deleted, broken := c.tier, c.deleted, c.broken
+	c.mu.RUnlock()
+	if deleted {
+		return notFound(c.name)
+	}
+	if broken != nil {
+		return api.Errorf(api.CodeDataCorrupted, "collection %q: %w", c.name, broken)
+	}
+	if from == target {
+		return nil
+	}
+	start := s.opts.Now()
+	defer func() {
+		s.metrics.transition(from, target, err, s.opts.Now().Sub(start))
+		if err != nil {
+			s.log.Warn("tier transition failed; collection keeps its tier", "collection", c.name, "from", from, "to", target, "reason", reason, "err", err)
+		} else {
+			s.log.Info("tier transition", "collection", c.name, "from", from, "to", target, "reason", reason, "took", s.opts.Now().Sub(start))
+		}
+	}()
+	switch {
+	case target == api.TierHot || (target == api.TierWarm && from == api.TierCold):
+		return s.promote(ctx, c, from, target)
+	case target == api.TierWarm:
+		return s.hotToWarm(ctx, c)
+	default:
+		return s.toCold(ctx, c, from)
+	}
+}
+
+func localRel(collID uint64, snapID string) string {
+	return "local/" + strconv.FormatUint(collID, 10) + "/" + snapID + ".parquet"
+}
+
+// writeLocal writes data to the relative path atomically, within the warm quota.
+func (s *Store) writeLocal(rel string, data []byte) error {
+	if err := s.reserveWarm(int64(len(data))); err != nil {
+		return err
+	}
+	err := fsutil.WriteAtomic(filepath.Join(s.opts.DataDir, filepath.FromSlash(rel)), func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	if err != nil {
+		s.warmBytes.Add(-int64(len(data)))
+		return localError("write "+rel, err)
+	}
+	return nil
+}
+
+// readLocal reads and verifies a local snapshot.
+func (s *Store) readLocal(ref *manifest.SnapshotRef, dim int) ([]string, []float32, error) {
+	data, err := s.readLocalBytes(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	return snapshot.DecodeUnverified(ref.File, data, dim)
+}
+
+// readLocalBytes reads a local snapshot and checks its size and checksum.
+func (s *Store) readLocalBytes(ref *manifest.SnapshotRef) ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(s.opts.DataDir, filepath.FromSlash(ref.File)))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: local file %s is missing", snapshot.ErrCorrupt, ref.File)
+		}
+		return nil, fmt.Errorf("read %s: %w", ref.File, err)
+	}
+	if err := snapshot.Verify(ref.File, data, ref.Size, ref.Checksum); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// flipEntry commits a new tier and data for c, checking it is still the
+// same incarnation; extra runs inside the same commit.
+func (s *Store) flipEntry(c *collection, tier api.Tier, data *manifest.SnapshotRef, covered uint64, extra func(m *manifest.Manifest)) error {
+	return s.commit(func(m *manifest.Manifest) error {
+		e := m.Collections[c.name]
+		if e == nil || e.ID != c.id {
+			return notFound(c.name)
+		}
+		e.Tier, e.CoveredLSN = tier, covered
+		if data != nil {
+			d := *data
+			e.Data = &d
+		} else {
+			e.Data = nil
+		}
+		if extra != nil {
+			extra(m)
+		}
+		return nil
+	})
+}
+
+// hotToWarm writes the hot data as a local Parquet file, flips, drops the memory.
+func (s *Store) hotToWarm(_ context.Context, c *collection) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	// writeMu excludes every writer, so the data can be read without mu.
+	data, info, err := snapshot.EncodeBytes(c.dim, c.ids, c.vecs)
+	if err != nil {
+		return api.Errorf(api.CodeInternal, "encode snapshot of %q: %w", c.name, err)
+	}
+	id := s.newID()
+	rel := localRel(c.id, id)
+	if err := s.writeLocal(rel, data); err != nil {
+		return err
+	}
+	s.hook(HookWarmWritten)
+	ref := &manifest.SnapshotRef{ID: id, File: rel, Size: info.Size, Checksum: info.Checksum, Count: info.Count, Created: s.opts.Now().UTC()}
+	covered := s.wal.LastLSN()
+	if err := s.flipEntry(c, api.TierWarm, ref, covered, nil); err != nil {
+		s.removeLocal(rel)
+		return err
+	}
+	s.hook(HookWarmCommitted)
+	old := s.flipMemory(c, api.TierWarm, ref, covered, nil, nil)
+	if old != nil && old.File != "" && old.File != rel {
+		s.removeLocal(old.File)
+	}
+	return nil
+}
+
+// flipMemory makes the in-memory state match a committed flip and returns
+// the previous data reference.
+func (s *Store) flipMemory(c *collection, tier api.Tier, ref *manifest.SnapshotRef, covered uint64, ids []string, vecs []float32) *manifest.SnapshotRef {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.data
+	if c.tier == api.TierCold && old != nil {
+		s.coldBytes.Add(-old.Size)
+	}
+	if tier == api.TierCold {
+		s.coldBytes.Add(ref.Size)
+	}
+	c.tier, c.data = tier, ref
+	if covered != c.covered {
+		c.covered, c.lastLSN, c.firstUncovered, c.walBytes = covered, covered, 0, 0
+	}
+	s.hotBytes.Add(-c.hotBytes)
+	c.hotBytes = 0
+	if tier == api.TierHot {
+		c.setData(ids, vecs)
+		c.hotBytes = c.memBytes()
+		// The caller reserved exactly this much.
+	} else {
+		c.dropData()
+		if ref != nil {
+			c.count = ref.Count
+		}
+	}
+	return old
+}
+
+// toCold uploads the collection's Parquet snapshot (encoded from memory,
+// or the warm file itself), verifies it, flips the manifest, then deletes
+// the old copy. A failure before the flip deletes or aborts the upload and
+// leaves the collection in its tier.
+func (s *Store) toCold(ctx context.Context, c *collection, from api.Tier) error {
+	cs, err := s.coldStore()
+	if err != nil {
+		return err
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	var data []byte
+	var info snapshot.Info
+	var id string
+	c.mu.RLock()
+	old := c.data
+	c.mu.RUnlock()
+	if from == api.TierHot {
+		data, info, err = snapshot.EncodeBytes(c.dim, c.ids, c.vecs)
+		if err != nil {
+			return api.Errorf(api.CodeInternal, "encode snapshot of %q: %w", c.name, err)
+		}
+		id = s.newID()
+	} else {
+		// Never upload a corrupt warm file.
+		data, err = s.readLocalBytes(old)
+		if err != nil {
+			return localError(fmt.Sprintf("demote %q to cold", c.name), err)
+		}
+		info = snapshot.Info{Size: old.Size, Checksum: old.Checksum, Count: old.Count, Dimension: c.dim}
+		id = old.ID
+	}
+	key := cs.DataKey(c.name, id)
+	s.hook(HookColdEncoded)
+	s.addInflight(key)
+	defer s.doneInflight(key)
+	if err := cs.Put(ctx, key, data, info); err != nil {
+		return storageError(fmt.Sprintf("demote %q to cold", c.name), err)
+	}
+	s.hook(HookColdUploaded)
+	if err := cs.Verify(ctx, key, info); err != nil {
+		cs.Cleanup(key)
+		return storageError(fmt.Sprintf("demote %q to cold: verify %s", c.name, key), err)
+	}
+	s.hook(HookColdVerified)
+	ref := &manifest.SnapshotRef{ID: id, Key: key, Size: info.Size, Checksum: info.Checksum, Count: info.Count, Created: s.opts.Now().UTC()}
+	covered := s.wal.LastLSN()
+	if err := s.flipEntry(c, api.TierCold, ref, covered, nil); err != nil {
+		cs.Cleanup(key)
+		return err
+	}
+	s.hook(HookColdCommitted)
+	s.flipMemory(c, api.TierCold, ref, covered, nil, nil)
+	if old != nil && old.File != "" {
+		s.removeLocal(old.File)
+	}
+	s.hook(HookColdCleaned)
+	return nil
+}
+
+// promote brings a warm or cold collection to target (hot, or warm from
+// cold): fetch and verify the snapshot, write it as a local file (from
+// cold), reserve memory (to hot), flip, then delete the cold object.
+func (s *Store) promote(ctx context.Context, c *collection, from, target api.Tier) error {
+	c.mu.RLock()
+	ref := c.data
+	c.mu.RUnlock()
+	if ref == nil {
+		return api.Errorf(api.CodeInternal, "collection %q is %s without data", c.name, from)
+	}
+	var data []byte
+	var err error
+	newRef := *ref
+	if from == api.TierCold {
+		cs, err := s.coldStore()
+		if err != nil {
+			return err
+		}
+		data, err = cs.Download(ctx, ref.Key)
+		if err == nil {
+			err = snapshot.Verify(ref.Key, data, ref.Size, ref.Checksum)
+		}
+		if err != nil {
+			if errors.Is(err, snapshot.ErrCorrupt) {
+				s.log.Error("cold snapshot failed verification; not served", "collection", c.name, "key", ref.Key, "err", err)
+			}
+			return storageError(fmt.Sprintf("promote %q from cold", c.name), err)
+		}
+		newRef.Key, newRef.File = "", localRel(c.id, ref.ID)
+	} else {
+		data, err = s.readLocalBytes(ref)
+		if err != nil {
+			s.log.Error("warm snapshot failed verification; not served", "collection", c.name, "file", ref.File, "err", err)
+			return localError(fmt.Sprintf("promote %q from warm", c.name), err)
+		}
+	}
+	var ids []string
+	var vecs []float32
+	var need int64
+	if target == api.TierHot {
+		name := ref.File
+		if from == api.TierCold {
+			name = ref.Key
+		}
+		ids, vecs, err = snapshot.DecodeUnverified(name, data, c.dim)
+		if err != nil {
+			return localError(fmt.Sprintf("promote %q", c.name), err)
+		}
+		for _, id := range ids {
+			need += vectorBytes(id, c.dim)
+		}
+		if err := s.reserveHot(ctx, need, c); err != nil {
+			return err
+		}
+	}
+	unreserve := func() { s.hotBytes.Add(-need) }
+	if from == api.TierCold {
+		if err := s.writeLocal(newRef.File, data); err != nil {
+			unreserve()
+			return err
+		}
+	}
+	s.hook(HookHotLoaded)
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	var extra func(m *manifest.Manifest)
+	if from == api.TierCold {
+		extra = func(m *manifest.Manifest) { m.PendingDeletes = append(m.PendingDeletes, ref.Key) }
+	}
+	if err := s.flipEntry(c, target, &newRef, c.covered, extra); err != nil {
+		unreserve()
+		if from == api.TierCold {
+			s.removeLocal(newRef.File)
+		}
+		return err
+	}
+	s.hook(HookHotCommitted)
+	// The reservation (need) becomes c.hotBytes in flipMemory.
+	s.flipMemory(c, target, &newRef, c.covered, ids, vecs)
+	if from == api.TierCold {
+		s.deleteObjects(ctx, []string{ref.Key})
+	}
+	return nil
+}
+
+func (s *Store) addInflight(key string) {
+	s.inflightMu.Lock()
+	s.inflight[key]++
+	s.inflightMu.Unlock()
+}
+
+func (s *Store) doneInflight(key string) {
+	s.inflightMu.Lock()
+	if s.inflight[key]--; s.inflight[key] <= 0 {
+		delete(s.inflight, key)
+	}
+	s.inflightMu.Unlock()
+}
