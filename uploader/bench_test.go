@@ -145,7 +145,7 @@ func benchSizes(b *testing.B, store ObjectStore, prefix string, conc int) {
 	for _, size := range benchObjectSizes {
 		data := bytes.Repeat([]byte{0x3c}, size)
 		perIter := max(1, min(64, (64<<20)/size)) // about 64 MiB per iteration, at least one object
-		b.Run(fmt.Sprintf("size=%s/c=%d", sizeName(size), conc), func(b *testing.B) {
+		b.Run(fmt.Sprintf("mode=uploader/size=%s/c=%d", sizeName(size), conc), func(b *testing.B) {
 			up, err := NewParallelUploader(store, benchParallelConfig(conc), benchQuiet())
 			if err != nil {
 				b.Fatal(err)
