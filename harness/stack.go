@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -33,6 +34,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
 	"github.com/tierchaos/tierchaos/harness/images"
 	tierclient "github.com/tierchaos/tierchaos/system/client"
+	"github.com/tierchaos/tierchaos/system/config"
 )
 
 // Fixed names inside the stack's network.
@@ -62,6 +64,9 @@ type Options struct {
 	Progress io.Writer
 	// TierdEnv adds or overrides environment variables of tierd.
 	TierdEnv map[string]string
+	// SUT is SUTContainer or SUTInProcess; from TIERCHAOS_SUT when empty,
+	// else SUTContainer.
+	SUT string
 	// StartTimeout bounds the whole start; 2 minutes when zero (image builds
 	// are done before and not counted).
 	StartTimeout time.Duration
@@ -76,9 +81,8 @@ type Stack struct {
 
 	// Tierd is a client of tierd's REST API, from the host.
 	Tierd *tierclient.Client
-	// TierdURL and DebugURL are tierd's API and debug (pprof, metrics)
-	// base URLs on the host.
-	TierdURL, DebugURL string
+	// Mode is how tierd runs: SUTContainer or SUTInProcess.
+	Mode string
 	// S3 is a direct MinIO client that bypasses Toxiproxy and any fault.
 	S3 *minio.Client
 	// S3Endpoint is MinIO's host:port on the host, direct.
@@ -100,6 +104,8 @@ type Stack struct {
 	mu         sync.Mutex
 	containers map[string]testcontainers.Container
 	volume     string
+	sut        sut
+	transport  *http.Transport
 }
 
 // EnsureImages makes sure the stack's images exist, building what is
@@ -159,12 +165,20 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if err := s.startTierd(ctx, opts.TierdEnv); err != nil {
+	mode := opts.SUT
+	if mode == "" {
+		mode = os.Getenv(EnvSUT)
+	}
+	if mode == "" {
+		mode = SUTContainer
+	}
+	if err := s.startTierd(ctx, mode, opts.TierdEnv); err != nil {
 		return nil, err
 	}
 	s.StartDuration = time.Since(start)
-	opts.Logger.Info("stack started", "run", run.ID, "duration", s.StartDuration.Round(time.Millisecond),
-		"tierd", s.TierdURL, "minio", s.S3Endpoint)
+	tierdURL, _ := s.TierdURL()
+	opts.Logger.Info("stack started", "run", run.ID, "sut", mode, "duration", s.StartDuration.Round(time.Millisecond),
+		"tierd", tierdURL, "minio", s.S3Endpoint)
 	return s, nil
 }
 
@@ -282,12 +296,14 @@ func (s *Stack) startToxiproxy(ctx context.Context) error {
 	return nil
 }
 
-func (s *Stack) startTierd(ctx context.Context, extra map[string]string) error {
+// tierdEnv returns tierd's environment: where it finds S3 from where it
+// runs, plus the caller's additions.
+func (s *Stack) tierdEnv(s3Endpoint string, extra map[string]string) map[string]string {
 	env := map[string]string{
 		"TIERD_LISTEN_ADDR":   ":8080",
 		"TIERD_DEBUG_ADDR":    ":6060",
 		"TIERD_DATA_DIR":      "/data",
-		"TIERD_S3_ENDPOINT":   toxiproxyAlias + ":" + strings.TrimSuffix(s3ProxyPort, "/tcp"),
+		"TIERD_S3_ENDPOINT":   s3Endpoint,
 		"TIERD_S3_ACCESS_KEY": AccessKey,
 		"TIERD_S3_SECRET_KEY": SecretKey,
 		"TIERD_S3_BUCKET":     Bucket,
@@ -296,42 +312,138 @@ func (s *Stack) startTierd(ctx context.Context, extra map[string]string) error {
 	for k, v := range extra {
 		env[k] = v
 	}
-	c, err := s.run(ctx, "tierd", testcontainers.ContainerRequest{
-		Image:        s.Images.Tierd,
-		Env:          env,
-		ExposedPorts: []string{tierdAPIPort, tierdDebugPort},
-		Mounts:       testcontainers.Mounts(testcontainers.VolumeMount(s.volume, "/data")),
-		WaitingFor: wait.ForHTTP("/readyz").WithPort(tierdAPIPort).
-			WithStartupTimeout(time.Minute).WithPollInterval(50 * time.Millisecond),
-	})
-	if err != nil {
-		return err
+	return env
+}
+
+func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]string) error {
+	switch mode {
+	case SUTContainer:
+		env := s.tierdEnv(toxiproxyAlias+":"+strings.TrimSuffix(s3ProxyPort, "/tcp"), extra)
+		c, err := s.run(ctx, "tierd", testcontainers.ContainerRequest{
+			Image:        s.Images.Tierd,
+			Env:          env,
+			ExposedPorts: []string{tierdAPIPort, tierdDebugPort},
+			Mounts:       testcontainers.Mounts(testcontainers.VolumeMount(s.volume, "/data")),
+			WaitingFor: wait.ForHTTP("/readyz").WithPort(tierdAPIPort).
+				WithStartupTimeout(time.Minute).WithPollInterval(50 * time.Millisecond),
+		})
+		if err != nil {
+			return err
+		}
+		s.sut = &containerSUT{docker: s.docker, c: c}
+	case SUTInProcess:
+		env := s.tierdEnv(s.S3ProxyEndpoint, extra)
+		cfg, err := config.FromEnv(config.Default(), func(k string) string { return env[k] })
+		if err != nil {
+			return fmt.Errorf("harness: tierd config: %w", err)
+		}
+		in, err := newInProcessSUT(cfg, s.log)
+		if err != nil {
+			return err
+		}
+		s.sut = in
+		if err := in.start(ctx); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("harness: %s=%q: want %q or %q", EnvSUT, mode, SUTContainer, SUTInProcess)
 	}
-	if s.TierdURL, err = c.PortEndpoint(ctx, tierdAPIPort, "http"); err != nil {
-		return fmt.Errorf("harness: tierd endpoint: %w", err)
+	s.Mode = mode
+	s.transport = &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			api, _, err := s.sut.addrs()
+			if err != nil {
+				return nil, err
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, network, api)
+		},
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     30 * time.Second,
 	}
-	if s.DebugURL, err = c.PortEndpoint(ctx, tierdDebugPort, "http"); err != nil {
-		return fmt.Errorf("harness: tierd debug endpoint: %w", err)
-	}
-	s.Tierd = tierclient.New(s.TierdURL, tierclient.WithHTTPClient(&http.Client{Timeout: 60 * time.Second}))
+	// The client's host name is a placeholder: the dialer always connects to
+	// wherever tierd listens now, so the client survives restarts.
+	s.Tierd = tierclient.New("http://tierd", tierclient.WithHTTPClient(&http.Client{Transport: s.transport, Timeout: 60 * time.Second}))
 	return nil
 }
 
-// TierdLogs returns tierd's container log (stdout and stderr).
-func (s *Stack) TierdLogs(ctx context.Context) (string, error) {
-	s.mu.Lock()
-	c, ok := s.containers["tierd"]
-	s.mu.Unlock()
-	if !ok {
-		return "", errors.New("harness: tierd is not running")
+// TierdURL returns the base URL of tierd's REST API on the host. It changes
+// when tierd restarts; Stack.Tierd follows it by itself.
+func (s *Stack) TierdURL() (string, error) {
+	api, _, err := s.sut.addrs()
+	return "http://" + api, err
+}
+
+// DebugURL returns the base URL of tierd's pprof and metrics listener.
+func (s *Stack) DebugURL() (string, error) {
+	_, dbg, err := s.sut.addrs()
+	return "http://" + dbg, err
+}
+
+// KillTierd ends tierd abruptly (SIGKILL; in process: abandon the instance
+// unclosed). Its data volume is kept for RestartTierd.
+func (s *Stack) KillTierd(ctx context.Context) error {
+	return s.sut.kill(ctx)
+}
+
+// StopTierd stops tierd gracefully, keeping its data volume.
+func (s *Stack) StopTierd(ctx context.Context) error {
+	return s.sut.stop(ctx)
+}
+
+// StartTierd starts a stopped or killed tierd on the same data and waits
+// until it is ready.
+func (s *Stack) StartTierd(ctx context.Context) error {
+	if err := s.sut.start(ctx); err != nil {
+		return err
 	}
-	r, err := c.Logs(ctx)
+	s.transport.CloseIdleConnections()
+	return s.waitReady(ctx)
+}
+
+// RestartTierd kills tierd (or stops it when graceful) and starts it again.
+func (s *Stack) RestartTierd(ctx context.Context, graceful bool) error {
+	var err error
+	if graceful {
+		err = s.StopTierd(ctx)
+	} else {
+		err = s.KillTierd(ctx)
+	}
 	if err != nil {
-		return "", fmt.Errorf("harness: tierd logs: %w", err)
+		return err
 	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	return string(b), err
+	return s.StartTierd(ctx)
+}
+
+// PauseTierd freezes tierd (SIGSTOP through the cgroup freezer; in process:
+// API requests are held) until UnpauseTierd.
+func (s *Stack) PauseTierd(ctx context.Context) error { return s.sut.pause(ctx) }
+
+// UnpauseTierd resumes a paused tierd.
+func (s *Stack) UnpauseTierd(ctx context.Context) error { return s.sut.unpause(ctx) }
+
+func (s *Stack) waitReady(ctx context.Context) error {
+	for {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := s.Tierd.Readyz(rctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("harness: tierd not ready: %w (last: %w)", ctx.Err(), err)
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// TierdLogs returns tierd's log (stdout and stderr of its container).
+func (s *Stack) TierdLogs(ctx context.Context) (string, error) {
+	if s.sut == nil {
+		return "", ErrNotRunning
+	}
+	return s.sut.logs(ctx)
 }
 
 // Close stops and removes every container, the network and the volume of
@@ -339,6 +451,9 @@ func (s *Stack) TierdLogs(ctx context.Context) (string, error) {
 func (s *Stack) Close(ctx context.Context) error {
 	start := time.Now()
 	var errs []error
+	if s.sut != nil {
+		errs = append(errs, s.sut.close(ctx))
+	}
 	if s.docker != nil {
 		rep, err := cleanup.RemoveRun(ctx, s.docker, s.Run.ID)
 		if err != nil {

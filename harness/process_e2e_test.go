@@ -1,0 +1,83 @@
+//go:build e2e
+
+package harness_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/harness"
+)
+
+var stack *harness.Stack
+
+func TestMain(m *testing.M) {
+	os.Exit(harness.Main(m, harness.Options{}, func(s *harness.Stack) { stack = s }))
+}
+
+// TestProcessFaults proves each process fault is in effect (observed at the
+// client) and gone after its removal.
+func TestProcessFaults(t *testing.T) {
+	cases := []struct {
+		name  string
+		fault func(ctx context.Context) error
+		// during checks what a client sees while the fault is in effect.
+		during func(ctx context.Context, t *testing.T)
+		heal   func(ctx context.Context) error
+	}{
+		{
+			name:   "kill-then-start",
+			fault:  stack.KillTierd,
+			during: requireUnreachable,
+			heal:   stack.StartTierd,
+		},
+		{
+			name:   "graceful-stop-then-start",
+			fault:  stack.StopTierd,
+			during: requireUnreachable,
+			heal:   stack.StartTierd,
+		},
+		{
+			name:  "pause-then-unpause",
+			fault: stack.PauseTierd,
+			during: func(ctx context.Context, t *testing.T) {
+				rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				defer cancel()
+				err := stack.Tierd.Readyz(rctx)
+				require.Error(t, err, "a paused tierd answers nothing")
+				require.ErrorIs(t, err, context.DeadlineExceeded)
+			},
+			heal: stack.UnpauseTierd,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			require.NoError(t, stack.Tierd.Readyz(ctx), "ready before the fault")
+			require.NoError(t, tc.fault(ctx))
+			healed := false
+			t.Cleanup(func() {
+				if !healed {
+					_ = tc.heal(context.Background())
+				}
+			})
+			tc.during(ctx, t)
+			require.NoError(t, tc.heal(ctx))
+			healed = true
+			require.Eventually(t, func() bool { return stack.Tierd.Readyz(ctx) == nil }, 30*time.Second, 20*time.Millisecond,
+				"ready again after the fault is removed")
+		})
+	}
+}
+
+func requireUnreachable(ctx context.Context, t *testing.T) {
+	t.Helper()
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	require.Error(t, stack.Tierd.Readyz(rctx), "tierd is down")
+}

@@ -1,0 +1,301 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/tierchaos/tierchaos/system/config"
+	"github.com/tierchaos/tierchaos/system/server"
+)
+
+// EnvSUT selects how tierd runs: "container" (default, a black box) or
+// "inprocess" (inside the test process, so -race sees its data races; MinIO,
+// Toxiproxy and the S3 fault layer still run in containers).
+const EnvSUT = "TIERCHAOS_SUT"
+
+// SUT modes.
+const (
+	SUTContainer = "container"
+	SUTInProcess = "inprocess"
+)
+
+// ErrNotRunning is returned by process controls that need a running tierd.
+var ErrNotRunning = errors.New("harness: tierd is not running")
+
+// sut is tierd under test, in a container or in the test process. Its
+// controls keep the data volume (or directory) across restarts.
+type sut interface {
+	// addrs returns the host:port of the API and of the debug listener.
+	addrs() (api, debug string, err error)
+	start(ctx context.Context) error
+	// stop shuts tierd down gracefully.
+	stop(ctx context.Context) error
+	// kill ends tierd abruptly: SIGKILL for a container; for an in-process
+	// tierd, the instance is abandoned without closing it.
+	kill(ctx context.Context) error
+	pause(ctx context.Context) error
+	unpause(ctx context.Context) error
+	logs(ctx context.Context) (string, error)
+	close(ctx context.Context) error
+}
+
+// containerSUT is tierd as a Testcontainers container.
+type containerSUT struct {
+	docker client.APIClient
+	c      testcontainers.Container
+}
+
+func (s *containerSUT) addrs() (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	api, err := s.c.PortEndpoint(ctx, tierdAPIPort, "")
+	if err != nil {
+		return "", "", fmt.Errorf("harness: tierd endpoint: %w", err)
+	}
+	debug, err := s.c.PortEndpoint(ctx, tierdDebugPort, "")
+	if err != nil {
+		return "", "", fmt.Errorf("harness: tierd debug endpoint: %w", err)
+	}
+	return api, debug, nil
+}
+
+func (s *containerSUT) start(ctx context.Context) error {
+	// Start runs the readiness wait (/readyz) again.
+	if err := s.c.Start(ctx); err != nil {
+		return fmt.Errorf("harness: start tierd: %w", err)
+	}
+	return nil
+}
+
+func (s *containerSUT) stop(ctx context.Context) error {
+	timeout := 10 * time.Second
+	if err := s.c.Stop(ctx, &timeout); err != nil {
+		return fmt.Errorf("harness: stop tierd: %w", err)
+	}
+	return nil
+}
+
+func (s *containerSUT) kill(ctx context.Context) error {
+	if _, err := s.docker.ContainerKill(ctx, s.c.GetContainerID(), client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		return fmt.Errorf("harness: kill tierd: %w", err)
+	}
+	// Wait until Docker reports the container exited.
+	for {
+		st, err := s.c.State(ctx)
+		if err != nil {
+			return fmt.Errorf("harness: tierd state: %w", err)
+		}
+		if !st.Running {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("harness: waiting for tierd to exit: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (s *containerSUT) pause(ctx context.Context) error {
+	if _, err := s.docker.ContainerPause(ctx, s.c.GetContainerID(), client.ContainerPauseOptions{}); err != nil {
+		return fmt.Errorf("harness: pause tierd: %w", err)
+	}
+	return nil
+}
+
+func (s *containerSUT) unpause(ctx context.Context) error {
+	if _, err := s.docker.ContainerUnpause(ctx, s.c.GetContainerID(), client.ContainerUnpauseOptions{}); err != nil {
+		return fmt.Errorf("harness: unpause tierd: %w", err)
+	}
+	return nil
+}
+
+func (s *containerSUT) logs(ctx context.Context) (string, error) {
+	r, err := s.c.Logs(ctx)
+	if err != nil {
+		return "", fmt.Errorf("harness: tierd logs: %w", err)
+	}
+	defer r.Close()
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return b.String(), nil
+}
+
+// close is a no-op: the run's cleanup removes the container.
+func (s *containerSUT) close(context.Context) error { return nil }
+
+// inProcessSUT runs tierd's server package inside the test process on
+// loopback listeners, with its data in a temporary directory that survives
+// kill and restart.
+type inProcessSUT struct {
+	cfg     config.Config
+	log     *slog.Logger
+	dataDir string
+
+	mu        sync.Mutex
+	srv       *server.Server
+	api, dbg  *http.Server
+	apiAddr   string
+	debugAddr string
+	gate      *gate
+	// abandoned keeps killed instances reachable so the race detector and
+	// goleak see them as what they are: leaked by a crash, on purpose.
+	abandoned []*server.Server
+}
+
+func newInProcessSUT(cfg config.Config, log *slog.Logger) (*inProcessSUT, error) {
+	dir, err := os.MkdirTemp("", "tierchaos-tierd-")
+	if err != nil {
+		return nil, fmt.Errorf("harness: data dir: %w", err)
+	}
+	cfg.DataDir = dir
+	return &inProcessSUT{cfg: cfg, log: log.With("sut", "inprocess"), dataDir: dir, gate: newGate()}, nil
+}
+
+func (s *inProcessSUT) addrs() (string, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return "", "", ErrNotRunning
+	}
+	return s.apiAddr, s.debugAddr, nil
+}
+
+func (s *inProcessSUT) start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return nil
+	}
+	srv, err := server.New(ctx, s.cfg, s.log)
+	if err != nil {
+		return fmt.Errorf("harness: start in-process tierd: %w", err)
+	}
+	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return errors.Join(fmt.Errorf("harness: listen: %w", err), srv.Close(ctx))
+	}
+	dbgLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return errors.Join(fmt.Errorf("harness: listen: %w", err), apiLn.Close(), srv.Close(ctx))
+	}
+	s.srv = srv
+	s.api = &http.Server{Handler: s.gate.wrap(srv.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	s.dbg = &http.Server{Handler: srv.DebugHandler(), ReadHeaderTimeout: 10 * time.Second}
+	s.apiAddr, s.debugAddr = apiLn.Addr().String(), dbgLn.Addr().String()
+	go func() { _ = s.api.Serve(apiLn) }()
+	go func() { _ = s.dbg.Serve(dbgLn) }()
+	return nil
+}
+
+func (s *inProcessSUT) stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return nil
+	}
+	s.gate.open()
+	err := errors.Join(s.api.Shutdown(ctx), s.dbg.Shutdown(ctx), s.srv.Close(ctx))
+	s.srv, s.api, s.dbg = nil, nil, nil
+	if err != nil {
+		return fmt.Errorf("harness: stop in-process tierd: %w", err)
+	}
+	return nil
+}
+
+func (s *inProcessSUT) kill(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return nil
+	}
+	// Cut every connection at once and abandon the instance without
+	// closing it: nothing is flushed, as after SIGKILL.
+	s.gate.open()
+	err := errors.Join(s.api.Close(), s.dbg.Close())
+	s.abandoned = append(s.abandoned, s.srv)
+	s.srv, s.api, s.dbg = nil, nil, nil
+	if err != nil {
+		return fmt.Errorf("harness: kill in-process tierd: %w", err)
+	}
+	return nil
+}
+
+func (s *inProcessSUT) pause(context.Context) error {
+	s.gate.shut()
+	return nil
+}
+
+func (s *inProcessSUT) unpause(context.Context) error {
+	s.gate.open()
+	return nil
+}
+
+func (s *inProcessSUT) logs(context.Context) (string, error) {
+	return "(in-process tierd logs go to the test's log output)", nil
+}
+
+func (s *inProcessSUT) close(ctx context.Context) error {
+	err := s.stop(ctx)
+	return errors.Join(err, os.RemoveAll(s.dataDir))
+}
+
+// gate holds API requests while an in-process tierd is "paused", as
+// SIGSTOP holds a container's.
+type gate struct {
+	mu     sync.Mutex
+	closed chan struct{} // nil when open; closed to release waiters
+}
+
+func newGate() *gate { return &gate{} }
+
+func (g *gate) shut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed == nil {
+		g.closed = make(chan struct{})
+	}
+}
+
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed != nil {
+		close(g.closed)
+		g.closed = nil
+	}
+}
+
+func (g *gate) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		wait := g.closed
+		g.mu.Unlock()
+		if wait != nil {
+			select {
+			case <-wait:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
