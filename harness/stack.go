@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness/cleanup"
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
 	"github.com/tierchaos/tierchaos/harness/images"
+	"github.com/tierchaos/tierchaos/harness/s3fault"
 	tierclient "github.com/tierchaos/tierchaos/system/client"
 	"github.com/tierchaos/tierchaos/system/config"
 )
@@ -44,6 +46,9 @@ const (
 	minioPort      = "9000/tcp"
 	toxiAPIPort    = "8474/tcp"
 	s3ProxyPort    = "8666/tcp"
+	s3faultAlias   = "s3fault"
+	s3faultS3Port  = "9000/tcp"
+	s3faultAPIPort = "9100/tcp"
 	tierdAPIPort   = "8080/tcp"
 	tierdDebugPort = "6060/tcp"
 
@@ -64,6 +69,8 @@ type Options struct {
 	Progress io.Writer
 	// TierdEnv adds or overrides environment variables of tierd.
 	TierdEnv map[string]string
+	// Seed seeds the S3 fault layer's probabilistic rules.
+	Seed uint64
 	// SUT is SUTContainer or SUTInProcess; from TIERCHAOS_SUT when empty,
 	// else SUTContainer.
 	SUT string
@@ -90,6 +97,11 @@ type Stack struct {
 	// S3ProxyEndpoint is host:port of the Toxiproxy proxy in front of MinIO,
 	// reachable from the host (host-side traffic through the same toxics).
 	S3ProxyEndpoint string
+	// S3Faults controls the S3-aware fault layer on tierd's S3 path (503
+	// SlowDown, 500, truncated or bit-flipped bodies, cut uploads).
+	S3Faults *s3fault.Client
+	// S3FaultEndpoint is host:port of the S3 fault layer, from the host.
+	S3FaultEndpoint string
 	// Toxiproxy is the Toxiproxy API client.
 	Toxiproxy *toxiproxy.Client
 	// S3Proxy is the proxy on tierd's S3 path.
@@ -104,6 +116,7 @@ type Stack struct {
 	mu         sync.Mutex
 	containers map[string]testcontainers.Container
 	volume     string
+	seed       uint64
 	sut        sut
 	transport  *http.Transport
 }
@@ -116,7 +129,7 @@ func EnsureImages(ctx context.Context, progress io.Writer) (images.Set, error) {
 		return images.Set{}, err
 	}
 	defer cli.Close()
-	return images.Ensure(ctx, cli, images.Options{Progress: progress, SkipS3Fault: true})
+	return images.Ensure(ctx, cli, images.Options{Progress: progress})
 }
 
 // Start ensures the images, removes leftovers of dead runs, and starts a
@@ -135,7 +148,7 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{Run: run, log: opts.Logger, docker: docker, containers: map[string]testcontainers.Container{}}
+	s := &Stack{Run: run, log: opts.Logger, docker: docker, seed: opts.Seed, containers: map[string]testcontainers.Container{}}
 	defer func() {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -148,7 +161,7 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 	} else if rep.Containers+rep.Networks+rep.Volumes > 0 {
 		opts.Logger.Info("removed leftovers of dead runs", "containers", rep.Containers, "networks", rep.Networks, "volumes", rep.Volumes)
 	}
-	if s.Images, err = images.Ensure(ctx, docker, images.Options{Progress: opts.Progress, SkipS3Fault: true}); err != nil {
+	if s.Images, err = images.Ensure(ctx, docker, images.Options{Progress: opts.Progress}); err != nil {
 		return nil, err
 	}
 
@@ -161,6 +174,7 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.startMinIO(gctx) })
 	g.Go(func() error { return s.startToxiproxy(gctx) })
+	g.Go(func() error { return s.startS3Fault(gctx) })
 	g.Go(func() error { return s.createVolume(gctx) })
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -272,6 +286,32 @@ func (s *Stack) startMinIO(ctx context.Context) error {
 	return nil
 }
 
+func (s *Stack) startS3Fault(ctx context.Context) error {
+	c, err := s.run(ctx, s3faultAlias, testcontainers.ContainerRequest{
+		Image: s.Images.S3Fault,
+		Env: map[string]string{
+			"S3FAULT_UPSTREAM": "http://" + toxiproxyAlias + ":" + strings.TrimSuffix(s3ProxyPort, "/tcp"),
+			"S3FAULT_SEED":     strconv.FormatUint(s.seed, 10),
+		},
+		ExposedPorts: []string{s3faultS3Port, s3faultAPIPort},
+		WaitingFor:   wait.ForHTTP(s3fault.PathHealth).WithPort(s3faultAPIPort).WithStartupTimeout(time.Minute),
+	})
+	if err != nil {
+		return err
+	}
+	if s.S3FaultEndpoint, err = c.PortEndpoint(ctx, s3faultS3Port, ""); err != nil {
+		return fmt.Errorf("harness: s3fault endpoint: %w", err)
+	}
+	api, err := c.PortEndpoint(ctx, s3faultAPIPort, "http")
+	if err != nil {
+		return fmt.Errorf("harness: s3fault control endpoint: %w", err)
+	}
+	if s.S3Faults, err = s3fault.NewClient(api); err != nil {
+		return fmt.Errorf("harness: s3fault client: %w", err)
+	}
+	return nil
+}
+
 func (s *Stack) startToxiproxy(ctx context.Context) error {
 	c, err := s.run(ctx, toxiproxyAlias, testcontainers.ContainerRequest{
 		Image:        s.Images.Toxiproxy,
@@ -318,7 +358,7 @@ func (s *Stack) tierdEnv(s3Endpoint string, extra map[string]string) map[string]
 func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]string) error {
 	switch mode {
 	case SUTContainer:
-		env := s.tierdEnv(toxiproxyAlias+":"+strings.TrimSuffix(s3ProxyPort, "/tcp"), extra)
+		env := s.tierdEnv(s3faultAlias+":"+strings.TrimSuffix(s3faultS3Port, "/tcp"), extra)
 		c, err := s.run(ctx, "tierd", testcontainers.ContainerRequest{
 			Image:        s.Images.Tierd,
 			Env:          env,
@@ -332,7 +372,7 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 		}
 		s.sut = &containerSUT{docker: s.docker, c: c}
 	case SUTInProcess:
-		env := s.tierdEnv(s.S3ProxyEndpoint, extra)
+		env := s.tierdEnv(s.S3FaultEndpoint, extra)
 		cfg, err := config.FromEnv(config.Default(), func(k string) string { return env[k] })
 		if err != nil {
 			return fmt.Errorf("harness: tierd config: %w", err)

@@ -43,7 +43,7 @@ func run(args []string) error {
 			return err
 		}
 		start := time.Now()
-		set, err := images.Ensure(ctx, cli, images.Options{Progress: os.Stderr, SkipS3Fault: true})
+		set, err := images.Ensure(ctx, cli, images.Options{Progress: os.Stderr})
 		if err != nil {
 			return err
 		}
