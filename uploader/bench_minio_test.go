@@ -66,9 +66,15 @@ func s3Creds() (string, string, string) {
 // largest benchmark concurrency, and makes sure the bucket exists.
 func newBenchMinIO(tb testing.TB, endpoint string) *MinIOStore {
 	tb.Helper()
+	return newMinIOWithPool(tb, endpoint, 64)
+}
+
+// newMinIOWithPool is newBenchMinIO with a given number of idle connections.
+func newMinIOWithPool(tb testing.TB, endpoint string, idle int) *MinIOStore {
+	tb.Helper()
 	ak, sk, bucket := s3Creds()
 	s, err := NewMinIOStore(MinIOConfig{Endpoint: endpoint, AccessKey: ak, SecretKey: sk, Bucket: bucket,
-		Pool: PoolConfig{MaxIdleConns: 64}})
+		Pool: PoolConfig{MaxIdleConns: idle}})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,0 +1,112 @@
+//go:build e2e
+
+package uploader
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/zeebo/xxh3"
+)
+
+const (
+	envToxiproxyURL   = "TIERCHAOS_TOXIPROXY_URL"
+	envToxiproxyProxy = "TIERCHAOS_TOXIPROXY_PROXY"
+)
+
+// TestE2EUploadsSurviveResetPeer uploads 1000 objects through Toxiproxy
+// while a reset_peer toxic with toxicity 0.3 is active (Toxiproxy draws the
+// toxicity once per connection: about 30% of new connections are reset on
+// their first bytes), then reads every object back directly from MinIO and
+// checks its content against its XXH3 checksum. Four of the objects are
+// multipart (12 MiB, two parts), and no incomplete upload may remain.
+func TestE2EUploadsSurviveResetPeer(t *testing.T) {
+	proxyEndpoint := os.Getenv(envS3ProxyEndpoint)
+	direct := os.Getenv(envS3Endpoint)
+	toxiURL := os.Getenv(envToxiproxyURL)
+	if proxyEndpoint == "" || direct == "" || toxiURL == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s, %s and %s must be set in CI (uploader/bench-minio.sh e2e)", envS3Endpoint, envS3ProxyEndpoint, envToxiproxyURL)
+		}
+		t.Skipf("set %s, %s and %s (uploader/bench-minio.sh e2e does)", envS3Endpoint, envS3ProxyEndpoint, envToxiproxyURL)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	directStore := newBenchMinIO(t, direct)
+	// Two idle connections for sixteen workers: most connections close
+	// after one request, so the run dials about as many connections as it
+	// makes requests, and each new connection draws the toxicity again.
+	proxied := newMinIOWithPool(t, proxyEndpoint, 2)
+
+	proxy, err := toxiproxy.NewClient(toxiURL).Proxy(envOr(envToxiproxyProxy, "s3"))
+	require.NoError(t, err)
+	_, err = proxy.AddToxic("e2e_reset_peer", "reset_peer", "upstream", 0.3, toxiproxy.Attributes{"timeout": 0})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, proxy.RemoveToxic("e2e_reset_peer")) })
+
+	cfg := DefaultParallelConfig()
+	cfg.Concurrency = 16
+	cfg.MaxRetries = 12 // 0.3^13: a request failing 13 times in a row is ~1.6e-7
+	cfg.BackoffBase = 5 * time.Millisecond
+	cfg.BackoffCap = 250 * time.Millisecond
+	cfg.RetryBudgetRatio = 1
+	cfg.RetryBudgetMin = 100
+	cfg.PartSize = 6 << 20
+	up, err := NewParallelUploader(proxied, cfg)
+	require.NoError(t, err)
+
+	prefix := fmt.Sprintf("e2e/reset-peer/%d", time.Now().UnixNano())
+	const total, large = 1000, 4
+	items := make([]Item, total)
+	want := make([]uint64, total)
+	for i := range items {
+		size := 1<<10 + (i*7919)%(63<<10)
+		if i%(total/large) == 0 {
+			size = 12 << 20
+		}
+		data := payload(i, size)
+		want[i] = xxh3.Hash(data)
+		items[i] = BytesItem(prefix+"/obj-"+strconv.Itoa(i), data)
+		items[i].Opts.Metadata = map[string]string{"xxh3": strconv.FormatUint(want[i], 16)}
+	}
+
+	start := time.Now()
+	res := up.UploadAll(ctx, items)
+	elapsed := time.Since(start)
+	attempts, multipart := 0, 0
+	for i, r := range res {
+		require.NoError(t, r.Err, "item %d (%s)", i, r.Key)
+		attempts += r.Attempts
+		if r.Multipart {
+			multipart++
+		}
+	}
+	assert.Equal(t, large, multipart)
+	t.Logf("%d uploads in %s through reset_peer(0.3): %d requests", total, elapsed.Round(time.Millisecond), attempts)
+	// 1012 requests without faults (996 PUTs, 4 x initiate+2 parts+complete);
+	// each reset costs one more; 50 is far below what 0.3 gives (~150).
+	assert.Greater(t, attempts, 1012+50, "the toxic must have forced many retries, or it was not active")
+
+	for i, it := range items {
+		rc, info, err := directStore.GetObject(ctx, it.Key)
+		require.NoError(t, err, it.Key)
+		data, err := io.ReadAll(rc)
+		require.NoError(t, rc.Close())
+		require.NoError(t, err, it.Key)
+		require.Equal(t, it.Size, int64(len(data)), it.Key)
+		require.Equal(t, want[i], xxh3.Hash(data), "content of %s", it.Key)
+		require.Equal(t, strconv.FormatUint(want[i], 16), info.Metadata["xxh3"], it.Key)
+	}
+	ups, err := directStore.ListMultipartUploads(ctx, prefix)
+	require.NoError(t, err)
+	assert.Empty(t, ups, "no incomplete multipart upload left")
+}
