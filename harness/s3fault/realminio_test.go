@@ -64,13 +64,19 @@ func startMinIO(t *testing.T) string {
 		_ = cmd.Wait()
 	})
 	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + addr + "/minio/health/live")
+		resp, err := http.Get("http://" + addr + "/minio/health/ready")
 		if err != nil {
 			return false
 		}
 		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 30*time.Second, 100*time.Millisecond, "MinIO did not come up")
+	// The health endpoint answers before the object layer is ready.
+	probe := newMinio(t, addr, 1)
+	require.Eventually(t, func() bool {
+		_, err := probe.ListBuckets(t.Context())
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond, "MinIO did not become ready")
 	return addr
 }
 
