@@ -27,7 +27,7 @@ func (s *Store) Maintain(ctx context.Context, o MaintainOptions, cyc *api.Worker
 	fail := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		cyc.Errors = append(cyc.Errors, msg)
-		s.log.Warn("worker: "+msg)
+		s.log.Warn("worker: " + msg)
 	}
 	now := s.opts.Now()
 	for _, c := range s.all() {
