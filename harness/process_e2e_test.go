@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/client"
 )
 
 var stack *harness.Stack
@@ -80,4 +82,27 @@ func requireUnreachable(ctx context.Context, t *testing.T) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	require.Error(t, stack.Tierd.Readyz(rctx), "tierd is down")
+}
+
+// TestReconfigureTierd restarts tierd with a collection quota of one and
+// observes the quota, then removes it again; data survives both restarts.
+func TestReconfigureTierd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	first := "reconfigure-first"
+	_, err := stack.Tierd.CreateCollection(ctx, api.CreateCollectionRequest{Name: first, Dimension: 4, Metric: api.MetricL2})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = stack.Tierd.DeleteCollection(context.Background(), first) })
+
+	require.NoError(t, stack.ReconfigureTierd(ctx, map[string]string{"TIERD_QUOTA_COLLECTIONS": "1"}))
+	t.Cleanup(func() { _ = stack.ReconfigureTierd(context.Background(), map[string]string{"TIERD_QUOTA_COLLECTIONS": ""}) })
+	_, err = stack.Tierd.GetCollection(ctx, first)
+	require.NoError(t, err, "the collection survives the restart")
+	_, err = stack.Tierd.CreateCollection(ctx, api.CreateCollectionRequest{Name: "reconfigure-second", Dimension: 4, Metric: api.MetricL2})
+	require.Equal(t, api.CodeQuotaExceeded, client.CodeOf(err), "quota of one collection in effect: %v", err)
+
+	require.NoError(t, stack.ReconfigureTierd(ctx, map[string]string{"TIERD_QUOTA_COLLECTIONS": ""}))
+	_, err = stack.Tierd.CreateCollection(ctx, api.CreateCollectionRequest{Name: "reconfigure-second", Dimension: 4, Metric: api.MetricL2})
+	require.NoError(t, err, "quota removed")
+	require.NoError(t, stack.Tierd.DeleteCollection(ctx, "reconfigure-second"))
 }

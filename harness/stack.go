@@ -69,6 +69,10 @@ type Options struct {
 	Progress io.Writer
 	// TierdEnv adds or overrides environment variables of tierd.
 	TierdEnv map[string]string
+	// TierdDataTmpfs, when set (e.g. "64m"), puts tierd's data directory
+	// on a tmpfs of that size so that a test can fill it (ENOSPC). Its
+	// content does not survive a container restart.
+	TierdDataTmpfs string
 	// Seed seeds the S3 fault layer's probabilistic rules.
 	Seed uint64
 	// SUT is SUTContainer or SUTInProcess; from TIERCHAOS_SUT when empty,
@@ -118,6 +122,8 @@ type Stack struct {
 	volume     string
 	seed       uint64
 	sut        sut
+	tierdExtra map[string]string
+	dataTmpfs  string
 	transport  *http.Transport
 }
 
@@ -148,7 +154,7 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{Run: run, log: opts.Logger, docker: docker, seed: opts.Seed, containers: map[string]testcontainers.Container{}}
+	s := &Stack{Run: run, log: opts.Logger, docker: docker, seed: opts.Seed, dataTmpfs: opts.TierdDataTmpfs, containers: map[string]testcontainers.Container{}}
 	defer func() {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -359,14 +365,19 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 	switch mode {
 	case SUTContainer:
 		env := s.tierdEnv(s3faultAlias+":"+strings.TrimSuffix(s3faultS3Port, "/tcp"), extra)
-		c, err := s.run(ctx, "tierd", testcontainers.ContainerRequest{
+		req := testcontainers.ContainerRequest{
 			Image:        s.Images.Tierd,
 			Env:          env,
 			ExposedPorts: []string{tierdAPIPort, tierdDebugPort},
-			Mounts:       testcontainers.Mounts(testcontainers.VolumeMount(s.volume, "/data")),
 			WaitingFor: wait.ForHTTP("/readyz").WithPort(tierdAPIPort).
 				WithStartupTimeout(time.Minute).WithPollInterval(50 * time.Millisecond),
-		})
+		}
+		if s.dataTmpfs != "" {
+			req.Tmpfs = map[string]string{"/data": "rw,size=" + s.dataTmpfs}
+		} else {
+			req.Mounts = testcontainers.Mounts(testcontainers.VolumeMount(s.volume, "/data"))
+		}
+		c, err := s.run(ctx, "tierd", req)
 		if err != nil {
 			return err
 		}
@@ -377,9 +388,17 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 		if err != nil {
 			return fmt.Errorf("harness: tierd config: %w", err)
 		}
-		in, err := newInProcessSUT(cfg, s.log)
+		var dataDir string
+		old, reuse := s.sut.(*inProcessSUT)
+		if reuse {
+			dataDir = old.dataDir
+		}
+		in, err := newInProcessSUT(cfg, s.log, dataDir, s.dataTmpfs)
 		if err != nil {
 			return err
+		}
+		if reuse {
+			in.mounted = old.mounted
 		}
 		s.sut = in
 		if err := in.start(ctx); err != nil {
@@ -389,6 +408,11 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 		return fmt.Errorf("harness: %s=%q: want %q or %q", EnvSUT, mode, SUTContainer, SUTInProcess)
 	}
 	s.Mode = mode
+	s.tierdExtra = extra
+	if s.transport != nil {
+		s.transport.CloseIdleConnections()
+		return nil
+	}
 	s.transport = &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			api, _, err := s.sut.addrs()
@@ -405,6 +429,39 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 	// wherever tierd listens now, so the client survives restarts.
 	s.Tierd = tierclient.New("http://tierd", tierclient.WithHTTPClient(&http.Client{Transport: s.transport, Timeout: 60 * time.Second}))
 	return nil
+}
+
+// ReconfigureTierd stops tierd gracefully and starts it again, on the same
+// data, with env added over the environment the stack started it with
+// (an empty value removes a variable). In container mode this replaces the
+// container.
+func (s *Stack) ReconfigureTierd(ctx context.Context, env map[string]string) error {
+	merged := map[string]string{}
+	for k, v := range s.tierdExtra {
+		merged[k] = v
+	}
+	for k, v := range env {
+		if v == "" {
+			delete(merged, k)
+			continue
+		}
+		merged[k] = v
+	}
+	if err := s.sut.stop(ctx); err != nil {
+		return err
+	}
+	if cs, ok := s.sut.(*containerSUT); ok {
+		if err := cs.c.Terminate(ctx); err != nil {
+			return fmt.Errorf("harness: remove tierd: %w", err)
+		}
+		s.mu.Lock()
+		delete(s.containers, "tierd")
+		s.mu.Unlock()
+	}
+	if err := s.startTierd(ctx, s.Mode, merged); err != nil {
+		return err
+	}
+	return s.waitReady(ctx)
 }
 
 // TierdURL returns the base URL of tierd's REST API on the host. It changes

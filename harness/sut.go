@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -149,6 +150,7 @@ type inProcessSUT struct {
 	cfg     config.Config
 	log     *slog.Logger
 	dataDir string
+	mounted bool
 
 	mu        sync.Mutex
 	srv       *server.Server
@@ -161,13 +163,26 @@ type inProcessSUT struct {
 	abandoned []*server.Server
 }
 
-func newInProcessSUT(cfg config.Config, log *slog.Logger) (*inProcessSUT, error) {
-	dir, err := os.MkdirTemp("", "tierchaos-tierd-")
-	if err != nil {
-		return nil, fmt.Errorf("harness: data dir: %w", err)
+// newInProcessSUT prepares an in-process tierd on dataDir, or on a new
+// temporary directory when dataDir is empty; with tmpfsSize set, the new
+// directory is a tmpfs of that size (needs root, as CI has).
+func newInProcessSUT(cfg config.Config, log *slog.Logger, dataDir, tmpfsSize string) (*inProcessSUT, error) {
+	mounted := false
+	if dataDir == "" {
+		dir, err := os.MkdirTemp("", "tierchaos-tierd-")
+		if err != nil {
+			return nil, fmt.Errorf("harness: data dir: %w", err)
+		}
+		if tmpfsSize != "" {
+			if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+tmpfsSize); err != nil {
+				return nil, errors.Join(fmt.Errorf("harness: tmpfs data dir (needs root): %w", err), os.Remove(dir))
+			}
+			mounted = true
+		}
+		dataDir = dir
 	}
-	cfg.DataDir = dir
-	return &inProcessSUT{cfg: cfg, log: log.With("sut", "inprocess"), dataDir: dir, gate: newGate()}, nil
+	cfg.DataDir = dataDir
+	return &inProcessSUT{cfg: cfg, log: log.With("sut", "inprocess"), dataDir: dataDir, mounted: mounted, gate: newGate()}, nil
 }
 
 func (s *inProcessSUT) addrs() (string, string, error) {
@@ -255,6 +270,9 @@ func (s *inProcessSUT) logs(context.Context) (string, error) {
 
 func (s *inProcessSUT) close(ctx context.Context) error {
 	err := s.stop(ctx)
+	if s.mounted {
+		err = errors.Join(err, syscall.Unmount(s.dataDir, 0))
+	}
 	return errors.Join(err, os.RemoveAll(s.dataDir))
 }
 
