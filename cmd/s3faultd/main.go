@@ -81,7 +81,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if cfg.upstream == "" {
 		return config{}, fmt.Errorf("%w: -upstream (or S3FAULT_UPSTREAM) is required", errConfig)
 	}
-	if cfg.s3Addr == cfg.controlAddr {
+	if _, port, err := net.SplitHostPort(cfg.s3Addr); err == nil && port != "0" && cfg.s3Addr == cfg.controlAddr {
 		return config{}, fmt.Errorf("%w: -s3-addr and -control-addr are both %q", errConfig, cfg.s3Addr)
 	}
 	var err error

@@ -54,6 +54,12 @@ func TestParseConfig(t *testing.T) {
 		{name: "missing upstream", wantErr: true},
 		{name: "bad seed", args: []string{"-upstream", "http://a:1", "-seed", "-1"}, wantErr: true},
 		{name: "bad env seed", env: map[string]string{"S3FAULT_UPSTREAM": "http://a:1", "S3FAULT_SEED": "x"}, wantErr: true},
+		{
+			name: "two random ports",
+			args: []string{"-upstream", "http://a:1", "-s3-addr", "127.0.0.1:0", "-control-addr", "127.0.0.1:0"},
+			want: config{s3Addr: "127.0.0.1:0", controlAddr: "127.0.0.1:0", upstream: "http://a:1",
+				logLevel: slog.LevelInfo, shutdownTimeout: 10 * time.Second},
+		},
 		{name: "bad level", args: []string{"-upstream", "http://a:1", "-log-level", "loud"}, wantErr: true},
 		{name: "bad format", args: []string{"-upstream", "http://a:1", "-log-format", "xml"}, wantErr: true},
 		{name: "bad timeout", args: []string{"-upstream", "http://a:1", "-shutdown-timeout", "-1s"}, wantErr: true},

@@ -109,6 +109,16 @@ type ruleState struct {
 	seenAfter int64
 }
 
+// statusCopy returns the status with no memory shared with the engine.
+func (rs *ruleState) statusCopy() RuleStatus {
+	st := rs.status
+	st.Rule.Ops = slices.Clone(st.Rule.Ops)
+	if st.Rule.Seed != nil {
+		st.Rule.Seed = SeedOf(*st.Rule.Seed)
+	}
+	return st
+}
+
 func (rs *ruleState) matches(req Request) bool {
 	r := &rs.status.Rule
 	if len(rs.ops) > 0 && !slices.Contains(rs.ops, req.Op) {
@@ -232,7 +242,7 @@ func (e *engine) add(r Rule) (RuleStatus, error) {
 	e.rules = append(e.rules, rs)
 	e.stats[id] = &RuleStats{ID: id, Name: r.Name, Action: r.Action.Kind}
 	e.order = append(e.order, id)
-	return rs.status, nil
+	return rs.statusCopy(), nil
 }
 
 // ErrRuleNotFound is returned (wrapped) for an unknown rule id, by the
@@ -271,7 +281,7 @@ func (e *engine) list() []RuleStatus {
 	defer e.mu.Unlock()
 	out := make([]RuleStatus, 0, len(e.rules))
 	for _, rs := range e.rules {
-		out = append(out, rs.status)
+		out = append(out, rs.statusCopy())
 	}
 	return out
 }
@@ -281,7 +291,7 @@ func (e *engine) get(id string) (RuleStatus, error) {
 	defer e.mu.Unlock()
 	for _, rs := range e.rules {
 		if rs.status.ID == id {
-			return rs.status, nil
+			return rs.statusCopy(), nil
 		}
 	}
 	return RuleStatus{}, fmt.Errorf("rule %q: %w", id, ErrRuleNotFound)
