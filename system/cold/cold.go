@@ -6,7 +6,6 @@
 package cold
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/tierchaos/tierchaos/system/snapshot"
 	"github.com/tierchaos/tierchaos/uploader"
-	"golang.org/x/sync/errgroup"
 )
 
 // ErrUnavailable marks an object store failure (unreachable, timed out,
@@ -49,12 +47,13 @@ type Options struct {
 // Store wraps an ObjectStore for tierd.
 type Store struct {
 	objs uploader.ObjectStore
+	up   *uploader.ParallelUploader
 	opts Options
 	log  *slog.Logger
 }
 
-// New returns a Store over objs.
-func New(objs uploader.ObjectStore, opts Options, log *slog.Logger) *Store {
+// New returns a Store over objs; it fails on options the uploader rejects.
+func New(objs uploader.ObjectStore, opts Options, log *slog.Logger) (*Store, error) {
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = 10 * time.Second
 	}
@@ -64,7 +63,20 @@ func New(objs uploader.ObjectStore, opts Options, log *slog.Logger) *Store {
 	if opts.Concurrency < 1 {
 		opts.Concurrency = 1
 	}
-	return &Store{objs: objs, opts: opts, log: log}
+	pc := uploader.DefaultParallelConfig()
+	pc.Enabled = true
+	pc.Concurrency = opts.Concurrency
+	pc.MaxRetries = opts.MaxRetries
+	pc.BackoffBase = 50 * time.Millisecond
+	pc.BackoffCap = 2 * time.Second
+	pc.PartSize = opts.PartSize
+	pc.AttemptTimeout = opts.OpTimeout
+	pc.AbortTimeout = opts.OpTimeout
+	up, err := uploader.NewParallelUploader(objs, pc, uploader.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("cold: %w", err)
+	}
+	return &Store{objs: objs, up: up, opts: opts, log: log}, nil
 }
 
 // Objects returns the underlying object store.
@@ -137,70 +149,32 @@ func (s *Store) Upload(ctx context.Context, key string, data []byte, info snapsh
 }
 
 // Put stores data (described by info, whose checksum goes into the object
-// metadata) under key: one PUT, or a multipart upload with parallel parts
-// when larger than PartSize. On failure it deletes or aborts what it
-// uploaded (best effort, logged) and returns an error wrapping
-// ErrUnavailable.
+// metadata) under key with the uploader's ParallelUploader: one PUT, or a
+// multipart upload with parallel parts when larger than PartSize, retrying
+// retryable failures with backoff. The whole upload has a deadline of
+// OpTimeout per round of parts. On failure it deletes or aborts what it
+// uploaded (best effort, logged) and returns an error wrapping ErrUnavailable.
 func (s *Store) Put(ctx context.Context, key string, data []byte, info snapshot.Info) error {
-	opts := uploader.PutOptions{Metadata: info.Metadata(), ContentType: "application/vnd.apache.parquet"}
-	var err error
-	if int64(len(data)) > s.opts.PartSize {
-		err = s.uploadMultipart(ctx, key, data, opts)
-	} else {
-		err = s.do(ctx, "put", key, func(ctx context.Context) error {
-			_, err := s.objs.PutObject(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
-			return err
-		})
+	parts := (int64(len(data)) + s.opts.PartSize - 1) / s.opts.PartSize
+	rounds := int64(1)
+	requests := int64(1)
+	if parts > 1 {
+		rounds = 1 + (parts+int64(s.opts.Concurrency)-1)/int64(s.opts.Concurrency)
+		requests = parts + 2
 	}
-	if err != nil {
-		s.Cleanup(key)
-		return err
-	}
-	return nil
-}
-
-func (s *Store) uploadMultipart(ctx context.Context, key string, data []byte, opts uploader.PutOptions) error {
-	var uploadID string
-	if err := s.do(ctx, "initiate_multipart", key, func(ctx context.Context) error {
-		id, err := s.objs.InitiateMultipart(ctx, key, opts)
-		uploadID = id
-		return err
-	}); err != nil {
-		return err
-	}
-	abort := func() {
-		// Use a fresh context: the request's may be done already.
-		actx, cancel := context.WithTimeout(context.Background(), s.opts.OpTimeout)
-		defer cancel()
-		if err := s.objs.AbortMultipart(actx, key, uploadID); err != nil {
-			s.log.Warn("abort multipart failed; upload left for the orphan sweep", "key", key, "upload_id", uploadID, "err", err)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(rounds)*s.opts.OpTimeout)
+	defer cancel()
+	item := uploader.BytesItem(key, data)
+	item.Opts = uploader.PutOptions{Metadata: info.Metadata(), ContentType: "application/vnd.apache.parquet"}
+	res := s.up.Upload(ctx, item)
+	if retried := int64(res.Attempts) - requests; retried > 0 && s.opts.OnRetry != nil {
+		for range retried {
+			s.opts.OnRetry("put")
 		}
 	}
-	n := (int64(len(data)) + s.opts.PartSize - 1) / s.opts.PartSize
-	parts := make([]uploader.Part, n)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.opts.Concurrency)
-	for i := range n {
-		g.Go(func() error {
-			lo := i * s.opts.PartSize
-			hi := min(lo+s.opts.PartSize, int64(len(data)))
-			return s.do(gctx, "upload_part", key, func(ctx context.Context) error {
-				p, err := s.objs.UploadPart(ctx, key, uploadID, int(i)+1, bytes.NewReader(data[lo:hi]), hi-lo)
-				parts[i] = p
-				return err
-			})
-		})
-	}
-	if err := g.Wait(); err != nil {
-		abort()
-		return err
-	}
-	if err := s.do(ctx, "complete_multipart", key, func(ctx context.Context) error {
-		_, err := s.objs.CompleteMultipart(ctx, key, uploadID, parts)
-		return err
-	}); err != nil {
-		abort()
-		return err
+	if res.Err != nil {
+		s.Cleanup(key)
+		return fmt.Errorf("put %s (%d attempts): %w: %w", key, res.Attempts, ErrUnavailable, res.Err)
 	}
 	return nil
 }

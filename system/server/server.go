@@ -103,11 +103,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 			Name: "tierd_s3_retries_total", Help: "Retried S3 operations by operation.",
 		}, []string{"op"})
 		s.reg.MustRegister(retries)
-		cs = cold.New(objs, cold.Options{
+		var err error
+		cs, err = cold.New(objs, cold.Options{
 			Prefix: cfg.S3.Prefix, OpTimeout: cfg.S3.OpTimeout.D(), MaxRetries: cfg.S3.MaxRetries,
 			PartSize: cfg.S3.PartSize, Concurrency: cfg.S3.Concurrency, VerifyReadback: cfg.S3.VerifyReadback,
 			OnRetry: func(op string) { retries.WithLabelValues(op).Inc() },
 		}, log)
+		if err != nil {
+			stop()
+			return nil, err
+		}
 		if be, ok := objs.(bucketEnsurer); ok {
 			if err := s.ensureBucket(ctx, be, cfg.S3.StartupTimeout.D()); err != nil {
 				log.Warn("bucket not ensured at start; retrying in the background", "bucket", cfg.S3.Bucket, "err", err)

@@ -59,10 +59,9 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 func (f *fixture) open(t *testing.T, extra func(*store.Options)) *store.Store {
 	t.Helper()
 	d := config.Default()
-	opts := store.Options{
-		DataDir: f.dir, Limits: d.Limits, WAL: d.WAL,
-		Cold: cold.New(f.objs, cold.Options{OpTimeout: 2 * time.Second, MaxRetries: 2, PartSize: 5 << 20, Concurrency: 2}, discard()),
-	}
+	cs, err := cold.New(f.objs, cold.Options{OpTimeout: 2 * time.Second, MaxRetries: 2, PartSize: 5 << 20, Concurrency: 2}, discard())
+	require.NoError(t, err)
+	opts := store.Options{DataDir: f.dir, Limits: d.Limits, WAL: d.WAL, Cold: cs}
 	if f.mod != nil {
 		f.mod(&opts)
 	}
