@@ -1,0 +1,188 @@
+package profiling
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func pprofServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/junk/heap", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("not a profile")) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+//go:noinline
+func retainChunks(n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = make([]byte, 1<<20)
+		out[i][0] = byte(i)
+	}
+	return out
+}
+
+//go:noinline
+func spinUntil(stop <-chan struct{}) int {
+	x := 0
+	for {
+		select {
+		case <-stop:
+			return x
+		default:
+		}
+		for i := 0; i < 10000; i++ {
+			x += i * i
+		}
+	}
+}
+
+func TestSessionCapturesAndAnalyses(t *testing.T) {
+	srv := pprofServer(t)
+	dir := t.TempDir()
+	c, err := New(srv.URL+"/debug/pprof/", dir, nil)
+	require.NoError(t, err)
+
+	stop := make(chan struct{})
+	spun := make(chan int, 1)
+	go func() { spun <- spinUntil(stop) }()
+
+	s := c.Start(context.Background(), Plan{WarmUp: 100 * time.Millisecond, Duration: 1500 * time.Millisecond, CPUWindow: time.Second, CPUEvery: time.Minute}, nil)
+	// Wait for the base profiles, then grow the heap in a known function.
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(dir, "goroutine-base.pb.gz"))
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond)
+	kept := retainChunks(32)
+
+	sum, err := s.Finish(context.Background())
+	close(stop)
+	<-spun
+	require.NoError(t, err)
+	runtime.KeepAlive(kept)
+
+	for _, f := range []string{"heap-base", "goroutine-base", "cpu-00", "heap-end", "goroutine-end"} {
+		assert.FileExists(t, filepath.Join(dir, f+".pb.gz"))
+	}
+	assert.Len(t, sum.Files, 5)
+	assert.Empty(t, sum.Errors)
+	assert.Greater(t, sum.HeapEnd, sum.HeapBase+16<<20, "32 MiB retained")
+	assert.Greater(t, sum.HeapGrowth, 0.0)
+	require.NotEmpty(t, sum.HeapGrowthBy)
+	assert.Contains(t, sum.HeapGrowthBy[0].Name, "retainChunks")
+	assert.Greater(t, sum.GoroutinesEnd, int64(0))
+	require.NotEmpty(t, sum.CPUHotspots)
+	var names []string
+	for _, h := range sum.CPUHotspots {
+		names = append(names, h.Name)
+	}
+	assert.Contains(t, strings.Join(names, " "), "spinUntil")
+
+	// Saved files are valid profiles for go tool pprof.
+	f, err := os.Open(filepath.Join(dir, "cpu-00.pb.gz"))
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	_, err = profile.Parse(f)
+	require.NoError(t, err)
+}
+
+func TestFetchErrors(t *testing.T) {
+	srv := pprofServer(t)
+	_, err := New("", t.TempDir(), nil)
+	require.ErrorIs(t, err, ErrFetch)
+
+	tests := []struct {
+		name string
+		base string
+		want error
+	}{
+		{"404", srv.URL + "/nothing", ErrFetch},
+		{"not a profile", srv.URL + "/junk", ErrParse},
+		{"refused", "http://127.0.0.1:1", ErrFetch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := New(tt.base, t.TempDir(), nil)
+			require.NoError(t, err)
+			_, err = c.HeapProfile(context.Background(), "h")
+			require.ErrorIs(t, err, tt.want)
+		})
+	}
+}
+
+// synthetic builds a profile with one sample type and the given stacks
+// (leaf first) and values.
+func synthetic(typ string, stacks [][]string, values []int64) *profile.Profile {
+	p := &profile.Profile{SampleType: []*profile.ValueType{{Type: typ, Unit: "bytes"}}}
+	funcs := map[string]*profile.Function{}
+	var id uint64
+	for i, st := range stacks {
+		s := &profile.Sample{Value: []int64{values[i]}}
+		for _, name := range st {
+			f, ok := funcs[name]
+			if !ok {
+				id++
+				f = &profile.Function{ID: id, Name: name}
+				funcs[name] = f
+				p.Function = append(p.Function, f)
+			}
+			id++
+			loc := &profile.Location{ID: id, Line: []profile.Line{{Function: f}}}
+			p.Location = append(p.Location, loc)
+			s.Location = append(s.Location, loc)
+		}
+		p.Sample = append(p.Sample, s)
+	}
+	return p
+}
+
+func TestTopTotalGrowth(t *testing.T) {
+	base := synthetic("inuse_space", [][]string{{"alloc", "main"}, {"cache", "main"}}, []int64{100, 50})
+	end := synthetic("inuse_space", [][]string{{"alloc", "main"}, {"cache", "main"}, {"leak", "worker", "main"}}, []int64{100, 30, 400})
+
+	top, err := Top(end, "inuse_space", 2)
+	require.NoError(t, err)
+	require.Len(t, top, 2)
+	assert.Equal(t, Func{Name: "leak", Flat: 400, Cum: 400, FlatPct: 400.0 / 530 * 100, CumPct: 400.0 / 530 * 100}, top[0])
+	assert.Equal(t, "alloc", top[1].Name)
+
+	all, err := Top(end, "", 0)
+	require.NoError(t, err)
+	for _, f := range all {
+		if f.Name == "main" {
+			assert.Equal(t, int64(0), f.Flat)
+			assert.Equal(t, int64(530), f.Cum)
+		}
+	}
+
+	total, err := Total(end, "inuse_space")
+	require.NoError(t, err)
+	assert.Equal(t, int64(530), total)
+
+	g, err := Growth(base, end, "inuse_space", 0)
+	require.NoError(t, err)
+	assert.Equal(t, []Delta{{"leak", 400}, {"cache", -20}}, g)
+
+	_, err = Top(end, "cpu", 1)
+	require.ErrorIs(t, err, ErrNoValue)
+	_, err = Total(&profile.Profile{}, "")
+	require.ErrorIs(t, err, ErrNoValue)
+	_, err = Merge()
+	require.ErrorIs(t, err, ErrParse)
+}
