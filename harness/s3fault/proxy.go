@@ -349,6 +349,7 @@ type truncateWriter struct {
 	active      bool
 }
 
+// WriteHeader records whether the response is a 2xx one (only those are cut).
 func (t *truncateWriter) WriteHeader(code int) {
 	if code >= 100 && code < 200 {
 		t.ResponseWriter.WriteHeader(code)
@@ -359,6 +360,7 @@ func (t *truncateWriter) WriteHeader(code int) {
 	t.ResponseWriter.WriteHeader(code)
 }
 
+// Write passes bytes until the limit, then flushes and fails.
 func (t *truncateWriter) Write(b []byte) (int, error) {
 	if !t.wroteHeader {
 		t.WriteHeader(http.StatusOK)
@@ -401,6 +403,7 @@ type flipWriter struct {
 	scratch     []byte
 }
 
+// WriteHeader draws the bit positions for a 2xx response from its length.
 func (fw *flipWriter) WriteHeader(code int) {
 	if code >= 100 && code < 200 {
 		fw.ResponseWriter.WriteHeader(code)
@@ -446,6 +449,7 @@ func flipMasks(f *firing, size int64) map[int64]byte {
 	return out
 }
 
+// Write passes b on, with the drawn bits that fall inside it flipped.
 func (fw *flipWriter) Write(b []byte) (int, error) {
 	if !fw.wroteHeader {
 		fw.WriteHeader(http.StatusOK)
@@ -480,6 +484,7 @@ type cutReader struct {
 	cut       bool
 }
 
+// Read yields body bytes up to the cut point, then errFaultCut.
 func (c *cutReader) Read(b []byte) (int, error) {
 	if c.cut {
 		return 0, errFaultCut
@@ -511,11 +516,13 @@ func (c *cutReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the underlying body.
 func (c *cutReader) Close() error { return c.body.Close() }
 
 // bufferPool is the reverse proxies' pool of 32 KiB copy buffers.
 type bufferPool struct{ p sync.Pool }
 
+// Get returns a 32 KiB buffer.
 func (b *bufferPool) Get() []byte {
 	if v, ok := b.p.Get().(*[]byte); ok {
 		return *v
@@ -523,4 +530,5 @@ func (b *bufferPool) Get() []byte {
 	return make([]byte, 32<<10)
 }
 
+// Put returns buf to the pool.
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }

@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"math/bits"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -600,4 +602,43 @@ func TestNewProxyRejectsBadUpstream(t *testing.T) {
 	p, err := NewProxy("http://toxiproxy:8666/")
 	require.NoError(t, err)
 	assert.Equal(t, "http://toxiproxy:8666", p.Upstream())
+}
+
+func TestUpstreamResetMidBodyReachesClient(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		_, _ = w.Write(make([]byte, 100))
+		http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	t.Cleanup(upstream.Close)
+	_, u, _ := startProxy(t, upstream.URL)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := (&http.Client{Transport: tr}).Do(mustRequest(t, t.Context(), http.MethodGet, u.String()+"/b/k", nil))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "the broken upstream body stays broken for the client")
+	assert.Len(t, b, 100)
+}
+
+func TestWithTransportIsUsed(t *testing.T) {
+	s3 := newFakeS3(t)
+	s3.putObject("b", "k", []byte("v"))
+	dials := make(chan string, 16)
+	base := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials <- addr
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	_, u, _ := startProxy(t, s3.URL(), WithTransport(base))
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := (&http.Client{Transport: tr}).Do(mustRequest(t, t.Context(), http.MethodGet, u.String()+"/b/k", nil))
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Len(t, dials, 1)
+	assert.Equal(t, strings.TrimPrefix(s3.URL(), "http://"), <-dials)
 }
