@@ -370,3 +370,5 @@ func TestHealthAndDebug(t *testing.T) {
 		}
 	}
 }
+
+func clientCode(err error) string { return client.CodeOf(err) }
