@@ -7,7 +7,7 @@
 #   uploader/bench-minio.sh e2e        # e2e: 1000 uploads under reset_peer
 #
 # Environment: TIERCHAOS_BIN (binary cache, default /root/.cache/tierchaos/bin),
-# BENCHTIME (go test -benchtime, default 3x), BENCH (regexp, default all
+# BENCHTIME (go test -benchtime, default 3x), COUNT (go test -count, default 3; the table shows medians), BENCH (regexp, default all
 # MinIO benchmarks), MINIO_PORT / TOXI_PORT / PROXY_PORT (defaults 19100,
 # 19174, 19166). If TIERCHAOS_S3_ENDPOINT is already set, nothing is started
 # and the given endpoints are used.
@@ -68,7 +68,7 @@ fi
 
 case "$mode" in
 bench)
-	go test -run '^$' -bench "${BENCH:-BenchmarkMinIO}" -benchtime "${BENCHTIME:-3x}" -timeout 60m ./uploader/ |
+	go test -run '^$' -bench "${BENCH:-BenchmarkMinIO}" -benchtime "${BENCHTIME:-3x}" -count "${COUNT:-3}" -timeout 60m ./uploader/ |
 		tee "$out/bench.txt"
 	echo
 	go run ./uploader/internal/benchtable <"$out/bench.txt"

@@ -1,5 +1,6 @@
 // Command benchtable reads `go test -bench` output of the uploader's MinIO
-// sweep on stdin and prints one summary table per target with the issue's
+// sweep on stdin and prints one summary table per target (medians over
+// -count repeats) with the issue's
 // targets checked: parallel 1 KiB uploads vs the bare minio-go ceiling and
 // vs sequential, batched vs individual snapshots, and 16 MiB throughput vs
 // the bare ceiling.
@@ -57,8 +58,10 @@ func parse(r io.Reader) ([]result, error) {
 	return out, sc.Err()
 }
 
-// find returns the metric of the first result in group matching keys.
+// find returns the median metric of the results in group matching keys
+// (several with go test -count).
 func find(rs []result, group, unit string, keys map[string]string) (float64, bool) {
+	var vals []float64
 	for _, r := range rs {
 		if r.group != group {
 			continue
@@ -70,12 +73,18 @@ func find(rs []result, group, unit string, keys map[string]string) (float64, boo
 				break
 			}
 		}
-		if match {
-			v, ok := r.metrics[unit]
-			return v, ok
+		if v, ok := r.metrics[unit]; match && ok {
+			vals = append(vals, v)
 		}
 	}
-	return 0, false
+	if len(vals) == 0 {
+		return 0, false
+	}
+	slices.Sort(vals)
+	if len(vals)%2 == 1 {
+		return vals[len(vals)/2], true
+	}
+	return (vals[len(vals)/2-1] + vals[len(vals)/2]) / 2, true
 }
 
 func cell(v float64, ok bool) string {
