@@ -1,0 +1,310 @@
+package history_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/harness/check"
+	"github.com/tierchaos/tierchaos/harness/history"
+	"github.com/tierchaos/tierchaos/harness/oracle"
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/client"
+)
+
+// fakeTierd is a small, correct, in-memory stand-in for tierd's REST API,
+// enough to exercise the recording client. Collections named "broken" answer
+// 500 internal to writes, "proxied" a bare 502, and "slow" hang until the
+// client gives up.
+type fakeTierd struct {
+	stop  chan struct{} // closed at test end: releases hanging handlers
+	mu    sync.Mutex
+	colls map[string]*fakeColl
+}
+
+type fakeColl struct {
+	info    api.Collection
+	vectors map[string][]float32
+}
+
+func newFakeTierd(t *testing.T) *client.Client {
+	t.Helper()
+	f := &fakeTierd{stop: make(chan struct{}), colls: map[string]*fakeColl{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/collections", f.create)
+	mux.HandleFunc("GET /v1/collections/{name}", f.get)
+	mux.HandleFunc("DELETE /v1/collections/{name}", f.delete)
+	mux.HandleFunc("POST /v1/collections/{name}/vectors", f.insert)
+	mux.HandleFunc("POST /v1/collections/{name}/search", f.search)
+	mux.HandleFunc("POST /v1/collections/{name}/tier", f.tier)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(f.stop) }) // runs first
+	return client.New(srv.URL)
+}
+
+func writeErr(w http.ResponseWriter, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(api.HTTPStatus(code))
+	_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fault answers for the special collection names; it reports whether it did.
+func (f *fakeTierd) fault(w http.ResponseWriter, r *http.Request) bool {
+	switch r.PathValue("name") {
+	case "broken":
+		writeErr(w, api.CodeInternal, "boom")
+	case "proxied":
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+	case "slow":
+		// Reading the body lets the server notice the client hanging up.
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-f.stop:
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+func (f *fakeTierd) create(w http.ResponseWriter, r *http.Request) {
+	var req api.CreateCollectionRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || !req.Metric.Valid() || req.Dimension < 1 {
+		writeErr(w, api.CodeInvalidArgument, "bad request")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.colls[req.Name]; ok {
+		writeErr(w, api.CodeAlreadyExists, req.Name)
+		return
+	}
+	c := &fakeColl{info: api.Collection{Name: req.Name, Dimension: req.Dimension, Metric: req.Metric, Tier: api.TierHot},
+		vectors: map[string][]float32{}}
+	f.colls[req.Name] = c
+	writeJSON(w, c.info)
+}
+
+func (f *fakeTierd) lookup(w http.ResponseWriter, r *http.Request) *fakeColl {
+	c := f.colls[r.PathValue("name")]
+	if c == nil {
+		writeErr(w, api.CodeNotFound, r.PathValue("name"))
+	}
+	return c
+}
+
+func (f *fakeTierd) get(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.lookup(w, r); c != nil {
+		info := c.info
+		info.Vectors = len(c.vectors)
+		writeJSON(w, info)
+	}
+}
+
+func (f *fakeTierd) delete(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.lookup(w, r); c != nil {
+		delete(f.colls, c.info.Name)
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (f *fakeTierd) insert(w http.ResponseWriter, r *http.Request) {
+	if f.fault(w, r) {
+		return
+	}
+	var req api.InsertRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeErr(w, api.CodeInvalidArgument, err.Error())
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.lookup(w, r)
+	if c == nil {
+		return
+	}
+	for _, v := range req.Vectors {
+		if err := api.ValidateValues(v.Values, c.info.Dimension); err != nil {
+			writeErr(w, api.CodeInvalidArgument, err.Error())
+			return
+		}
+	}
+	for _, v := range req.Vectors {
+		c.vectors[v.ID] = v.Values
+	}
+	c.info.Tier = api.TierHot
+	writeJSON(w, api.InsertResponse{Inserted: len(req.Vectors)})
+}
+
+func (f *fakeTierd) search(w http.ResponseWriter, r *http.Request) {
+	if f.fault(w, r) {
+		return
+	}
+	var req api.SearchRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeErr(w, api.CodeInvalidArgument, err.Error())
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.lookup(w, r)
+	if c == nil {
+		return
+	}
+	q, err := oracle.NewQuery(c.info.Metric, req.Vector)
+	if err != nil {
+		writeErr(w, api.CodeInvalidArgument, err.Error())
+		return
+	}
+	vs := make([]api.Vector, 0, len(c.vectors))
+	for id, vals := range c.vectors {
+		vs = append(vs, api.Vector{ID: id, Values: vals})
+	}
+	rs, err := q.TopK(vs, req.K)
+	if err != nil {
+		writeErr(w, api.CodeInvalidArgument, err.Error())
+		return
+	}
+	c.info.Tier = api.TierHot
+	writeJSON(w, api.SearchResponse{Results: rs})
+}
+
+func (f *fakeTierd) tier(w http.ResponseWriter, r *http.Request) {
+	if f.fault(w, r) {
+		return
+	}
+	var req api.SetTierRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || !req.Target.Valid() {
+		writeErr(w, api.CodeInvalidArgument, "bad target")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.lookup(w, r); c != nil {
+		c.info.Tier = req.Target
+		writeJSON(w, c.info)
+	}
+}
+
+func TestRecordingClientClassifiesOutcomes(t *testing.T) {
+	ctx := context.Background()
+	rec := history.NewRecorder()
+	rc := history.NewRecordingClient(newFakeTierd(t), rec)
+
+	_, err := rc.CreateCollection(ctx, api.CreateCollectionRequest{Name: "c", Dimension: 2, Metric: api.MetricDot})
+	require.NoError(t, err)
+	_, err = rc.CreateCollection(ctx, api.CreateCollectionRequest{Name: "c", Dimension: 2, Metric: api.MetricDot})
+	require.Equal(t, api.CodeAlreadyExists, client.CodeOf(err))
+	_, err = rc.Insert(ctx, "c", []api.Vector{{ID: "a", Values: []float32{1, 2}}})
+	require.NoError(t, err)
+	_, err = rc.Insert(ctx, "c", []api.Vector{{ID: "b", Values: []float32{1}}})
+	require.Equal(t, api.CodeInvalidArgument, client.CodeOf(err))
+	_, err = rc.Insert(ctx, "broken", []api.Vector{{ID: "a", Values: []float32{1, 2}}})
+	require.Error(t, err)
+	_, err = rc.SetTier(ctx, "proxied", api.TierCold)
+	require.Error(t, err)
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	_, err = rc.Search(short, "slow", []float32{1, 0}, 1)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	rs, err := rc.Search(ctx, "c", []float32{1, 0}, 3)
+	require.NoError(t, err)
+	_, err = rc.SetTier(ctx, "c", api.TierWarm)
+	require.NoError(t, err)
+	got, err := rc.GetCollection(ctx, "c")
+	require.NoError(t, err)
+	require.NoError(t, rc.DeleteCollection(ctx, "c"))
+	_, err = rc.GetCollection(ctx, "c")
+	require.Equal(t, api.CodeNotFound, client.CodeOf(err))
+
+	ops := rec.Ops()
+	type row struct {
+		kind    history.Kind
+		outcome history.Outcome
+		code    string
+	}
+	var rows []row
+	for _, op := range ops {
+		rows = append(rows, row{op.Kind, op.Outcome, op.Code})
+	}
+	assert.Equal(t, []row{
+		{history.KindCreateCollection, history.OK, ""},
+		{history.KindCreateCollection, history.Failed, api.CodeAlreadyExists},
+		{history.KindInsert, history.OK, ""},
+		{history.KindInsert, history.Failed, api.CodeInvalidArgument},
+		{history.KindInsert, history.Unknown, api.CodeInternal},
+		{history.KindSetTier, history.Unknown, ""},
+		{history.KindSearch, history.Unknown, ""},
+		{history.KindSearch, history.OK, ""},
+		{history.KindSetTier, history.OK, ""},
+		{history.KindGetCollection, history.OK, ""},
+		{history.KindDeleteCollection, history.OK, ""},
+		{history.KindGetCollection, history.Failed, api.CodeNotFound},
+	}, rows)
+	assert.Equal(t, rs, ops[7].Results)
+	assert.Equal(t, api.TierWarm, ops[9].Tier)
+	assert.Equal(t, got.Vectors, ops[9].Count)
+	assert.Equal(t, 502, ops[5].Status)
+	assert.Contains(t, ops[6].Error, "deadline exceeded")
+}
+
+// TestRecordedRunPassesTheCheckers drives the fake concurrently through the
+// recording client, reads the final state back and runs every checker: a
+// correct server must pass.
+func TestRecordedRunPassesTheCheckers(t *testing.T) {
+	ctx := context.Background()
+	rec := history.NewRecorder()
+	rc := history.NewRecordingClient(newFakeTierd(t), rec)
+	names := []string{"a", "b"}
+	for i, n := range names {
+		_, err := rc.CreateCollection(ctx, api.CreateCollectionRequest{Name: n, Dimension: 3,
+			Metric: []api.Metric{api.MetricCosine, api.MetricL2}[i]})
+		require.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for range 60 {
+				name := names[rng.IntN(len(names))]
+				vals := []float32{float32(rng.IntN(5) + 1), float32(rng.IntN(5)), float32(rng.IntN(5))}
+				var err error
+				switch rng.IntN(4) {
+				case 0, 1:
+					_, err = rc.Insert(ctx, name, []api.Vector{{ID: fmt.Sprintf("v%d", rng.IntN(15)), Values: vals}})
+				case 2:
+					_, err = rc.Search(ctx, name, vals, rng.IntN(5)+1)
+				default:
+					_, err = rc.SetTier(ctx, name, []api.Tier{api.TierHot, api.TierWarm, api.TierCold}[rng.IntN(3)])
+				}
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	final, err := rc.ReadFinal(ctx, append(names, "never-created")...)
+	require.NoError(t, err)
+	assert.False(t, final.Collections["never-created"].Exists)
+	assert.True(t, check.All(t, rec.Ops(), final, check.Config{}))
+}
