@@ -149,6 +149,13 @@ func (c *Client) Reset(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, PathReset, nil, http.StatusNoContent, nil)
 }
 
+// CloseIdleUpstream makes the layer close its idle keep-alive connections to
+// the upstream, so that requests from now on use new connections (and so
+// meet TCP-level faults set up since).
+func (c *Client) CloseIdleUpstream(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, PathUpstreamCloseIdle, nil, http.StatusNoContent, nil)
+}
+
 // Seed returns the layer seed.
 func (c *Client) Seed(ctx context.Context) (uint64, error) {
 	var s SeedBody

@@ -11,12 +11,13 @@ import (
 
 // Control API paths.
 const (
-	PathHealth     = "/v1/health"
-	PathRules      = "/v1/rules"
-	PathStats      = "/v1/stats"
-	PathStatsReset = "/v1/stats/reset"
-	PathReset      = "/v1/reset"
-	PathSeed       = "/v1/seed"
+	PathHealth            = "/v1/health"
+	PathRules             = "/v1/rules"
+	PathStats             = "/v1/stats"
+	PathStatsReset        = "/v1/stats/reset"
+	PathReset             = "/v1/reset"
+	PathSeed              = "/v1/seed"
+	PathUpstreamCloseIdle = "/v1/upstream/close-idle"
 )
 
 // maxControlBody bounds control request bodies.
@@ -79,6 +80,7 @@ type ErrorDetail struct {
 //	POST   /v1/reset         delete every rule and zero the counters; 204
 //	GET    /v1/seed          SeedBody
 //	PUT    /v1/seed          set the layer seed from a SeedBody; SeedBody
+//	POST   /v1/upstream/close-idle  close idle upstream connections; 204
 //
 // Errors are ErrorBody documents with a stable ErrorCode.
 func NewControlHandler(p *Proxy) http.Handler {
@@ -97,6 +99,7 @@ func NewControlHandler(p *Proxy) http.Handler {
 	mux.HandleFunc(PathSeed, c.methods(map[string]http.HandlerFunc{
 		http.MethodGet: c.getSeed, http.MethodPut: c.setSeed,
 	}))
+	mux.HandleFunc(PathUpstreamCloseIdle, c.methods(map[string]http.HandlerFunc{http.MethodPost: c.closeIdle}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, ErrorDetail{Code: CodeNotFound, Message: "no endpoint " + r.URL.Path})
 	})
@@ -178,6 +181,11 @@ func (c *control) resetStats(w http.ResponseWriter, _ *http.Request) {
 func (c *control) reset(w http.ResponseWriter, _ *http.Request) {
 	c.p.DeleteAllRules()
 	c.p.ResetStats()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (c *control) closeIdle(w http.ResponseWriter, _ *http.Request) {
+	c.p.CloseIdleUpstream()
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -140,11 +140,17 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// Close releases idle upstream connections.
-func (p *Proxy) Close() {
+// CloseIdleUpstream closes the idle keep-alive connections to the upstream,
+// so that the next requests open new ones. Use it after changing TCP-level
+// faults (Toxiproxy) that would otherwise not reach pooled connections.
+// Connections in use are left alone.
+func (p *Proxy) CloseIdleUpstream() {
 	p.transport.CloseIdleConnections()
 	p.cutTrans.CloseIdleConnections()
 }
+
+// Close releases idle upstream connections.
+func (p *Proxy) Close() { p.CloseIdleUpstream() }
 
 // Upstream returns the upstream URL.
 func (p *Proxy) Upstream() string { return p.upstream.String() }

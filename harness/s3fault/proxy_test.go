@@ -523,7 +523,10 @@ func TestDelayEndsWhenClientLeaves(t *testing.T) {
 	_, err := s.http.Do(mustRequest(t, ctx, http.MethodGet, s.proxyURL.String()+"/b/k", nil))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Empty(t, s.s3.seen())
-	require.Eventually(t, func() bool { return s.stats(t).Op(OpGetObject).Seen == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		st, err := s.ctl.Stats(t.Context())
+		return err == nil && st.Op(OpGetObject).Seen == 1
+	}, 5*time.Second, 10*time.Millisecond)
 	assert.Zero(t, s.stats(t).Op(OpGetObject).Forwarded, "a request abandoned during its delay is not forwarded")
 }
 
@@ -623,22 +626,46 @@ func TestUpstreamResetMidBodyReachesClient(t *testing.T) {
 	assert.Len(t, b, 100)
 }
 
-func TestWithTransportIsUsed(t *testing.T) {
+func TestUpstreamTransportAndCloseIdle(t *testing.T) {
 	s3 := newFakeS3(t)
 	s3.putObject("b", "k", []byte("v"))
-	dials := make(chan string, 16)
+	dials := make(chan string, 1024)
 	base := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		dials <- addr
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}}
-	_, u, _ := startProxy(t, s3.URL(), WithTransport(base))
+	_, u, ctl := startProxy(t, s3.URL(), WithTransport(base))
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	resp, err := (&http.Client{Transport: tr}).Do(mustRequest(t, t.Context(), http.MethodGet, u.String()+"/b/k", nil))
-	require.NoError(t, err)
-	require.NoError(t, resp.Body.Close())
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	// get reports whether a GET through the proxy succeeded; it must not
+	// call t.FailNow, as require.Eventually runs it on another goroutine.
+	get := func() bool {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, u.String()+"/b/k", nil)
+		if err != nil {
+			return false
+		}
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err == nil && resp.StatusCode == http.StatusOK
+	}
+	require.True(t, get())
 	require.Len(t, dials, 1)
 	assert.Equal(t, strings.TrimPrefix(s3.URL(), "http://"), <-dials)
+	// A connection goes back to the pool asynchronously after its response,
+	// so both checks retry until the pool has caught up.
+	require.Eventually(t, func() bool {
+		n := len(dials)
+		return get() && len(dials) == n
+	}, 5*time.Second, time.Millisecond, "the upstream connection is kept alive")
+	for len(dials) > 0 {
+		<-dials
+	}
+	require.Eventually(t, func() bool {
+		return ctl.CloseIdleUpstream(t.Context()) == nil && get() && len(dials) > 0
+	}, 5*time.Second, time.Millisecond, "after close-idle a request dials anew")
 }
