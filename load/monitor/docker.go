@@ -10,15 +10,21 @@ import (
 	"github.com/moby/moby/client"
 )
 
+// StatsAPI is the part of the Docker client the sampler uses; *client.Client
+// (and testcontainers' DockerClient, which embeds it) implement it.
+type StatsAPI interface {
+	ContainerStats(ctx context.Context, containerID string, options client.ContainerStatsOptions) (client.ContainerStatsResult, error)
+}
+
 // Docker samples a container through the Docker stats API.
 type Docker struct {
-	c  *client.Client
+	c  StatsAPI
 	id string
 }
 
-// NewDocker returns a sampler of container id using c (for example
-// client.New(client.FromEnv, client.WithAPIVersionNegotiation())).
-func NewDocker(c *client.Client, id string) *Docker { return &Docker{c: c, id: id} }
+// NewDocker returns a sampler of container id (a name or an id) using c,
+// for example client.New(client.FromEnv, client.WithAPIVersionNegotiation()).
+func NewDocker(c StatsAPI, id string) *Docker { return &Docker{c: c, id: id} }
 
 // Name implements Sampler.
 func (d *Docker) Name() string { return "docker:" + d.id }

@@ -1,0 +1,143 @@
+package workload
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/load"
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/client"
+	"github.com/tierchaos/tierchaos/system/config"
+	"github.com/tierchaos/tierchaos/system/server"
+	"github.com/tierchaos/tierchaos/uploader"
+)
+
+// tierd starts an in-process tierd with an in-memory cold tier.
+func tierd(t *testing.T) *client.Client {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.S3.Endpoint = ""
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.New(context.Background(), cfg, log, server.WithObjectStore(uploader.NewMemStore()))
+	require.NoError(t, err)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, srv.Close(ctx))
+	})
+	return client.New(hs.URL, client.WithHTTPClient(NewHTTPClient(64, 10*time.Second)))
+}
+
+func TestParseMix(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Mix
+		ok   bool
+	}{
+		{"search=70,insert=20,tier=10", Mix{OpSearch: 70, OpInsert: 20, OpTier: 10}, true},
+		{" search = 1 ", Mix{OpSearch: 1}, true},
+		{"search=1,tier=0", Mix{OpSearch: 1, OpTier: 0}, true},
+		{"search", nil, false},
+		{"delete=5", nil, false},
+		{"search=-1", nil, false},
+		{"search=x", nil, false},
+		{"search=0", nil, false},
+		{"", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			m, err := ParseMix(tt.in)
+			if !tt.ok {
+				require.ErrorIs(t, err, ErrConfig)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, m)
+			back, err := ParseMix(m.String())
+			require.NoError(t, err)
+			assert.Equal(t, m, back)
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"shares over 1", Config{WarmShare: 0.7, ColdShare: 0.5}},
+		{"negative share", Config{WarmShare: -0.1}},
+		{"bad k", Config{K: 5000}},
+		{"batch over vectors", Config{Vectors: 5, InsertBatch: 10}},
+		{"bad prefix", Config{Prefix: "Load!"}},
+		{"bad metric", Config{Metric: "manhattan"}},
+		{"negative collections", Config{Collections: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { require.ErrorIs(t, tt.cfg.Validate(), ErrConfig) })
+	}
+	require.NoError(t, Config{}.Validate())
+}
+
+func TestWorkloadAgainstInProcessTierd(t *testing.T) {
+	c := tierd(t)
+	ctx := context.Background()
+	cfg := Config{Seed: 7, Prefix: "wl", Collections: 8, Dimension: 16, Vectors: 50, WarmShare: 0.25, ColdShare: 0.25}
+	w, err := Setup(ctx, c, cfg)
+	require.NoError(t, err)
+	assert.Equal(t, map[api.Tier]int{api.TierHot: 4, api.TierWarm: 2, api.TierCold: 2}, w.Tiers())
+	for i, name := range w.Collections() {
+		col, err := c.GetCollection(ctx, name)
+		require.NoError(t, err)
+		assert.Equal(t, 50, col.Vectors, name)
+		if i < 2 {
+			assert.Equal(t, api.TierCold, col.Tier, name)
+		}
+	}
+
+	// Setup again replaces the collections rather than failing.
+	w, err = Setup(ctx, c, cfg)
+	require.NoError(t, err)
+
+	ops := w.Ops()
+	require.Len(t, ops, 3)
+	assert.Equal(t, OpSearch, ops[0].Name)
+	res, err := load.Run(ctx, load.Config{Ops: ops, Rate: 60, Duration: time.Second, Seed: 7, LateAfter: time.Second})
+	require.NoError(t, err)
+	o := res.Overall
+	assert.Equal(t, o.Scheduled, o.Completed)
+	assert.Equal(t, o.Completed, o.OK, "errors: %v", o.Errors)
+	for _, name := range []string{OpSearch, OpInsert, OpTier} {
+		r, ok := res.Op(name)
+		require.True(t, ok)
+		assert.Positive(t, r.OK, name)
+	}
+	// Inserts replace ids within the seeded id space: sizes do not grow.
+	for _, name := range w.Collections() {
+		col, err := c.GetCollection(ctx, name)
+		require.NoError(t, err)
+		assert.Equal(t, 50, col.Vectors, name)
+	}
+
+	require.NoError(t, w.Cleanup(ctx))
+	list, err := c.ListCollections(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, list)
+}
+
+func TestCodedErrors(t *testing.T) {
+	assert.NoError(t, coded(nil))
+	assert.Equal(t, api.CodeNotFound, load.CodeOf(coded(&client.Error{StatusCode: 404, Code: api.CodeNotFound})))
+	assert.Equal(t, "http_502", load.CodeOf(coded(&client.Error{StatusCode: 502})))
+	assert.Equal(t, load.CodeCanceled, load.CodeOf(coded(context.Canceled)))
+}
