@@ -3,10 +3,12 @@
 package netfault_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -226,6 +228,12 @@ func classify(err error) errClass {
 		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):
 		return classClosed
 	}
+	// minio-go replaces an EOF from the transport with an untyped
+	// "Connection closed by foreign host" error; its own classifier is the
+	// way to recognise that (timeouts and refusals were sorted out above).
+	if minio.IsNetworkOrHostDown(err, false) {
+		return classClosed
+	}
 	return classOther
 }
 
@@ -235,10 +243,13 @@ func atLeast(t *testing.T, d, want time.Duration, what string) {
 	require.GreaterOrEqualf(t, d, want*95/100, "%s took %v, the fault should make it take at least %v", what, d, want)
 }
 
-// rawExchange sends one HTTP/1.1 health request over a new TCP connection,
-// optionally half-closes its side, and reads until the server's side
-// closes: it returns the time from the request to that close.
-func (e *env) rawExchange(connectionClose, halfClose bool) (time.Duration, []byte, error) {
+// rawExchange sends one HTTP/1.1 health request over a new TCP connection
+// and reads the answer. With connectionClose the request asks MinIO to
+// close after answering; with halfClose the client then closes its sending
+// side (MinIO closes on seeing that). It reads on until the connection's
+// far side closes and returns the time from the client's last action (the
+// request, or the half-close) to that close.
+func (e *env) rawExchange(connectionClose, halfClose bool) (time.Duration, error) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.t.Context(), 10*time.Second)
 	defer cancel()
@@ -254,11 +265,31 @@ func (e *env) rawExchange(connectionClose, halfClose bool) (time.Duration, []byt
 	start := time.Now()
 	_, err = io.WriteString(conn, req+"\r\n")
 	require.NoError(e.t, err)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("status %d", resp.StatusCode)
+	}
 	if halfClose {
+		start = time.Now()
 		require.NoError(e.t, conn.(*net.TCPConn).CloseWrite())
 	}
-	data, err := io.ReadAll(conn)
-	return time.Since(start), data, err
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		return 0, err
+	}
+	if len(rest) > 0 {
+		return 0, fmt.Errorf("%d unexpected bytes after the response", len(rest))
+	}
+	return time.Since(start), nil
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
