@@ -47,7 +47,7 @@ type fixture struct {
 	mod  func(*store.Options)
 }
 
-func newFixture(t *testing.T, mod func(*store.Options)) *fixture {
+func newFixture(t testing.TB, mod func(*store.Options)) *fixture {
 	t.Helper()
 	return &fixture{dir: t.TempDir(), objs: uploader.NewMemStore(), mod: mod}
 }
@@ -56,7 +56,7 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 
 // open opens a store over the fixture's folder and object store; extra
 // changes the options of this opening only.
-func (f *fixture) open(t *testing.T, extra func(*store.Options)) *store.Store {
+func (f *fixture) open(t testing.TB, extra func(*store.Options)) *store.Store {
 	t.Helper()
 	d := config.Default()
 	cs, err := cold.New(f.objs, cold.Options{OpTimeout: 2 * time.Second, MaxRetries: 2, PartSize: 5 << 20, Concurrency: 2}, discard())

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tierd.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("listen_addr: \":7000\"\ndebug_addr: \":7001\"\ns3:\n  bucket: from-file\n  op_timeout: 3s\n"), 0o600))
+	env := map[string]string{"TIERD_CONFIG": file, "TIERD_DEBUG_ADDR": ":7101", "TIERD_S3_SECRET_KEY": "hunter2"}
+	cases := []struct {
+		name   string
+		args   []string
+		listen string
+		debug  string
+		bucket string
+	}{
+		{"file and env", nil, ":7000", ":7101", "from-file"},
+		{"flags win", []string{"-listen", ":7200", "-s3-bucket", "from-flag"}, ":7200", ":7101", "from-flag"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, printOnly, err := loadConfig(tc.args, func(k string) string { return env[k] }, &bytes.Buffer{})
+			require.NoError(t, err)
+			require.False(t, printOnly)
+			require.Equal(t, tc.listen, cfg.ListenAddr)
+			require.Equal(t, tc.debug, cfg.DebugAddr)
+			require.Equal(t, tc.bucket, cfg.S3.Bucket)
+			require.Equal(t, "3s", cfg.S3.OpTimeout.D().String())
+		})
+	}
+}
+
+func TestPrintConfigMasksSecret(t *testing.T) {
+	var out bytes.Buffer
+	env := map[string]string{"TIERD_S3_SECRET_KEY": "hunter2", "TIERD_S3_ENDPOINT": "127.0.0.1:9000"}
+	require.NoError(t, run([]string{"-print-config"}, func(k string) string { return env[k] }, &out, &bytes.Buffer{}))
+	require.Contains(t, out.String(), "endpoint: 127.0.0.1:9000")
+	require.Contains(t, out.String(), "secret_key: '*****'")
+	require.NotContains(t, out.String(), "hunter2")
+}
+
+func TestInvalidConfigFailsClearly(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"bad env value", map[string]string{"TIERD_S3_OP_TIMEOUT": "soon"}, nil, "TIERD_S3_OP_TIMEOUT"},
+		{"invalid value", map[string]string{"TIERD_S3_ENDPOINT": "http://minio:9000"}, nil, "s3.endpoint"},
+		{"missing file", map[string]string{"TIERD_CONFIG": "/nonexistent/tierd.yaml"}, nil, "/nonexistent/tierd.yaml"},
+		{"unknown flag", nil, []string{"-nope"}, "nope"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(tc.args, func(k string) string { return tc.env[k] }, &bytes.Buffer{}, &bytes.Buffer{})
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
