@@ -1,0 +1,283 @@
+// Package runner runs the tierd workload end to end against a running
+// tierd: it seeds the data set, starts the resource monitor and the pprof
+// captures, drives the open-loop load with progress display, checks the
+// budget, and writes the report folder. cmd/tierload is its command line.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tierchaos/tierchaos/load"
+	"github.com/tierchaos/tierchaos/load/budget"
+	"github.com/tierchaos/tierchaos/load/monitor"
+	"github.com/tierchaos/tierchaos/load/progress"
+	"github.com/tierchaos/tierchaos/load/report"
+	"github.com/tierchaos/tierchaos/load/workload"
+	"github.com/tierchaos/tierchaos/profiling"
+	"github.com/tierchaos/tierchaos/system/client"
+)
+
+// ErrOptions is returned (wrapped) for invalid options.
+var ErrOptions = errors.New("runner: invalid options")
+
+// Files written into Options.OutDir besides the report's own.
+const (
+	ResourcesCSV = "resources.csv"
+	ProfilesDir  = "profiles"
+)
+
+// Options describes one run.
+type Options struct {
+	// Name labels the report (default "tierload").
+	Name string
+	// OutDir receives report.json, report.md, latency.png, resources.csv
+	// and profiles/ (default "load-report").
+	OutDir string
+	// TierdURL is tierd's REST base URL.
+	TierdURL string
+	// PprofURL is tierd's pprof base (…/debug/pprof); empty: no profiles,
+	// no heap budget.
+	PprofURL string
+	// Sampler reads tierd's CPU and memory; nil: no resource monitor.
+	Sampler monitor.Sampler
+	// Workload is the data set and mix.
+	Workload workload.Config
+	// Rate, Duration, RampUp, Arrival, MaxInFlight, Timeout configure the driver.
+	Rate        float64
+	Duration    time.Duration
+	RampUp      time.Duration
+	Arrival     load.Arrival
+	MaxInFlight int
+	// Timeout bounds each tierd request (default 10 s).
+	Timeout time.Duration
+	// WarmUp is when the base heap profile is taken and from when the CPU
+	// average is computed (default 10% of Duration, at most 30 s).
+	WarmUp time.Duration
+	// CPUWindow and CPUEvery schedule CPU profiles (defaults 10 s and 60 s).
+	CPUWindow, CPUEvery time.Duration
+	// Budget is checked at the end; a zero Budget checks nothing.
+	Budget budget.Budget
+	// Progress selects the live display, written to ProgressOut (default os.Stderr).
+	Progress    progress.Mode
+	ProgressOut io.Writer
+	// KeepData leaves the seeded collections in tierd after the run.
+	KeepData bool
+	// Target describes where tierd runs, for the report.
+	Target string
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Name == "" {
+		o.Name = "tierload"
+	}
+	if o.OutDir == "" {
+		o.OutDir = "load-report"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.WarmUp == 0 {
+		o.WarmUp = min(o.Duration/10, 30*time.Second)
+	}
+	if o.ProgressOut == nil {
+		o.ProgressOut = os.Stderr
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = 512
+	}
+	return o
+}
+
+// Outcome is a finished run.
+type Outcome struct {
+	Report *report.Report
+	Result *load.Result
+	Budget budget.Report
+	// Files are every artifact written.
+	Files []string
+}
+
+// Passed reports whether the budget held.
+func (o *Outcome) Passed() bool { return o.Budget.Passed() }
+
+// Run executes the run described by o.
+func Run(ctx context.Context, o Options) (*Outcome, error) {
+	o = o.withDefaults()
+	if o.TierdURL == "" {
+		return nil, fmt.Errorf("%w: no tierd URL", ErrOptions)
+	}
+	if o.WarmUp < 0 || o.WarmUp >= o.Duration {
+		return nil, fmt.Errorf("%w: warm-up %v must be within [0, duration %v)", ErrOptions, o.WarmUp, o.Duration)
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("runner: %w", err)
+	}
+	log := o.Logger
+	tc := client.New(o.TierdURL, client.WithHTTPClient(workload.NewHTTPClient(o.MaxInFlight, o.Timeout)))
+	if err := waitHealthy(ctx, tc, time.Minute); err != nil {
+		return nil, err
+	}
+
+	log.Info("seeding tierd", "url", o.TierdURL, "collections", o.Workload.Collections, "seed", o.Workload.Seed)
+	seedStart := time.Now()
+	w, err := workload.Setup(ctx, tc, o.Workload)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("seeded", "duration", time.Since(seedStart).Round(time.Millisecond), "tiers", w.Tiers())
+	if !o.KeepData {
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if err := w.Cleanup(cctx); err != nil {
+				log.Warn("cleanup of seeded collections", "err", err)
+			}
+		}()
+	}
+
+	var files []string
+	runCtx, stopAux := context.WithCancel(ctx)
+	defer stopAux()
+
+	// Resource monitor.
+	var mon *monitor.Monitor
+	monDone := make(chan error, 1)
+	if o.Sampler != nil {
+		path := filepath.Join(o.OutDir, ResourcesCSV)
+		f, err := os.Create(path)
+		if err != nil {
+			return nil, fmt.Errorf("runner: %w", err)
+		}
+		defer f.Close()
+		files = append(files, path)
+		mopts := monitor.Options{CSV: f, Logger: log}
+		if o.PprofURL != "" {
+			mopts.Goroutines = monitor.PprofGoroutines{BaseURL: o.PprofURL}
+		}
+		mon = monitor.New(o.Sampler, mopts)
+		go func() { monDone <- mon.Run(runCtx) }()
+	} else {
+		monDone <- nil
+	}
+
+	// Profiles.
+	var sess *profiling.Session
+	if o.PprofURL != "" {
+		pc, err := profiling.New(o.PprofURL, filepath.Join(o.OutDir, ProfilesDir), nil)
+		if err != nil {
+			return nil, err
+		}
+		sess = pc.Start(runCtx, profiling.Plan{WarmUp: o.WarmUp, Duration: o.Duration, CPUWindow: o.CPUWindow, CPUEvery: o.CPUEvery}, log)
+	}
+
+	ops := w.Ops()
+	mix := map[string]float64{}
+	for _, op := range ops {
+		mix[op.Name] = op.Weight
+	}
+	prog := progress.New(o.ProgressOut, o.Name, o.Duration, o.Progress)
+	res, err := load.Run(ctx, load.Config{
+		Ops: ops, Rate: o.Rate, Duration: o.Duration, RampUp: o.RampUp, Arrival: o.Arrival,
+		Seed: o.Workload.Seed, MaxInFlight: o.MaxInFlight, DrainTimeout: o.Timeout,
+		OnTick: prog.OnTick, OnInterval: prog.OnInterval, Logger: log,
+	})
+	prog.Close()
+	if err != nil {
+		return nil, err
+	}
+
+	measured := budget.FromResult(res)
+	in := report.Input{Name: o.Name, Target: o.Target, Result: res, Mix: mix}
+	if sess != nil {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		sum, err := sess.Finish(fctx)
+		cancel()
+		if sum != nil {
+			files = append(files, sum.Files...)
+			in.Profiles = profilesOf(sum, o.OutDir)
+		}
+		if err != nil {
+			log.Warn("profiles incomplete", "err", err)
+		} else if sum.HasBase() {
+			measured.HeapGrowth, measured.HasHeap = sum.HeapGrowth, true
+		}
+	}
+	stopAux()
+	if err := <-monDone; err != nil {
+		log.Warn("resource monitor", "err", err)
+	}
+	if mon != nil {
+		s := mon.Summarize(o.WarmUp)
+		if s.Samples > 0 {
+			measured.CPU, measured.HasCPU = s.CPUAvg, true
+		}
+		in.Resources = &report.Resources{
+			Source: s.Source, Samples: s.Samples, CPUAvg: s.CPUAvg, CPUMax: s.CPUMax,
+			RSSStartBytes: s.RSSStart, RSSEndBytes: s.RSSEnd, RSSMaxBytes: s.RSSMax,
+			GoroutinesMax: s.GoroutinesMax, GoroutinesEnd: s.GoroutinesEnd, CSV: ResourcesCSV,
+		}
+	}
+	br := budget.Check(o.Budget, measured)
+	in.Budget = &br
+	for _, f := range files {
+		if rel, err := filepath.Rel(o.OutDir, f); err == nil {
+			in.Files = append(in.Files, rel)
+		}
+	}
+	in.Files = append(in.Files, report.JSONFile, report.MDFile, report.PNGFile)
+	rep, err := report.Build(in)
+	if err != nil {
+		return nil, err
+	}
+	written, err := report.Write(o.OutDir, rep)
+	if err != nil {
+		return nil, err
+	}
+	return &Outcome{Report: rep, Result: res, Budget: br, Files: append(files, written...)}, nil
+}
+
+func profilesOf(s *profiling.Summary, outDir string) *report.Profiles {
+	p := &report.Profiles{HeapBaseBytes: s.HeapBase, HeapEndBytes: s.HeapEnd, HeapGrowth: s.HeapGrowth}
+	for _, h := range s.CPUHotspots {
+		p.CPUHotspots = append(p.CPUHotspots, report.Hotspot{Function: h.Name, FlatPct: h.FlatPct, CumPct: h.CumPct})
+	}
+	for _, d := range s.HeapGrowthBy {
+		p.HeapGrowthBy = append(p.HeapGrowthBy, report.HeapGrowth{Function: d.Name, DeltaBytes: d.Delta})
+	}
+	for _, f := range s.Files {
+		if rel, err := filepath.Rel(outDir, f); err == nil {
+			p.Files = append(p.Files, rel)
+		}
+	}
+	return p
+}
+
+// waitHealthy polls tierd's /healthz until it answers or limit passes.
+func waitHealthy(ctx context.Context, c *client.Client, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := c.Healthz(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("runner: tierd at %s not healthy: %w", c.BaseURL(), err)
+		case <-t.C:
+		}
+	}
+}
