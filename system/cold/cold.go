@@ -40,6 +40,9 @@ type Options struct {
 	Concurrency int
 	// VerifyReadback reads an uploaded object back and checks its checksum.
 	VerifyReadback bool
+	// CleanupTimeout bounds the deletion or abort after a failed upload
+	// (default OpTimeout/10, at least 50ms).
+	CleanupTimeout time.Duration
 	// OnRetry, if set, is called once per retried attempt (for metrics).
 	OnRetry func(op string)
 }
@@ -63,6 +66,9 @@ func New(objs uploader.ObjectStore, opts Options, log *slog.Logger) (*Store, err
 	if opts.Concurrency < 1 {
 		opts.Concurrency = 1
 	}
+	if opts.CleanupTimeout <= 0 {
+		opts.CleanupTimeout = max(opts.OpTimeout/10, 50*time.Millisecond)
+	}
 	pc := uploader.DefaultParallelConfig()
 	pc.Enabled = true
 	pc.Concurrency = opts.Concurrency
@@ -71,7 +77,7 @@ func New(objs uploader.ObjectStore, opts Options, log *slog.Logger) (*Store, err
 	pc.BackoffCap = 2 * time.Second
 	pc.PartSize = opts.PartSize
 	pc.AttemptTimeout = opts.OpTimeout
-	pc.AbortTimeout = opts.OpTimeout
+	pc.AbortTimeout = opts.CleanupTimeout
 	up, err := uploader.NewParallelUploader(objs, pc, uploader.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("cold: %w", err)
@@ -136,34 +142,38 @@ func (s *Store) do(ctx context.Context, name, key string, op func(ctx context.Co
 	}
 }
 
-// Upload is Put then Verify; after a failed Verify it cleans up too.
+// Upload is Put then Verify. On failure the caller cleans up (see Cleanup).
 func (s *Store) Upload(ctx context.Context, key string, data []byte, info snapshot.Info) error {
 	if err := s.Put(ctx, key, data, info); err != nil {
 		return err
 	}
-	if err := s.Verify(ctx, key, info); err != nil {
-		s.Cleanup(key)
-		return err
+	return s.Verify(ctx, key, info)
+}
+
+// Budget is the deadline to give an upload of size bytes plus its verify
+// so that, with Cleanup after a failure, the whole attempt stays within
+// OpTimeout per round of parts.
+func (s *Store) Budget(size int64) time.Duration {
+	parts := (size + s.opts.PartSize - 1) / s.opts.PartSize
+	rounds := int64(1)
+	if parts > 1 {
+		rounds = 1 + (parts+int64(s.opts.Concurrency)-1)/int64(s.opts.Concurrency)
 	}
-	return nil
+	return max(time.Duration(rounds)*s.opts.OpTimeout-2*s.opts.CleanupTimeout, s.opts.OpTimeout/2)
 }
 
 // Put stores data (described by info, whose checksum goes into the object
 // metadata) under key with the uploader's ParallelUploader: one PUT, or a
 // multipart upload with parallel parts when larger than PartSize, retrying
-// retryable failures with backoff. The whole upload has a deadline of
-// OpTimeout per round of parts. On failure it deletes or aborts what it
-// uploaded (best effort, logged) and returns an error wrapping ErrUnavailable.
+// retryable failures with backoff within ctx (see Budget). A failed
+// multipart upload is aborted by the uploader; the caller deletes what a
+// failed single PUT may have stored (Cleanup). Errors wrap ErrUnavailable.
 func (s *Store) Put(ctx context.Context, key string, data []byte, info snapshot.Info) error {
 	parts := (int64(len(data)) + s.opts.PartSize - 1) / s.opts.PartSize
-	rounds := int64(1)
 	requests := int64(1)
 	if parts > 1 {
-		rounds = 1 + (parts+int64(s.opts.Concurrency)-1)/int64(s.opts.Concurrency)
 		requests = parts + 2
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(rounds)*s.opts.OpTimeout)
-	defer cancel()
 	item := uploader.BytesItem(key, data)
 	item.Opts = uploader.PutOptions{Metadata: info.Metadata(), ContentType: "application/vnd.apache.parquet"}
 	res := s.up.Upload(ctx, item)
@@ -173,7 +183,6 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, info snapshot.
 		}
 	}
 	if res.Err != nil {
-		s.Cleanup(key)
 		return fmt.Errorf("put %s (%d attempts): %w: %w", key, res.Attempts, ErrUnavailable, res.Err)
 	}
 	return nil
@@ -208,27 +217,29 @@ func (s *Store) Verify(ctx context.Context, key string, info snapshot.Info) erro
 	return nil
 }
 
-// Cleanup deletes key best effort with a fresh deadline and aborts any
-// incomplete multipart upload of it; failures are logged.
-func (s *Store) Cleanup(key string) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.OpTimeout)
+// Cleanup deletes key and aborts any incomplete multipart upload of it,
+// with a fresh deadline of CleanupTimeout (the request's may be over). The
+// caller records the key for a later retry if it fails.
+func (s *Store) Cleanup(key string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CleanupTimeout)
 	defer cancel()
 	if err := s.objs.DeleteObject(ctx, key); err != nil {
-		s.log.Warn("cleanup: delete failed; object left for the orphan sweep", "key", key, "err", err)
+		return fmt.Errorf("cleanup %s: %w: %w", key, ErrUnavailable, err)
 	}
 	ups, err := s.objs.ListMultipartUploads(ctx, key)
 	if err != nil {
-		s.log.Warn("cleanup: list multipart uploads failed", "key", key, "err", err)
-		return
+		return fmt.Errorf("cleanup %s: %w: %w", key, ErrUnavailable, err)
 	}
+	var errs []error
 	for _, u := range ups {
 		if u.Key != key {
 			continue
 		}
 		if err := s.objs.AbortMultipart(ctx, u.Key, u.UploadID); err != nil {
-			s.log.Warn("cleanup: abort multipart failed", "key", key, "upload_id", u.UploadID, "err", err)
+			errs = append(errs, fmt.Errorf("cleanup %s: abort %s: %w: %w", key, u.UploadID, ErrUnavailable, err))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // Download reads the whole object under key.

@@ -132,7 +132,7 @@ func Default() Config {
 		S3: S3{
 			Bucket:         "tierd",
 			OpTimeout:      Duration(10 * time.Second),
-			StartupTimeout: Duration(30 * time.Second),
+			StartupTimeout: Duration(2 * time.Second),
 			PartSize:       8 << 20,
 			Concurrency:    4,
 			MaxRetries:     3,

@@ -68,7 +68,10 @@ func (s *Store) CreateSnapshot(ctx context.Context, name string) (api.Snapshot, 
 	key := cs.SnapshotKey(name, id)
 	s.addInflight(key)
 	defer s.doneInflight(key)
-	if err := cs.Upload(ctx, key, data, info); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, cs.Budget(info.Size))
+	defer cancel()
+	if err := cs.Upload(sctx, key, data, info); err != nil {
+		s.cleanupObject(key)
 		return api.Snapshot{}, storageError("snapshot "+name, err)
 	}
 	sn := manifest.SnapshotRef{ID: id, Key: key, Size: info.Size, Checksum: info.Checksum, Count: info.Count, Created: s.opts.Now().UTC()}
@@ -80,7 +83,7 @@ func (s *Store) CreateSnapshot(ctx context.Context, name string) (api.Snapshot, 
 		e.Snapshots = append(e.Snapshots, sn)
 		return nil
 	}); err != nil {
-		cs.Cleanup(key)
+		s.cleanupObject(key)
 		return api.Snapshot{}, err
 	}
 	c.mu.Lock()

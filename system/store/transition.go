@@ -248,19 +248,23 @@ func (s *Store) toCold(ctx context.Context, c *collection, from api.Tier) error 
 	s.hook(HookColdEncoded)
 	s.addInflight(key)
 	defer s.doneInflight(key)
-	if err := cs.Put(ctx, key, data, info); err != nil {
+	// The S3 phase, cleanup included, stays within the S3 deadline.
+	sctx, cancel := context.WithTimeout(ctx, cs.Budget(info.Size))
+	defer cancel()
+	if err := cs.Put(sctx, key, data, info); err != nil {
+		s.cleanupObject(key)
 		return storageError(fmt.Sprintf("demote %q to cold", c.name), err)
 	}
 	s.hook(HookColdUploaded)
-	if err := cs.Verify(ctx, key, info); err != nil {
-		cs.Cleanup(key)
+	if err := cs.Verify(sctx, key, info); err != nil {
+		s.cleanupObject(key)
 		return storageError(fmt.Sprintf("demote %q to cold: verify %s", c.name, key), err)
 	}
 	s.hook(HookColdVerified)
 	ref := &manifest.SnapshotRef{ID: id, Key: key, Size: info.Size, Checksum: info.Checksum, Count: info.Count, Created: s.opts.Now().UTC()}
 	covered := s.wal.LastLSN()
 	if err := s.flipEntry(c, api.TierCold, ref, covered, nil); err != nil {
-		cs.Cleanup(key)
+		s.cleanupObject(key)
 		return err
 	}
 	s.hook(HookColdCommitted)
@@ -369,4 +373,21 @@ func (s *Store) doneInflight(key string) {
 		delete(s.inflight, key)
 	}
 	s.inflightMu.Unlock()
+}
+
+// cleanupObject deletes what a failed upload may have left under key; if
+// S3 does not answer in time the key is recorded in the manifest's pending
+// deletes for the worker (and the orphan sweep finds it anyway).
+func (s *Store) cleanupObject(key string) {
+	err := s.opts.Cold.Cleanup(key)
+	if err == nil {
+		return
+	}
+	s.log.Warn("cleanup after a failed upload failed; left for the worker", "key", key, "err", err)
+	if cerr := s.commit(func(m *manifest.Manifest) error {
+		m.PendingDeletes = append(m.PendingDeletes, key)
+		return nil
+	}); cerr != nil {
+		s.log.Warn("manifest: pending delete not recorded; the orphan sweep will find it", "key", key, "err", cerr)
+	}
 }
