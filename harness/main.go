@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/tierchaos/tierchaos/harness/cleanup"
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
+	"github.com/tierchaos/tierchaos/harness/seed"
 )
 
 // Main runs a test package against one stack shared by its tests; call it
@@ -25,7 +25,10 @@ func Main(m *testing.M, opts Options, use func(*Stack)) int {
 	if cleanup.RunWatchdogIfRequested() {
 		return 0
 	}
-	flag.Parse()
+	runSeed := seed.Init(os.Stderr) // registers -chaos.seed and parses the flags
+	if opts.Seed == 0 {
+		opts.Seed = runSeed
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}

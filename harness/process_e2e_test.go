@@ -95,7 +95,9 @@ func TestReconfigureTierd(t *testing.T) {
 	t.Cleanup(func() { _ = stack.Tierd.DeleteCollection(context.Background(), first) })
 
 	require.NoError(t, stack.ReconfigureTierd(ctx, map[string]string{"TIERD_QUOTA_COLLECTIONS": "1"}))
-	t.Cleanup(func() { _ = stack.ReconfigureTierd(context.Background(), map[string]string{"TIERD_QUOTA_COLLECTIONS": ""}) })
+	t.Cleanup(func() {
+		_ = stack.ReconfigureTierd(context.Background(), map[string]string{"TIERD_QUOTA_COLLECTIONS": ""})
+	})
 	_, err = stack.Tierd.GetCollection(ctx, first)
 	require.NoError(t, err, "the collection survives the restart")
 	_, err = stack.Tierd.CreateCollection(ctx, api.CreateCollectionRequest{Name: "reconfigure-second", Dimension: 4, Metric: api.MetricL2})

@@ -4,8 +4,6 @@ package failure
 
 import (
 	"context"
-	"hash/fnv"
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/check"
 	"github.com/tierchaos/tierchaos/harness/fixture"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
@@ -20,7 +19,7 @@ import (
 
 const (
 	dim     = 32
-	vectors = 2000
+	vectors = 800 // below api.MaxK, so the checkers can read every id back
 	topK    = 10
 	queries = 20
 )
@@ -32,7 +31,7 @@ func TestFailure(t *testing.T) {
 		name string
 		// guards names the tierd invariant the case protects.
 		guards string
-		run    func(ctx context.Context, t *testing.T, rng *rand.Rand)
+		run    func(ctx context.Context, t *testing.T, c *harness.Case)
 	}{
 		{
 			name:   "no-fault-cold-round-trip",
@@ -55,13 +54,13 @@ func TestFailure(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			t.Cleanup(cancel)
 			t.Logf("guards: %s", tc.guards)
-			tc.run(ctx, t, caseRand(t))
+			tc.run(ctx, t, stack.NewCase(t))
 		})
 	}
 }
 
-func noFaultRoundTrip(ctx context.Context, t *testing.T, rng *rand.Rand) {
-	c := stack.Tierd
+func noFaultRoundTrip(ctx context.Context, t *testing.T, tc *harness.Case) {
+	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
 	_, err := c.SetTier(ctx, col.Name, api.TierCold)
 	require.NoError(t, err)
@@ -74,10 +73,11 @@ func noFaultRoundTrip(ctx context.Context, t *testing.T, rng *rand.Rand) {
 	require.NoError(t, err)
 	fixture.RequireTier(ctx, t, c, col, api.TierHot)
 	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
+	tc.Check(ctx, t, check.Config{}, col.Name)
 }
 
-func latencyDemotion(ctx context.Context, t *testing.T, rng *rand.Rand) {
-	c := stack.Tierd
+func latencyDemotion(ctx context.Context, t *testing.T, tc *harness.Case) {
+	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricL2)
 	// Baseline: the fastest of three fault-free demotions of this collection.
 	baseline := time.Duration(1<<63 - 1)
@@ -96,10 +96,11 @@ func latencyDemotion(ctx context.Context, t *testing.T, rng *rand.Rand) {
 	_, err := c.SetTier(ctx, col.Name, api.TierHot)
 	require.NoError(t, err)
 	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
+	tc.Check(ctx, t, check.Config{}, col.Name)
 }
 
-func proxyDown(ctx context.Context, t *testing.T, rng *rand.Rand) {
-	c := stack.Tierd
+func proxyDown(ctx context.Context, t *testing.T, tc *harness.Case) {
+	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricDot)
 	require.NoError(t, stack.S3Proxy.Disable())
 	t.Cleanup(func() { _ = stack.S3Proxy.Enable() })
@@ -117,10 +118,11 @@ func proxyDown(ctx context.Context, t *testing.T, rng *rand.Rand) {
 	require.NoError(t, err, "demotion after S3 is back")
 	fixture.RequireTier(ctx, t, c, col, api.TierCold)
 	require.Len(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", col.Name), 1)
+	tc.Check(ctx, t, check.Config{}, col.Name)
 }
 
 // demote moves a collection to cold and returns how long tierd took.
-func demote(ctx context.Context, t *testing.T, c *client.Client, name string) time.Duration {
+func demote(ctx context.Context, t *testing.T, c fixture.Tierd, name string) time.Duration {
 	t.Helper()
 	start := time.Now()
 	_, err := c.SetTier(ctx, name, api.TierCold)
@@ -142,12 +144,4 @@ func removeToxics(t *testing.T, p *toxiproxy.Proxy) {
 	for _, tx := range toxics {
 		require.NoError(t, p.RemoveToxic(tx.Name))
 	}
-}
-
-// caseRand returns a generator seeded from the test's name, so a case sees
-// the same data on every run.
-func caseRand(t *testing.T) *rand.Rand {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(t.Name()))
-	return rand.New(rand.NewPCG(h.Sum64(), 0x7469657263686173))
 }

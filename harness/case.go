@@ -1,0 +1,140 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/harness/check"
+	"github.com/tierchaos/tierchaos/harness/history"
+	"github.com/tierchaos/tierchaos/harness/seed"
+)
+
+// Case is one scenario case on the shared stack: its seeded randomness, a
+// history recorder with a recording tierd client, and the guarantee that it
+// starts and ends with no fault in effect.
+type Case struct {
+	// Stack is the shared stack.
+	Stack *Stack
+	// Seed is the case's seed (derived from -chaos.seed and the test name).
+	Seed *seed.Case
+	// Rand is the case's main random stream; use Seed.Stream(name) for one
+	// per goroutine.
+	Rand *rand.Rand
+	// Rec records every operation made through Client.
+	Rec *history.Recorder
+	// Client is tierd's client, recording into Rec.
+	Client *history.RecordingClient
+}
+
+// NewCase prepares t on the shared stack: every fault left by an earlier
+// case is cleared (Toxiproxy toxics removed and the proxy enabled, S3 fault
+// rules and counters reset, tierd running and not paused), and the same
+// clearing is registered to run when t ends, even when it fails. When t
+// fails, tierd's log is attached.
+func (s *Stack) NewCase(t *testing.T) *Case {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, s.ClearFaults(ctx), "clear faults before the case")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if t.Failed() {
+			if logs, err := s.TierdLogs(ctx); err == nil {
+				t.Logf("tierd log (last 4 KiB):\n%s", tail(logs, 4<<10))
+			}
+		}
+		if err := s.ClearFaults(ctx); err != nil {
+			t.Errorf("clear faults after the case: %v", err)
+		}
+	})
+	sc := seed.For(t)
+	rec := history.NewRecorder()
+	return &Case{Stack: s, Seed: sc, Rand: sc.Rand(), Rec: rec, Client: history.NewRecordingClient(s.Tierd, rec)}
+}
+
+// Check reads the final state of the named collections through the
+// recording client and runs every checker (no acknowledged write lost,
+// searches equal the oracle, tier histories linearizable) on the case's
+// history. It marks t failed with a readable report naming the artifact
+// files, and reports whether the history passed.
+func (c *Case) Check(ctx context.Context, t *testing.T, cfg check.Config, names ...string) bool {
+	t.Helper()
+	final, err := c.Client.ReadFinal(ctx, names...)
+	if err != nil {
+		t.Errorf("read final state: %v", err)
+		return false
+	}
+	return check.All(t, c.Rec.Ops(), final, cfg)
+}
+
+// ClearFaults removes every network and S3 fault, resets the fault layer's
+// counters, and makes sure tierd runs and is not paused.
+func (s *Stack) ClearFaults(ctx context.Context) error {
+	var errs []error
+	if s.S3Proxy != nil {
+		toxics, err := s.S3Proxy.Toxics()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list toxics: %w", err))
+		}
+		for _, tx := range toxics {
+			if err := s.S3Proxy.RemoveToxic(tx.Name); err != nil {
+				errs = append(errs, fmt.Errorf("remove toxic %s: %w", tx.Name, err))
+			}
+		}
+		if !s.S3Proxy.Enabled {
+			if err := s.S3Proxy.Enable(); err != nil {
+				errs = append(errs, fmt.Errorf("enable proxy: %w", err))
+			}
+		} else if p, err := s.Toxiproxy.Proxy(S3ProxyName); err == nil && !p.Enabled {
+			if err := p.Enable(); err != nil {
+				errs = append(errs, fmt.Errorf("enable proxy: %w", err))
+			}
+		}
+	}
+	if s.S3Faults != nil {
+		if err := s.S3Faults.Reset(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("reset S3 faults: %w", err))
+		}
+	}
+	if s.sut != nil {
+		if err := s.sut.unpause(ctx); err != nil && !isNotPaused(err) {
+			errs = append(errs, err)
+		}
+		if _, _, err := s.sut.addrs(); errors.Is(err, ErrNotRunning) || s.Tierd.Readyz(ctx) != nil {
+			if err := s.StartTierd(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// isNotPaused reports whether an unpause failed only because the container
+// was not paused.
+func isNotPaused(err error) bool {
+	return err != nil && containsAny(err.Error(), "is not paused", "not paused")
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
