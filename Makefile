@@ -33,6 +33,18 @@ vet: ## go vet, with and without the e2e tag
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./...
 
+# make repro SCENARIO='^TestFailure$$/^s3-proxy-down$$' SEED=123 COUNT=50 RACE=1 [SUT=inprocess] [PKG=./scenarios/failure]
+# reruns one case many times with one seed and stops at the first failure.
+SCENARIO ?= .
+SEED     ?=
+COUNT    ?= 20
+RACE     ?=
+SUT      ?=
+PKG      ?= ./scenarios/...
+repro: images ## rerun SCENARIO (regex) COUNT times with SEED, stop at the first failure (RACE=1, SUT=inprocess)
+	TIERCHAOS_SUT=$(SUT) $(GO) test -tags e2e $(if $(RACE),-race) -failfast -count=$(COUNT) -timeout 60m \
+		-run '$(SCENARIO)' $(PKG) $(if $(SEED),-args -chaos.seed=$(SEED))
+
 actionlint: ## lint the GitHub workflows
 	$(GO) run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12 .github/workflows/*.yml
 
