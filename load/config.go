@@ -121,6 +121,20 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// ValidateSchedule checks a rate, duration and ramp-up (part of Validate,
+// usable before the ops exist).
+func ValidateSchedule(rate float64, duration, rampUp time.Duration) error {
+	switch {
+	case !(rate > 0) || math.IsInf(rate, 0):
+		return fmt.Errorf("%w: rate %v must be positive and finite", ErrConfig, rate)
+	case duration <= 0:
+		return fmt.Errorf("%w: duration %v must be positive", ErrConfig, duration)
+	case rampUp < 0 || rampUp > duration:
+		return fmt.Errorf("%w: ramp-up %v must be within [0, duration %v]", ErrConfig, rampUp, duration)
+	}
+	return nil
+}
+
 // Validate reports the first problem with c, wrapped in ErrConfig.
 func (c Config) Validate() error {
 	if len(c.Ops) == 0 {
@@ -143,13 +157,10 @@ func (c Config) Validate() error {
 		}
 		seen[op.Name] = true
 	}
+	if err := ValidateSchedule(c.Rate, c.Duration, c.RampUp); err != nil {
+		return err
+	}
 	switch {
-	case !(c.Rate > 0) || math.IsInf(c.Rate, 0):
-		return fmt.Errorf("%w: rate %v must be positive and finite", ErrConfig, c.Rate)
-	case c.Duration <= 0:
-		return fmt.Errorf("%w: duration %v must be positive", ErrConfig, c.Duration)
-	case c.RampUp < 0 || c.RampUp > c.Duration:
-		return fmt.Errorf("%w: ramp-up %v must be within [0, duration %v]", ErrConfig, c.RampUp, c.Duration)
 	case c.Timeout < 0:
 		return fmt.Errorf("%w: timeout %v must not be negative", ErrConfig, c.Timeout)
 	case c.MaxInFlight < 0:

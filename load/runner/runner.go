@@ -117,6 +117,12 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	if o.TierdURL == "" {
 		return nil, fmt.Errorf("%w: no tierd URL", ErrOptions)
 	}
+	if err := load.ValidateSchedule(o.Rate, o.Duration, o.RampUp); err != nil {
+		return nil, err
+	}
+	if err := o.Workload.Validate(); err != nil {
+		return nil, err
+	}
 	if o.WarmUp < 0 || o.WarmUp >= o.Duration {
 		return nil, fmt.Errorf("%w: warm-up %v must be within [0, duration %v)", ErrOptions, o.WarmUp, o.Duration)
 	}

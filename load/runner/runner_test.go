@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tierchaos/tierchaos/load"
 	"github.com/tierchaos/tierchaos/load/budget"
 	"github.com/tierchaos/tierchaos/load/monitor"
 	"github.com/tierchaos/tierchaos/load/progress"
@@ -84,6 +85,10 @@ func TestRunWritesReportFolder(t *testing.T) {
 func TestRunRejectsBadOptions(t *testing.T) {
 	_, err := Run(context.Background(), Options{Duration: time.Second})
 	require.ErrorIs(t, err, ErrOptions)
-	_, err = Run(context.Background(), Options{TierdURL: "http://127.0.0.1:1", Duration: time.Second, WarmUp: 2 * time.Second})
+	_, err = Run(context.Background(), Options{TierdURL: "http://127.0.0.1:1", Rate: 1, Duration: time.Second, WarmUp: 2 * time.Second})
 	require.ErrorIs(t, err, ErrOptions)
+	_, err = Run(context.Background(), Options{TierdURL: "http://127.0.0.1:1", Duration: time.Second})
+	require.ErrorIs(t, err, load.ErrConfig)
+	_, err = Run(context.Background(), Options{TierdURL: "http://127.0.0.1:1", Rate: 1, Duration: time.Second, Workload: workload.Config{WarmShare: 2}})
+	require.ErrorIs(t, err, workload.ErrConfig)
 }
