@@ -266,9 +266,13 @@ func TestDuringRemovesAfterTheWindowAndOnCancel(t *testing.T) {
 
 	ctx, cancel = context.WithCancel(t.Context())
 	go func() { done <- f.proxy.DownDuring(ctx, time.Hour) }()
+	// Probe through the proxy rather than asking Toxiproxy's API: its
+	// proxy listing reads the enabled flag without a lock (a data race
+	// inside Toxiproxy while the proxy is being disabled).
+	hc := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 	require.Eventually(t, func() bool {
-		p, err := f.client.Proxy(f.api.Name)
-		return err == nil && !p.Enabled
+		_, err := get(t, hc, f.url)
+		return err != nil
 	}, 10*time.Second, time.Millisecond)
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
