@@ -107,7 +107,7 @@ func (c *collector) ivlHasData() bool {
 }
 
 func (c *collector) closeInterval(now time.Duration) {
-	iv := Interval{Index: len(c.intervals), Start: c.ivlStart, End: now}
+	iv := Interval{Index: len(c.intervals), Start: c.ivlStart, End: now, Drain: c.ivlStart >= c.d.cfg.Duration}
 	w := now - c.ivlStart
 	all := newAcc()
 	for i, a := range c.ivl {

@@ -272,9 +272,13 @@ func TestRunDrainTimeoutCancelsStragglers(t *testing.T) {
 	})
 	res, err := Run(context.Background(), Config{
 		Ops: []Op{op}, Rate: 20, Duration: 100 * time.Millisecond,
-		DrainTimeout: 50 * time.Millisecond,
+		DrainTimeout: 200 * time.Millisecond, Tick: 50 * time.Millisecond, Interval: 100 * time.Millisecond,
 	})
 	require.NoError(t, err)
 	assert.False(t, res.Interrupted)
 	assert.Equal(t, res.Overall.Sent, res.Overall.Errors[CodeCanceled])
+	last := res.Intervals[len(res.Intervals)-1]
+	assert.True(t, last.Drain, "the stragglers finish in a drain interval")
+	assert.Equal(t, res.Overall.Sent, last.Overall.Completed)
+	assert.Equal(t, int64(0), last.Overall.Sent)
 }

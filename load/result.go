@@ -79,11 +79,15 @@ func (r OpResult) ErrorCodes() []string {
 
 // Interval is the statistics of one interval (every Config.Interval).
 type Interval struct {
-	Index   int           `json:"index"`
-	Start   time.Duration `json:"start"`
-	End     time.Duration `json:"end"`
-	Overall OpResult      `json:"overall"`
-	Ops     []OpResult    `json:"ops"`
+	Index int           `json:"index"`
+	Start time.Duration `json:"start"`
+	End   time.Duration `json:"end"`
+	// Drain marks the last interval when it starts after the window: it
+	// holds only completions of requests still in flight at the window's end
+	// (and the missed count), so its rates are not comparable.
+	Drain   bool       `json:"drain"`
+	Overall OpResult   `json:"overall"`
+	Ops     []OpResult `json:"ops"`
 }
 
 // Point is one Tick of the overall timeline.

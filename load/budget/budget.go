@@ -205,6 +205,6 @@ func fmtPct(x float64) string {
 	case x < 1e-6:
 		return fmt.Sprintf("%.2g%%", 100*x)
 	default:
-		return fmt.Sprintf("%.3g%%", 100*x)
+		return fmt.Sprintf("%.4g%%", 100*x)
 	}
 }

@@ -116,6 +116,11 @@ func (r *Reporter) OnInterval(iv load.Interval) {
 // IntervalLine renders one interval like the seed's per-10-second output.
 func IntervalLine(label string, iv load.Interval) string {
 	o := iv.Overall
+	if iv.Drain {
+		return fmt.Sprintf("%s [drain %s-%s] completed %d ok %d errors %d missed %d  p50 %s p95 %s p99 %s max %s",
+			label, iv.Start.Truncate(time.Second), iv.End.Round(time.Millisecond), o.Completed, o.OK, o.ErrorCount(), o.Missed,
+			o.Latency.P50, o.Latency.P95, o.Latency.P99, o.Latency.Max)
+	}
 	return fmt.Sprintf("%s [%6s-%6s] sent %d ok %d errors %d late %d  rate %.1f/s (target %.1f/s)  p50 %s p95 %s p99 %s max %s",
 		label, iv.Start.Truncate(time.Second), iv.End.Truncate(time.Second), o.Sent, o.OK, o.ErrorCount(), o.Late,
 		o.AchievedRate, o.TargetRate, o.Latency.P50, o.Latency.P95, o.Latency.P99, o.Latency.Max)

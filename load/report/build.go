@@ -66,7 +66,7 @@ func Build(in Input) (*Report, error) {
 	for _, iv := range r.Intervals {
 		o := iv.Overall
 		rep.Intervals = append(rep.Intervals, Interval{
-			StartS: iv.Start.Seconds(), EndS: iv.End.Seconds(), Sent: o.Sent, Completed: o.Completed, OK: o.OK,
+			StartS: iv.Start.Seconds(), EndS: iv.End.Seconds(), Drain: iv.Drain, Sent: o.Sent, Completed: o.Completed, OK: o.OK,
 			Late: o.Late, Errors: o.Errors, TargetRate: o.TargetRate, AchievedRate: o.AchievedRate,
 			Latency: latency(o.Latency),
 		})

@@ -102,6 +102,11 @@ func Markdown(r *Report) string {
 	if len(r.Intervals) > 0 {
 		b.WriteString("## Intervals\n\n| from | to | sent | ok | errors | late | achieved/s | p50 | p95 | p99 | max |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, iv := range r.Intervals {
+			if iv.Drain {
+				fmt.Fprintf(&b, "| drain %.0fs | %.1fs | %d | %d | %d | %d | | %s | %s | %s | %s |\n", iv.StartS, iv.EndS, iv.Sent, iv.OK,
+					iv.Completed-iv.OK, iv.Late, msf(iv.Latency.P50MS), msf(iv.Latency.P95MS), msf(iv.Latency.P99MS), msf(iv.Latency.MaxMS))
+				continue
+			}
 			fmt.Fprintf(&b, "| %.0fs | %.0fs | %d | %d | %d | %d | %.1f | %s | %s | %s | %s |\n", iv.StartS, iv.EndS, iv.Sent, iv.OK,
 				iv.Completed-iv.OK, iv.Late, iv.AchievedRate, msf(iv.Latency.P50MS), msf(iv.Latency.P95MS), msf(iv.Latency.P99MS), msf(iv.Latency.MaxMS))
 		}

@@ -101,8 +101,10 @@ type Op struct {
 
 // Interval is one interval's overall figures.
 type Interval struct {
-	StartS       float64          `json:"start_s"`
-	EndS         float64          `json:"end_s"`
+	StartS float64 `json:"start_s"`
+	EndS   float64 `json:"end_s"`
+	// Drain marks the completions after the sending window.
+	Drain        bool             `json:"drain"`
 	Sent         int64            `json:"sent"`
 	Completed    int64            `json:"completed"`
 	OK           int64            `json:"ok"`
