@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -396,3 +397,26 @@ func (f *fakeTB) Errorf(format string, args ...any) {
 func (f *fakeTB) Helper() {}
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// TestTiersManyUnknownOperations: hundreds of operations with unknown
+// outcome (8 workers timing out over and over) must neither hide a
+// violation that none of them can explain nor make the search blow up: they
+// keep their real return times, with pending late effects, so the search
+// stays bounded by the number of concurrent workers.
+func TestTiersManyUnknownOperations(t *testing.T) {
+	b := new(builder).add(create(1, 2, api.MetricDot))
+	const workers, rounds = 8, 40
+	for r := range rounds {
+		for w := range workers {
+			call := int64(10 + r*100 + w)
+			b.add(setTier(call, call+90, api.TierWarm, history.Unknown, ""))
+		}
+	}
+	end := int64(10 + rounds*100 + 100)
+	b.add(setTier(end, end+1, api.TierHot, history.OK, ""))
+	b.add(getTier(end+2, end+3, api.TierWarm)) // a late unknown demotion explains this
+	good := slices.Clone(b.ops)
+	b.add(getTier(end+4, end+5, api.TierCold)) // nothing explains this
+	requireViolation(t, newChecker(t, b.ops, Config{}).Tiers(), TiersName, "not linearizable")
+	require.NoError(t, newChecker(t, good, Config{}).Tiers())
+}

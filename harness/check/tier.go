@@ -64,81 +64,199 @@ type tierOutput struct {
 	tier    api.Tier
 }
 
+// effects is a set of state changes that may happen to a collection on
+// their own: the late effects of operations with unknown outcome, and
+// tierd's own demotions when AutoDemote is set.
+type effects uint8
+
+const (
+	efHot    effects = 1 << iota // present → hot
+	efWarm                       // present → warm
+	efCold                       // present → cold
+	efDelete                     // present → absent
+	efCreate                     // absent → hot
+	efDemote                     // hot → warm, warm → cold
+)
+
+func targetEffect(t api.Tier) effects {
+	switch t {
+	case api.TierHot:
+		return efHot
+	case api.TierWarm:
+		return efWarm
+	case api.TierCold:
+		return efCold
+	}
+	return 0
+}
+
+// image returns the states reachable from s by one of the effects in e.
+func (e effects) image(s tierSet) tierSet {
+	var out tierSet
+	if s&stPresent != 0 {
+		if e&efHot != 0 {
+			out |= stHot
+		}
+		if e&efWarm != 0 {
+			out |= stWarm
+		}
+		if e&efCold != 0 {
+			out |= stCold
+		}
+		if e&efDelete != 0 {
+			out |= stAbsent
+		}
+	}
+	if e&efCreate != 0 && s&stAbsent != 0 {
+		out |= stHot
+	}
+	if e&efDemote != 0 {
+		if s&stHot != 0 {
+			out |= stWarm
+		}
+		if s&stWarm != 0 {
+			out |= stCold
+		}
+	}
+	return out
+}
+
+// closure returns every state reachable from s by any number of effects.
+func (e effects) closure(s tierSet) tierSet {
+	for {
+		next := s | e.image(s)
+		if next == s {
+			return s
+		}
+		s = next
+	}
+}
+
+func (e effects) String() string {
+	var parts []string
+	for _, p := range []struct {
+		bit  effects
+		name string
+	}{{efHot, "→hot"}, {efWarm, "→warm"}, {efCold, "→cold"}, {efDelete, "delete"}, {efCreate, "create"},
+		{efDemote, "auto-demote"}} {
+		if e&p.bit != 0 {
+			parts = append(parts, p.name)
+		}
+	}
+	return "{" + strings.Join(parts, " ") + "}"
+}
+
+// tierState is the model state: the set of possible states of the
+// collection and the effects that may still happen at any moment. It is a
+// comparable integer, so porcupine can hash and compare it cheaply.
+type tierState uint16
+
+func packState(s tierSet, e effects) tierState { return tierState(s) | tierState(e)<<8 }
+
+func (st tierState) unpack() (tierSet, effects) { return tierSet(st & 0xff), effects(st >> 8) }
+
+// String renders the state, e.g. "{warm|cold} pending {→cold}".
+func (st tierState) String() string {
+	s, e := st.unpack()
+	if e == 0 {
+		return s.String()
+	}
+	return s.String() + " pending " + e.String()
+}
+
 // step is the sequential specification of one collection's tier state.
 //   - create ok: absent → hot. failed already_exists: observes present.
 //   - delete ok: present → absent; failed not_found: observes absent.
 //   - set_tier ok: present → target; failed: unchanged.
 //   - get_collection ok: observes its tier; failed not_found: observes absent.
-//   - insert or search ok: present → hot (transparent promotion); failed or
-//     unknown: may have promoted.
-//   - unknown writes: may or may not apply (their return is at infinity, so
-//     they may also apply after any later operation).
+//   - insert or search ok: present → hot (transparent promotion); failed:
+//     may have promoted.
+//   - an operation with unknown outcome may take effect at its
+//     linearization point or at any later moment; its effect is added to
+//     the pending effects, which may happen before every later operation.
+//     (This over-approximates "at most once, at some moment": it never
+//     rejects a correct history and keeps the search polynomial, where
+//     operations left open until infinity make porcupine's search
+//     exponential on a failing history.)
 //
-// With autoDemote, hot may become warm and warm cold before any operation.
-func step(s tierSet, in tierInput, out tierOutput, autoDemote bool) tierSet {
-	if autoDemote {
-		if s&stHot != 0 {
-			s |= stWarm
-		}
-		if s&stWarm != 0 {
-			s |= stCold
-		}
-	}
+// It returns 0 when the operation cannot take effect in any state.
+func step(st tierState, in tierInput, out tierOutput) tierState {
+	s, pend := st.unpack()
+	s = pend.closure(s)
 	present := s & stPresent
+	maybe := func(e effects) tierState {
+		if out.outcome == history.Unknown {
+			return packState(s|e.image(s), pend|e)
+		}
+		return packState(s|e.image(s), pend)
+	}
+	var next tierSet
 	switch in.kind {
 	case history.KindCreateCollection:
 		switch {
 		case out.outcome == history.OK:
-			if s&stAbsent == 0 {
-				return 0
+			next = s & stAbsent
+			if next != 0 {
+				next = stHot
 			}
-			return stHot
-		case out.outcome == history.Unknown && s&stAbsent != 0:
-			return s | stHot
+		case out.outcome == history.Unknown:
+			return maybe(efCreate)
 		case out.code == api.CodeAlreadyExists:
-			return present
+			next = present
+		default:
+			next = s
 		}
 	case history.KindDeleteCollection:
 		switch {
 		case out.outcome == history.OK:
-			if present == 0 {
-				return 0
+			if present != 0 {
+				next = stAbsent
 			}
-			return stAbsent
-		case out.outcome == history.Unknown && present != 0:
-			return s | stAbsent
+		case out.outcome == history.Unknown:
+			return maybe(efDelete)
 		case out.code == api.CodeNotFound:
-			return s & stAbsent
+			next = s & stAbsent
+		default:
+			next = s
 		}
 	case history.KindSetTier:
 		switch {
 		case out.outcome == history.OK:
-			if present == 0 {
-				return 0
+			if present != 0 {
+				next = tierBit(in.target)
 			}
-			return tierBit(in.target)
-		case out.outcome == history.Unknown && present != 0:
-			return s | tierBit(in.target)
+		case out.outcome == history.Unknown:
+			return maybe(targetEffect(in.target))
+		default:
+			next = s
 		}
 	case history.KindGetCollection:
 		switch {
 		case out.outcome == history.OK:
-			return s & tierBit(out.tier)
+			next = s & tierBit(out.tier)
 		case out.code == api.CodeNotFound:
-			return s & stAbsent
+			next = s & stAbsent
+		default:
+			next = s
 		}
 	case history.KindInsert, history.KindSearch:
 		switch {
 		case out.outcome == history.OK:
-			if present == 0 {
-				return 0
+			if present != 0 {
+				next = stHot
 			}
-			return stHot
-		case present != 0 && out.code != api.CodeNotFound:
-			return s | stHot
+		case out.code == api.CodeNotFound:
+			next = s
+		default:
+			return maybe(efHot)
 		}
+	default:
+		next = s
 	}
-	return s
+	if next == 0 {
+		return 0
+	}
+	return packState(next, pend)
 }
 
 // tierModel returns the porcupine model, partitioned per collection.
@@ -161,12 +279,17 @@ func tierModel(autoDemote bool, ops []history.Op) porcupine.Model {
 			}
 			return out
 		},
-		Init: func() any { return stAll },
+		Init: func() any {
+			if autoDemote {
+				return packState(stAll, efDemote)
+			}
+			return packState(stAll, 0)
+		},
 		Step: func(state, input, output any) (bool, any) {
-			next := step(state.(tierSet), input.(tierInput), output.(tierOutput), autoDemote)
+			next := step(state.(tierState), input.(tierInput), output.(tierOutput))
 			return next != 0, next
 		},
-		Hash: func(state any) uint64 { return uint64(state.(tierSet)) },
+		Hash: func(state any) uint64 { return uint64(state.(tierState)) },
 		DescribeOperation: func(input, output any) string {
 			in, out := input.(tierInput), output.(tierOutput)
 			s := string(in.kind)
@@ -182,7 +305,7 @@ func tierModel(autoDemote bool, ops []history.Op) porcupine.Model {
 			}
 			return s
 		},
-		DescribeState: func(state any) string { return state.(tierSet).String() },
+		DescribeState: func(state any) string { return state.(tierState).String() },
 		DescribeOperationMetadata: func(info any) string {
 			idx, ok := info.(int)
 			if !ok || idx < 0 || idx >= len(ops) {
@@ -194,8 +317,8 @@ func tierModel(autoDemote bool, ops []history.Op) porcupine.Model {
 }
 
 // tierOps converts the history for porcupine. Operations that can neither
-// change nor observe the tier are left out; unknown ones return at
-// infinity.
+// change nor observe the tier are left out. Unknown operations keep their
+// real return time: their late effect is modelled by the pending effects.
 func tierOps(ops []history.Op) []porcupine.Operation {
 	out := make([]porcupine.Operation, 0, len(ops))
 	for _, op := range ops {
@@ -212,7 +335,7 @@ func tierOps(ops []history.Op) []porcupine.Operation {
 			Input:    tierInput{collection: op.Collection, kind: op.Kind, target: op.Target},
 			Call:     op.Call,
 			Output:   tierOutput{outcome: op.Outcome, code: op.Code, tier: op.Tier},
-			Return:   effectiveReturn(op),
+			Return:   op.Return,
 			Metadata: op.Index,
 		})
 	}
@@ -299,7 +422,7 @@ func (c *Checker) explainTiers(model porcupine.Model, part []porcupine.Operation
 	return v
 }
 
-const tierModelSummary = "set_tier ok sets the target, failed ones change nothing, unknown ones may apply; " +
+const tierModelSummary = "set_tier ok sets the target, failed ones change nothing, unknown ones may apply then or later; " +
 	"get_collection observes the tier; ok insert/search promote to hot"
 
 // visualize writes porcupine's HTML timeline of the tier model over the
