@@ -616,7 +616,12 @@ func (s *Store) removeLocal(rel string) {
 		return
 	}
 	s.warmBytes.Add(-info.Size())
-	_ = fsutil.SyncDir(filepath.Dir(p))
+	dir := filepath.Dir(p)
+	// The collection's folder goes when its last file does.
+	if os.Remove(dir) == nil {
+		dir = filepath.Dir(dir)
+	}
+	_ = fsutil.SyncDir(dir)
 }
 
 // Usage reports resource use against the quotas.
