@@ -3,9 +3,7 @@ package uploader
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 
@@ -140,61 +138,67 @@ func BenchmarkMinIOBatch(b *testing.B) {
 }
 
 // BenchmarkMinIOParallel: sequential vs parallel 1 KiB uploads on MinIO,
-// and the bare minio-go loop at the same concurrencies (the ceiling).
+// each concurrency followed by the bare minio-go loop at the same
+// concurrency (the ceiling).
 func BenchmarkMinIOParallel(b *testing.B) {
 	for _, t := range s3Targets(b) {
 		b.Run("target="+t.name, func(b *testing.B) {
-			benchParallel(b, newBenchMinIO(b, t.endpoint), "bench", benchUploadCounts)
-			benchBareCounts(b, t.endpoint)
+			benchParallel(b, newBenchMinIO(b, t.endpoint), "bench", benchUploadCounts, bareRunner(b, t.endpoint))
 		})
 	}
 }
 
-func benchBareCounts(b *testing.B, endpoint string) {
-	_, _, bucket := s3Creds()
-	c := newBareClient(b, endpoint)
-	data := bytes.Repeat([]byte{0xa5}, 1<<10)
-	for _, n := range benchUploadCounts {
-		keys := make([]string, n)
-		for i := range keys {
-			keys[i] = "bench/bare/obj-" + strconv.Itoa(i)
-		}
-		for _, conc := range benchConcurrencies {
-			b.Run(fmt.Sprintf("mode=bare/n=%d/c=%d", n, conc), func(b *testing.B) {
-				for b.Loop() {
-					bareLoop(b, c, bucket, keys, data, conc)
-				}
-				reportRate(b, n, "obj/s")
-			})
-		}
+// BenchmarkMinIOSizes: object sizes 1 KiB to 16 MiB through the
+// ParallelUploader and through bare minio-go at the same concurrency; both
+// send objects up to 16 MiB with one PUT. BenchmarkMinIOLarge covers
+// parallel parts.
+func BenchmarkMinIOSizes(b *testing.B) {
+	for _, t := range s3Targets(b) {
+		b.Run("target="+t.name, func(b *testing.B) {
+			benchSizes(b, newBenchMinIO(b, t.endpoint), "bench", 8, bareRunner(b, t.endpoint))
+		})
 	}
 }
 
-// BenchmarkMinIOSizes: object sizes 1 KiB to 16 MiB through the
-// ParallelUploader and through bare minio-go (which streams large objects
-// as its own multipart upload) at the same concurrency.
-func BenchmarkMinIOSizes(b *testing.B) {
-	const conc = 8
+// bareRunner returns a bareFunc doing plain minio-go PUTs on endpoint.
+func bareRunner(b *testing.B, endpoint string) bareFunc {
+	_, _, bucket := s3Creds()
+	c := newBareClient(b, endpoint)
+	return func(b *testing.B, keys []string, data []byte, conc int) {
+		bareLoop(b, c, bucket, keys, data, conc)
+	}
+}
+
+// BenchmarkMinIOLarge: one 64 MiB object at a time, the case parallel parts
+// are for: the ParallelUploader (8 MiB parts, 8 in flight) vs bare
+// minio-go's PutObject (its own multipart upload, 16 MiB parts).
+func BenchmarkMinIOLarge(b *testing.B) {
+	const size = 64 << 20
+	data := bytes.Repeat([]byte{0x7e}, size)
 	for _, t := range s3Targets(b) {
 		b.Run("target="+t.name, func(b *testing.B) {
-			benchSizes(b, newBenchMinIO(b, t.endpoint), "bench", conc)
-			_, _, bucket := s3Creds()
-			c := newBareClient(b, t.endpoint)
-			for _, size := range benchObjectSizes {
-				data := bytes.Repeat([]byte{0x3c}, size)
-				perIter := max(1, min(64, (64<<20)/size))
-				keys := make([]string, perIter)
-				for i := range keys {
-					keys[i] = fmt.Sprintf("bench/baresize/%d-%d", size, i)
+			store := newBenchMinIO(b, t.endpoint)
+			bare := bareRunner(b, t.endpoint)
+			b.Run("mode=uploader/size=64MiB/c=1", func(b *testing.B) {
+				cfg := benchParallelConfig(8)
+				cfg.MultipartThreshold = cfg.PartSize
+				up, err := NewParallelUploader(store, cfg, benchQuiet())
+				if err != nil {
+					b.Fatal(err)
 				}
-				b.Run(fmt.Sprintf("mode=bare/size=%s/c=%d", sizeName(size), conc), func(b *testing.B) {
-					b.SetBytes(int64(size * perIter))
-					for b.Loop() {
-						bareLoop(b, c, bucket, keys, data, conc)
+				b.SetBytes(size)
+				for b.Loop() {
+					if r := up.Upload(context.Background(), BytesItem("bench/large/obj", data)); r.Err != nil {
+						b.Fatal(r.Err)
 					}
-					reportRate(b, perIter, "obj/s")
-				})
-			}
+				}
+			})
+			b.Run("mode=bare/size=64MiB/c=1", func(b *testing.B) {
+				b.SetBytes(size)
+				for b.Loop() {
+					bare(b, []string{"bench/large/bare"}, data, 1)
+				}
+			})
 		})
 	}
 }

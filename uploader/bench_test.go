@@ -95,9 +95,14 @@ func benchBatch(b *testing.B, store ObjectStore, prefix string) {
 	}
 }
 
+// bareFunc, when given to benchParallel or benchSizes, runs the bare
+// minio-go comparison for the same keys, data and concurrency right after
+// the uploader's run, so that both see the same machine load.
+type bareFunc func(b *testing.B, keys []string, data []byte, conc int)
+
 // benchParallel compares a sequential PUT loop with the ParallelUploader
 // at several concurrencies, 1 KiB objects.
-func benchParallel(b *testing.B, store ObjectStore, prefix string, counts []int) {
+func benchParallel(b *testing.B, store ObjectStore, prefix string, counts []int, bare bareFunc) {
 	data := bytes.Repeat([]byte{0xa5}, 1<<10)
 	for _, n := range counts {
 		keys := make([]string, n)
@@ -135,13 +140,25 @@ func benchParallel(b *testing.B, store ObjectStore, prefix string, counts []int)
 				}
 				reportRate(b, n, "obj/s")
 			})
+			if bare != nil {
+				b.Run(fmt.Sprintf("mode=bare/n=%d/c=%d", n, conc), func(b *testing.B) {
+					bk := make([]string, n)
+					for i := range bk {
+						bk[i] = prefix + "/bare/obj-" + strconv.Itoa(i)
+					}
+					for b.Loop() {
+						bare(b, bk, data, conc)
+					}
+					reportRate(b, n, "obj/s")
+				})
+			}
 		}
 	}
 }
 
-// benchSizes uploads objects of each size with the ParallelUploader
-// (16 MiB objects go up as two parallel 8 MiB parts).
-func benchSizes(b *testing.B, store ObjectStore, prefix string, conc int) {
+// benchSizes uploads objects of each size with the ParallelUploader (with
+// the default 16 MiB multipart threshold, all of them with one PUT each).
+func benchSizes(b *testing.B, store ObjectStore, prefix string, conc int, bare bareFunc) {
 	for _, size := range benchObjectSizes {
 		data := bytes.Repeat([]byte{0x3c}, size)
 		perIter := max(1, min(64, (64<<20)/size)) // about 64 MiB per iteration, at least one object
@@ -165,6 +182,19 @@ func benchSizes(b *testing.B, store ObjectStore, prefix string, conc int) {
 			}
 			reportRate(b, perIter, "obj/s")
 		})
+		if bare != nil {
+			b.Run(fmt.Sprintf("mode=bare/size=%s/c=%d", sizeName(size), conc), func(b *testing.B) {
+				keys := make([]string, perIter)
+				for i := range keys {
+					keys[i] = fmt.Sprintf("%s/baresize/%d-%d", prefix, size, i)
+				}
+				b.SetBytes(int64(size * perIter))
+				for b.Loop() {
+					bare(b, keys, data, conc)
+				}
+				reportRate(b, perIter, "obj/s")
+			})
+		}
 	}
 }
 
@@ -184,16 +214,18 @@ func BenchmarkMemBatch(b *testing.B) { benchBatch(b, NewMemStore(), "mem") }
 // BenchmarkMemParallel: sequential vs parallel 1 KiB uploads, in memory.
 // The MemStore answers in well under a microsecond, so this measures the
 // uploader's own overhead, not I/O overlap; see BenchmarkMemLatencyParallel.
-func BenchmarkMemParallel(b *testing.B) { benchParallel(b, NewMemStore(), "mem", benchUploadCounts) }
+func BenchmarkMemParallel(b *testing.B) {
+	benchParallel(b, NewMemStore(), "mem", benchUploadCounts, nil)
+}
 
 // BenchmarkMemLatencyParallel: the same with 1 ms simulated latency per
 // call, where concurrency overlaps waiting as it does against a server.
 func BenchmarkMemLatencyParallel(b *testing.B) {
-	benchParallel(b, NewMemStore(WithLatency(Latency{Base: time.Millisecond})), "memlat", []int{100})
+	benchParallel(b, NewMemStore(WithLatency(Latency{Base: time.Millisecond})), "memlat", []int{100}, nil)
 }
 
 // BenchmarkMemSizes: object sizes 1 KiB to 16 MiB, in memory.
-func BenchmarkMemSizes(b *testing.B) { benchSizes(b, NewMemStore(), "mem", 8) }
+func BenchmarkMemSizes(b *testing.B) { benchSizes(b, NewMemStore(), "mem", 8, nil) }
 
 // BenchmarkMemLatencyBatch: individual vs batched with 1 ms simulated
 // latency per call, where saving requests saves waiting.

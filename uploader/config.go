@@ -23,6 +23,7 @@ const (
 	DefaultBackoffCap       = 5 * time.Second
 	DefaultMaxRetryAfter    = 30 * time.Second
 	DefaultPartSize         = 8 << 20
+	DefaultMultipartThresh  = 16 << 20
 	DefaultRetryBudgetRatio = 0.5
 	DefaultRetryBudgetMin   = 20
 	DefaultAbortTimeout     = 30 * time.Second
@@ -155,9 +156,12 @@ type ParallelConfig struct {
 	// so that a failing store is not hammered by every item's retries.
 	RetryBudgetRatio float64 `yaml:"retry_budget_ratio" json:"retry_budget_ratio"`
 	RetryBudgetMin   int     `yaml:"retry_budget_min" json:"retry_budget_min"`
-	// PartSize is the multipart part size; objects larger than it are
-	// uploaded as parallel parts.
+	// PartSize is the multipart part size.
 	PartSize int64 `yaml:"part_size" json:"part_size"`
+	// MultipartThreshold: objects larger than this are uploaded as
+	// parallel parts of PartSize; smaller ones with one PUT. It must be at
+	// least PartSize, so that every multipart upload has two or more parts.
+	MultipartThreshold int64 `yaml:"multipart_threshold" json:"multipart_threshold"`
 	// AttemptTimeout bounds each request attempt; 0 means no bound beyond
 	// the caller's context and the transport timeouts.
 	AttemptTimeout time.Duration `yaml:"attempt_timeout" json:"attempt_timeout"`
@@ -168,7 +172,7 @@ type ParallelConfig struct {
 
 // DefaultConfig returns the defaults: batching on (10 members, 8 MiB, 5 s),
 // parallel on (concurrency 10, 3 retries, 100 ms base backoff capped at 5 s),
-// 8 MiB parts, pool of 20 connections with 90 s idle timeout.
+// objects over 16 MiB in 8 MiB parts, pool of 20 connections with 90 s idle timeout.
 func DefaultConfig() Config {
 	return Config{Batch: DefaultBatchConfig(), Parallel: DefaultParallelConfig(), Pool: DefaultPoolConfig()}
 }
@@ -181,16 +185,17 @@ func DefaultBatchConfig() BatchConfig {
 // DefaultParallelConfig returns the parallel defaults.
 func DefaultParallelConfig() ParallelConfig {
 	return ParallelConfig{
-		Enabled:          true,
-		Concurrency:      DefaultConcurrency,
-		MaxRetries:       DefaultMaxRetries,
-		BackoffBase:      DefaultBackoffBase,
-		BackoffCap:       DefaultBackoffCap,
-		MaxRetryAfter:    DefaultMaxRetryAfter,
-		RetryBudgetRatio: DefaultRetryBudgetRatio,
-		RetryBudgetMin:   DefaultRetryBudgetMin,
-		PartSize:         DefaultPartSize,
-		AbortTimeout:     DefaultAbortTimeout,
+		Enabled:            true,
+		Concurrency:        DefaultConcurrency,
+		MaxRetries:         DefaultMaxRetries,
+		BackoffBase:        DefaultBackoffBase,
+		BackoffCap:         DefaultBackoffCap,
+		MaxRetryAfter:      DefaultMaxRetryAfter,
+		RetryBudgetRatio:   DefaultRetryBudgetRatio,
+		RetryBudgetMin:     DefaultRetryBudgetMin,
+		PartSize:           DefaultPartSize,
+		MultipartThreshold: DefaultMultipartThresh,
+		AbortTimeout:       DefaultAbortTimeout,
 	}
 }
 
@@ -243,6 +248,9 @@ func (c ParallelConfig) Validate() error {
 	}
 	if c.PartSize < MinPartSize || c.PartSize > MaxPartSize {
 		bad("part_size", "%d is outside S3's %d..%d", c.PartSize, int64(MinPartSize), int64(MaxPartSize))
+	}
+	if c.MultipartThreshold < c.PartSize {
+		bad("multipart_threshold", "%d is below part_size %d", c.MultipartThreshold, c.PartSize)
 	}
 	if c.AttemptTimeout < 0 {
 		bad("attempt_timeout", "must not be negative")

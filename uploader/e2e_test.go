@@ -61,6 +61,7 @@ func TestE2EUploadsSurviveResetPeer(t *testing.T) {
 	cfg.RetryBudgetRatio = 1
 	cfg.RetryBudgetMin = 100
 	cfg.PartSize = 6 << 20
+	cfg.MultipartThreshold = 6 << 20
 	up, err := NewParallelUploader(proxied, cfg)
 	require.NoError(t, err)
 

@@ -127,7 +127,7 @@ func (e *AttemptsError) Is(target error) bool {
 // ParallelUploader uploads items with bounded concurrency, retrying only
 // retryable errors with capped exponential backoff and full jitter,
 // honouring Retry-After, within a per-call retry budget. Objects larger
-// than PartSize go up as multipart uploads with parallel parts; a failed or
+// than MultipartThreshold go up as multipart uploads with parallel parts; a failed or
 // cancelled multipart upload is aborted so that no incomplete upload stays
 // behind. It is safe for concurrent use.
 type ParallelUploader struct {
@@ -194,7 +194,7 @@ func (u *ParallelUploader) uploadItem(ctx context.Context, budget *retryBudget, 
 		res.Err = err
 		return res
 	}
-	if it.Size > u.cfg.PartSize {
+	if it.Size > u.cfg.MultipartThreshold {
 		res.Multipart = true
 		res.Info, res.Attempts, res.Err = u.uploadMultipart(ctx, budget, it)
 		return res

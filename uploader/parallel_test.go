@@ -52,6 +52,7 @@ func testParallelConfig() ParallelConfig {
 	c.BackoffBase = 10 * time.Millisecond
 	c.BackoffCap = 80 * time.Millisecond
 	c.PartSize = MinPartSize
+	c.MultipartThreshold = MinPartSize
 	return c
 }
 
@@ -458,6 +459,7 @@ func TestParallelConfigValidation(t *testing.T) {
 		{"base", func(c *ParallelConfig) { c.BackoffBase = 0 }, "parallel.backoff_base"},
 		{"cap", func(c *ParallelConfig) { c.BackoffCap = time.Millisecond }, "parallel.backoff_cap"},
 		{"part size", func(c *ParallelConfig) { c.PartSize = 1 << 20 }, "parallel.part_size"},
+		{"threshold", func(c *ParallelConfig) { c.MultipartThreshold = c.PartSize - 1 }, "parallel.multipart_threshold"},
 		{"budget", func(c *ParallelConfig) { c.RetryBudgetRatio = -1 }, "parallel.retry_budget_ratio"},
 		{"abort timeout", func(c *ParallelConfig) { c.AbortTimeout = 0 }, "parallel.abort_timeout"},
 	}

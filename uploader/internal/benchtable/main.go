@@ -195,6 +195,12 @@ func main() {
 			fmt.Printf("| %s | %.1f | %.1f | %s |\n", size, u, b, r)
 		}
 		fmt.Println()
+		lu, luok := find(rs, "BenchmarkMinIOLarge", "MB/s", map[string]string{"target": t, "mode": "uploader"})
+		lb, lbok := find(rs, "BenchmarkMinIOLarge", "MB/s", map[string]string{"target": t, "mode": "bare"})
+		if luok || lbok {
+			fmt.Println("One 64 MiB object at a time (MB/s): uploader = 8 MiB parts, 8 in flight; bare = minio-go PutObject")
+			fmt.Printf("| uploader | bare |\n|---|---|\n| %.1f | %.1f |\n\n", lu, lb)
+		}
 		fmt.Println("Targets (largest n):")
 		fmt.Printf("- parallel >= 90%% of bare ceiling: %.0f%% %s\n", 100*lastPar, verdict(lastPar >= 0.9))
 		fmt.Printf("- parallel >= 3x sequential: %.1fx %s\n", lastSeq, verdict(lastSeq >= 3))
