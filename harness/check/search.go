@@ -3,6 +3,7 @@ package check
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tierchaos/tierchaos/harness/history"
 	"github.com/tierchaos/tierchaos/harness/oracle"
@@ -120,7 +121,9 @@ func (c *Checker) checkSearch(coll *collection, metric api.Metric, op history.Op
 	}
 	state := "no concurrent or unknown writes: the state was fully determined"
 	if uncertain {
-		state = fmt.Sprintf("judged against every state allowed by %d concurrent or unknown write(s)", len(involved)-1)
+		slices.Sort(involved[1:])
+		involved = append(involved[:1], slices.Compact(involved[1:])...)
+		state = fmt.Sprintf("judged against every state allowed by %d concurrent or unknown insert(s)", len(involved)-1)
 		if len(involved) > 9 {
 			involved = involved[:9]
 		}

@@ -175,6 +175,16 @@ func Validate(ops []Op) error {
 	return nil
 }
 
+// Collections returns the distinct collection names of ops, sorted.
+func Collections(ops []Op) []string {
+	var names []string
+	for _, op := range ops {
+		names = append(names, op.Collection)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
 // Recorder collects operations from any number of goroutines.
 type Recorder struct {
 	start time.Time

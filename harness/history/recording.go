@@ -118,8 +118,12 @@ var ErrReadBack = errors.New("history: final read-back failed")
 // against the values the history allows, which catches stale values. The
 // returned Final therefore knows ids but not values (nil). Collections with
 // api.MaxK vectors or more cannot be read this way and give an error.
-// Call it only after every other operation has returned.
+// Without names it reads every collection of the recorder's history. Call
+// it only after every other operation has returned.
 func (rc *RecordingClient) ReadFinal(ctx context.Context, names ...string) (Final, error) {
+	if len(names) == 0 {
+		names = Collections(rc.rec.Ops())
+	}
 	f := Final{Collections: make(map[string]CollectionState, len(names))}
 	for _, name := range names {
 		coll, err := rc.GetCollection(ctx, name)

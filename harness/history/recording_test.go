@@ -25,7 +25,8 @@ import (
 // fakeTierd is a small, correct, in-memory stand-in for tierd's REST API,
 // enough to exercise the recording client. Collections named "broken" answer
 // 500 internal to writes, "proxied" a bare 502, and "slow" hang until the
-// client gives up.
+// client gives up; "lossy" silently drops id v0 and "stale" ignores
+// re-inserts, both while acknowledging them.
 type fakeTierd struct {
 	stop  chan struct{} // closed at test end: releases hanging handlers
 	mu    sync.Mutex
@@ -151,6 +152,13 @@ func (f *fakeTierd) insert(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, v := range req.Vectors {
+		_, exists := c.vectors[v.ID]
+		switch {
+		case c.info.Name == "lossy" && v.ID == "v0":
+			continue // acknowledged, never stored
+		case c.info.Name == "stale" && exists:
+			continue // re-inserts acknowledged, old value kept
+		}
 		c.vectors[v.ID] = v.Values
 	}
 	c.info.Tier = api.TierHot
@@ -306,5 +314,46 @@ func TestRecordedRunPassesTheCheckers(t *testing.T) {
 	final, err := rc.ReadFinal(ctx, append(names, "never-created")...)
 	require.NoError(t, err)
 	assert.False(t, final.Collections["never-created"].Exists)
+	all, err := rc.ReadFinal(ctx) // every collection of the history
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a", "b", "never-created"}, history.Collections(rec.Ops()))
+	assert.Len(t, all.Collections, 3)
+	assert.Equal(t, final.Collections["a"], all.Collections["a"])
 	assert.True(t, check.All(t, rec.Ops(), final, check.Config{}))
+}
+
+// TestReadBackCatchesBrokenServers: through the search-based read-back, an
+// acknowledged but dropped insert and an acknowledged but ignored re-insert
+// are both flagged.
+func TestReadBackCatchesBrokenServers(t *testing.T) {
+	tests := []struct {
+		name     string
+		checkers []string
+		message  string
+	}{
+		{"lossy", []string{check.LostWritesName, check.SearchesName}, "acknowledged insert (op 1) is lost"},
+		{"stale", []string{check.SearchesName}, "reported score"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			rec := history.NewRecorder()
+			rc := history.NewRecordingClient(newFakeTierd(t), rec)
+			_, err := rc.CreateCollection(ctx, api.CreateCollectionRequest{Name: tt.name, Dimension: 2, Metric: api.MetricL2})
+			require.NoError(t, err)
+			_, err = rc.Insert(ctx, tt.name, []api.Vector{{ID: "v0", Values: []float32{1, 2}}, {ID: "v1", Values: []float32{3, 4}}})
+			require.NoError(t, err)
+			_, err = rc.Insert(ctx, tt.name, []api.Vector{{ID: "v1", Values: []float32{5, 6}}})
+			require.NoError(t, err)
+			final, err := rc.ReadFinal(ctx)
+			require.NoError(t, err)
+			c, err := check.New(rec.Ops(), check.Config{ArtifactDir: t.TempDir()})
+			require.NoError(t, err)
+			err = c.All(final)
+			var f *check.Failure
+			require.ErrorAs(t, err, &f)
+			assert.ElementsMatch(t, tt.checkers, f.Checkers)
+			assert.Contains(t, err.Error(), tt.message)
+		})
+	}
 }

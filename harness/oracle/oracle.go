@@ -291,7 +291,7 @@ func (q *Query) Judge(cands []Candidate, got []api.Result, k int, tol float64) e
 			return &Mismatch{Code: CodeOrder, Position: i, ID: b.ID,
 				Detail: fmt.Sprintf("score %v ranks before previous hit %q with %v", b.Score, a.ID, a.Score)}
 		}
-		if a.Score == b.Score && b.ID < a.ID {
+		if a.Score == b.Score && got[i-1].Score == got[i].Score && b.ID < a.ID {
 			return &Mismatch{Code: CodeOrder, Position: i, ID: b.ID,
 				Detail: fmt.Sprintf("tie with %q at score %v must be ordered by id ascending", a.ID, a.Score)}
 		}
