@@ -88,7 +88,14 @@ func newMinIOWithPool(tb testing.TB, endpoint string, idle int) *MinIOStore {
 func newBareClient(tb testing.TB, endpoint string) *minio.Client {
 	tb.Helper()
 	ak, sk, _ := s3Creds()
-	c, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(ak, sk, ""), Region: "us-east-1"})
+	// minio-go's own default transport, made here only so that its idle
+	// connections can be closed at the end.
+	tr, err := minio.DefaultTransport(false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(tr.CloseIdleConnections)
+	c, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(ak, sk, ""), Region: "us-east-1", Transport: tr})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"testing"
@@ -51,7 +52,12 @@ func TestE2EUploadsSurviveResetPeer(t *testing.T) {
 	require.NoError(t, err)
 	_, err = proxy.AddToxic("e2e_reset_peer", "reset_peer", "upstream", 0.3, toxiproxy.Attributes{"timeout": 0})
 	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, proxy.RemoveToxic("e2e_reset_peer")) })
+	t.Cleanup(func() {
+		assert.NoError(t, proxy.RemoveToxic("e2e_reset_peer"))
+		// The Toxiproxy client uses http.DefaultTransport; let goleak
+		// see its connections gone.
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	})
 
 	cfg := DefaultParallelConfig()
 	cfg.Concurrency = 16
