@@ -92,7 +92,9 @@ func (c *collector) collect(now time.Duration, final bool) {
 			P95:       p.P95,
 		})
 	}
-	if now-c.ivlStart >= d.cfg.Interval || (final && c.ivlHasData()) {
+	// Ticks jitter; half a tick of slack keeps intervals Interval long
+	// instead of occasionally one tick longer.
+	if now-c.ivlStart >= d.cfg.Interval-d.cfg.Tick/2 || (final && c.ivlHasData()) {
 		c.closeInterval(now)
 	}
 }

@@ -206,7 +206,7 @@ func TestRunCountsOKErrorsAndPanics(t *testing.T) {
 	assert.Equal(t, o.Completed, o.LatencyHist.Count())
 
 	require.NotEmpty(t, ticks)
-	require.GreaterOrEqual(t, len(ivls), 3)
+	require.GreaterOrEqual(t, len(ivls), 2, "600 ms in 200 ms intervals (ticks may come late on a loaded machine)")
 	var ivlCompleted int64
 	for _, iv := range res.Intervals {
 		ivlCompleted += iv.Overall.Completed
