@@ -265,6 +265,9 @@ func TestSearchesNeedMetric(t *testing.T) {
 	ops := new(builder).add(search(1, 2, 1, []float32{1, 0})).ops
 	require.ErrorIs(t, newChecker(t, ops, Config{}).Searches(), ErrConfig)
 	require.NoError(t, newChecker(t, ops, Config{Metrics: map[string]api.Metric{"c": api.MetricL2}}).Searches())
+	observed := new(builder).add(search(1, 2, 1, []float32{1, 0})).
+		add(history.Op{Kind: history.KindGetCollection, Call: 3, Return: 4, Tier: api.TierHot, Metric: api.MetricL2}).ops
+	require.NoError(t, newChecker(t, observed, Config{}).Searches(), "a get_collection tells the metric")
 }
 
 func TestTiers(t *testing.T) {

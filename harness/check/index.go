@@ -79,6 +79,10 @@ func buildIndex(ops []history.Op) map[string]*collection {
 				c.metric = op.Metric
 			}
 			c.creates = append(c.creates, span{op: op.Index, call: op.Call, ret: ret, ok: op.Outcome == history.OK})
+		case history.KindGetCollection:
+			if c.metric == "" && op.Outcome == history.OK {
+				c.metric = op.Metric
+			}
 		case history.KindDeleteCollection:
 			c.deletes = append(c.deletes, span{op: op.Index, call: op.Call, ret: ret, ok: op.Outcome == history.OK})
 		case history.KindInsert:

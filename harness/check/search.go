@@ -43,7 +43,7 @@ func (c *Checker) searches() ([]Violation, error) {
 			metric = c.cfg.Metrics[op.Collection]
 		}
 		if metric == "" {
-			return nil, fmt.Errorf("%w: metric of collection %q unknown: record its create_collection or set Config.Metrics",
+			return nil, fmt.Errorf("%w: metric of collection %q unknown: record its create_collection or a get_collection, or set Config.Metrics",
 				ErrConfig, op.Collection)
 		}
 		if v := c.checkSearch(coll, metric, op); v != nil {

@@ -100,7 +100,8 @@ type Op struct {
 	// Error is the error text of a failed or unknown operation.
 	Error string `json:"error,omitempty"`
 
-	// Dimension and Metric are the inputs of create_collection.
+	// Dimension and Metric are the inputs of create_collection, and what
+	// an ok get_collection observed.
 	Dimension int        `json:"dimension,omitempty"`
 	Metric    api.Metric `json:"metric,omitempty"`
 	// Vectors is the input of insert.
@@ -250,10 +251,13 @@ type Result struct {
 	Status int
 	Code   string
 	Err    error
-	// Results, Tier and Count are the outputs of search and get_collection.
-	Results []api.Result
-	Tier    api.Tier
-	Count   int
+	// Results, Tier, Count, Dimension and Metric are the outputs of search
+	// and get_collection.
+	Results   []api.Result
+	Tier      api.Tier
+	Count     int
+	Dimension int
+	Metric    api.Metric
 }
 
 // Finish records the return of the operation; it must be called after the
@@ -279,6 +283,9 @@ func (c *Call) Finish(res Result) error {
 	}
 	op.Results = slices.Clone(res.Results)
 	op.Tier, op.Count = res.Tier, res.Count
+	if op.Kind == KindGetCollection {
+		op.Dimension, op.Metric = res.Dimension, res.Metric
+	}
 	return nil
 }
 

@@ -53,7 +53,7 @@ func (rc *RecordingClient) finish(call *Call, err error, res Result) {
 	res.Outcome = rc.classify(status, code, err)
 	res.Status, res.Code, res.Err = status, code, err
 	if res.Outcome != OK {
-		res.Results, res.Tier, res.Count = nil, "", 0
+		res.Results, res.Tier, res.Count, res.Dimension, res.Metric = nil, "", 0, 0, ""
 	}
 	_ = call.Finish(res)
 }
@@ -102,7 +102,7 @@ func (rc *RecordingClient) SetTier(ctx context.Context, name string, target api.
 func (rc *RecordingClient) GetCollection(ctx context.Context, name string) (api.Collection, error) {
 	call := rc.rec.Invoke(Op{Kind: KindGetCollection, Collection: name})
 	out, err := rc.c.GetCollection(ctx, name)
-	rc.finish(call, err, Result{Tier: out.Tier, Count: out.Vectors})
+	rc.finish(call, err, Result{Tier: out.Tier, Count: out.Vectors, Dimension: out.Dimension, Metric: out.Metric})
 	return out, err
 }
 

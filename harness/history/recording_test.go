@@ -273,6 +273,8 @@ func TestRecordingClientClassifiesOutcomes(t *testing.T) {
 	assert.Equal(t, rs, ops[7].Results)
 	assert.Equal(t, api.TierWarm, ops[9].Tier)
 	assert.Equal(t, got.Vectors, ops[9].Count)
+	assert.Equal(t, api.MetricDot, ops[9].Metric)
+	assert.Equal(t, 2, ops[9].Dimension)
 	assert.Equal(t, 502, ops[5].Status)
 	assert.Contains(t, ops[6].Error, "deadline exceeded")
 }
