@@ -76,6 +76,7 @@ func New(objs uploader.ObjectStore, opts Options, log *slog.Logger) (*Store, err
 	pc.BackoffBase = 50 * time.Millisecond
 	pc.BackoffCap = 2 * time.Second
 	pc.PartSize = opts.PartSize
+	pc.MultipartThreshold = opts.PartSize
 	pc.AttemptTimeout = opts.OpTimeout
 	pc.AbortTimeout = opts.CleanupTimeout
 	up, err := uploader.NewParallelUploader(objs, pc, uploader.WithLogger(log))

@@ -221,3 +221,5 @@ func runCrashing(f func()) (point string) {
 	f()
 	return ""
 }
+
+func mkdir(p string) error { return os.MkdirAll(p, 0o755) }

@@ -69,7 +69,14 @@ func (s *Store) Maintain(ctx context.Context, o MaintainOptions, cyc *api.Worker
 			}
 		}
 	}
-	n, err := s.wal.DropBefore(s.walLowWater())
+	low := s.walLowWater()
+	if low > s.wal.DurableLSN() {
+		// Every record is covered: start a new segment so the current one can go.
+		if err := s.wal.Rotate(); err != nil {
+			fail("rotate WAL: %v", err)
+		}
+	}
+	n, err := s.wal.DropBefore(low)
 	cyc.WALSegmentsDropped = n
 	if err != nil {
 		fail("drop WAL segments: %v", err)

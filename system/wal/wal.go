@@ -78,6 +78,10 @@ type WAL struct {
 	opts Options
 	log  *slog.Logger
 
+	// fileMu guards file and fileSize: the writer holds it per batch,
+	// Rotate to switch segments between batches.
+	fileMu sync.Mutex
+
 	mu       sync.Mutex
 	cond     *sync.Cond
 	cur      *batch // records waiting to be written
@@ -382,6 +386,8 @@ func (w *WAL) writer() {
 }
 
 func (w *WAL) writeBatch(b *batch) error {
+	w.fileMu.Lock()
+	defer w.fileMu.Unlock()
 	if _, err := w.file.Write(b.buf); err != nil {
 		// Cut the partial write so the segment stays a sequence of whole
 		// records; if even that fails the log cannot continue.
@@ -426,6 +432,26 @@ func (w *WAL) rotateTo(first uint64) error {
 	w.mu.Unlock()
 	w.file, w.fileSize = f, 0
 	return nil
+}
+
+// Rotate closes the current segment if it holds any record and starts a
+// new one, so that a fully covered log can be dropped with DropBefore.
+func (w *WAL) Rotate() error {
+	w.fileMu.Lock()
+	defer w.fileMu.Unlock()
+	if w.file == nil || w.fileSize == 0 {
+		return nil
+	}
+	w.mu.Lock()
+	// Every record written so far has an LSN <= durable: the next segment
+	// starts after it (records of a failed batch were cut from the file).
+	first := w.durable + 1
+	closed := w.closed
+	w.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return w.rotateTo(first)
 }
 
 // DropBefore removes every segment all of whose records have an LSN below

@@ -202,3 +202,21 @@ func flip(t *testing.T, path string, off int) {
 	b[off] ^= 0x10
 	require.NoError(t, os.WriteFile(filepath.Clean(path), b, 0o644))
 }
+
+func TestRotateLetsCoveredLogGo(t *testing.T) {
+	dir := t.TempDir()
+	w, _, _ := open(t, dir, Options{})
+	recs := appendN(t, w, 5, "r")
+	require.NoError(t, w.Rotate())
+	require.NoError(t, w.Rotate(), "rotating an empty segment is a no-op")
+	n, err := w.DropBefore(recs[4].lsn + 1)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	segs, bytes := w.Stats()
+	require.Equal(t, 1, segs)
+	require.Zero(t, bytes)
+	more := appendN(t, w, 2, "m")
+	require.NoError(t, w.Close())
+	_, got, _ := open(t, dir, Options{})
+	require.Equal(t, more, got)
+}

@@ -1,0 +1,76 @@
+//go:build linux
+
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/store"
+)
+
+// TestDiskFullFailsTransitionCleanly runs the store on a 1 MiB tmpfs and
+// fills it: a transition that needs the local volume fails with
+// insufficient_storage, keeps the old tier and leaves no partial file.
+// Mounting needs root (as in the e2e harness); without it the test skips.
+func TestDiskFullFailsTransitionCleanly(t *testing.T) {
+	vol := filepath.Join(t.TempDir(), "vol")
+	require.NoError(t, mkdir(vol))
+	if err := syscall.Mount("tmpfs", vol, "tmpfs", 0, "size=1m"); err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			t.Skip("mounting a tmpfs needs root")
+		}
+		require.NoError(t, err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(vol, syscall.MNT_DETACH) })
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	f.dir = vol
+	s := f.open(t, nil)
+	const dim = 64
+	_, err := s.Create(ctx, api.CreateCollectionRequest{Name: "full", Dimension: dim, Metric: api.MetricL2})
+	require.NoError(t, err)
+	want := data{}
+	// About 650 KiB of WAL: the Parquet copy cannot fit beside it.
+	for i := range 25 {
+		b := batch(fmt.Sprintf("f%d-", i), 100, dim, i)
+		_, err := s.Insert(ctx, "full", b)
+		require.NoError(t, err)
+		want.add(b)
+	}
+	_, err = s.SetTier(ctx, "full", api.TierWarm)
+	require.Equal(t, api.CodeInsufficientStorage, api.CodeOf(err), "%v", err)
+	c, err := s.Get(ctx, "full")
+	require.NoError(t, err)
+	require.Equal(t, api.TierHot, c.Tier)
+	files, temps := localFiles(t, vol)
+	require.Empty(t, files, "no partial file")
+	require.Empty(t, temps, "no temporary file")
+	requireContent(t, s, "full", api.MetricL2, want, dim)
+
+	// Cold does not need the volume; coming back from cold does, and fails
+	// the same way, keeping the collection cold.
+	_, err = s.SetTier(ctx, "full", api.TierCold)
+	require.NoError(t, err)
+	_, err = s.Insert(ctx, "full", batch("x", 1, dim, 0))
+	require.Equal(t, api.CodeInsufficientStorage, api.CodeOf(err), "%v", err)
+	c, err = s.Get(ctx, "full")
+	require.NoError(t, err)
+	require.Equal(t, api.TierCold, c.Tier)
+	files, temps = localFiles(t, vol)
+	require.Empty(t, files)
+	require.Empty(t, temps)
+	// Once the WAL is trimmed by a worker cycle there is room again.
+	var cyc api.WorkerCycle
+	s.Maintain(ctx, store.MaintainOptions{}, &cyc)
+	require.Empty(t, cyc.Errors)
+	require.Positive(t, cyc.WALSegmentsDropped)
+	requireContent(t, s, "full", api.MetricL2, want, dim)
+}
