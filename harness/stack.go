@@ -127,17 +127,6 @@ type Stack struct {
 	transport  *http.Transport
 }
 
-// EnsureImages makes sure the stack's images exist, building what is
-// missing, and returns their references.
-func EnsureImages(ctx context.Context, progress io.Writer) (images.Set, error) {
-	cli, err := dockerenv.Client(ctx)
-	if err != nil {
-		return images.Set{}, err
-	}
-	defer cli.Close()
-	return images.Ensure(ctx, cli, images.Options{Progress: progress})
-}
-
 // Start ensures the images, removes leftovers of dead runs, and starts a
 // stack owned by run. On error everything started is removed again.
 func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err error) {

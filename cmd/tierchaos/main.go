@@ -47,10 +47,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("minio      %s\ntoxiproxy  %s\ntierd      %s\n", set.MinIO, set.Toxiproxy, set.Tierd)
-		if set.S3Fault != "" {
-			fmt.Printf("s3faultd   %s\n", set.S3Fault)
-		}
+		fmt.Printf("minio      %s\ntoxiproxy  %s\ntierd      %s\ns3faultd   %s\n", set.MinIO, set.Toxiproxy, set.Tierd, set.S3Fault)
 		fmt.Printf("images ready in %s\n", time.Since(start).Round(time.Millisecond))
 		return nil
 	case "cleanup":

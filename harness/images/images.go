@@ -63,8 +63,6 @@ type Options struct {
 	ModuleRoot string
 	// Getenv reads the environment; os.Getenv when nil.
 	Getenv func(string) string
-	// SkipS3Fault leaves the S3 fault layer image out.
-	SkipS3Fault bool
 }
 
 // Ensure makes sure all images of a stack exist locally and returns their
@@ -102,10 +100,8 @@ func Ensure(ctx context.Context, cli client.APIClient, opts Options) (Set, error
 	if set.Tierd, err = b.ensureOwn(ctx, own{name: "tierd", envVar: EnvTierdImage, pkg: "./cmd/tierd"}); err != nil {
 		return Set{}, err
 	}
-	if !opts.SkipS3Fault {
-		if set.S3Fault, err = b.ensureOwn(ctx, own{name: "s3faultd", envVar: EnvS3FaultImage, pkg: "./cmd/s3faultd"}); err != nil {
-			return Set{}, err
-		}
+	if set.S3Fault, err = b.ensureOwn(ctx, own{name: "s3faultd", envVar: EnvS3FaultImage, pkg: "./cmd/s3faultd"}); err != nil {
+		return Set{}, err
 	}
 	return set, nil
 }
