@@ -103,3 +103,9 @@ func TestLoadFile(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, Default(), cfg)
 }
+
+func TestExampleFileIsTheDefault(t *testing.T) {
+	cfg, err := Load(Default(), "tierd.example.yaml")
+	require.NoError(t, err)
+	require.Equal(t, Default(), cfg)
+}
