@@ -105,7 +105,7 @@ func TestLoadFile(t *testing.T) {
 }
 
 func TestExampleFileIsTheDefault(t *testing.T) {
-	cfg, err := Load(Default(), "tierd.example.yaml")
+	cfg, err := Load(Config{}, "tierd.example.yaml")
 	require.NoError(t, err)
 	require.Equal(t, Default(), cfg)
 }
