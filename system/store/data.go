@@ -209,7 +209,7 @@ func (s *Store) Search(ctx context.Context, name string, query []float32, k int)
 		}
 		top := vecmath.NewTopK(c.metric, k)
 		for i, id := range c.ids {
-			top.Push(id, sc.Score(c.vecs[i*c.dim:(i+1)*c.dim]))
+			top.Push(id, sc.ScoreNorm(c.vecs[i*c.dim:(i+1)*c.dim], c.norms[i]))
 		}
 		c.mu.RUnlock()
 		s.touch(c)

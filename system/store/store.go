@@ -30,6 +30,7 @@ import (
 	"github.com/tierchaos/tierchaos/system/fsutil"
 	"github.com/tierchaos/tierchaos/system/manifest"
 	"github.com/tierchaos/tierchaos/system/snapshot"
+	"github.com/tierchaos/tierchaos/system/vecmath"
 	"github.com/tierchaos/tierchaos/system/wal"
 )
 
@@ -101,6 +102,7 @@ type collection struct {
 	tier      api.Tier
 	ids       []string
 	vecs      []float32
+	norms     []float64 // Euclidean norm of each vector (cosine scoring)
 	index     map[string]int
 	count     int
 	data      *manifest.SnapshotRef // durable data (nil: hot, never checkpointed)
@@ -341,14 +343,16 @@ func (c *collection) memBytes() int64 {
 func (c *collection) setData(ids []string, vecs []float32) {
 	c.ids, c.vecs = ids, vecs
 	c.index = make(map[string]int, len(ids))
+	c.norms = make([]float64, len(ids))
 	for i, id := range ids {
 		c.index[id] = i
+		c.norms[i] = vecmath.Norm(vecs[i*c.dim : (i+1)*c.dim])
 	}
 	c.count = len(ids)
 }
 
 func (c *collection) dropData() {
-	c.ids, c.vecs, c.index = nil, nil, nil
+	c.ids, c.vecs, c.norms, c.index = nil, nil, nil, nil
 }
 
 // apply inserts or replaces vectors; the caller holds mu (or owns c).
@@ -357,11 +361,13 @@ func (c *collection) apply(vs []api.Vector) int64 {
 	for _, v := range vs {
 		if i, ok := c.index[v.ID]; ok {
 			copy(c.vecs[i*c.dim:(i+1)*c.dim], v.Values)
+			c.norms[i] = vecmath.Norm(v.Values)
 			continue
 		}
 		c.index[v.ID] = len(c.ids)
 		c.ids = append(c.ids, v.ID)
 		c.vecs = append(c.vecs, v.Values...)
+		c.norms = append(c.norms, vecmath.Norm(v.Values))
 		added += vectorBytes(v.ID, c.dim)
 	}
 	c.count = len(c.ids)

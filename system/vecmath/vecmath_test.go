@@ -112,3 +112,23 @@ func TestZeroCosineQuery(t *testing.T) {
 	_, err = NewScorer(api.MetricDot, []float32{0, 0, 0})
 	require.NoError(t, err)
 }
+
+func TestScoreNormIsBitIdentical(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, m := range []api.Metric{api.MetricCosine, api.MetricL2, api.MetricDot} {
+		q := make([]float32, 33)
+		for d := range q {
+			q[d] = float32(r.NormFloat64())
+		}
+		sc, err := NewScorer(m, q)
+		require.NoError(t, err)
+		for range 500 {
+			v := make([]float32, 33)
+			for d := range v {
+				v[d] = float32(r.NormFloat64() * 100)
+			}
+			require.Equal(t, math.Float64bits(sc.Score(v)), math.Float64bits(sc.ScoreNorm(v, Norm(v))), "metric %s", m)
+		}
+		require.Equal(t, sc.Score(make([]float32, 33)), sc.ScoreNorm(make([]float32, 33), 0))
+	}
+}
