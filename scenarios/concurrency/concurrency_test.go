@@ -1,0 +1,751 @@
+//go:build e2e
+
+package concurrency
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/check"
+	"github.com/tierchaos/tierchaos/harness/fixture"
+	"github.com/tierchaos/tierchaos/harness/netfault"
+	"github.com/tierchaos/tierchaos/harness/oracle"
+	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/system/api"
+)
+
+const (
+	dim     = 16
+	vectors = 600 // below api.MaxK, so the checkers can read every id back
+	topK    = 10
+	queries = 10
+
+	// holdFor is how long a held S3 request is delayed: long enough that
+	// every concurrent request of a case is certainly in flight meanwhile.
+	holdFor = 1500 * time.Millisecond
+)
+
+var allTiers = []api.Tier{api.TierHot, api.TierWarm, api.TierCold}
+
+// TestConcurrency is the concurrency suite: each row names its fault, what
+// runs concurrently under it, and what it expects, read back from tierd and
+// MinIO and judged by the history checkers.
+func TestConcurrency(t *testing.T) {
+	cases := []struct {
+		name string
+		// fault is what the case injects.
+		fault string
+		// guards names the tierd invariant the case protects.
+		guards string
+		run    func(ctx context.Context, t *testing.T, c *harness.Case)
+	}{
+		{
+			name:   "ten-demoters",
+			fault:  "S3 upload of the collection held 1.5 s (fault layer delay)",
+			guards: "transitions of one collection are serialized: of ten simultaneous demotions exactly one runs (one upload, one transition), the others answer transition_in_progress at once; the collection ends cold with every vector in its S3 object",
+			run:    tenDemoters,
+		},
+		{
+			name:   "promote-slow-download-under-search",
+			fault:  "S3 download of the cold object held 1.5 s",
+			guards: "searches during a promotion from cold wait for it and return the oracle's exact top-k; the searchers do not start promotions of their own (one download)",
+			run: promoteUnderSearch(promoteRow{
+				explicit: true, wantPromote: "ok", holdGet: true,
+			}),
+		},
+		{
+			name:   "transparent-promote-throttled",
+			fault:  "S3 GetObject answers 503 SlowDown twice, every download delayed 300 ms",
+			guards: "eight searches hitting a cold collection at once promote it exactly once (retrying the throttled download) and all return the exact top-k",
+			run: promoteUnderSearch(promoteRow{
+				slowDowns: 2,
+			}),
+		},
+		{
+			name:   "failed-promote-under-search",
+			fault:  "S3 GetObject answers 500 InternalError until the rule is removed",
+			guards: "a promotion that cannot download fails with storage_unavailable and leaves the collection cold and intact; concurrent searches get the exact top-k or storage_unavailable, never a partial or wrong result; once S3 recovers a search promotes it",
+			run: promoteUnderSearch(promoteRow{
+				explicit: true, wantPromote: api.CodeStorageUnavailable, failGets: true,
+			}),
+		},
+		{
+			name:   "snapshot-during-restore",
+			fault:  "S3 snapshot uploads and downloads delayed 300 ms, so both requests are inside tierd together",
+			guards: "a snapshot racing a restore of another snapshot captures exactly the content before or after the restore, never a mix; the restore leaves exactly its snapshot's content, also after SIGKILL and restart (superseded WAL records are not replayed)",
+			run:    snapshotDuringRestore,
+		},
+		{
+			name:   "racing-tier-updates",
+			fault:  "S3 latency 10 ms + 10 ms jitter (Toxiproxy), then SIGKILL and restart",
+			guards: "random concurrent demote/promote requests on three collections for 10 s give a linearizable tier history; the tier, snapshot and S3 object each collection reports agree with the bucket and survive a restart unchanged",
+			run:    racingTiers,
+		},
+		{
+			name:   "worker-vs-api",
+			fault:  "tierd reconfigured with 1 ms idle times (every cycle demotes what is idle), S3 jitter 0-20 ms, run_once cycles back to back, then SIGKILL and restart",
+			guards: "background demotions, checkpoints and WAL segment drops racing inserts and searches lose no acknowledged insert (also across a crash) and every search stays exact",
+			run:    workerVsAPI,
+		},
+		{
+			name:   "delete-during-demotion",
+			fault:  "S3 upload of the demotion held 1.5 s while the delete, a search and an insert arrive",
+			guards: "a delete waits for the running demotion, then removes the collection and every object and upload of it; the name can be reused and the new collection never shows old data, also after SIGKILL and restart",
+			run:    deleteDuringTransition(api.TierHot, api.TierCold, api.MetricCosine, dim),
+		},
+		{
+			name:   "delete-during-promotion",
+			fault:  "S3 download of the promotion held 1.5 s while the delete, a search and an insert arrive",
+			guards: "a delete waits for the running promotion from cold, then removes the collection and every object of it; nothing of it comes back under the reused name (recreated with another metric and dimension), also after SIGKILL and restart",
+			run:    deleteDuringTransition(api.TierCold, api.TierHot, api.MetricL2, dim/2),
+		},
+		{
+			name:   "redemotion-vs-pending-delete",
+			fault:  "S3 DeleteObject fails (500) while a cold collection is promoted to warm, then S3 recovers",
+			guards: "the deferred cleanup of an old cold copy never deletes the object a later demotion stored: a cold collection's object stays in S3 and it promotes with every vector",
+			run:    redemotionVsPendingDelete,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			t.Cleanup(cancel)
+			t.Logf("fault: %s", tc.fault)
+			t.Logf("guards: %s", tc.guards)
+			start := time.Now()
+			tc.run(ctx, t, stack.NewCase(t))
+			t.Logf("case took %s (%s mode)", time.Since(start).Round(time.Millisecond), stack.Mode)
+		})
+	}
+}
+
+// tenDemoters: scenario 1.
+func tenDemoters(ctx context.Context, t *testing.T, tc *harness.Case) {
+	const workers = 10
+	c, rng := tc.Client, tc.Rand
+	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
+	hold := addRule(ctx, t, s3fault.Rule{Name: "hold the demotion's upload", Ops: uploadOps, Key: dataKeys(col.Name),
+		Trigger: s3fault.Always(), Action: s3fault.Delay(holdFor, 0)})
+	before := transitions(ctx, t, api.TierHot, api.TierCold)
+
+	errs := make([]error, workers)
+	together(workers, func(i int) { _, errs[i] = c.SetTier(ctx, col.Name, api.TierCold) })
+	answers := map[string]int{}
+	for _, err := range errs {
+		answers[codeName(err)]++
+	}
+	t.Logf("answers of the %d demoters: %v", workers, answers)
+	require.Equal(t, workers, answers["ok"]+answers[api.CodeTransitionInProgress],
+		"every demoter got ok or transition_in_progress: %v", answers)
+	require.Positive(t, answers["ok"], "the demotion that ran succeeded")
+	require.Positive(t, answers[api.CodeTransitionInProgress], "demoters arriving during the held upload were refused at once")
+
+	require.EqualValues(t, 1, ruleStatus(ctx, t, hold).Matched, "exactly one upload of the collection reached S3")
+	require.Equal(t, before+1, transitions(ctx, t, api.TierHot, api.TierCold), "exactly one hot→cold transition ran")
+	got := fixture.RequireTier(ctx, t, c, col, api.TierCold)
+	objs := objectsUnder(ctx, t, col.Name, "data/")
+	require.Equal(t, []string{got.Object}, keysOf(objs), "one cold object, the one tierd reports")
+	require.True(t, sameVectors(col.Vectors, objectContent(ctx, t, got.Object, -1, got.Checksum, dim)),
+		"the cold object holds exactly the collection's vectors")
+
+	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
+	tc.Check(ctx, t, check.Config{}, col.Name)
+}
+
+// promoteRow configures promoteUnderSearch.
+type promoteRow struct {
+	// explicit: a POST tier=hot starts the promotion and the searchers
+	// start once its download reached S3; else the searchers themselves
+	// promote the collection.
+	explicit bool
+	// wantPromote is the expected answer of the explicit promotion.
+	wantPromote string
+	// holdGet delays every download of the cold object by holdFor.
+	holdGet bool
+	// slowDowns answers the first n downloads with 503 SlowDown (and
+	// delays every download by 300 ms).
+	slowDowns int
+	// failGets answers every download with 500 until the case removes the
+	// rule.
+	failGets bool
+}
+
+// searchOutcome is one search of a searcher.
+type searchOutcome struct {
+	query       []float32
+	results     []api.Result
+	err         error
+	call, reply time.Time
+}
+
+// searchers run searches of one collection in a loop until stopped.
+type searchers struct {
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	out   []searchOutcome
+	count atomic.Int64
+	ok    atomic.Int64
+}
+
+func startSearchers(ctx context.Context, tc *harness.Case, name string, n int) *searchers {
+	s := &searchers{stop: make(chan struct{})}
+	for i := range n {
+		rng := tc.Seed.Stream(fmt.Sprintf("searcher-%d", i))
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for ctx.Err() == nil {
+				select {
+				case <-s.stop:
+					return
+				default:
+				}
+				q := fixture.RandomVectors(rng, 1, dim)[0].Values
+				o := searchOutcome{query: q, call: time.Now()}
+				o.results, o.err = tc.Client.Search(ctx, name, q, topK)
+				o.reply = time.Now()
+				s.mu.Lock()
+				s.out = append(s.out, o)
+				s.mu.Unlock()
+				s.count.Add(1)
+				if o.err == nil {
+					s.ok.Add(1)
+				}
+			}
+		}()
+	}
+	return s
+}
+
+// waitOK waits until n more searches succeeded than when it was called.
+func (s *searchers) waitOK(t *testing.T, n int64) {
+	t.Helper()
+	from := s.ok.Load()
+	require.Eventually(t, func() bool { return s.ok.Load() >= from+n }, time.Minute, pollEvery,
+		"searchers did not complete %d more successful searches", n)
+}
+
+// waitAny waits until n more searches returned, whatever their outcome.
+func (s *searchers) waitAny(t *testing.T, n int64) {
+	t.Helper()
+	from := s.count.Load()
+	require.Eventually(t, func() bool { return s.count.Load() >= from+n }, time.Minute, pollEvery,
+		"searchers did not complete %d more searches", n)
+}
+
+func (s *searchers) halt() []searchOutcome {
+	close(s.stop)
+	s.wg.Wait()
+	return s.out
+}
+
+// promoteUnderSearch: scenario 2. A cold collection is promoted while
+// eight searchers query it; every search is the oracle's exact top-k or a
+// retryable storage_unavailable.
+func promoteUnderSearch(row promoteRow) func(ctx context.Context, t *testing.T, tc *harness.Case) {
+	return func(ctx context.Context, t *testing.T, tc *harness.Case) {
+		const nSearchers = 8
+		c, rng := tc.Client, tc.Rand
+		col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricDot)
+		_, err := c.SetTier(ctx, col.Name, api.TierCold)
+		require.NoError(t, err, "demote to cold")
+		coldState := fixture.RequireTier(ctx, t, c, col, api.TierCold)
+
+		gets := []s3fault.Op{s3fault.OpGetObject}
+		var watch, fail string
+		switch {
+		case row.holdGet:
+			watch = addRule(ctx, t, s3fault.Rule{Name: "hold the download", Ops: gets, Key: dataKeys(col.Name),
+				Trigger: s3fault.Always(), Action: s3fault.Delay(holdFor, 0)})
+		case row.slowDowns > 0:
+			watch = addRule(ctx, t, s3fault.Rule{Name: "slow downloads", Ops: gets, Key: dataKeys(col.Name),
+				Trigger: s3fault.Always(), Action: s3fault.Delay(300*time.Millisecond, 0)})
+			fail = addRule(ctx, t, s3fault.Rule{Name: "throttle downloads", Ops: gets, Key: dataKeys(col.Name),
+				Trigger: s3fault.Next(row.slowDowns), Action: s3fault.SlowDown(0)})
+		case row.failGets:
+			watch = addRule(ctx, t, s3fault.Rule{Name: "fail downloads", Ops: gets, Key: dataKeys(col.Name),
+				Trigger: s3fault.Always(), Action: s3fault.InternalError()})
+		}
+
+		var promoteErr error
+		var promoteEnd time.Time
+		promoted := make(chan struct{})
+		var srch *searchers
+		if row.explicit {
+			go func() {
+				defer close(promoted)
+				_, promoteErr = c.SetTier(ctx, col.Name, api.TierHot)
+				promoteEnd = time.Now()
+			}()
+			// The explicit promotion holds the transition: its download
+			// has reached S3. Only now do the searchers start.
+			waitMatched(ctx, t, watch, 1)
+			srch = startSearchers(ctx, tc, col.Name, nSearchers)
+			<-promoted
+			require.Equal(t, row.wantPromote, codeName(promoteErr), "answer of the explicit promotion")
+		} else {
+			srch = startSearchers(ctx, tc, col.Name, nSearchers)
+		}
+		if row.failGets {
+			// While S3 fails, searches fail with storage_unavailable and
+			// the collection stays cold with its object in place.
+			srch.waitAny(t, nSearchers)
+			got := fixture.RequireTier(ctx, t, c, col, api.TierCold)
+			require.Equal(t, coldState.Object, got.Object, "the failed promotion kept the cold object")
+			require.Equal(t, []string{coldState.Object}, keysOf(objectsUnder(ctx, t, col.Name, "data/")),
+				"the cold object is still in MinIO")
+			deleteRule(ctx, t, watch)
+		}
+		require.Eventually(t, func() bool {
+			got, err := c.GetCollection(ctx, col.Name)
+			return err == nil && got.Tier == api.TierHot
+		}, time.Minute, pollEvery, "the promotion never completed")
+		if !row.explicit {
+			promoteEnd = time.Now()
+		}
+		srch.waitOK(t, 2*nSearchers)
+		outcomes := srch.halt()
+
+		// Judge every search: exact top-k or storage_unavailable.
+		answers := map[string]int{}
+		during := 0
+		for i, o := range outcomes {
+			code := codeName(o.err)
+			answers[code]++
+			if o.call.Before(promoteEnd) {
+				during++
+			}
+			if o.err != nil {
+				require.True(t, row.failGets && code == api.CodeStorageUnavailable,
+					"search %d failed with %q: only storage_unavailable while S3 fails is allowed", i, code)
+				continue
+			}
+			oq, err := oracle.NewQuery(col.Metric, o.query)
+			require.NoError(t, err)
+			want, err := oq.TopK(col.Vectors, topK)
+			require.NoError(t, err)
+			require.NoError(t, oq.Compare(want, o.results, topK, oracle.DefaultTolerance),
+				"search %d (called %s before the promotion ended) is not the exact top-k",
+				i, promoteEnd.Sub(o.call).Round(time.Millisecond))
+		}
+		t.Logf("%d searches: %v; %d called before the promotion ended", len(outcomes), answers, during)
+		require.Positive(t, during, "searches ran during the promotion")
+		if row.failGets {
+			require.Positive(t, answers[api.CodeStorageUnavailable], "searches saw the S3 failure")
+		}
+
+		switch {
+		case row.holdGet:
+			require.EqualValues(t, 1, ruleStatus(ctx, t, watch).Matched, "exactly one download: searchers waited for the promotion")
+		case row.slowDowns > 0:
+			require.EqualValues(t, row.slowDowns, ruleStatus(ctx, t, fail).Fired, "every injected 503 was seen")
+			require.EqualValues(t, row.slowDowns+1, ruleStatus(ctx, t, watch).Matched,
+				"exactly one promotion ran: the throttled attempts and one successful download")
+		}
+		fixture.RequireTier(ctx, t, c, col, api.TierHot)
+		require.Empty(t, objectsUnder(ctx, t, col.Name, "data/"), "the cold copy is deleted after the promotion")
+		tc.Check(ctx, t, check.Config{}, col.Name)
+	}
+}
+
+// snapshotDuringRestore: scenario 3. Each round changes the content away
+// from snapshot s1's, moves the collection to a random tier, then races a
+// new snapshot against a restore of s1.
+//
+// History: only the creation, the inserts of s1's content and searches
+// go through the recording client; the content changes, snapshots and
+// restores of the rounds go through the plain client because the history
+// model has no restore. Every round ends in s1's content, so the final
+// state the checkers read must be exactly the recorded inserts.
+func snapshotDuringRestore(ctx context.Context, t *testing.T, tc *harness.Case) {
+	const rounds = 4
+	c, rng, plain := tc.Client, tc.Rand, stack.Tierd
+	col := fixture.Create(ctx, t, c, rng, 400, dim, api.MetricL2)
+	a := col.Vectors
+	fixture.RequireExactSearch(ctx, t, c, rng, col, 3, topK)
+	s1, err := plain.CreateSnapshot(ctx, col.Name)
+	require.NoError(t, err, "snapshot s1")
+	require.Equal(t, len(a), s1.Vectors)
+	require.True(t, sameVectors(a, objectContent(ctx, t, s1.Object, s1.Size, s1.Checksum, dim)), "s1 holds the content")
+
+	addRule(ctx, t, s3fault.Rule{Name: "slow snapshot downloads", Ops: []s3fault.Op{s3fault.OpGetObject},
+		Key: snapshotKeys(col.Name), Trigger: s3fault.Always(), Action: s3fault.Delay(300*time.Millisecond, 0)})
+	addRule(ctx, t, s3fault.Rule{Name: "slow snapshot uploads", Ops: uploadOps,
+		Key: snapshotKeys(col.Name), Trigger: s3fault.Always(), Action: s3fault.Delay(300*time.Millisecond, 0)})
+
+	orders := map[string]int{}
+	var last api.Snapshot
+	var lastContent []api.Vector
+	for round := range rounds {
+		// New values for every id and 50 new ids: content b ≠ a.
+		b := merge(withValues(rng, a), newVectors(rng, fmt.Sprintf("r%d-", round), 50, dim))
+		insertAll(ctx, t, plain, col.Name, b)
+		tier := allTiers[rng.IntN(len(allTiers))]
+		_, err := plain.SetTier(ctx, col.Name, tier)
+		require.NoError(t, err, "round %d: move to %s", round, tier)
+
+		var sn api.Snapshot
+		var restored api.Collection
+		var snErr, rsErr error
+		together(2, func(i int) {
+			if i == 0 {
+				sn, snErr = plain.CreateSnapshot(ctx, col.Name)
+			} else {
+				restored, rsErr = plain.Restore(ctx, col.Name, s1.ID)
+			}
+		})
+		require.NoError(t, snErr, "round %d: snapshot during the restore", round)
+		require.NoError(t, rsErr, "round %d: restore during the snapshot", round)
+		require.Equal(t, api.TierHot, restored.Tier, "round %d: a restore leaves the collection hot", round)
+		require.Equal(t, len(a), restored.Vectors, "round %d: restored count", round)
+
+		got := objectContent(ctx, t, sn.Object, sn.Size, sn.Checksum, dim)
+		require.Equal(t, len(got), sn.Vectors, "round %d: the snapshot's reported count", round)
+		switch {
+		case sameVectors(got, b):
+			orders["snapshot first"]++
+		case sameVectors(got, a):
+			orders["restore first"]++
+		default:
+			t.Fatalf("round %d (from %s): the snapshot taken during the restore is torn: %d vectors, neither the %d before nor the %d after",
+				round, tier, len(got), len(b), len(a))
+		}
+		requireContent(ctx, t, plain, rng, col.Name, col.Metric, a, 2)
+
+		// The bucket holds no cold copy (the collection is hot) and
+		// exactly the snapshots tierd lists.
+		require.Empty(t, objectsUnder(ctx, t, col.Name, "data/"), "round %d: no cold copy left", round)
+		list, err := plain.ListSnapshots(ctx, col.Name)
+		require.NoError(t, err)
+		var listed []string
+		for _, s := range list {
+			listed = append(listed, s.Object)
+		}
+		slices.Sort(listed)
+		require.Equal(t, listed, keysOf(objectsUnder(ctx, t, col.Name, "snapshots/")), "round %d: snapshot objects", round)
+		last, lastContent = sn, got
+	}
+	t.Logf("orders over %d rounds: %v", rounds, orders)
+
+	// The snapshot taken during the last restore restores to exactly its
+	// content; then s1 again.
+	_, err = plain.Restore(ctx, col.Name, last.ID)
+	require.NoError(t, err, "restore the racing snapshot")
+	requireContent(ctx, t, plain, rng, col.Name, col.Metric, lastContent, 2)
+	_, err = plain.Restore(ctx, col.Name, s1.ID)
+	require.NoError(t, err, "restore s1")
+
+	// Only the restored content survives a crash: the WAL records of the
+	// superseded inserts must not be replayed.
+	require.NoError(t, stack.RestartTierd(ctx, false), "SIGKILL and restart tierd")
+	requireContent(ctx, t, plain, rng, col.Name, col.Metric, a, 2)
+	tc.Check(ctx, t, check.Config{}, col.Name)
+}
+
+// racingTiers: scenario 4.
+func racingTiers(ctx context.Context, t *testing.T, tc *harness.Case) {
+	const (
+		workers = 8
+		raceFor = 10 * time.Second
+	)
+	c, rng := tc.Client, tc.Rand
+	metrics := []api.Metric{api.MetricCosine, api.MetricL2, api.MetricDot}
+	cols := make([]*fixture.Collection, len(metrics))
+	names := make([]string, len(metrics))
+	for i, m := range metrics {
+		cols[i] = fixture.Create(ctx, t, c, rng, 300, dim, m)
+		names[i] = cols[i].Name
+	}
+	nf, err := netfault.New(stack.S3Proxy)
+	require.NoError(t, err)
+	nf.ApplyT(t, netfault.Latency(10*time.Millisecond).Jitter(10*time.Millisecond))
+
+	var mu sync.Mutex
+	answers := map[string]int{}
+	deadline := time.Now().Add(raceFor)
+	var wg sync.WaitGroup
+	for w := range workers {
+		r := tc.Seed.Stream(fmt.Sprintf("tier-worker-%d", w))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				col := cols[r.IntN(len(cols))]
+				var key string
+				switch p := r.IntN(10); {
+				case p < 7:
+					target := allTiers[r.IntN(len(allTiers))]
+					_, err := c.SetTier(ctx, col.Name, target)
+					key = "set_tier " + codeName(err)
+				case p < 9:
+					_, err := c.GetCollection(ctx, col.Name)
+					key = "get " + codeName(err)
+				default:
+					_, err := c.Search(ctx, col.Name, fixture.RandomVectors(r, 1, dim)[0].Values, topK)
+					key = "search " + codeName(err)
+				}
+				mu.Lock()
+				answers[key]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("answers: %v", answers)
+	for key := range answers {
+		require.Contains(t, []string{"set_tier ok", "set_tier " + api.CodeTransitionInProgress, "get ok", "search ok"}, key,
+			"unexpected answer (all: %v)", answers)
+	}
+	require.Positive(t, answers["set_tier ok"])
+	require.Positive(t, answers["set_tier "+api.CodeTransitionInProgress], "requests really raced")
+
+	// What each collection reports agrees with the bucket, and survives a
+	// SIGKILL and restart unchanged.
+	before := make([]api.Collection, len(cols))
+	for i, col := range cols {
+		before[i], err = c.GetCollection(ctx, col.Name)
+		require.NoError(t, err)
+		require.Equal(t, len(col.Vectors), before[i].Vectors, "%s: vector count", col.Name)
+		data := keysOf(objectsUnder(ctx, t, col.Name, "data/"))
+		if before[i].Tier == api.TierCold {
+			require.Equal(t, []string{before[i].Object}, data, "%s is cold: exactly its object is in MinIO", col.Name)
+		} else {
+			require.Empty(t, data, "%s is %s: no cold copy in MinIO", col.Name, before[i].Tier)
+		}
+	}
+	require.NoError(t, stack.RestartTierd(ctx, false), "SIGKILL and restart tierd")
+	for i, col := range cols {
+		after, err := c.GetCollection(ctx, col.Name)
+		require.NoError(t, err)
+		b := before[i]
+		require.Equal(t, []any{b.Tier, b.Vectors, b.Snapshot, b.Checksum, b.Object},
+			[]any{after.Tier, after.Vectors, after.Snapshot, after.Checksum, after.Object},
+			"%s: tier, count, snapshot, checksum and object after the restart", col.Name)
+		t.Logf("%s ends %s", col.Name, after.Tier)
+		fixture.RequireExactSearch(ctx, t, c, rng, col, 3, topK)
+	}
+	tc.Check(ctx, t, check.Config{}, names...)
+}
+
+// workerVsAPI: scenario 5.
+func workerVsAPI(ctx context.Context, t *testing.T, tc *harness.Case) {
+	const (
+		clients = 4
+		runFor  = 6 * time.Second
+		pool    = 300 // ids p000..p299 per collection, on top of the initial 200
+	)
+	eager := map[string]string{
+		"TIERD_WORKER_HOT_IDLE":         "1ms",
+		"TIERD_WORKER_WARM_IDLE":        "1ms",
+		"TIERD_WORKER_CHECKPOINT_BYTES": "16384",
+		"TIERD_WAL_SEGMENT_BYTES":       "65536",
+	}
+	require.NoError(t, stack.ReconfigureTierd(ctx, eager), "reconfigure tierd with an eager worker")
+	t.Cleanup(func() {
+		undo := map[string]string{}
+		for k := range eager {
+			undo[k] = ""
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := stack.ReconfigureTierd(cctx, undo); err != nil {
+			t.Errorf("reconfigure tierd back to its defaults: %v", err)
+		}
+	})
+	c, rng := tc.Client, tc.Rand
+	metrics := []api.Metric{api.MetricCosine, api.MetricL2, api.MetricDot}
+	names := make([]string, len(metrics))
+	for i, m := range metrics {
+		names[i] = fixture.Create(ctx, t, c, rng, 200, dim, m).Name
+	}
+	addRule(ctx, t, s3fault.Rule{Name: "S3 jitter", Key: "collections/*", Trigger: s3fault.Always(),
+		Action: s3fault.Delay(time.Millisecond, 20*time.Millisecond)})
+
+	wctx, stopWorker := context.WithCancel(ctx)
+	defer stopWorker()
+	var cycles []api.WorkerCycle
+	var workerErrs []error
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		for wctx.Err() == nil {
+			st, err := stack.Tierd.Worker(wctx, api.WorkerRunOnce)
+			switch {
+			case wctx.Err() != nil:
+				return
+			case err != nil:
+				workerErrs = append(workerErrs, err)
+			case st.Last != nil:
+				cycles = append(cycles, *st.Last)
+			}
+		}
+	}()
+
+	var mu sync.Mutex
+	answers := map[string]int{}
+	deadline := time.Now().Add(runFor)
+	var wg sync.WaitGroup
+	for w := range clients {
+		r := tc.Seed.Stream(fmt.Sprintf("api-client-%d", w))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				name := names[r.IntN(len(names))]
+				var key string
+				if r.IntN(2) == 0 {
+					batch := fixture.RandomVectors(r, 1+r.IntN(8), dim)
+					for i := range batch {
+						batch[i].ID = fmt.Sprintf("p%03d", r.IntN(pool))
+					}
+					_, err := c.Insert(ctx, name, batch)
+					key = "insert " + codeName(err)
+				} else {
+					_, err := c.Search(ctx, name, fixture.RandomVectors(r, 1, dim)[0].Values, topK)
+					key = "search " + codeName(err)
+				}
+				mu.Lock()
+				answers[key]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	stopWorker()
+	<-workerDone
+
+	var warm, cold, checkpoints, walDropped, orphans int
+	var cycleErrs []string
+	for _, cy := range cycles {
+		warm += len(cy.DemotedWarm)
+		cold += len(cy.DemotedCold)
+		checkpoints += len(cy.Checkpointed)
+		walDropped += cy.WALSegmentsDropped
+		orphans += len(cy.OrphansDeleted)
+		cycleErrs = append(cycleErrs, cy.Errors...)
+	}
+	t.Logf("API answers: %v", answers)
+	t.Logf("%d run_once cycles: %d demotions to warm, %d to cold, %d checkpoints, %d WAL segments dropped, %d orphans deleted",
+		len(cycles), warm, cold, checkpoints, walDropped, orphans)
+	require.Empty(t, workerErrs, "run_once requests failed")
+	require.Empty(t, cycleErrs, "worker cycles reported errors")
+	for key := range answers {
+		require.Contains(t, []string{"insert ok", "search ok"}, key, "unexpected answer (all: %v)", answers)
+	}
+	require.Positive(t, warm+cold, "the worker demoted collections while the API used them")
+
+	// Nothing acknowledged is lost across a crash either, after
+	// checkpoints and WAL segment drops.
+	require.NoError(t, stack.RestartTierd(ctx, false), "SIGKILL and restart tierd")
+	tc.Check(ctx, t, check.Config{AutoDemote: true}, names...)
+}
+
+// deleteDuringTransition: own case. A delete (with a search and an insert)
+// arrives while a transition from → to holds its S3 request; then the name
+// is reused for a collection of metric reuseMetric and dimension reuseDim.
+func deleteDuringTransition(from, to api.Tier, reuseMetric api.Metric, reuseDim int) func(ctx context.Context, t *testing.T, tc *harness.Case) {
+	return func(ctx context.Context, t *testing.T, tc *harness.Case) {
+		c, rng := tc.Client, tc.Rand
+		col := fixture.Create(ctx, t, c, rng, 400, dim, api.MetricCosine)
+		if from != api.TierHot {
+			_, err := c.SetTier(ctx, col.Name, from)
+			require.NoError(t, err)
+		}
+		ops := uploadOps
+		if to == api.TierHot {
+			ops = []s3fault.Op{s3fault.OpGetObject}
+		}
+		hold := addRule(ctx, t, s3fault.Rule{Name: "hold the transition", Ops: ops, Key: dataKeys(col.Name),
+			Trigger: s3fault.Always(), Action: s3fault.Delay(holdFor, 0)})
+
+		var trErr error
+		transitioned := make(chan struct{})
+		go func() {
+			defer close(transitioned)
+			_, trErr = c.SetTier(ctx, col.Name, to)
+		}()
+		waitMatched(ctx, t, hold, 1)
+		var delErr, searchErr, insertErr error
+		extra := newVectors(rng, "late-", 5, dim)
+		together(3, func(i int) {
+			switch i {
+			case 0:
+				delErr = c.DeleteCollection(ctx, col.Name)
+			case 1:
+				_, searchErr = c.Search(ctx, col.Name, fixture.RandomVectors(rng, 1, dim)[0].Values, topK)
+			case 2:
+				_, insertErr = c.Insert(ctx, col.Name, extra)
+			}
+		})
+		<-transitioned
+		t.Logf("transition %s, delete %s, search %s, insert %s", codeName(trErr), codeName(delErr), codeName(searchErr), codeName(insertErr))
+		require.NoError(t, trErr, "the transition that held the collection completes")
+		require.NoError(t, delErr, "the delete waits for the transition, then succeeds")
+		require.Contains(t, []string{"ok", api.CodeNotFound}, codeName(searchErr), "the racing search")
+		require.Contains(t, []string{"ok", api.CodeNotFound}, codeName(insertErr), "the racing insert")
+
+		_, err := c.GetCollection(ctx, col.Name)
+		require.Equal(t, api.CodeNotFound, codeName(err), "the collection is gone")
+		require.Empty(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", col.Name), "no object of it left in MinIO")
+		require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", col.Name), "no upload of it left")
+
+		// The name is free again, and the new collection starts empty,
+		// also after a crash (old WAL records and objects stay dead).
+		_, err = c.CreateCollection(ctx, api.CreateCollectionRequest{Name: col.Name, Dimension: reuseDim, Metric: reuseMetric})
+		require.NoError(t, err, "recreate under the same name")
+		got, err := c.GetCollection(ctx, col.Name)
+		require.NoError(t, err)
+		require.Equal(t, 0, got.Vectors, "the recreated collection is empty")
+		require.Equal(t, []any{reuseDim, reuseMetric}, []any{got.Dimension, got.Metric}, "the recreated collection's schema")
+		fresh := newVectors(rng, "new-", 20, reuseDim)
+		insertAll(ctx, t, c, col.Name, fresh)
+		requireContent(ctx, t, c, rng, col.Name, reuseMetric, fresh, 2)
+		require.NoError(t, stack.RestartTierd(ctx, false), "SIGKILL and restart tierd")
+		requireContent(ctx, t, c, rng, col.Name, reuseMetric, fresh, 2)
+		tc.Check(ctx, t, check.Config{}, col.Name)
+	}
+}
+
+// redemotionVsPendingDelete: own case. cold → warm keeps the snapshot id,
+// so warm → cold stores the same key again; the cleanup of the first cold
+// copy, deferred because S3 failed it, must not delete the second.
+func redemotionVsPendingDelete(ctx context.Context, t *testing.T, tc *harness.Case) {
+	c, rng := tc.Client, tc.Rand
+	col := fixture.Create(ctx, t, c, rng, 300, dim, api.MetricCosine)
+	_, err := c.SetTier(ctx, col.Name, api.TierCold)
+	require.NoError(t, err)
+	first := fixture.RequireTier(ctx, t, c, col, api.TierCold)
+
+	fail := addRule(ctx, t, s3fault.Rule{Name: "deletes fail", Ops: []s3fault.Op{s3fault.OpDeleteObject},
+		Key: dataKeys(col.Name), Trigger: s3fault.Always(), Action: s3fault.InternalError()})
+	_, err = c.SetTier(ctx, col.Name, api.TierWarm)
+	require.NoError(t, err, "promotion to warm succeeds; only the cleanup of the cold copy fails")
+	require.Positive(t, ruleStatus(ctx, t, fail).Fired, "tierd tried to delete the old cold copy")
+	require.Equal(t, []string{first.Object}, keysOf(objectsUnder(ctx, t, col.Name, "data/")), "the old copy is still there")
+	deleteRule(ctx, t, fail)
+
+	_, err = c.SetTier(ctx, col.Name, api.TierCold)
+	require.NoError(t, err, "demote to cold again")
+	second := fixture.RequireTier(ctx, t, c, col, api.TierCold)
+	t.Logf("first cold object %s, second %s", first.Object, second.Object)
+	// The worker retries pending deletes (and sweeps orphans).
+	_, err = stack.Tierd.Worker(ctx, api.WorkerRunOnce)
+	require.NoError(t, err)
+
+	// Both the bucket and the user's view: a search promotes the cold
+	// collection from its object.
+	assert.Equal(t, []string{second.Object}, keysOf(objectsUnder(ctx, t, col.Name, "data/")),
+		"exactly the object of the cold collection is in MinIO")
+	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
+	tc.Check(ctx, t, check.Config{}, col.Name)
+}
