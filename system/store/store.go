@@ -591,6 +591,11 @@ func (s *Store) deleteObjects(ctx context.Context, keys []string) {
 	}
 	var done []string
 	for _, k := range keys {
+		if s.inUse(k) {
+			// Never delete what a collection (or a running upload) uses.
+			done = append(done, k)
+			continue
+		}
 		if err := s.opts.Cold.Delete(ctx, k); err != nil {
 			s.log.Warn("object not deleted; kept for the worker", "key", k, "err", err)
 			continue
@@ -606,6 +611,19 @@ func (s *Store) deleteObjects(ctx context.Context, keys []string) {
 	}); err != nil {
 		s.log.Warn("manifest: pending deletes not updated", "err", err)
 	}
+}
+
+// inUse reports whether the manifest refers to key or an upload to it runs.
+func (s *Store) inUse(key string) bool {
+	s.inflightMu.Lock()
+	busy := s.inflight[key] > 0
+	s.inflightMu.Unlock()
+	if busy {
+		return true
+	}
+	s.manMu.Lock()
+	defer s.manMu.Unlock()
+	return s.man.ReferencedKeys()[key]
 }
 
 // removeLocal deletes a local file (relative path) and its accounting.

@@ -601,3 +601,29 @@ func TestDemotionFailureLeavesNothing(t *testing.T) {
 	require.NoError(t, err)
 	requireContent(t, s, "mp", api.MetricDot, want, 1024)
 }
+
+// TestRedemotionDoesNotLoseToAPendingDelete: the cold copy's delete fails
+// on promotion and stays pending; a new demotion must not store the object
+// the pending delete will remove.
+func TestRedemotionDoesNotLoseToAPendingDelete(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	s := f.open(t, nil)
+	want := setup(t, s, "rd", api.MetricCosine)
+	first, err := s.SetTier(ctx, "rd", api.TierCold)
+	require.NoError(t, err)
+	id, err := f.objs.Inject(uploader.Fault{Kind: uploader.FaultInternal, Op: uploader.OpDeleteObject})
+	require.NoError(t, err)
+	_, err = s.SetTier(ctx, "rd", api.TierWarm)
+	require.NoError(t, err, "the promotion succeeds; only the cleanup fails")
+	require.Equal(t, []string{first.Object}, objectKeys(t, f.objs, "collections/rd/"))
+	f.objs.RemoveFault(id)
+	second, err := s.SetTier(ctx, "rd", api.TierCold)
+	require.NoError(t, err)
+	require.NotEqual(t, first.Object, second.Object)
+	var cyc api.WorkerCycle
+	s.Maintain(ctx, store.MaintainOptions{}, &cyc)
+	require.Empty(t, cyc.Errors)
+	require.Equal(t, []string{second.Object}, objectKeys(t, f.objs, "collections/rd/"))
+	requireContent(t, s, "rd", api.MetricCosine, want, dim)
+}

@@ -242,7 +242,9 @@ func (s *Store) toCold(ctx context.Context, c *collection, from api.Tier) error 
 			return localError(fmt.Sprintf("demote %q to cold", c.name), err)
 		}
 		info = snapshot.Info{Size: old.Size, Checksum: old.Checksum, Count: old.Count, Dimension: c.dim}
-		id = old.ID
+		// A fresh id even for the same bytes: every upload gets a key no
+		// pending delete or earlier copy can refer to.
+		id = s.newID()
 	}
 	key := cs.DataKey(c.name, id)
 	s.hook(HookColdEncoded)
