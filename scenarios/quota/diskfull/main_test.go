@@ -1,0 +1,29 @@
+//go:build e2e
+
+package diskfull
+
+import (
+	"os"
+	"testing"
+
+	"github.com/tierchaos/tierchaos/harness"
+)
+
+// stack is the one stack this package's cases share. tierd's data
+// directory (WAL included) is a 4 MiB tmpfs, so a case can fill it for a
+// real ENOSPC. The data does not survive a container restart, so no case
+// here restarts tierd (scenarios/quota holds the cases that do).
+var stack *harness.Stack
+
+func TestMain(m *testing.M) {
+	os.Exit(harness.Main(m, harness.Options{
+		TierdDataTmpfs: "4m",
+		TierdEnv: map[string]string{
+			// Tier changes come only from the API; a case runs the worker
+			// itself (run_once) to drop WAL segments its snapshots cover.
+			"TIERD_WORKER_PAUSED": "true",
+			// Small segments, so that covered WAL can be dropped.
+			"TIERD_WAL_SEGMENT_BYTES": "65536",
+		},
+	}, func(s *harness.Stack) { stack = s }))
+}
