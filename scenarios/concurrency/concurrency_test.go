@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/time/rate"
 
 	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/check"
@@ -107,6 +108,12 @@ func TestConcurrency(t *testing.T) {
 			fault:  "S3 download of the promotion held 1.5 s while the delete, a search and an insert arrive",
 			guards: "a delete waits for the running promotion from cold, then removes the collection and every object of it; nothing of it comes back under the reused name (recreated with another metric and dimension), also after SIGKILL and restart",
 			run:    deleteDuringTransition(api.TierCold, api.TierHot, api.MetricL2, dim/2),
+		},
+		{
+			name:   "restore-during-inserts",
+			fault:  "S3 download of the snapshot held 1.5 s while four clients insert, then SIGKILL and restart",
+			guards: "a restore supersedes exactly the inserts acknowledged before it and keeps every insert called after it returned, each racing insert all or nothing; the same content after a crash (no superseded WAL record replayed, no later one lost)",
+			run:    restoreDuringInserts,
 		},
 		{
 			name:   "redemotion-vs-pending-delete",
@@ -748,4 +755,133 @@ func redemotionVsPendingDelete(ctx context.Context, t *testing.T, tc *harness.Ca
 		"exactly the object of the cold collection is in MinIO")
 	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
 	tc.Check(ctx, t, check.Config{}, col.Name)
+}
+
+// insertOutcome is one insert batch of restoreDuringInserts.
+type insertOutcome struct {
+	batch       []api.Vector
+	err         error
+	call, reply time.Time
+}
+
+// restoreDuringInserts: own case. Inserts of new ids race a restore.
+//
+// History: the checkers cannot judge a restore (the history model has no
+// restore: the superseded inserts would count as lost), so this case
+// judges the final content itself, exactly: s1's vectors plus every batch
+// called after the restore returned, plus each racing batch entirely or not
+// at all, and no batch acknowledged before the restore was called.
+func restoreDuringInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
+	const (
+		inserters = 4
+		perBatch  = 2
+		maxRacing = 50 // batches per inserter before it waits for the restore: stays below api.MaxK
+		after     = 3  // batches per inserter called after the restore returned
+	)
+	rng, plain := tc.Rand, stack.Tierd
+	col := fixture.Create(ctx, t, plain, rng, 300, dim, api.MetricCosine)
+	a := col.Vectors
+	s1, err := plain.CreateSnapshot(ctx, col.Name)
+	require.NoError(t, err, "snapshot s1")
+	superseded := newVectors(rng, "pre-", 50, dim)
+	insertAll(ctx, t, plain, col.Name, superseded)
+	hold := addRule(ctx, t, s3fault.Rule{Name: "hold the restore's download", Ops: []s3fault.Op{s3fault.OpGetObject},
+		Key: snapshotKeys(col.Name), Trigger: s3fault.Always(), Action: s3fault.Delay(holdFor, 0)})
+
+	var restoreCall, restoreReply time.Time
+	var restoreErr error
+	var restored atomic.Bool
+	restoreDone := make(chan struct{})
+	outs := make([][]insertOutcome, inserters)
+	var wg sync.WaitGroup
+	for g := range inserters {
+		r := tc.Seed.Stream(fmt.Sprintf("inserter-%d", g))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Paced so that the batches spread over the restore; a
+			// capped inserter waits for the restore before its last ones.
+			limit := rate.NewLimiter(rate.Every(50*time.Millisecond), 1)
+			afterCount := 0
+			for n := 0; afterCount < after && ctx.Err() == nil; n++ {
+				if n == maxRacing {
+					<-restoreDone
+				}
+				if limit.Wait(ctx) != nil {
+					return
+				}
+				batch := newVectors(r, fmt.Sprintf("w%d-%02d-", g, n), perBatch, dim)
+				wasRestored := restored.Load()
+				o := insertOutcome{batch: batch, call: time.Now()}
+				_, o.err = plain.Insert(ctx, col.Name, batch)
+				o.reply = time.Now()
+				outs[g] = append(outs[g], o)
+				if wasRestored {
+					afterCount++
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(restoreDone)
+		restoreCall = time.Now()
+		_, restoreErr = plain.Restore(ctx, col.Name, s1.ID)
+		restoreReply = time.Now()
+		restored.Store(true)
+	}()
+	<-restoreDone
+	wg.Wait()
+	require.NoError(t, restoreErr, "restore s1 while inserts run")
+	require.EqualValues(t, 1, ruleStatus(ctx, t, hold).Matched, "one download of the snapshot")
+
+	// The listing of every id (k above the collection's size).
+	listed := map[string]bool{}
+	got, err := plain.Search(ctx, col.Name, fixture.RandomVectors(rng, 1, dim)[0].Values, api.MaxK)
+	require.NoError(t, err)
+	require.Less(t, len(got), api.MaxK)
+	for _, r := range got {
+		listed[r.ID] = true
+	}
+	for _, v := range superseded {
+		require.False(t, listed[v.ID], "%s was inserted before the restore was called but survived it", v.ID)
+	}
+	want := slices.Clone(a)
+	phases := map[string]int{}
+	for g, os := range outs {
+		for n, o := range os {
+			require.NoError(t, o.err, "inserter %d batch %d", g, n)
+			present := 0
+			for _, v := range o.batch {
+				if listed[v.ID] {
+					present++
+				}
+			}
+			switch {
+			case o.reply.Before(restoreCall):
+				phases["acknowledged before the restore"]++
+				require.Zero(t, present, "inserter %d batch %d was acknowledged before the restore was called but survived it", g, n)
+			case o.call.After(restoreReply):
+				phases["called after the restore"]++
+				require.Equal(t, len(o.batch), present, "inserter %d batch %d was called after the restore returned but is lost", g, n)
+			default:
+				require.Contains(t, []int{0, len(o.batch)}, present, "inserter %d batch %d raced the restore and is torn", g, n)
+				if present == 0 {
+					phases["racing, superseded"]++
+				} else {
+					phases["racing, kept"]++
+				}
+			}
+			if present > 0 {
+				want = append(want, o.batch...)
+			}
+		}
+	}
+	t.Logf("insert batches: %v", phases)
+	require.Positive(t, phases["racing, superseded"]+phases["racing, kept"], "inserts raced the restore")
+	require.Positive(t, phases["called after the restore"], "inserts followed the restore")
+	require.Len(t, got, len(want), "no id other than s1's and the kept batches")
+	requireContent(ctx, t, plain, rng, col.Name, col.Metric, want, 2)
+
+	require.NoError(t, stack.RestartTierd(ctx, false), "SIGKILL and restart tierd")
+	requireContent(ctx, t, plain, rng, col.Name, col.Metric, want, 2)
 }
