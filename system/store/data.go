@@ -217,7 +217,10 @@ func (s *Store) Search(ctx context.Context, name string, query []float32, k int)
 	}
 }
 
-// ensureHot promotes c if it is not hot, waiting for a running transition.
+// ensureHot promotes c if it is not hot, waiting for a running
+// transition. If a promotion ran while it waited and failed, it answers
+// that failure rather than trying again: concurrent requests on a cold
+// collection cause one download, not one each.
 func (s *Store) ensureHot(ctx context.Context, c *collection) error {
 	c.mu.RLock()
 	hot := c.tier == api.TierHot
@@ -225,9 +228,29 @@ func (s *Store) ensureHot(ctx context.Context, c *collection) error {
 	if hot {
 		return nil
 	}
+	gen := c.promoteGen.Load()
 	if err := acquire(ctx, c, true); err != nil {
 		return err
 	}
 	defer release(c)
-	return s.transition(ctx, c, api.TierHot, "access")
+	if c.promoteGen.Load() != gen {
+		c.mu.RLock()
+		err := c.promoteErr
+		c.mu.RUnlock()
+		if err != nil {
+			return err
+		}
+	}
+	return s.promoteRecorded(ctx, c, "access")
+}
+
+// promoteRecorded promotes c to hot and records the outcome for waiters;
+// the caller holds c's transition slot.
+func (s *Store) promoteRecorded(ctx context.Context, c *collection, reason string) error {
+	err := s.transition(ctx, c, api.TierHot, reason)
+	c.mu.Lock()
+	c.promoteErr = err
+	c.mu.Unlock()
+	c.promoteGen.Add(1)
+	return err
 }

@@ -117,6 +117,12 @@ type collection struct {
 	walBytes       int64
 
 	access atomic.Int64 // unix nanos of the last search or insert
+
+	// promoteGen counts finished promotion attempts; promoteErr (under mu)
+	// is the last one's error. Requests that waited for a promotion share
+	// its failure instead of each downloading again.
+	promoteGen atomic.Uint64
+	promoteErr error
 }
 
 // Hook points, in the order a transition passes them.

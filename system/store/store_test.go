@@ -627,3 +627,38 @@ func TestRedemotionDoesNotLoseToAPendingDelete(t *testing.T) {
 	require.Equal(t, []string{second.Object}, objectKeys(t, f.objs, "collections/rd/"))
 	requireContent(t, s, "rd", api.MetricCosine, want, dim)
 }
+
+// TestWaitersShareAFailedPromotion: searches that wait for a failing
+// promotion get its error instead of downloading again each.
+func TestWaitersShareAFailedPromotion(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	s := f.open(t, nil)
+	want := setup(t, s, "sh", api.MetricL2)
+	_, err := s.SetTier(ctx, "sh", api.TierCold)
+	require.NoError(t, err)
+	// The first GET hangs 200ms (while the other searches queue up), then
+	// every GET is refused.
+	lid, err := f.objs.Inject(uploader.Fault{Kind: uploader.FaultTimeout, Op: uploader.OpGetObject, Delay: 200 * time.Millisecond, Times: 1})
+	require.NoError(t, err)
+	fid, err := f.objs.Inject(uploader.Fault{Kind: uploader.FaultAccessDenied, Op: uploader.OpGetObject})
+	require.NoError(t, err)
+	f.objs.ResetMetrics()
+	var wg sync.WaitGroup
+	codes := make([]string, 8)
+	for i := range codes {
+		wg.Go(func() {
+			_, err := s.Search(ctx, "sh", ones(dim, 1), 3)
+			codes[i] = api.CodeOf(err)
+		})
+	}
+	wg.Wait()
+	for _, c := range codes {
+		require.Contains(t, []string{api.CodeStorageUnavailable}, c)
+	}
+	gets := f.objs.Metrics().Ops[uploader.OpGetObject].Calls
+	require.Less(t, gets, int64(8), "waiters did not each download again (%d GETs)", gets)
+	f.objs.RemoveFault(fid)
+	f.objs.RemoveFault(lid)
+	requireContent(t, s, "sh", api.MetricL2, want, dim)
+}

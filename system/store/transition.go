@@ -30,7 +30,12 @@ func (s *Store) SetTier(ctx context.Context, name string, target api.Tier) (api.
 		return api.Collection{}, err
 	}
 	defer release(c)
-	if err := s.transition(ctx, c, target, "api"); err != nil {
+	if target == api.TierHot {
+		err = s.promoteRecorded(ctx, c, "api")
+	} else {
+		err = s.transition(ctx, c, target, "api")
+	}
+	if err != nil {
 		return api.Collection{}, err
 	}
 	return c.view(), nil
