@@ -258,6 +258,25 @@ func (s *Store) Download(ctx context.Context, key string) ([]byte, error) {
 	return data, err
 }
 
+// Purge deletes key and aborts every incomplete multipart upload of it,
+// each operation with the usual deadline and retries.
+func (s *Store) Purge(ctx context.Context, key string) error {
+	if err := s.Delete(ctx, key); err != nil {
+		return err
+	}
+	ups, err := s.ListIncomplete(ctx, key)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, u := range ups {
+		if u.Key == key {
+			errs = append(errs, s.Abort(ctx, u.Key, u.UploadID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Delete removes key.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	return s.do(ctx, "delete", key, func(ctx context.Context) error {

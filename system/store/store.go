@@ -602,7 +602,7 @@ func (s *Store) deleteObjects(ctx context.Context, keys []string) {
 			done = append(done, k)
 			continue
 		}
-		if err := s.opts.Cold.Delete(ctx, k); err != nil {
+		if err := s.opts.Cold.Purge(ctx, k); err != nil {
 			s.log.Warn("object not deleted; kept for the worker", "key", k, "err", err)
 			continue
 		}

@@ -662,3 +662,46 @@ func TestWaitersShareAFailedPromotion(t *testing.T) {
 	f.objs.RemoveFault(lid)
 	requireContent(t, s, "sh", api.MetricL2, want, dim)
 }
+
+// TestUploadLeftWhileS3DownIsAbortedLater: S3 fails the demotion and its
+// cleanup; once S3 answers, one worker cycle aborts the incomplete upload.
+func TestUploadLeftWhileS3DownIsAbortedLater(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	s := f.open(t, nil)
+	_, err := s.Create(ctx, api.CreateCollectionRequest{Name: "ab", Dimension: 1024, Metric: api.MetricDot})
+	require.NoError(t, err)
+	want := data{}
+	for i := range 3 {
+		b := batch(fmt.Sprintf("m%d-", i), 500, 1024, i)
+		_, err := s.Insert(ctx, "ab", b)
+		require.NoError(t, err)
+		want.add(b)
+	}
+	var ids []uploader.FaultID
+	for _, op := range []uploader.Op{uploader.OpUploadPart, uploader.OpAbortMultipart, uploader.OpListMultipartUploads, uploader.OpDeleteObject} {
+		fault := uploader.Fault{Kind: uploader.FaultAccessDenied, Op: op}
+		if op == uploader.OpUploadPart {
+			fault.After = 1 // the first part lands, the second fails
+		}
+		id, err := f.objs.Inject(fault)
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	_, err = s.SetTier(ctx, "ab", api.TierCold)
+	require.Equal(t, api.CodeStorageUnavailable, api.CodeOf(err), "%v", err)
+	f.objs.RemoveFault(ids[2]) // let the test list
+	require.Equal(t, 1, incomplete(t, f.objs, "collections/"), "the abort could not reach S3")
+	for _, id := range ids {
+		f.objs.RemoveFault(id)
+	}
+	var cyc api.WorkerCycle
+	s.Maintain(ctx, store.MaintainOptions{}, &cyc)
+	require.Empty(t, cyc.Errors)
+	require.Zero(t, incomplete(t, f.objs, "collections/"))
+	require.Empty(t, objectKeys(t, f.objs, "collections/"))
+	c, err := s.Get(ctx, "ab")
+	require.NoError(t, err)
+	require.Equal(t, api.TierHot, c.Tier)
+	requireContent(t, s, "ab", api.MetricDot, want, 1024)
+}
