@@ -645,11 +645,34 @@ func workerVsAPI(ctx context.Context, t *testing.T, tc *harness.Case) {
 	t.Logf("%d run_once cycles: %d demotions to warm, %d to cold, %d checkpoints, %d WAL segments dropped, %d orphans deleted",
 		len(cycles), warm, cold, checkpoints, walDropped, orphans)
 	require.Empty(t, workerErrs, "run_once requests failed")
-	require.Empty(t, cycleErrs, "worker cycles reported errors")
+	for _, e := range cycleErrs {
+		// A promotion racing the cycle adds its key to the pending
+		// deletes between the cycle's retry and its count, and deletes
+		// it itself a moment later (see /work/tierd-bugs.md): allowed
+		// here only because the quiet cycle below must drain it.
+		require.Regexp(t, `^\d+ object deletes still pending$`, e, "worker cycle error")
+	}
 	for key := range answers {
 		require.Contains(t, []string{"insert ok", "search ok"}, key, "unexpected answer (all: %v)", answers)
 	}
 	require.Positive(t, warm+cold, "the worker demoted collections while the API used them")
+
+	// Once quiet, a cycle has nothing left to report, and the bucket holds
+	// exactly the objects of the cold collections.
+	st, err := stack.Tierd.Worker(ctx, api.WorkerRunOnce)
+	require.NoError(t, err)
+	require.NotNil(t, st.Last)
+	require.Empty(t, st.Last.Errors, "a cycle after the load reports no error")
+	for _, name := range names {
+		got, err := c.GetCollection(ctx, name)
+		require.NoError(t, err)
+		data := keysOf(objectsUnder(ctx, t, name, "data/"))
+		if got.Tier == api.TierCold {
+			require.Equal(t, []string{got.Object}, data, "%s is cold: exactly its object is in MinIO", name)
+		} else {
+			require.Empty(t, data, "%s is %s: no cold copy in MinIO", name, got.Tier)
+		}
+	}
 
 	// Nothing acknowledged is lost across a crash either, after
 	// checkpoints and WAL segment drops.
