@@ -4,6 +4,12 @@ package diskfull
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +52,13 @@ func TestDiskFull(t *testing.T) {
 			fault:  "ENOSPC: the 4 MiB tmpfs data volume has less room than the demoted collection's Parquet file",
 			guards: "a demotion that hits ENOSPC answers insufficient_storage, keeps the collection hot, exact and writable, and leaves no partial file (the volume's free space is exactly what it was); after space is freed through tierd the same demotion succeeds",
 			run:    warmDiskFull,
+		},
+		{
+			// Own case: the volume filled to the last page by concurrent inserts.
+			name:   "volume-full-inserts-then-delete",
+			fault:  "ENOSPC on the WAL: 3 concurrent writers fill the 4 MiB tmpfs data volume through inserts, then single-vector inserts fill its last page",
+			guards: "inserts that hit ENOSPC answer insufficient_storage and apply nothing while every acknowledged insert stays readable and exact; a full volume does not wedge tierd: deleting a collection through the API frees its space and inserts work again",
+			run:    volumeFullInserts,
 		},
 	}
 	for _, tc := range cases {
@@ -147,22 +160,63 @@ func warmDiskFull(ctx context.Context, t *testing.T, tc *harness.Case) {
 
 // deleteAtEnd deletes every collection when t ends: this package's
 // stack belongs to its cases, and the next one needs the volume empty.
+// When tierd cannot delete them (a failed case may leave the volume
+// full), tierd's data directory is wiped instead.
 func deleteAtEnd(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		list, err := stack.Tierd.ListCollections(ctx)
-		if err != nil {
-			t.Errorf("list collections after the case: %v", err)
-			return
-		}
-		for _, col := range list {
-			if err := stack.Tierd.DeleteCollection(ctx, col.Name); err != nil {
-				t.Errorf("delete %s after the case: %v", col.Name, err)
+		if err := deleteAll(ctx); err != nil {
+			t.Logf("cleanup: %v; wiping tierd's data directory", err)
+			if err := wipe(ctx); err != nil {
+				t.Errorf("wipe tierd's data after the case: %v", err)
 			}
 		}
-		runWorkerErr(ctx, t)
 	})
+}
+
+func deleteAll(ctx context.Context) error {
+	list, err := stack.Tierd.ListCollections(ctx)
+	if err != nil {
+		return fmt.Errorf("list collections: %w", err)
+	}
+	for _, col := range list {
+		if err := stack.Tierd.DeleteCollection(ctx, col.Name); err != nil {
+			return fmt.Errorf("delete %s: %w", col.Name, err)
+		}
+	}
+	if _, err := stack.Tierd.Worker(ctx, "run_once"); err != nil {
+		return fmt.Errorf("worker cycle: %w", err)
+	}
+	if u, err := stack.Tierd.Usage(ctx); err != nil || u.WarmBytes != 0 || u.Collections != 0 {
+		return fmt.Errorf("usage after deleting everything: %+v (%v)", u, err)
+	}
+	return nil
+}
+
+// wipe stops tierd, empties its data directory and starts it again. In a
+// container the tmpfs is new after the restart; in process its content
+// is removed while tierd is stopped.
+func wipe(ctx context.Context) error {
+	dir, dirErr := datadir.Dir(ctx, stack)
+	if err := stack.StopTierd(ctx); err != nil {
+		return err
+	}
+	if stack.Mode == harness.SUTInProcess {
+		if dirErr != nil {
+			return dirErr
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return stack.StartTierd(ctx)
 }
 
 // runWorker runs one worker cycle (it drops the WAL segments that
@@ -175,11 +229,6 @@ func runWorker(ctx context.Context, t *testing.T) {
 	require.Empty(t, st.Last.Errors, "worker cycle errors")
 }
 
-func runWorkerErr(ctx context.Context, t *testing.T) {
-	if _, err := stack.Tierd.Worker(ctx, "run_once"); err != nil {
-		t.Errorf("worker cycle after the case: %v", err)
-	}
-}
 
 func usage(ctx context.Context, t *testing.T) api.Usage {
 	t.Helper()
@@ -195,4 +244,125 @@ func requireNoObjects(ctx context.Context, t *testing.T, names ...string) {
 		require.Empty(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", n), "objects of %s in MinIO", n)
 		require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", n), "incomplete uploads of %s", n)
 	}
+}
+
+// volumeFullInserts is the own case: concurrent inserts fill the volume
+// through the WAL to its last page; then a delete must free space.
+func volumeFullInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
+	c, rng := tc.Client, tc.Rand
+	deleteAtEnd(t)
+	// F: a warm collection whose file a delete can free later.
+	f := fixture.Create(ctx, t, c, rng, 900, dim, api.MetricDot)
+	_, err := c.SetTier(ctx, f.Name, api.TierWarm)
+	require.NoError(t, err)
+	runWorker(ctx, t)
+	fSize := usage(ctx, t).WarmBytes
+
+	// Two hot collections take the inserts (each stays below api.MaxK).
+	hs := make([]*growing, 2)
+	for i := range hs {
+		hs[i] = &growing{Collection: fixture.Collection{Name: fixture.UniqueName(t, rng), Dim: dim, Metric: api.MetricL2}}
+		_, err := c.CreateCollection(ctx, api.CreateCollectionRequest{Name: hs[i].Name, Dimension: dim, Metric: hs[i].Metric})
+		require.NoError(t, err)
+	}
+	// Three writers insert until the volume refuses them.
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for w := range errs {
+		wg.Add(1)
+		rng := tc.Seed.Stream(fmt.Sprintf("writer-%d", w))
+		go func() {
+			defer wg.Done()
+			errs[w] = fillUntilFull(ctx, c, rng, hs[w%len(hs)], 20)
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	// Then single vectors, then a collection of 1-dimensional vectors,
+	// until not one more record fits: the volume is full to its last page.
+	require.NoError(t, fillUntilFull(ctx, c, rng, hs[0], 1))
+	tiny := &growing{Collection: fixture.Collection{Name: fixture.UniqueName(t, rng), Dim: 1, Metric: api.MetricL2}}
+	_, err = c.CreateCollection(ctx, api.CreateCollectionRequest{Name: tiny.Name, Dimension: 1, Metric: tiny.Metric})
+	require.NoError(t, err)
+	require.NoError(t, fillUntilFull(ctx, c, rng, tiny, 1))
+	full, err := datadir.Statfs(ctx, stack)
+	require.NoError(t, err)
+	t.Logf("volume full: %d B free; acknowledged %d + %d + %d vectors; F's file %d B",
+		full.Free, len(hs[0].Vectors), len(hs[1].Vectors), len(tiny.Vectors), fSize)
+	require.Less(t, full.Free, int64(4096), "premise: the volume is full to its last page")
+
+	// Every acknowledged insert is there and exact, nothing refused is.
+	for _, h := range append(hs, tiny) {
+		fixture.RequireTier(ctx, t, c, &h.Collection, api.TierHot)
+		fixture.RequireExactSearch(ctx, t, c, rng, &h.Collection, queries, topK)
+	}
+
+	// Free space through tierd: deleting F removes its file.
+	err = c.DeleteCollection(ctx, f.Name)
+	require.NoError(t, err, "deleting a collection on a full volume (the only way to free space through tierd)")
+	freed, err := datadir.Statfs(ctx, stack)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, freed.Free, fSize-4096, "F's file is gone")
+	l, err := datadir.List(ctx, stack)
+	require.NoError(t, err)
+	require.Empty(t, l.Partial())
+	require.Empty(t, l.Parquet(), "no warm file left")
+	require.Zero(t, usage(ctx, t).WarmBytes)
+
+	// Inserts work again.
+	more := vectorsFrom(rng, hs[1].next(batch), batch, dim)
+	_, err = c.Insert(ctx, hs[1].Name, more)
+	require.NoError(t, err, "insert after space was freed")
+	hs[1].Vectors = append(hs[1].Vectors, more...)
+	fixture.RequireExactSearch(ctx, t, c, rng, &hs[1].Collection, queries, topK)
+	tc.Check(ctx, t, check.Config{}, f.Name, hs[0].Name, hs[1].Name, tiny.Name)
+}
+
+// growing is a collection that several writers extend with fresh ids.
+type growing struct {
+	fixture.Collection
+	mu  sync.Mutex
+	ids int
+}
+
+// next reserves n ids and returns the first.
+func (g *growing) next(n int) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	first := g.ids
+	g.ids += n
+	return first
+}
+
+// fillUntilFull inserts batches of n vectors into g until tierd answers
+// insufficient_storage; any other error is returned.
+func fillUntilFull(ctx context.Context, c fixture.Tierd, rng *rand.Rand, g *growing, n int) error {
+	for {
+		first := g.next(n)
+		if first+n >= api.MaxK {
+			return fmt.Errorf("%s: %d vectors inserted and the volume is still not full", g.Name, first)
+		}
+		vs := vectorsFrom(rng, first, n, g.Dim)
+		_, err := c.Insert(ctx, g.Name, vs)
+		switch {
+		case err == nil:
+			g.mu.Lock()
+			g.Vectors = append(g.Vectors, vs...)
+			g.mu.Unlock()
+		case client.CodeOf(err) == api.CodeInsufficientStorage:
+			return nil
+		default:
+			return fmt.Errorf("insert into %s on a filling volume: want success or insufficient_storage, got %w", g.Name, err)
+		}
+	}
+}
+
+// vectorsFrom returns n random vectors with ids v<first>... (the
+// fixture's id format).
+func vectorsFrom(rng *rand.Rand, first, n, dim int) []api.Vector {
+	vs := fixture.RandomVectors(rng, n, dim)
+	for i := range vs {
+		vs[i].ID = fmt.Sprintf("v%05d", first+i)
+	}
+	return vs
 }
