@@ -17,16 +17,16 @@ const (
 	DefaultBatchMaxBytes      = 8 << 20
 	DefaultBatchFlushInterval = 5 * time.Second
 
-	DefaultConcurrency      = 10
-	DefaultMaxRetries       = 3
-	DefaultBackoffBase      = 100 * time.Millisecond
-	DefaultBackoffCap       = 5 * time.Second
-	DefaultMaxRetryAfter    = 30 * time.Second
-	DefaultPartSize         = 8 << 20
-	DefaultMultipartThresh  = 16 << 20
-	DefaultRetryBudgetRatio = 0.5
-	DefaultRetryBudgetMin   = 20
-	DefaultAbortTimeout     = 30 * time.Second
+	DefaultConcurrency        = 10
+	DefaultMaxRetries         = 3
+	DefaultBackoffBase        = 100 * time.Millisecond
+	DefaultBackoffCap         = 5 * time.Second
+	DefaultMaxRetryAfter      = 30 * time.Second
+	DefaultPartSize           = 8 << 20
+	DefaultMultipartThreshold = 16 << 20
+	DefaultRetryBudgetRatio   = 0.5
+	DefaultRetryBudgetMin     = 20
+	DefaultAbortTimeout       = 30 * time.Second
 
 	// MinPartSize is S3's minimum size of every part but the last.
 	MinPartSize = 5 << 20
@@ -194,7 +194,7 @@ func DefaultParallelConfig() ParallelConfig {
 		RetryBudgetRatio:   DefaultRetryBudgetRatio,
 		RetryBudgetMin:     DefaultRetryBudgetMin,
 		PartSize:           DefaultPartSize,
-		MultipartThreshold: DefaultMultipartThresh,
+		MultipartThreshold: DefaultMultipartThreshold,
 		AbortTimeout:       DefaultAbortTimeout,
 	}
 }

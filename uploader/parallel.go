@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -171,20 +172,32 @@ func (u *ParallelUploader) Upload(ctx context.Context, item Item) Result {
 func (u *ParallelUploader) UploadAll(ctx context.Context, items []Item) []Result {
 	results := make([]Result, len(items))
 	budget := &retryBudget{ratio: u.cfg.RetryBudgetRatio, min: int64(u.cfg.RetryBudgetMin)}
-	var g errgroup.Group
-	g.SetLimit(u.cfg.Concurrency)
-	for i := range items {
-		results[i].Key = items[i].Key
-		if err := ctx.Err(); err != nil {
-			results[i].Err = canceled("Upload", items[i].Key, err)
-			continue
-		}
-		g.Go(func() error {
+	// A fixed pool of workers takes items in input order; each writes
+	// only its own items' results.
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(items) {
+				return
+			}
+			if err := ctx.Err(); err != nil {
+				results[i] = Result{Key: items[i].Key, Err: canceled("Upload", items[i].Key, err)}
+				continue
+			}
 			results[i] = u.uploadItem(ctx, budget, items[i])
-			return nil
-		})
+		}
 	}
-	_ = g.Wait() // the goroutines never return errors; results carry them
+	workers := min(u.cfg.Concurrency, len(items))
+	if workers <= 1 {
+		work()
+		return results
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(work)
+	}
+	wg.Wait()
 	return results
 }
 
