@@ -106,6 +106,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.Float64Var(&o.Budget.MinRateRatio, "budget-rate-ratio", 0.99, "smallest achieved/target rate (0: unchecked)")
 	fs.Float64Var(&o.Budget.MaxCPU, "budget-cpu", 0.8, "largest average tierd CPU in cores, after warm-up (0: unchecked)")
 	fs.Float64Var(&o.Budget.MaxHeapGrowth, "budget-heap-growth", 0.1, "largest in-use heap growth from warm-up to end (0: unchecked)")
+	fs.Int64Var(&o.Budget.HeapSlackBytes, "budget-heap-slack", 4<<20, "heap growth up to this many bytes always holds (0: none)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

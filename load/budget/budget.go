@@ -33,6 +33,11 @@ type Budget struct {
 	// MaxHeapGrowth is the largest allowed relative growth of the target's
 	// in-use heap between the end of warm-up and the end of the run (0.1 = 10%).
 	MaxHeapGrowth float64
+	// HeapSlackBytes lets the heap gate hold whenever the absolute growth
+	// is at most this many bytes: a small heap's share of live data (which
+	// collections are in memory at the moment of the profile) swings by
+	// tens of percent without any leak.
+	HeapSlackBytes int64
 }
 
 // Measured is what a run produced. CPU and heap figures are optional: a
@@ -44,9 +49,11 @@ type Measured struct {
 	// CPU is the target's average CPU use in cores; HasCPU says it was measured.
 	CPU    float64
 	HasCPU bool
-	// HeapGrowth is the relative in-use heap growth; HasHeap says it was measured.
-	HeapGrowth float64
-	HasHeap    bool
+	// HeapGrowth is the relative in-use heap growth, from HeapBase to
+	// HeapEnd bytes; HasHeap says it was measured.
+	HeapGrowth        float64
+	HeapBase, HeapEnd int64
+	HasHeap           bool
 }
 
 // FromResult fills the latency, error, rate and lateness figures of a run.
@@ -157,8 +164,13 @@ func Check(b Budget, m Measured) Report {
 	}
 	if b.MaxHeapGrowth > 0 {
 		l := Line{Name: "heap growth", Budget: "≤ " + fmtPct(b.MaxHeapGrowth), Measured: "not measured"}
+		if b.HeapSlackBytes > 0 {
+			l.Budget += " or ≤ +" + fmtBytes(b.HeapSlackBytes)
+		}
 		if m.HasHeap {
-			l.Measured, l.OK = fmtPct(m.HeapGrowth), m.HeapGrowth <= b.MaxHeapGrowth
+			delta := m.HeapEnd - m.HeapBase
+			l.Measured = fmt.Sprintf("%s (%s%s)", fmtPct(m.HeapGrowth), sign(delta), fmtBytes(abs(delta)))
+			l.OK = m.HeapGrowth <= b.MaxHeapGrowth || (b.HeapSlackBytes > 0 && delta <= b.HeapSlackBytes)
 		}
 		r.Lines = append(r.Lines, l)
 	}
@@ -207,4 +219,31 @@ func fmtPct(x float64) string {
 	default:
 		return fmt.Sprintf("%.4g%%", 100*x)
 	}
+}
+
+func fmtBytes(b int64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.3g GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.3g MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.3g KiB", float64(b)/(1<<10))
+	default:
+		return fmt.Sprintf("%d B", b)
+	}
+}
+
+func sign(x int64) string {
+	if x < 0 {
+		return "-"
+	}
+	return "+"
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

@@ -14,6 +14,12 @@ import (
 
 var seedGate = Budget{P95: 25 * time.Millisecond, MaxErrorRate: 0.001, MinRateRatio: 0.99, MaxCPU: 0.8, MaxHeapGrowth: 0.1}
 
+func withSlack(b int64) Budget {
+	g := seedGate
+	g.HeapSlackBytes = b
+	return g
+}
+
 func good() Measured {
 	return Measured{P95: 10 * time.Millisecond, ErrorRate: 0.0005, RateRatio: 0.999, CPU: 0.3, HasCPU: true, HeapGrowth: 0.02, HasHeap: true}
 }
@@ -32,6 +38,8 @@ func TestCheck(t *testing.T) {
 		{"rate", seedGate, func(m *Measured) { m.RateRatio = 0.9 }, []string{"achieved/target rate"}},
 		{"cpu and heap", seedGate, func(m *Measured) { m.CPU = 1.5; m.HeapGrowth = 0.5 }, []string{"target CPU (avg)", "heap growth"}},
 		{"cpu not measured", seedGate, func(m *Measured) { m.HasCPU = false }, []string{"target CPU (avg)"}},
+		{"small heap within slack", withSlack(8 << 20), func(m *Measured) { m.HeapGrowth, m.HeapBase, m.HeapEnd = 0.6, 3<<20, 5<<20 }, nil},
+		{"heap beyond slack", withSlack(1 << 20), func(m *Measured) { m.HeapGrowth, m.HeapBase, m.HeapEnd = 0.6, 3<<20, 5<<20 }, []string{"heap growth"}},
 		{"no errors allowed", Budget{MaxErrorRate: NoErrors}, func(*Measured) {}, []string{"error rate"}},
 		{"zero budget checks nothing", Budget{}, func(m *Measured) { m.ErrorRate = 1 }, nil},
 		{"tail and late", Budget{P99: time.Millisecond, P999: time.Millisecond, Max: time.Second, MaxLateRatio: 0.01},
@@ -78,6 +86,7 @@ func TestRequireFailsWithTable(t *testing.T) {
 	assert.Contains(t, msg, "1 of 5 gates")
 	assert.Regexp(t, `p95\s+≤ 25ms\s+40ms\s+FAIL`, msg)
 	assert.Regexp(t, `error rate\s+≤ 0.1%\s+0.05%\s+ok`, msg)
+	assert.Regexp(t, `heap growth\s+≤ 10%\s+2%`, msg)
 
 	ok := &fakeT{}
 	Require(ok, seedGate, good())

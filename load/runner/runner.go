@@ -217,6 +217,7 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 			log.Warn("profiles incomplete", "err", err)
 		} else if sum.HasBase() {
 			measured.HeapGrowth, measured.HasHeap = sum.HeapGrowth, true
+			measured.HeapBase, measured.HeapEnd = sum.HeapBase, sum.HeapEnd
 		}
 	}
 	stopAux()

@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -174,9 +173,10 @@ type collection struct {
 	name string
 	// tier is the last tier tierd reported (an api.Tier).
 	tier atomic.Value
-	// transitioning serialises this workload's own tier requests on the
-	// collection, so that the mix does not race itself into 409s.
-	transitioning sync.Mutex
+	// transitioning (capacity 1) serialises this workload's own tier
+	// requests on the collection, so that the mix does not race itself
+	// into 409s.
+	transitioning chan struct{}
 }
 
 // Workload drives tierd.
@@ -208,7 +208,7 @@ func Setup(ctx context.Context, c *client.Client, cfg Config) (*Workload, error)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i := range cfg.Collections {
-		col := &collection{name: cfg.name(i)}
+		col := &collection{name: cfg.name(i), transitioning: make(chan struct{}, 1)}
 		w.colls = append(w.colls, col)
 		target := api.TierHot
 		switch {
@@ -342,23 +342,16 @@ func (w *Workload) insert(ctx context.Context, seq uint64) error {
 // setTier moves a collection that has no tier request of ours in flight
 // to another tier: from hot down to warm or cold, from warm to cold or
 // back to hot, from cold up to warm or hot. A request that meets a running
-// transition is retried (up to tierRetries attempts, 10 ms, 20 ms, ...
-// apart); its latency includes the waits.
+// transition is retried with exponential backoff; its latency includes
+// the waits.
 func (w *Workload) setTier(ctx context.Context, seq uint64) error {
 	r := w.rng(seq)
 	start := r.IntN(len(w.colls))
-	var col *collection
-	for i := range w.colls {
-		c := w.colls[(start+i)%len(w.colls)]
-		if c.transitioning.TryLock() {
-			col = c
-			break
-		}
-	}
+	col := w.acquire(ctx, start)
 	if col == nil {
-		return load.WithCode("all_collections_busy", errors.New("workload: every collection has a tier request in flight"))
+		return ctx.Err()
 	}
-	defer col.transitioning.Unlock()
+	defer func() { <-col.transitioning }()
 	cur, _ := col.tier.Load().(api.Tier)
 	var choices []api.Tier
 	switch cur {
@@ -382,7 +375,7 @@ func (w *Workload) setTier(ctx context.Context, seq uint64) error {
 		if client.CodeOf(err) != api.CodeTransitionInProgress || attempt == tierRetries {
 			return coded(err)
 		}
-		t := time.NewTimer(time.Duration(attempt) * 10 * time.Millisecond)
+		t := time.NewTimer(tierBackoff << (attempt - 1))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -392,9 +385,33 @@ func (w *Workload) setTier(ctx context.Context, seq uint64) error {
 	}
 }
 
-// tierRetries bounds the attempts of a tier request that meets a running
-// transition.
-const tierRetries = 5
+// A tier request that meets a running transition is retried up to
+// tierRetries times, tierBackoff, 2×, 4×, ... apart (≈1.3 s in all).
+const (
+	tierRetries = 8
+	tierBackoff = 10 * time.Millisecond
+)
+
+// acquire takes the tier-request slot of the first free collection from
+// start on; when every collection has one of our tier requests in flight
+// it waits for the one at start. It returns nil if ctx ends first.
+func (w *Workload) acquire(ctx context.Context, start int) *collection {
+	for i := range w.colls {
+		c := w.colls[(start+i)%len(w.colls)]
+		select {
+		case c.transitioning <- struct{}{}:
+			return c
+		default:
+		}
+	}
+	c := w.colls[start]
+	select {
+	case c.transitioning <- struct{}{}:
+		return c
+	case <-ctx.Done():
+		return nil
+	}
+}
 
 // coded gives tierd's error code to the driver's error accounting.
 func coded(err error) error {

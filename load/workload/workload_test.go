@@ -141,3 +141,29 @@ func TestCodedErrors(t *testing.T) {
 	assert.Equal(t, "http_502", load.CodeOf(coded(&client.Error{StatusCode: 502})))
 	assert.Equal(t, load.CodeCanceled, load.CodeOf(coded(context.Canceled)))
 }
+
+func TestAcquireWaitsWhenEveryCollectionIsBusy(t *testing.T) {
+	w := &Workload{}
+	for i := range 2 {
+		w.colls = append(w.colls, &collection{name: "c" + string(rune('0'+i)), transitioning: make(chan struct{}, 1)})
+	}
+	first := w.acquire(context.Background(), 0)
+	second := w.acquire(context.Background(), 0)
+	require.NotNil(t, first)
+	require.NotNil(t, second)
+	assert.NotSame(t, first, second, "a free collection is preferred")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	assert.Nil(t, w.acquire(ctx, 1), "all busy: waits until ctx ends")
+
+	got := make(chan *collection, 1)
+	go func() { got <- w.acquire(context.Background(), 1) }()
+	<-w.colls[1].transitioning // release collection 1
+	select {
+	case c := <-got:
+		assert.Same(t, w.colls[1], c)
+	case <-time.After(5 * time.Second):
+		t.Fatal("acquire did not take the released collection")
+	}
+}
