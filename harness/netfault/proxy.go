@@ -38,10 +38,12 @@ type Proxy struct {
 type proxyState struct {
 	mu  sync.Mutex
 	log *slog.Logger
-	// api is a private copy of the caller's *toxiproxy.Proxy: Enable and
-	// Disable rewrite the struct they are called on, and the caller's may
-	// be shared.
-	api toxiproxy.Proxy
+	// api and saver are private copies of the caller's *toxiproxy.Proxy:
+	// Enable and Disable rewrite the struct they are called on, and the
+	// caller's may be shared. api is never written after New (the toxic
+	// calls and Name only read it); saver is used for Enable and Disable,
+	// under mu.
+	api, saver toxiproxy.Proxy
 	// downs counts the Down faults not yet removed in generation gen; the
 	// proxy is enabled again when it drops to zero. Clear starts a new
 	// generation, after which older Down faults are no-ops to remove.
@@ -64,7 +66,7 @@ func New(p *toxiproxy.Proxy, opts ...Option) (*Proxy, error) {
 	if p == nil {
 		return nil, invalid(CodeNilProxy, "", "", "New needs a *toxiproxy.Proxy, got nil")
 	}
-	st := &proxyState{api: *p, log: slog.Default()}
+	st := &proxyState{api: *p, saver: *p, log: slog.Default()}
 	for _, o := range opts {
 		o(st)
 	}
@@ -352,6 +354,8 @@ func faultID() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
+// setEnabled, bounce and removeToxics are called with st.mu held.
+
 // removeToxics removes the named toxics, counting a toxic Toxiproxy does
 // not know as removed, and keeps going after a failure.
 func (st *proxyState) removeToxics(ctx context.Context, names []string) error {
@@ -376,9 +380,9 @@ func (st *proxyState) setEnabled(ctx context.Context, on bool) error {
 	}
 	var err error
 	if on {
-		err = st.api.Enable()
+		err = st.saver.Enable()
 	} else {
-		err = st.api.Disable()
+		err = st.saver.Disable()
 	}
 	if err != nil {
 		return apiErr(err, "set proxy %s enabled=%v", st.api.Name, on)
