@@ -56,11 +56,12 @@ type Jitter func(ceiling time.Duration) time.Duration
 type Option func(*options)
 
 type options struct {
-	sleep  Sleeper
-	jitter Jitter
-	logger *slog.Logger
-	now    func() time.Time
-	tick   time.Duration
+	onRetry func(RetryEvent)
+	sleep   Sleeper
+	jitter  Jitter
+	logger  *slog.Logger
+	now     func() time.Time
+	tick    time.Duration
 }
 
 // WithSleeper replaces the backoff wait (tests use it to record the
@@ -72,6 +73,23 @@ func WithJitter(j Jitter) Option { return func(o *options) { o.jitter = j } }
 
 // WithLogger sets the logger for retries and aborts (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// RetryEvent describes one retry decided by a ParallelUploader.
+type RetryEvent struct {
+	// Op is the operation retried, e.g. "PutObject" or "UploadPart".
+	Op  string
+	Key string
+	// Attempt is the number of the attempt that failed (1 = the first).
+	Attempt int
+	// Wait is the backoff before the next attempt.
+	Wait time.Duration
+	// Err is the failed attempt's error.
+	Err error
+}
+
+// WithRetryHook calls hook before every retry wait (for metrics such as a
+// retries counter). The hook must not block.
+func WithRetryHook(hook func(RetryEvent)) Option { return func(o *options) { o.onRetry = hook } }
 
 // WithNow sets the BatchUploader's clock, used to age batches.
 func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -235,6 +253,18 @@ func canceled(op, key string, err error) error {
 	return &StoreError{Op: op, Key: key, Code: CodeCanceled, Err: err}
 }
 
+// Retry runs fn with the uploader's retry policy, for store operations
+// the uploader has no method for (StatObject, DeleteObject, ListObjects):
+// one request slot per attempt, retries of retryable errors only, at most
+// MaxRetries, backoff with full jitter and Retry-After, and a retry budget
+// of its own. It returns the number of attempts made and fn's last error
+// (an *AttemptsError when retries ran out).
+func (u *ParallelUploader) Retry(ctx context.Context, op, key string, fn func(ctx context.Context) error) (int, error) {
+	budget := &retryBudget{ratio: u.cfg.RetryBudgetRatio, min: int64(u.cfg.RetryBudgetMin)}
+	budget.request()
+	return u.retry(ctx, budget, op, key, fn)
+}
+
 // retry runs fn, one request slot per attempt, until it succeeds, fails
 // permanently, MaxRetries or the budget is used up, or ctx ends. It returns
 // the number of attempts made.
@@ -270,6 +300,9 @@ func (u *ParallelUploader) retry(ctx context.Context, budget *retryBudget, op, k
 			return attempt + 1, &AttemptsError{Op: op, Key: key, Attempts: attempt + 1, BudgetExhausted: true, Err: err}
 		}
 		wait := u.backoff(attempt, c.RetryAfter)
+		if u.opts.onRetry != nil {
+			u.opts.onRetry(RetryEvent{Op: op, Key: key, Attempt: attempt + 1, Wait: wait, Err: err})
+		}
 		u.opts.logger.DebugContext(ctx, "uploader: retrying", "op", op, "key", key, "attempt", attempt+1,
 			"code", string(c.Code), "wait", wait, "err", err)
 		if serr := u.opts.sleep(ctx, wait); serr != nil {

@@ -490,3 +490,39 @@ func TestConfigValidateReportsAllFields(t *testing.T) {
 		assert.Contains(t, err.Error(), f)
 	}
 }
+
+func TestRetryHookAndGenericRetry(t *testing.T) {
+	s := NewMemStore()
+	put(t, s, "k", []byte("x"))
+	_, err := s.Inject(Fault{Kind: FaultSlowDown, Op: OpStatObject, Times: 2, RetryAfter: time.Second})
+	require.NoError(t, err)
+	rec := &recorder{}
+	var events []RetryEvent
+	u := newUploader(t, s, testParallelConfig(), WithSleeper(rec.sleep), WithJitter(fullCeiling),
+		WithRetryHook(func(e RetryEvent) { events = append(events, e) }))
+	var info ObjectInfo
+	n, err := u.Retry(context.Background(), "stat", "k", func(ctx context.Context) error {
+		var err error
+		info, err = s.StatObject(ctx, "k")
+		return err
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	assert.Equal(t, int64(1), info.Size)
+	require.Len(t, events, 2)
+	for i, e := range events {
+		assert.Equal(t, "stat", e.Op)
+		assert.Equal(t, "k", e.Key)
+		assert.Equal(t, i+1, e.Attempt)
+		assert.Equal(t, time.Second, e.Wait, "Retry-After beats the 10-20 ms backoff")
+		assert.ErrorIs(t, e.Err, ErrSlowDown)
+	}
+
+	n, err = u.Retry(context.Background(), "delete", "k", func(ctx context.Context) error {
+		_, err := s.StatObject(ctx, "missing")
+		return err
+	})
+	require.ErrorIs(t, err, ErrNotFound)
+	assert.Equal(t, 1, n)
+	assert.Len(t, events, 2, "no retry of a permanent error")
+}
