@@ -79,24 +79,9 @@ func (c *Case) Check(ctx context.Context, t *testing.T, cfg check.Config, names 
 // counters, and makes sure tierd runs and is not paused.
 func (s *Stack) ClearFaults(ctx context.Context) error {
 	var errs []error
-	if s.S3Proxy != nil {
-		toxics, err := s.S3Proxy.Toxics()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("list toxics: %w", err))
-		}
-		for _, tx := range toxics {
-			if err := s.S3Proxy.RemoveToxic(tx.Name); err != nil {
-				errs = append(errs, fmt.Errorf("remove toxic %s: %w", tx.Name, err))
-			}
-		}
-		if !s.S3Proxy.Enabled {
-			if err := s.S3Proxy.Enable(); err != nil {
-				errs = append(errs, fmt.Errorf("enable proxy: %w", err))
-			}
-		} else if p, err := s.Toxiproxy.Proxy(S3ProxyName); err == nil && !p.Enabled {
-			if err := p.Enable(); err != nil {
-				errs = append(errs, fmt.Errorf("enable proxy: %w", err))
-			}
+	if s.Net != nil {
+		if err := s.Net.Clear(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("clear network faults: %w", err))
 		}
 	}
 	if s.S3Faults != nil {

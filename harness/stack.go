@@ -34,6 +34,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness/cleanup"
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
 	"github.com/tierchaos/tierchaos/harness/images"
+	"github.com/tierchaos/tierchaos/harness/netfault"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
 	tierclient "github.com/tierchaos/tierchaos/system/client"
 	"github.com/tierchaos/tierchaos/system/config"
@@ -110,6 +111,8 @@ type Stack struct {
 	Toxiproxy *toxiproxy.Client
 	// S3Proxy is the proxy on tierd's S3 path.
 	S3Proxy *toxiproxy.Proxy
+	// Net is the typed network fault API on S3Proxy (see harness/netfault).
+	Net *netfault.Proxy
 
 	// StartDuration is how long Start took once images existed.
 	StartDuration time.Duration
@@ -324,6 +327,9 @@ func (s *Stack) startToxiproxy(ctx context.Context) error {
 	listen := "0.0.0.0:" + strings.TrimSuffix(s3ProxyPort, "/tcp")
 	if s.S3Proxy, err = s.Toxiproxy.CreateProxy(S3ProxyName, listen, minioAlias+":9000"); err != nil {
 		return fmt.Errorf("harness: create proxy: %w", err)
+	}
+	if s.Net, err = netfault.New(s.S3Proxy, netfault.WithLogger(s.log)); err != nil {
+		return fmt.Errorf("harness: network faults: %w", err)
 	}
 	if s.S3ProxyEndpoint, err = c.PortEndpoint(ctx, s3ProxyPort, ""); err != nil {
 		return fmt.Errorf("harness: proxy endpoint: %w", err)
