@@ -148,7 +148,7 @@ func (m *MemStore) begin(ctx context.Context, op Op, key string, size int64) (*F
 	m.mu.Unlock()
 
 	if err := sleepCtx(ctx, delay); err != nil {
-		return nil, m.fail(op, newError(string(op), key, CodeCanceled, err))
+		return nil, m.fail(op, newError(string(op), key, Classify(err).Code, err))
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, m.fail(op, &StoreError{Op: string(op), Key: key, Code: Classify(err).Code, Err: err})
@@ -167,7 +167,7 @@ func (m *MemStore) begin(ctx context.Context, op Op, key string, size int64) (*F
 		return nil, m.fail(op, newError(string(op), key, CodeConnection, errors.New("injected connection reset by peer")))
 	case FaultTimeout:
 		if err := sleepCtx(ctx, f.Delay); err != nil {
-			return nil, m.fail(op, newError(string(op), key, CodeCanceled, err))
+			return nil, m.fail(op, newError(string(op), key, Classify(err).Code, err))
 		}
 		return nil, m.fail(op, newError(string(op), key, CodeTimeout, errors.New("injected timeout")))
 	}

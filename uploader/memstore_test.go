@@ -188,4 +188,5 @@ func TestMemStoreLatencyHonoursDeadline(t *testing.T) {
 	_, err := s.StatObject(ctx, "k")
 	require.Error(t, err)
 	require.True(t, errors.Is(err, context.DeadlineExceeded))
+	assert.Equal(t, CodeTimeout, CodeOf(err), "a deadline is a timeout, a cancel is not")
 }
