@@ -1,9 +1,11 @@
 package snapshot
 
 import (
+	"bytes"
 	"strconv"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 )
 
@@ -72,4 +74,55 @@ func TestWrongDimensionAndGarbage(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt)
 	_, err = Encode(nil, 3, []string{"a"}, []float32{1, 2})
 	require.Error(t, err)
+}
+
+func TestColumnDecodeMatchesRowDecode(t *testing.T) {
+	for _, n := range []int{1, 3000, 20000} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			ids, vecs := sample(n, 64)
+			data, _, err := EncodeBytes(64, ids, vecs)
+			require.NoError(t, err)
+			gotIDs, gotVecs, ok, err := decodeColumns("f", data, 64)
+			require.NoError(t, err)
+			require.True(t, ok, "the fast path handles what Encode writes")
+			rows, err := parquet.Read[Row](bytes.NewReader(data), int64(len(data)))
+			require.NoError(t, err)
+			require.Len(t, rows, n)
+			for i, r := range rows {
+				require.Equal(t, r.ID, gotIDs[i])
+				require.Equal(t, r.Values, gotVecs[i*64:(i+1)*64])
+			}
+			require.Equal(t, ids, gotIDs)
+			require.Equal(t, vecs, gotVecs)
+		})
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	ids, vecs := sample(10000, 128)
+	data, _, err := EncodeBytes(128, ids, vecs)
+	require.NoError(b, err)
+	b.Run("columns", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, ok, err := decodeColumns("f", data, 128); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	b.Run("rows", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := parquet.Read[Row](bytes.NewReader(data), int64(len(data))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkEncode(b *testing.B) {
+	ids, vecs := sample(10000, 128)
+	for b.Loop() {
+		if _, _, err := EncodeBytes(128, ids, vecs); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -142,3 +142,30 @@ func BenchmarkTransitions(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRecovery measures Open (restart) of a store holding one hot
+// collection of 100k x 128 vectors, from the WAL alone and from a
+// checkpoint.
+func BenchmarkRecovery(b *testing.B) {
+	const dim, n = 128, 100_000
+	for _, checkpoint := range []bool{false, true} {
+		b.Run(fmt.Sprintf("checkpoint=%v", checkpoint), func(b *testing.B) {
+			f := newFixture(b, nil)
+			s := f.open(b, func(o *store.Options) { o.CheckpointBytes = 1 })
+			loaded(b, s, "r", n, dim)
+			if checkpoint {
+				var cyc api.WorkerCycle
+				s.Maintain(context.Background(), store.MaintainOptions{}, &cyc)
+				require.Equal(b, []string{"r"}, cyc.Checkpointed)
+			}
+			require.NoError(b, s.Close())
+			b.ResetTimer()
+			for b.Loop() {
+				s := f.open(b, nil)
+				b.StopTimer()
+				require.NoError(b, s.Close())
+				b.StartTimer()
+			}
+		})
+	}
+}
