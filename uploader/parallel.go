@@ -316,10 +316,10 @@ func (u *ParallelUploader) retry(ctx context.Context, budget *retryBudget, op, k
 // at MaxRetryAfter).
 func (u *ParallelUploader) backoff(attempt int, retryAfter time.Duration) time.Duration {
 	ceiling := u.cfg.BackoffCap
-	if attempt < 62 {
-		if c := u.cfg.BackoffBase << attempt; c > 0 && c < ceiling {
-			ceiling = c
-		}
+	// base<<attempt, unless that reaches the cap (compared without
+	// overflowing).
+	if attempt < 63 && u.cfg.BackoffBase <= u.cfg.BackoffCap>>attempt {
+		ceiling = u.cfg.BackoffBase << attempt
 	}
 	wait := u.opts.jitter(ceiling)
 	if ra := min(retryAfter, u.cfg.MaxRetryAfter); ra > wait {

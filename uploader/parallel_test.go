@@ -526,3 +526,18 @@ func TestRetryHookAndGenericRetry(t *testing.T) {
 	assert.Equal(t, 1, n)
 	assert.Len(t, events, 2, "no retry of a permanent error")
 }
+
+func TestBackoffNeverOverflows(t *testing.T) {
+	cfg := testParallelConfig()
+	cfg.BackoffBase = 100 * time.Millisecond
+	cfg.BackoffCap = time.Hour
+	u := newUploader(t, NewMemStore(), cfg, WithJitter(fullCeiling))
+	prev := time.Duration(0)
+	for attempt := range 100 {
+		w := u.backoff(attempt, 0)
+		require.GreaterOrEqual(t, w, prev, "attempt %d", attempt)
+		require.LessOrEqual(t, w, time.Hour, "attempt %d", attempt)
+		prev = w
+	}
+	assert.Equal(t, time.Hour, prev)
+}
