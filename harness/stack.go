@@ -122,6 +122,7 @@ type Stack struct {
 	network    *testcontainers.DockerNetwork
 	mu         sync.Mutex
 	containers map[string]testcontainers.Container
+	iterations map[string]int
 	volume     string
 	seed       uint64
 	sut        sut
