@@ -26,35 +26,152 @@ const (
 
 // TestFailure is the failure suite: each row names its fault, what it does
 // under the fault, and what it expects, read back from tierd and MinIO.
+// Every row ends with the harness checkers (no acknowledged write lost,
+// searches equal the oracle, tier history linearizable).
 func TestFailure(t *testing.T) {
 	cases := []struct {
 		name string
+		// fault is what the row injects, and where.
+		fault string
 		// guards names the tierd invariant the case protects.
 		guards string
 		run    func(ctx context.Context, t *testing.T, c *harness.Case)
 	}{
 		{
 			name:   "no-fault-cold-round-trip",
+			fault:  "none",
 			guards: "a demotion to cold leaves one snapshot object in S3 and promotion restores exactly the same vectors",
 			run:    noFaultRoundTrip,
 		},
 		{
 			name:   "s3-latency-200ms",
+			fault:  "Toxiproxy latency 200 ms downstream",
 			guards: "S3 latency slows a demotion down but does not fail it",
 			run:    latencyDemotion,
 		},
 		{
 			name:   "s3-proxy-down",
+			fault:  "Toxiproxy proxy disabled before the demotion",
 			guards: "a demotion that cannot reach S3 fails with storage_unavailable, keeps the collection hot and exact, and leaves nothing in the bucket",
 			run:    proxyDown,
+		},
+		// Scenario 10.
+		{
+			name:   "s3-503-slowdown-retried",
+			fault:  "S3 layer: 503 SlowDown for the next 5 PutObject/UploadPart requests of the collection",
+			guards: "retryable S3 errors are retried (up to TIERD_S3_MAX_RETRIES) with a doubling backoff ceiling, and the demotion then succeeds with a valid object",
+			run:    slowDownRetried,
+		},
+		// Scenario 11.
+		{
+			name:   "s3-connection-timeout",
+			fault:  "Toxiproxy timeout (no data either way, connection held open)",
+			guards: "a demotion against a hanging S3 fails with storage_unavailable within the S3 deadline, rolls back (hot, exact, nothing stored), and succeeds once the toxic is gone",
+			run:    connectionTimeout,
+		},
+		// Scenario 12, three ways to cut an upload.
+		{
+			name:   "partial-upload-cut-put",
+			fault:  "S3 layer: the first PutObject of the collection cut after half its body",
+			guards: "a cut single-PUT upload never shows up as a valid snapshot; the retry completes with a verified object",
+			run:    cutPut,
+		},
+		{
+			name:   "partial-upload-cut-part",
+			fault:  "S3 layer: the first UploadPart of a two-part multipart upload cut after 256 KiB",
+			guards: "a cut part is retried, the multipart upload completes with a verified object, and no incomplete upload remains",
+			run:    cutPart,
+		},
+		{
+			name:   "partial-upload-limit-data",
+			fault:  "Toxiproxy limit_data upstream: every connection to S3 closed after 20 kB",
+			guards: "a demotion whose every attempt is cut fails with storage_unavailable, leaves neither object nor incomplete upload, and succeeds once the toxic is gone",
+			run:    limitData,
+		},
+		// Scenario 13, three kinds of corruption.
+		{
+			name:   "corrupt-object-at-rest",
+			fault:  "8 bits flipped in the cold object directly in MinIO (size and metadata kept)",
+			guards: "promotion verifies the checksum: it refuses with data_corrupted naming the object, nothing is served from it, and restore from an older intact snapshot works",
+			run:    corruptAtRest,
+		},
+		{
+			name:   "corrupt-get-truncated",
+			fault:  "S3 layer: every GetObject of the cold object truncated at half its body",
+			guards: "a truncated download is never served: promotion fails with an error naming the object, the collection stays cold, and promotes once the fault is gone",
+			run:    truncatedGet,
+		},
+		{
+			name:   "corrupt-get-bits-flipped",
+			fault:  "S3 layer: 8 bits flipped in every GetObject body of the cold object",
+			guards: "a download whose bytes changed in transit fails its checksum (data_corrupted naming the object) and is never served; the intact object promotes once the fault is gone",
+			run:    flippedGet,
+		},
+		// Scenario 14, three points of a transition.
+		{
+			name:   "kill-during-multipart-upload",
+			fault:  "SIGKILL while CompleteMultipartUpload is held (parts uploaded, upload incomplete)",
+			guards: "after the restart the collection is hot with every acknowledged insert, and the incomplete upload is aborted",
+			run:    killDuringUpload,
+		},
+		{
+			name:   "kill-after-upload-before-flip",
+			fault:  "SIGKILL while the verifying HEAD is held (object complete, manifest not flipped)",
+			guards: "after the restart the collection is hot with every acknowledged insert, and the unreferenced object is swept",
+			run:    killBeforeFlip,
+		},
+		{
+			name:   "kill-after-flip-before-delete",
+			fault:  "SIGKILL while a promotion's DeleteObject of the cold copy is held (manifest flipped to hot)",
+			guards: "after the restart the collection is hot (the flip is durable) with every vector, and the old cold object is deleted",
+			run:    killAfterFlip,
+		},
+		// Scenario 15.
+		{
+			name:   "s3-proxy-down-mid-upload",
+			fault:  "Toxiproxy proxy disabled while one part of a multipart upload is in flight",
+			guards: "the demotion rolls back with storage_unavailable: hot, exact, writable while S3 is still down; no object ever completes; the upload is aborted once S3 is back",
+			run:    proxyDownMidUpload,
+		},
+		// Cases of our own: what users of a tiered store fear most.
+		{
+			name:   "partition-under-mixed-load",
+			fault:  "Toxiproxy proxy down for a window while inserts, searches and tier changes run",
+			guards: "an S3 outage never touches the hot path (every insert and search on hot collections succeeds and is exact), tier changes fail only with storage_unavailable, and all works again after the partition",
+			run:    partitionUnderLoad,
+		},
+		{
+			name:   "bandwidth-64KiB-large-demotion",
+			fault:  "Toxiproxy bandwidth 64 KiB/s upstream while a 1 MB collection demotes",
+			guards: "a demotion slower than the S3 deadline fails within it and cleanly, searches of the demoting collection are served meanwhile, and a demotion that fits through the link succeeds",
+			run:    bandwidthDemotion,
+		},
+		{
+			name:   "restart-during-s3-outage",
+			fault:  "SIGKILL and restart of tierd while the proxy to S3 is down",
+			guards: "tierd becomes ready without S3, serves and accepts writes on hot collections, refuses cold ones with storage_unavailable (never internal), and promotes them once S3 is back",
+			run:    restartDuringOutage,
+		},
+		{
+			name:   "flaky-s3-30pct-500s",
+			fault:  "S3 layer: 500 InternalError on 30% of the collection's requests (seeded), during 12 transitions",
+			guards: "a flaky S3 costs retries, never correctness: each transition succeeds or fails with storage_unavailable and leaves the collection whole in one tier, and nothing is left behind",
+			run:    flakyS3,
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			t.Cleanup(cancel)
+			t.Logf("fault: %s", tc.fault)
 			t.Logf("guards: %s", tc.guards)
+			// Registered before NewCase, so it runs after NewCase has
+			// cleared the faults: the case's collections go, so that a
+			// rerun with the same seed (-count) can create them again.
+			t.Cleanup(func() { deleteCollections(t) })
+			start := time.Now()
 			tc.run(ctx, t, stack.NewCase(t))
+			t.Logf("took %s (%s mode)", time.Since(start).Round(time.Millisecond), stack.Mode)
 		})
 	}
 }
@@ -112,6 +229,10 @@ func proxyDown(ctx context.Context, t *testing.T, tc *harness.Case) {
 	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
 	require.Empty(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", col.Name), "nothing left in MinIO")
 	require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", col.Name), "no incomplete upload")
+	// MinIO lists uploads only by exact key: check the key tierd names too.
+	keys := keysIn(err, col.Name)
+	require.NotEmpty(t, keys, "the error names the object: %v", err)
+	require.Empty(t, uploadsOf(ctx, t, keys...), "no incomplete upload of %v", keys)
 
 	require.NoError(t, stack.S3Proxy.Enable())
 	_, err = c.SetTier(ctx, col.Name, api.TierCold)
@@ -143,5 +264,22 @@ func removeToxics(t *testing.T, p *toxiproxy.Proxy) {
 	require.NoError(t, err)
 	for _, tx := range toxics {
 		require.NoError(t, p.RemoveToxic(tx.Name))
+	}
+}
+
+// deleteCollections deletes every collection on the shared tierd (the
+// cases run one at a time, so all of them are the case's own).
+func deleteCollections(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	colls, err := stack.Tierd.ListCollections(ctx)
+	if err != nil {
+		t.Errorf("list collections after the case: %v", err)
+		return
+	}
+	for _, coll := range colls {
+		if err := stack.Tierd.DeleteCollection(ctx, coll.Name); err != nil {
+			t.Errorf("delete collection %s after the case: %v", coll.Name, err)
+		}
 	}
 }

@@ -3,6 +3,7 @@
 package failure
 
 import (
+	"log/slog"
 	"os"
 	"testing"
 
@@ -13,6 +14,25 @@ import (
 // isolated per case by unique collection names).
 var stack *harness.Stack
 
+// retries receives tierd's "uploader: retrying" log records when tierd
+// runs in process (in a container they are read from its log instead).
+var retries = newRetryLog()
+
+// suiteEnv is tierd's configuration for the whole suite:
+//   - five retries, exactly as many as scenario 10 injects 503s;
+//   - 5 MiB parts, so that a 6 MB collection goes up as two parallel parts;
+//   - the background worker paused: every tier change comes from a recorded
+//     operation (check.Config{AutoDemote: false} is exact), and the cases
+//     run maintenance cycles themselves with run_once;
+//   - debug logs, which carry the uploader's retry schedule.
+var suiteEnv = map[string]string{
+	"TIERD_S3_MAX_RETRIES": "5",
+	"TIERD_S3_PART_SIZE":   "5MiB",
+	"TIERD_WORKER_PAUSED":  "true",
+	"TIERD_LOG_LEVEL":      "debug",
+}
+
 func TestMain(m *testing.M) {
-	os.Exit(harness.Main(m, harness.Options{}, func(s *harness.Stack) { stack = s }))
+	log := slog.New(retries.handler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	os.Exit(harness.Main(m, harness.Options{TierdEnv: suiteEnv, Logger: log}, func(s *harness.Stack) { stack = s }))
 }

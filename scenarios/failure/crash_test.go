@@ -1,0 +1,157 @@
+//go:build e2e
+
+package failure
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/check"
+	"github.com/tierchaos/tierchaos/harness/fixture"
+	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/client"
+)
+
+// hold is how long a Delay rule holds a request: far longer than any case,
+// so the request is only released by the client leaving (the kill).
+const hold = 10 * time.Minute
+
+// killWhileHeld starts the transition of col to target, waits until the
+// rule (a Delay on the step to kill at) holds its request and state(),
+// if given, has checked what MinIO and tierd show at that point, then
+// SIGKILLs tierd, lifts the rule and starts tierd again on the same data.
+func killWhileHeld(ctx context.Context, t *testing.T, tc *harness.Case, col *fixture.Collection, target api.Tier, rule s3fault.Rule, state func()) {
+	t.Helper()
+	id := addRule(ctx, t, rule)
+	res := goSetTier(ctx, tc.Client, col.Name, target)
+	waitRule(ctx, t, id, "the request to kill at is held", func(s s3fault.RuleStatus) bool { return s.Fired > 0 })
+	// Searches are served from the old state while the transition is held.
+	fixture.RequireExactSearch(ctx, t, tc.Client, tc.Rand, col, 3, topK)
+	if state != nil {
+		state()
+	}
+	require.NoError(t, stack.KillTierd(ctx), "SIGKILL tierd")
+	r := await(ctx, t, res, "the killed transition's answer")
+	require.Error(t, r.err, "the transition was killed before it answered")
+	require.NoError(t, stack.S3Faults.DeleteRule(ctx, id))
+	start := time.Now()
+	require.NoError(t, stack.StartTierd(ctx), "restart tierd")
+	t.Logf("killed at %q; restarted and ready in %s", rule.Name, time.Since(start).Round(time.Millisecond))
+}
+
+// afterRestart requires the collection in tier with every acknowledged
+// vector, exact searches, MinIO settled to want objects, and a working
+// round trip to cold and back.
+func afterRestart(ctx context.Context, t *testing.T, tc *harness.Case, col *fixture.Collection, tier api.Tier, want int, keys ...string) {
+	t.Helper()
+	fixture.RequireTier(ctx, t, tc.Client, col, tier)
+	fixture.RequireExactSearch(ctx, t, tc.Client, tc.Rand, col, 5, topK)
+	eventuallyBucket(ctx, t, col.Name, want, keys...)
+	demote(ctx, t, tc.Client, col.Name)
+	requireColdObject(ctx, t, col.Name)
+	_, err := tc.Client.SetTier(ctx, col.Name, api.TierHot)
+	require.NoError(t, err)
+	fixture.RequireExactSearch(ctx, t, tc.Client, tc.Rand, col, 5, topK)
+	eventuallyBucket(ctx, t, col.Name, 0)
+	tc.Check(ctx, t, check.Config{}, col.Name)
+}
+
+// killDuringUpload is scenario 14, killed during the upload: every part is
+// in MinIO, the multipart upload is not completed.
+func killDuringUpload(ctx context.Context, t *testing.T, tc *harness.Case) {
+	col := createBig(ctx, t, tc.Client, tc.Rand) // acknowledged, in the WAL only
+	uploadKey := revealUploadKey(ctx, t, col.Name)
+	var key string
+	killWhileHeld(ctx, t, tc, col, api.TierCold, s3fault.Rule{
+		Name: "hold CompleteMultipartUpload", Ops: []s3fault.Op{s3fault.OpCompleteMultipartUpload},
+		Key: dataGlob(col.Name), Trigger: s3fault.Always(), Action: s3fault.Delay(hold, 0),
+	}, func() {
+		key = uploadKey()
+		require.Len(t, uploadsOf(ctx, t, key), 1, "an incomplete multipart upload of %s at the kill", key)
+		t.Logf("MinIO lists %d incomplete upload(s) for the exact key, %d for the collection's prefix",
+			len(uploadsOf(ctx, t, key)), len(fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", col.Name)))
+		require.Empty(t, objects(ctx, t, col.Name), "no complete object at the kill")
+	})
+	afterRestart(ctx, t, tc, col, api.TierHot, 0, key)
+}
+
+// killBeforeFlip is scenario 14, killed after the upload and before the
+// manifest flip: the object is complete in MinIO, and no manifest refers
+// to it.
+func killBeforeFlip(ctx context.Context, t *testing.T, tc *harness.Case) {
+	col := fixture.Create(ctx, t, tc.Client, tc.Rand, vectors, dim, api.MetricCosine)
+	killWhileHeld(ctx, t, tc, col, api.TierCold, s3fault.Rule{
+		Name: "hold the verifying HEAD", Ops: []s3fault.Op{s3fault.OpHeadObject},
+		Key: dataGlob(col.Name), Trigger: s3fault.Always(), Action: s3fault.Delay(hold, 0),
+	}, func() {
+		require.Len(t, objects(ctx, t, col.Name), 1, "the uploaded object is complete at the kill")
+		coll, err := stack.Tierd.GetCollection(ctx, col.Name)
+		require.NoError(t, err)
+		require.Equal(t, api.TierHot, coll.Tier, "not flipped at the kill")
+	})
+	afterRestart(ctx, t, tc, col, api.TierHot, 0)
+}
+
+// killAfterFlip is scenario 14, killed after a promotion's manifest flip
+// and before the old copy (the cold object) is deleted.
+func killAfterFlip(ctx context.Context, t *testing.T, tc *harness.Case) {
+	col, key := coldCollection(ctx, t, tc)
+	killWhileHeld(ctx, t, tc, col, api.TierHot, s3fault.Rule{
+		Name: "hold the delete of the cold copy", Ops: []s3fault.Op{s3fault.OpDeleteObject},
+		Key: key, Trigger: s3fault.Always(), Action: s3fault.Delay(hold, 0),
+	}, func() {
+		coll, err := stack.Tierd.GetCollection(ctx, col.Name)
+		require.NoError(t, err)
+		require.Equal(t, api.TierHot, coll.Tier, "flipped to hot at the kill")
+		require.Len(t, objects(ctx, t, col.Name), 1, "the cold copy is still in MinIO at the kill")
+	})
+	afterRestart(ctx, t, tc, col, api.TierHot, 0)
+}
+
+// restartDuringOutage: tierd is killed and restarted while S3 is
+// unreachable, with one hot and one cold collection.
+func restartDuringOutage(ctx context.Context, t *testing.T, tc *harness.Case) {
+	c, rng := tc.Client, tc.Rand
+	hot := fixture.Create(ctx, t, c, rng, 500, dim, api.MetricCosine)
+	cold, key := coldCollection(ctx, t, tc)
+	down := s3Proxy(t).DownT(t)
+	require.NoError(t, stack.KillTierd(ctx), "SIGKILL tierd")
+	start := time.Now()
+	require.NoError(t, stack.StartTierd(ctx), "tierd starts and becomes ready without S3")
+	t.Logf("ready without S3 after %s", time.Since(start).Round(time.Millisecond))
+
+	// The hot path works without S3.
+	fixture.RequireExactSearch(ctx, t, c, rng, hot, 5, topK)
+	more := fixture.RandomVectors(rng, 50, dim)
+	for i := range more {
+		more[i].ID = "after-restart-" + more[i].ID
+	}
+	_, err := c.Insert(ctx, hot.Name, more)
+	require.NoError(t, err, "insert while S3 is down")
+	hot.Vectors = append(hot.Vectors, more...)
+	fixture.RequireTier(ctx, t, c, hot, api.TierHot)
+	fixture.RequireExactSearch(ctx, t, c, rng, hot, 5, topK)
+
+	// The cold collection is listed but refused, never served or lost.
+	got, err := c.GetCollection(ctx, cold.Name)
+	require.NoError(t, err)
+	require.Equal(t, api.TierCold, got.Tier)
+	require.Equal(t, key, got.Object)
+	_, err = c.Search(ctx, cold.Name, fixture.RandomVectors(rng, 1, dim)[0].Values, topK)
+	require.Equal(t, api.CodeStorageUnavailable, client.CodeOf(err), "search of a cold collection without S3: %v", err)
+	_, err = c.SetTier(ctx, cold.Name, api.TierHot)
+	require.Equal(t, api.CodeStorageUnavailable, client.CodeOf(err), "promotion without S3: %v", err)
+
+	require.NoError(t, down.Remove(ctx))
+	_, err = c.SetTier(ctx, cold.Name, api.TierHot)
+	require.NoError(t, err, "promotion once S3 is back")
+	fixture.RequireExactSearch(ctx, t, c, rng, cold, 5, topK)
+	eventuallyBucket(ctx, t, cold.Name, 0)
+	requireNothingInBucket(ctx, t, hot.Name)
+	tc.Check(ctx, t, check.Config{}, hot.Name, cold.Name)
+}
