@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,45 +31,11 @@ const (
 // checks its content against its XXH3 checksum. Four of the objects are
 // multipart (12 MiB, two parts), and no incomplete upload may remain.
 func TestE2EUploadsSurviveResetPeer(t *testing.T) {
-	proxyEndpoint := os.Getenv(envS3ProxyEndpoint)
-	direct := os.Getenv(envS3Endpoint)
-	toxiURL := os.Getenv(envToxiproxyURL)
-	if proxyEndpoint == "" || direct == "" || toxiURL == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s, %s and %s must be set in CI (uploader/bench-minio.sh e2e)", envS3Endpoint, envS3ProxyEndpoint, envToxiproxyURL)
-		}
-		t.Skipf("set %s, %s and %s (uploader/bench-minio.sh e2e does)", envS3Endpoint, envS3ProxyEndpoint, envToxiproxyURL)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	directStore, proxied := resetPeerStack(t)
 
-	directStore := newBenchMinIO(t, direct)
-	// Two idle connections for sixteen workers: most connections close
-	// after one request, so the run dials about as many connections as it
-	// makes requests, and each new connection draws the toxicity again.
-	proxied := newMinIOWithPool(t, proxyEndpoint, 2)
-
-	proxy, err := toxiproxy.NewClient(toxiURL).Proxy(envOr(envToxiproxyProxy, "s3"))
-	require.NoError(t, err)
-	_, err = proxy.AddToxic("e2e_reset_peer", "reset_peer", "upstream", 0.3, toxiproxy.Attributes{"timeout": 0})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		assert.NoError(t, proxy.RemoveToxic("e2e_reset_peer"))
-		// The Toxiproxy client uses http.DefaultTransport; let goleak
-		// see its connections gone.
-		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	})
-
-	cfg := DefaultParallelConfig()
-	cfg.Concurrency = 16
-	cfg.MaxRetries = 12 // 0.3^13: a request failing 13 times in a row is ~1.6e-7
-	cfg.BackoffBase = 5 * time.Millisecond
-	cfg.BackoffCap = 250 * time.Millisecond
-	cfg.RetryBudgetRatio = 1
-	cfg.RetryBudgetMin = 100
-	cfg.PartSize = 6 << 20
-	cfg.MultipartThreshold = 6 << 20
-	up, err := NewParallelUploader(proxied, cfg)
+	up, err := NewParallelUploader(proxied, e2eParallelConfig())
 	require.NoError(t, err)
 
 	prefix := fmt.Sprintf("e2e/reset-peer/%d", time.Now().UnixNano())
@@ -116,4 +83,89 @@ func TestE2EUploadsSurviveResetPeer(t *testing.T) {
 	ups, err := directStore.ListMultipartUploads(ctx, prefix)
 	require.NoError(t, err)
 	assert.Empty(t, ups, "no incomplete multipart upload left")
+}
+
+// resetPeerStack returns a store reaching MinIO directly and one reaching
+// it through Toxiproxy with a reset_peer toxic (upstream, timeout 0,
+// toxicity 0.3) that is removed at the end of the test.
+func resetPeerStack(t *testing.T) (direct, proxied *MinIOStore) {
+	t.Helper()
+	proxyEndpoint := os.Getenv(envS3ProxyEndpoint)
+	directEndpoint := os.Getenv(envS3Endpoint)
+	toxiURL := os.Getenv(envToxiproxyURL)
+	if proxyEndpoint == "" || directEndpoint == "" || toxiURL == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s, %s and %s must be set in CI (uploader/bench-minio.sh e2e)", envS3Endpoint, envS3ProxyEndpoint, envToxiproxyURL)
+		}
+		t.Skipf("set %s, %s and %s (uploader/bench-minio.sh e2e does)", envS3Endpoint, envS3ProxyEndpoint, envToxiproxyURL)
+	}
+	direct = newBenchMinIO(t, directEndpoint)
+	// Two idle connections for sixteen workers: most connections close
+	// after one request, so the run dials about as many connections as it
+	// makes requests, and each new connection draws the toxicity again.
+	proxied = newMinIOWithPool(t, proxyEndpoint, 2)
+
+	proxy, err := toxiproxy.NewClient(toxiURL).Proxy(envOr(envToxiproxyProxy, "s3"))
+	require.NoError(t, err)
+	_, err = proxy.AddToxic("e2e_reset_peer", "reset_peer", "upstream", 0.3, toxiproxy.Attributes{"timeout": 0})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		assert.NoError(t, proxy.RemoveToxic("e2e_reset_peer"))
+		// The Toxiproxy client uses http.DefaultTransport; let goleak
+		// see its connections gone.
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	})
+	return direct, proxied
+}
+
+func e2eParallelConfig() ParallelConfig {
+	cfg := DefaultParallelConfig()
+	cfg.Concurrency = 16
+	cfg.MaxRetries = 12 // 0.3^13: a request failing 13 times in a row is ~1.6e-7
+	cfg.BackoffBase = 5 * time.Millisecond
+	cfg.BackoffCap = 250 * time.Millisecond
+	cfg.RetryBudgetRatio = 1
+	cfg.RetryBudgetMin = 100
+	cfg.PartSize = 6 << 20
+	cfg.MultipartThreshold = 6 << 20
+	return cfg
+}
+
+// TestE2EBatchSurvivesResetPeer puts 1000 1 KiB snapshots over 10 prefixes
+// through the BatchUploader (packs of 10, 100 PUTs) under the same
+// reset_peer toxic;
+// every member must be acknowledged and then read back intact, by ranged
+// GET directly from MinIO.
+func TestE2EBatchSurvivesResetPeer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	directStore, proxied := resetPeerStack(t)
+	var retries atomic.Int64
+	up, err := NewParallelUploader(proxied, e2eParallelConfig(), WithRetryHook(func(RetryEvent) { retries.Add(1) }))
+	require.NoError(t, err)
+	bcfg := DefaultBatchConfig()
+	bcfg.Size = 10
+	b, err := NewBatchUploader(up, bcfg)
+	require.NoError(t, err)
+
+	prefix := fmt.Sprintf("e2e/batch/%d", time.Now().UnixNano())
+	const total = 1000
+	pend := make([]*Pending, total)
+	for i := range pend {
+		pend[i], err = b.Add(fmt.Sprintf("%s/p%d/snap-%04d", prefix, i%10, i), payload(i, 1024))
+		require.NoError(t, err)
+	}
+	require.NoError(t, b.Close(ctx))
+	assert.Equal(t, BatchStats{Batches: total / 10, Members: total, Bytes: b.Stats().Bytes}, b.Stats())
+	t.Logf("%d snapshots in %d packs through reset_peer(0.3): %d retries", total, total/10, retries.Load())
+	// With 100 PUTs on mostly fresh connections, no reset at all has a
+	// probability of about 0.7^100.
+	assert.Positive(t, retries.Load(), "the toxic must have forced retries, or it was not active")
+	for i, p := range pend {
+		loc, err := p.Wait(ctx)
+		require.NoError(t, err, p.Key())
+		got, err := ReadMember(ctx, directStore, loc)
+		require.NoError(t, err, p.Key())
+		require.Equal(t, payload(i, 1024), got, p.Key())
+	}
 }
