@@ -3,9 +3,13 @@
 package quota
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,25 +25,47 @@ import (
 	"github.com/tierchaos/tierchaos/system/client"
 )
 
-// raceCollection is one collection of the race: it hands out fresh,
-// equally long vector ids until it is full.
+// raceCollection is one collection of the race: it hands out equally
+// long vector ids in blocks until it is full; a block whose insert was
+// refused (no effect) is handed out again.
 type raceCollection struct {
 	name   string
 	metric api.Metric
 	mu     sync.Mutex
 	next   int
+	free   []int
 }
 
-// alloc reserves n ids, or returns -1 when the collection is full.
+// alloc reserves a block of n ids and returns its first, or -1 when the
+// collection is full.
 func (r *raceCollection) alloc(n, max int) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if k := len(r.free); k > 0 {
+		first := r.free[k-1]
+		r.free = r.free[:k-1]
+		return first
+	}
 	if r.next+n > max {
 		return -1
 	}
 	first := r.next
 	r.next += n
 	return first
+}
+
+// refused hands a block out again.
+func (r *raceCollection) refused(first int) {
+	r.mu.Lock()
+	r.free = append(r.free, first)
+	r.mu.Unlock()
+}
+
+// full reports whether every block has been inserted (or is in flight).
+func (r *raceCollection) full(n, max int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.free) == 0 && r.next+n > max
 }
 
 // memoryRaceCrash is the own case: inserts and searches race the memory
@@ -86,14 +112,14 @@ func memoryRaceCrash(ctx context.Context, t *testing.T, tc *harness.Case) {
 			}
 			select {
 			case <-monCtx.Done():
-			case <-time.After(5 * time.Millisecond):
+			case <-time.After(time.Millisecond):
 			}
 		}
 	}()
 	t.Cleanup(func() { stopMon(); <-monDone })
 
 	var crashing atomic.Bool
-	var acked atomic.Int64
+	var acked, refused atomic.Int64
 	// run drives the workers until stop is closed or every collection is
 	// full; an error other than quota_exceeded fails the case unless
 	// tierd is being killed.
@@ -120,9 +146,7 @@ func memoryRaceCrash(ctx context.Context, t *testing.T, tc *harness.Case) {
 						if first < 0 {
 							full := true
 							for _, o := range cols {
-								o.mu.Lock()
-								full = full && o.next+batch > maxPer
-								o.mu.Unlock()
+								full = full && o.full(batch, maxPer)
 							}
 							if full {
 								return nil
@@ -132,16 +156,25 @@ func memoryRaceCrash(ctx context.Context, t *testing.T, tc *harness.Case) {
 						op = "insert"
 						vs := fixture.RandomVectors(rng, first+batch, dim)[first:]
 						_, err = c.Insert(gctx, col.name, vs)
-						if err == nil {
+						switch {
+						case err == nil:
 							acked.Add(batch)
+						case client.CodeOf(err) == api.CodeQuotaExceeded:
+							col.refused(first)
 						}
 					}
-					if err == nil || crashing.Load() || gctx.Err() != nil {
+					if err == nil {
 						continue
+					}
+					if crashing.Load() || gctx.Err() != nil {
+						// tierd is being killed: this worker is done
+						// (spinning on would use up the ids for phase 2).
+						return nil
 					}
 					if client.CodeOf(err) != api.CodeQuotaExceeded {
 						return fmt.Errorf("%s %s: only quota_exceeded may refuse it, got %w", op, col.name, err)
 					}
+					refused.Add(1)
 				}
 			})
 		}
@@ -190,11 +223,20 @@ func memoryRaceCrash(ctx context.Context, t *testing.T, tc *harness.Case) {
 	require.NoError(t, err)
 	require.Positive(t, acked.Load()-before, "inserts acknowledged after the restart")
 	requireAccounting(ctx, t, c, names, quota)
+	// The quota is enforced after the restart: tierd evicted collections
+	// to make room (its counter restarted with the process).
+	evictions := metric(ctx, t, "tierd_auto_demotions_total")
+	require.Positive(t, evictions, "LRU evictions after the restart")
 	stopMon()
 	<-monDone
 	require.Positive(t, samples.Load(), "usage samples")
 	require.LessOrEqual(t, maxHot.Load(), quota, "hot usage never exceeded the quota (max of %d samples)", samples.Load())
-	t.Logf("acknowledged %d vectors; max hot usage %d of %d B over %d samples", acked.Load(), maxHot.Load(), quota, samples.Load())
+	// A second, graceful restart recovers the same accounting (and the
+	// read-back below runs on it).
+	require.NoError(t, stack.RestartTierd(ctx, true))
+	requireAccounting(ctx, t, c, names, quota)
+	t.Logf("acknowledged %d vectors, %d operations refused by the quota, %.0f evictions after the restart; max hot usage %d of %d B over %d samples",
+		acked.Load(), refused.Load(), evictions, maxHot.Load(), quota, samples.Load())
 	tc.Check(ctx, t, check.Config{AutoDemote: true}, names...)
 }
 
@@ -216,4 +258,29 @@ func requireAccounting(ctx context.Context, t *testing.T, c fixture.Tierd, names
 	require.LessOrEqual(t, u.HotBytes, quota)
 	require.Equal(t, len(names), u.Collections)
 	requireDiskMatchesUsage(ctx, t)
+}
+
+// metric reads one unlabelled counter or gauge from tierd's /metrics.
+func metric(ctx context.Context, t *testing.T, name string) float64 {
+	t.Helper()
+	base, err := stack.DebugURL()
+	require.NoError(t, err)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			require.NoError(t, err, "metric %s", name)
+			return v
+		}
+	}
+	require.NoError(t, sc.Err())
+	require.Failf(t, "metric missing", "%s not in tierd's /metrics", name)
+	return 0
 }
