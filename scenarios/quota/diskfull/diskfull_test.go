@@ -229,7 +229,6 @@ func runWorker(ctx context.Context, t *testing.T) {
 	require.Empty(t, st.Last.Errors, "worker cycle errors")
 }
 
-
 func usage(ctx context.Context, t *testing.T) api.Usage {
 	t.Helper()
 	u, err := stack.Tierd.Usage(ctx)
