@@ -169,3 +169,16 @@ func TestE2EBatchSurvivesResetPeer(t *testing.T) {
 		require.Equal(t, payload(i, 1024), got, p.Key())
 	}
 }
+
+// TestE2EMinIOStoreContract runs the ObjectStore contract that the MemStore
+// passes in the unit tests against MinIO itself.
+func TestE2EMinIOStoreContract(t *testing.T) {
+	endpoint := os.Getenv(envS3Endpoint)
+	if endpoint == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s must be set in CI (uploader/bench-minio.sh e2e)", envS3Endpoint)
+		}
+		t.Skipf("set %s (uploader/bench-minio.sh e2e does)", envS3Endpoint)
+	}
+	storeContract(t, newBenchMinIO(t, endpoint), fmt.Sprintf("e2e/contract/%d", time.Now().UnixNano()))
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -317,25 +318,52 @@ func (s *MinIOStore) AbortMultipart(ctx context.Context, key, uploadID string) e
 	return nil
 }
 
-// ListMultipartUploads implements ObjectStore, following pagination.
+// ListMultipartUploads implements ObjectStore with S3's prefix semantics.
+//
+// MinIO does not implement them: given a non-empty prefix it lists only the
+// uploads of the object named exactly prefix (read from its drives); given
+// an empty prefix it lists every upload initiated since the server started
+// (from memory). This method asks both and keeps the uploads whose key
+// starts with prefix, so it is exact unless MinIO restarted while an
+// upload of a key other than prefix itself was open.
 func (s *MinIOStore) ListMultipartUploads(ctx context.Context, prefix string) ([]MultipartUpload, error) {
 	const op = "ListMultipartUploads"
 	ctx, ra := captureRetryAfter(ctx)
+	seen := make(map[string]bool)
 	var out []MultipartUpload
-	keyMarker, idMarker := "", ""
-	for {
-		res, err := s.core.ListMultipartUploads(ctx, s.bucket, prefix, keyMarker, idMarker, "", 1000)
-		if err != nil {
-			return nil, s.wrap(op, prefix, err, ra)
-		}
-		for _, u := range res.Uploads {
-			out = append(out, MultipartUpload{Key: u.Key, UploadID: u.UploadID, Initiated: u.Initiated})
-		}
-		if !res.IsTruncated || (res.NextKeyMarker == "" && res.NextUploadIDMarker == "") {
-			return out, nil
-		}
-		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+	queries := []string{""}
+	if prefix != "" {
+		queries = append(queries, prefix)
 	}
+	for _, q := range queries {
+		keyMarker, idMarker := "", ""
+		for {
+			res, err := s.core.ListMultipartUploads(ctx, s.bucket, q, keyMarker, idMarker, "", 1000)
+			if err != nil {
+				return nil, s.wrap(op, prefix, err, ra)
+			}
+			for _, u := range res.Uploads {
+				if strings.HasPrefix(u.Key, prefix) && !seen[u.UploadID] {
+					seen[u.UploadID] = true
+					out = append(out, MultipartUpload{Key: u.Key, UploadID: u.UploadID, Initiated: u.Initiated})
+				}
+			}
+			if !res.IsTruncated || (res.NextKeyMarker == "" && res.NextUploadIDMarker == "") {
+				break
+			}
+			keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Key != out[j].Key {
+			return out[i].Key < out[j].Key
+		}
+		if !out[i].Initiated.Equal(out[j].Initiated) {
+			return out[i].Initiated.Before(out[j].Initiated)
+		}
+		return out[i].UploadID < out[j].UploadID
+	})
+	return out, nil
 }
 
 func (s *MinIOStore) putOpts(opts PutOptions) minio.PutObjectOptions {
