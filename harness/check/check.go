@@ -1,7 +1,8 @@
 // Package check judges a recorded history (harness/history) the way Jepsen
 // does: no acknowledged write lost, every search answer explainable by the
-// oracle over a state the history allows, and per-collection tier histories
-// linearizable (checked with porcupine). On failure the history and a
+// oracle over a state the history allows, every snapshot and restore
+// answer consistent with the content the history allows, and per-collection
+// tier histories linearizable (checked with porcupine). On failure the history and a
 // porcupine timeline are written to an artifact folder, and the error names
 // the files.
 package check
@@ -28,6 +29,8 @@ const (
 	SearchesName = "searches"
 	// TiersName is the tier linearizability checker.
 	TiersName = "tiers"
+	// SnapshotsName is the checker of snapshot and restore answers.
+	SnapshotsName = "snapshots"
 )
 
 // Defaults of Config.
@@ -158,7 +161,11 @@ func New(ops []history.Op, cfg Config) (*Checker, error) {
 	if cfg.Tolerance < 0 || cfg.TierTimeout < 0 || cfg.MaxListed < 0 {
 		return nil, fmt.Errorf("%w: negative tolerance, timeout or limit", ErrConfig)
 	}
-	return &Checker{ops: ops, cfg: cfg.withDefaults(), index: buildIndex(ops)}, nil
+	index, err := buildIndex(ops, cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Checker{ops: ops, cfg: cfg.withDefaults(), index: index}, nil
 }
 
 // Ops returns the history being checked.
@@ -225,7 +232,7 @@ func checkerNames(vs []Violation) []string {
 	return names
 }
 
-// All runs the three checkers; final is the state read back at the end (see
+// All runs the four checkers; final is the state read back at the end (see
 // LostWrites). It returns nil or one *Failure covering every checker that
 // failed, with one set of artifacts.
 func (c *Checker) All(final history.Final) error {
@@ -240,6 +247,7 @@ func (c *Checker) All(final history.Final) error {
 		return err
 	}
 	vs = append(vs, search...)
+	vs = append(vs, c.snapshotChecks()...)
 	tiers, err := c.tiers()
 	if err != nil {
 		return err

@@ -188,7 +188,7 @@ func TestLostWrites(t *testing.T) {
 				add(history.Op{Kind: history.KindDeleteCollection, Call: 5, Return: 6}).
 				add(create(7, 8, api.MetricDot)),
 			final: final(vec("a", 1, 1)),
-			want:  "certainly overwritten by a delete",
+			want:  "certainly wiped by a later delete, create or restore",
 		},
 	}
 	for _, tt := range tests {

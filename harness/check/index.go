@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -14,37 +15,92 @@ import (
 // outcome: it may take effect at any moment after its call.
 const never = math.MaxInt64
 
-// write is one vector written by one insert operation.
+// write is one vector written by one insert operation, or one value a
+// restore may re-install from its snapshot.
 type write struct {
 	id     string
 	op     int
 	call   int64
 	ret    int64 // never for unknown outcomes
-	ok     bool
+	ok     bool  // acknowledged and certain: for a restore, the id was certainly in the snapshot
 	values []float32
 	// kill is the earliest return time of an acknowledged write of the same
-	// id, or acknowledged delete of the collection, that started after this
-	// write returned: from then on this write's value is certainly gone.
+	// id, or acknowledged delete, create or restore of the collection, that
+	// started after this write returned: from then on this write's value is
+	// certainly gone.
 	kill int64
 }
 
-// span is the interval of a delete_collection.
+// span is the interval of an operation on the whole collection.
 type span struct {
 	op        int
 	call, ret int64 // ret is never for unknown outcomes
 	ok        bool
 }
 
-// collection indexes the content-changing operations on one collection.
+// incarnation is one life of a collection name: what one create made, or
+// the collection as it existed before the history started.
+type incarnation struct {
+	op        int   // the create_collection, or -1 before the history
+	call, ret int64 // of the create; math.MinInt64 before the history
+	ok        bool
+	metric    api.Metric
+	dim       int // 0 when unknown
+}
+
+// String names the incarnation in messages.
+func (inc incarnation) String() string {
+	dim := "unknown dimension"
+	if inc.dim > 0 {
+		dim = fmt.Sprintf("dimension %d", inc.dim)
+	}
+	if inc.op < 0 {
+		metric := string(inc.metric)
+		if metric == "" {
+			metric = "unknown"
+		}
+		return fmt.Sprintf("the collection as it existed before the history (metric %s, %s)", metric, dim)
+	}
+	return fmt.Sprintf("the incarnation created by op %d (metric %s, %s)", inc.op, inc.metric, dim)
+}
+
+// restoreInfo is what the index resolved about one restore.
+type restoreInfo struct {
+	op int
+	// sources are the snapshot operations whose content the restore may
+	// have installed: ok snapshots that answered its id, or, when none
+	// did, every snapshot of the collection with an unknown outcome that
+	// was called before the restore returned.
+	sources []int
+	// counts are the vector counts the restore may answer: the counts of
+	// its ok sources, or minCount..maxCount for unknown sources.
+	counts             []int
+	minCount, maxCount int
+	rangeKnown         bool
+	// problems are violations found while resolving the restore.
+	problems []Violation
+}
+
+// collection indexes the operations on one collection name.
 type collection struct {
-	name    string
-	metric  api.Metric
+	name string
+	// creates are the ok or unknown creates, in call order; before holds
+	// the possible incarnations from before the history (metric from
+	// Config.Metrics or an early get_collection).
+	creates []incarnation
+	before  []incarnation
 	ids     map[string][]*write // per id, in call order
 	order   []string            // ids in first-write order
-	deletes []span
-	creates []span // ok or unknown creates
-	inserts []int  // indexes of ok or unknown inserts
+	deletes []span              // ok or unknown deletes
+	erasers []span              // ok or unknown deletes, creates and restores: each wipes the content
+	present []span              // ok operations other than delete, each proving the collection existed
+	inserts []int               // indexes of ok or unknown inserts
 	byOp    map[int][]*write
+	// snapshots maps a snapshot id to the ok snapshot operations that
+	// answered it; unknownSnaps are snapshots with an unknown outcome.
+	snapshots    map[string][]int
+	unknownSnaps []int
+	restores     []*restoreInfo
 }
 
 // effectiveReturn is the return time a checker must assume for op.
@@ -56,66 +112,335 @@ func effectiveReturn(op history.Op) int64 {
 }
 
 // buildIndex groups the history by collection. Failed operations had no
-// effect and are left out.
-func buildIndex(ops []history.Op) map[string]*collection {
+// effect and are left out. A restore's effect is resolved from the content
+// its snapshot may have captured (see resolveRestore).
+func buildIndex(ops []history.Op, metrics map[string]api.Metric) (map[string]*collection, error) {
 	colls := map[string]*collection{}
 	get := func(name string) *collection {
 		c := colls[name]
 		if c == nil {
-			c = &collection{name: name, ids: map[string][]*write{}, byOp: map[int][]*write{}}
+			c = &collection{name: name, ids: map[string][]*write{}, byOp: map[int][]*write{},
+				snapshots: map[string][]int{}}
 			colls[name] = c
 		}
 		return c
 	}
+	snapOwner := map[string]string{} // snapshot id -> collection of an ok snapshot
 	for _, op := range ops {
 		c := get(op.Collection)
 		if op.Outcome == history.Failed {
 			continue
 		}
 		ret := effectiveReturn(op)
+		ok := op.Outcome == history.OK
+		sp := span{op: op.Index, call: op.Call, ret: ret, ok: ok}
+		if ok && op.Kind != history.KindDeleteCollection {
+			c.present = append(c.present, sp)
+		}
 		switch op.Kind {
 		case history.KindCreateCollection:
-			if c.metric == "" || op.Outcome == history.OK {
-				c.metric = op.Metric
-			}
-			c.creates = append(c.creates, span{op: op.Index, call: op.Call, ret: ret, ok: op.Outcome == history.OK})
-		case history.KindGetCollection:
-			if c.metric == "" && op.Outcome == history.OK {
-				c.metric = op.Metric
-			}
+			c.creates = append(c.creates, incarnation{op: op.Index, call: op.Call, ret: ret, ok: ok,
+				metric: op.Metric, dim: op.Dimension})
+			c.erasers = append(c.erasers, sp)
 		case history.KindDeleteCollection:
-			c.deletes = append(c.deletes, span{op: op.Index, call: op.Call, ret: ret, ok: op.Outcome == history.OK})
+			c.deletes = append(c.deletes, sp)
+			c.erasers = append(c.erasers, sp)
+		case history.KindRestore:
+			c.erasers = append(c.erasers, sp)
+			c.restores = append(c.restores, &restoreInfo{op: op.Index})
+		case history.KindSnapshot:
+			if ok {
+				c.snapshots[op.Snapshot] = append(c.snapshots[op.Snapshot], op.Index)
+				snapOwner[op.Snapshot] = op.Collection
+			} else {
+				c.unknownSnaps = append(c.unknownSnaps, op.Index)
+			}
 		case history.KindInsert:
 			c.inserts = append(c.inserts, op.Index)
 			for _, v := range op.Vectors {
-				if _, seen := c.ids[v.ID]; !seen {
-					c.order = append(c.order, v.ID)
-				}
-				w := &write{
-					id: v.ID, op: op.Index, call: op.Call, ret: ret, ok: op.Outcome == history.OK, values: v.Values,
-				}
-				c.ids[v.ID] = append(c.ids[v.ID], w)
-				c.byOp[op.Index] = append(c.byOp[op.Index], w)
+				c.addWrite(&write{id: v.ID, op: op.Index, call: op.Call, ret: ret, ok: ok, values: v.Values})
 			}
 		}
 	}
 	for _, c := range colls {
+		c.findBefore(ops, metrics[c.name])
 		c.computeKill()
+		for _, r := range c.restores {
+			if err := c.resolveRestore(ops, r, snapOwner); err != nil {
+				return nil, err
+			}
+			c.computeKill() // the next restore's snapshot may have seen this one
+		}
 	}
-	return colls
+	return colls, nil
+}
+
+func (c *collection) addWrite(w *write) {
+	if _, seen := c.ids[w.id]; !seen {
+		c.order = append(c.order, w.id)
+	}
+	c.ids[w.id] = append(c.ids[w.id], w)
+	c.byOp[w.op] = append(c.byOp[w.op], w)
+}
+
+// findBefore collects the incarnations the collection may have had before
+// the history: the configured metric, and what ok get_collections observed
+// before any create of the name was called.
+func (c *collection) findBefore(ops []history.Op, configured api.Metric) {
+	if configured != "" {
+		c.before = append(c.before, incarnation{op: -1, call: math.MinInt64, ret: math.MinInt64, ok: true,
+			metric: configured})
+	}
+	firstCreate := int64(never)
+	if len(c.creates) > 0 {
+		firstCreate = c.creates[0].call
+	}
+	for _, op := range ops {
+		if op.Collection != c.name || op.Kind != history.KindGetCollection || op.Outcome != history.OK ||
+			op.Metric == "" || op.Return >= firstCreate {
+			continue
+		}
+		inc := incarnation{op: -1, call: math.MinInt64, ret: math.MinInt64, ok: true, metric: op.Metric, dim: op.Dimension}
+		if !slices.Contains(c.before, inc) {
+			c.before = append(c.before, inc)
+		}
+	}
+}
+
+// incarnationsAt returns the incarnations an operation running from call to
+// ret may have run against, oldest first. A create is excluded when an
+// acknowledged create returned before call and the excluded one cannot
+// have taken effect after it (that needs a delete in between); the
+// collection from before the history only while no create is certainly
+// done (with an empty metric when neither Config.Metrics nor an early
+// get_collection tells it).
+func (c *collection) incarnationsAt(call, ret int64) []incarnation {
+	var top, second *incarnation // the two latest (by call) ok creates done before call
+	for i := range c.creates {
+		cr := &c.creates[i]
+		if !cr.ok || cr.ret >= call {
+			continue
+		}
+		if top == nil || cr.call > top.call {
+			second, top = top, cr
+		} else if second == nil || cr.call > second.call {
+			second = cr
+		}
+	}
+	var out []incarnation
+	if top == nil {
+		if len(c.before) > 0 {
+			out = append(out, c.before...)
+		} else {
+			out = append(out, incarnation{op: -1, call: math.MinInt64, ret: math.MinInt64, ok: true})
+		}
+	}
+	for i := range c.creates {
+		cr := &c.creates[i]
+		if cr.call >= ret {
+			break
+		}
+		rival := top
+		if rival == cr {
+			rival = second
+		}
+		if rival == nil || rival.call < cr.ret && c.deletedBetween(rival.call, min(cr.ret, ret)) {
+			out = append(out, *cr)
+		}
+	}
+	return out
+}
+
+// deletedBetween reports whether a delete (ok or unknown) may take effect
+// after time from and before time to.
+func (c *collection) deletedBetween(from, to int64) bool {
+	for _, d := range c.deletes {
+		if d.ret > from && d.call < to {
+			return true
+		}
+	}
+	return false
+}
+
+// erasedBetween reports whether the content may be wiped (by a delete,
+// create or restore, ok or unknown, other than operation self) after time
+// from and before time to.
+func (c *collection) erasedBetween(from, to int64, self int) bool {
+	for _, d := range c.erasers {
+		if d.op != self && d.ret > from && d.call < to {
+			return true
+		}
+	}
+	return false
+}
+
+// idState is what one id may be at some moment: the writes whose value it
+// may hold, whether it may be absent, and the acknowledged write that
+// certainly returned last before (for messages).
+type idState struct {
+	id          string
+	writes      []*write
+	mayBeAbsent bool
+	latestAcked *write
+}
+
+// stateAt returns, for an operation running from call to ret against
+// incarnation inc, each id the collection may hold then, in first-write
+// order. An id may hold the value of any write called before ret, not
+// certainly overwritten before call, and not certainly done before inc was
+// created; writes of another dimension than inc's cannot have been applied.
+// The id must exist if an acknowledged write of it returned before call and
+// nothing may have wiped the content since.
+func (c *collection) stateAt(call, ret int64, inc incarnation) []idState {
+	out := make([]idState, 0, len(c.order))
+	for _, id := range c.order {
+		st := idState{id: id, mayBeAbsent: true}
+		for _, w := range c.ids[id] {
+			if w.call >= ret || w.kill < call || w.ret <= inc.call {
+				continue
+			}
+			if inc.dim > 0 && len(w.values) != inc.dim {
+				continue
+			}
+			st.writes = append(st.writes, w)
+			if w.ok && w.ret < call {
+				if !c.erasedBetween(w.call, ret, w.op) {
+					st.mayBeAbsent = false
+				}
+				if st.latestAcked == nil || w.ret > st.latestAcked.ret {
+					st.latestAcked = w
+				}
+			}
+		}
+		if len(st.writes) > 0 {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// countRange returns how many vectors a state holds at least and at most.
+func countRange(states []idState) (lo, hi int) {
+	for _, st := range states {
+		if !st.mayBeAbsent {
+			lo++
+		}
+	}
+	return lo, len(states)
+}
+
+// resolveRestore finds the snapshot a restore installs and adds the writes
+// it may re-apply: for each id the snapshot may hold, one write per value
+// it may have there, acknowledged (certain) only if the restore is and the
+// id was certainly in the snapshot. Restores are resolved in call order;
+// a restore's snapshot returned before it was called (its id comes from the
+// snapshot's answer), so earlier restores the snapshot may have seen are
+// already resolved.
+func (c *collection) resolveRestore(ops []history.Op, r *restoreInfo, snapOwner map[string]string) error {
+	op := ops[r.op]
+	ret := effectiveReturn(op)
+	ok := op.Outcome == history.OK
+	problem := func(involved []int, format string, args ...any) {
+		r.problems = append(r.problems, Violation{Checker: SnapshotsName, Collection: c.name,
+			Ops: append([]int{r.op}, involved...), Message: fmt.Sprintf(format, args...)})
+	}
+	type window struct {
+		op        int
+		call, ret int64
+	}
+	var windows []window
+	for _, s := range c.snapshots[op.Snapshot] {
+		sn := ops[s]
+		windows = append(windows, window{s, sn.Call, sn.Return})
+		r.counts = append(r.counts, sn.Count)
+		if sn.Return > op.Call {
+			problem([]int{s}, "restore op %d was called before snapshot op %d returned the id %q it uses", r.op, s, op.Snapshot)
+		}
+		for _, d := range c.deletes {
+			if ok && d.ok && d.call > sn.Return && d.ret < op.Call {
+				problem([]int{s, d.op}, "restore op %d (ok) installed snapshot %q of an incarnation that delete op %d "+
+					"certainly removed before the restore was called (snapshots belong to their incarnation)",
+					r.op, op.Snapshot, d.op)
+				break
+			}
+		}
+	}
+	if len(windows) == 0 {
+		if owner, found := snapOwner[op.Snapshot]; found {
+			if ok {
+				problem(nil, "restore op %d (ok) used snapshot %q, which belongs to collection %q", r.op, op.Snapshot, owner)
+			}
+			return nil // a correct tierd answers not_found: no effect
+		}
+		for _, s := range c.unknownSnaps {
+			if ops[s].Call < ret {
+				windows = append(windows, window{s, ops[s].Call, ret})
+			}
+		}
+		if len(windows) == 0 {
+			return fmt.Errorf("%w: restore op %d of collection %q uses snapshot %q, which no recorded snapshot "+
+				"of the collection answered and no snapshot with an unknown outcome can have made "+
+				"(take the snapshot through history.RecordingClient)", ErrConfig, r.op, c.name, op.Snapshot)
+		}
+		r.minCount, r.maxCount, r.rangeKnown = math.MaxInt, 0, true
+	}
+	// The union over every source and every incarnation it may have read.
+	type possible struct {
+		writes  []*write
+		certain int // sources in which the id certainly exists
+	}
+	byID := map[string]*possible{}
+	sources := 0
+	for _, w := range windows {
+		r.sources = append(r.sources, w.op)
+		for _, inc := range c.incarnationsAt(w.call, w.ret) {
+			sources++
+			states := c.stateAt(w.call, w.ret, inc)
+			if r.rangeKnown {
+				lo, hi := countRange(states)
+				r.minCount, r.maxCount = min(r.minCount, lo), max(r.maxCount, hi)
+			}
+			for _, st := range states {
+				p := byID[st.id]
+				if p == nil {
+					p = &possible{}
+					byID[st.id] = p
+				}
+				if !st.mayBeAbsent {
+					p.certain++
+				}
+				for _, w := range st.writes {
+					if !slices.ContainsFunc(p.writes, func(x *write) bool { return slices.Equal(x.values, w.values) }) {
+						p.writes = append(p.writes, w)
+					}
+				}
+			}
+		}
+	}
+	for _, id := range slices.Clone(c.order) {
+		p := byID[id]
+		if p == nil {
+			continue
+		}
+		certain := ok && p.certain == sources
+		for _, w := range p.writes {
+			c.addWrite(&write{id: id, op: r.op, call: op.Call, ret: ret, ok: certain, values: w.values})
+		}
+	}
+	return nil
 }
 
 // computeKill fills write.kill for every write of c in O(n log n) per id.
 func (c *collection) computeKill() {
 	type killer struct{ call, ret int64 }
-	var delKillers []killer
-	for _, d := range c.deletes {
+	var wipers []killer
+	for _, d := range c.erasers {
 		if d.ok {
-			delKillers = append(delKillers, killer{d.call, d.ret})
+			wipers = append(wipers, killer{d.call, d.ret})
 		}
 	}
 	for _, ws := range c.ids {
-		killers := slices.Clone(delKillers)
+		killers := slices.Clone(wipers)
 		for _, w := range ws {
 			if w.ok {
 				killers = append(killers, killer{w.call, w.ret})
@@ -137,17 +462,6 @@ func (c *collection) computeKill() {
 			w.kill = suffix[i]
 		}
 	}
-}
-
-// deleteBetween reports whether a delete of c (acknowledged or unknown) may
-// take effect after time from and before time to.
-func (c *collection) deleteBetween(from, to int64) bool {
-	for _, d := range c.deletes {
-		if d.ret > from && d.call < to {
-			return true
-		}
-	}
-	return false
 }
 
 func cmpInt64(a, b int64) int {

@@ -9,19 +9,21 @@ import (
 // LostWrites checks that no acknowledged write was lost.
 //
 // The rule, per collection and vector id, with "after" meaning "called after
-// the other returned" and unknown operations returning never:
-//   - The final value must be the value of some insert (ok or unknown) of
-//     that id that no acknowledged insert of the id and no acknowledged
-//     delete of the collection started after: the last write of some
-//     linearization.
-//   - The id may be absent only if every acknowledged insert of it could be
-//     followed by a delete of the collection (ok or unknown); with no delete
-//     in the history, an acknowledged insert must be readable.
+// the other returned" and unknown operations returning never. A write is an
+// insert, or a value a restore may re-install (see the package README); an
+// acknowledged delete, create or restore wipes everything written before it.
+//   - The final value must be the value of some write (ok or unknown) of
+//     that id that no acknowledged write of the id and no acknowledged
+//     delete, create or restore of the collection started after: the last
+//     write of some linearization.
+//   - The id may be absent only if every acknowledged write of it could be
+//     followed by a delete, create or restore (ok or unknown); with none in
+//     the history, an acknowledged insert must be readable.
 //   - An id no recorded insert wrote must not exist (phantom).
 //   - An insert with an unknown outcome is all-or-nothing: the final values
 //     of all its ids must be explainable with it applied, or all without it.
-//   - A collection with an acknowledged create or insert that no delete
-//     could follow must exist.
+//   - A collection that an acknowledged operation (other than a delete)
+//     saw and that no delete could follow must exist.
 //
 // Each id is judged on its own (the checker does not search for one global
 // linearization), so the rule never rejects a correct history; it can miss
@@ -63,9 +65,9 @@ func (coll *collection) checkFinal(st history.CollectionState) []Violation {
 			Message: fmt.Sprintf(format, args...)})
 	}
 	if !st.Exists {
-		for _, cr := range coll.creates {
-			if cr.ok && !coll.deleteBetween(cr.call, never) {
-				v("", []int{cr.op}, "collection was created (acknowledged) and never deleted, but is gone")
+		for _, p := range coll.present {
+			if !coll.deletedBetween(p.call, never) {
+				v("", []int{p.op}, "collection existed at op %d (acknowledged) and was never deleted, but is gone", p.op)
 				return out
 			}
 		}
@@ -90,7 +92,7 @@ func (coll *collection) checkFinal(st history.CollectionState) []Violation {
 			v(id, []int{mustExist.op}, "acknowledged insert (op %d) is lost: id is missing at the end", mustExist.op)
 		case fv.present && len(fv.cands) == 0:
 			fv.bad = true
-			v(id, opsOf(ws), "id exists at the end although every write of it was certainly overwritten by a delete")
+			v(id, opsOf(ws), "id exists at the end although every write of it was certainly wiped by a later delete, create or restore")
 		case fv.present && !containsValues(fv.cands, fv.values):
 			fv.bad = true
 			v(id, opsOf(fv.cands), "final values %s are not the values of any write that may be the last one (candidates: %s)",
@@ -112,7 +114,7 @@ func (coll *collection) checkFinal(st history.CollectionState) []Violation {
 // follow, or nil if the id may be absent at the end.
 func mustExistAtEnd(coll *collection, ws []*write) *write {
 	for _, w := range ws {
-		if w.ok && !coll.deleteBetween(w.call, never) {
+		if w.ok && !coll.erasedBetween(w.call, never, w.op) {
 			return w
 		}
 	}
@@ -160,7 +162,7 @@ func (coll *collection) checkAllOrNothing(verdicts map[string]*finalVerdict) []V
 // explainApplied: with u applied, the final state of its id is explainable.
 func explainApplied(coll *collection, fv *finalVerdict, u *write) bool {
 	if !fv.present {
-		return coll.deleteBetween(u.call, never) && !mustExistWithout(coll, u)
+		return coll.erasedBetween(u.call, never, u.op) && !mustExistWithout(coll, u)
 	}
 	if equalValues(fv.values, u.values) {
 		return true
@@ -190,7 +192,7 @@ func explainNotApplied(coll *collection, fv *finalVerdict, u *write) bool {
 // forces the id to exist at the end.
 func mustExistWithout(coll *collection, u *write) bool {
 	for _, w := range coll.ids[u.id] {
-		if w != u && w.ok && !coll.deleteBetween(w.call, never) {
+		if w != u && w.ok && !coll.erasedBetween(w.call, never, w.op) {
 			return true
 		}
 	}

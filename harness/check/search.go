@@ -12,12 +12,16 @@ import (
 
 // Searches checks every acknowledged search against the oracle.
 //
-// For a search S on collection C, each id may hold, at S's linearization
-// point, the value of any insert (ok or unknown) that was called before S
-// returned and that was not certainly overwritten (by an acknowledged insert
-// of the id, or an acknowledged delete of C, started after it returned and
-// finished before S was called). The id must exist if an acknowledged insert
-// of it returned before S was called and no delete may lie between. S's
+// A search S is judged against each incarnation of the collection name it
+// may have run against (see the package README); it passes if one explains
+// the answer. For an incarnation, each id may hold, at S's linearization
+// point, the value of any write (ok or unknown insert, or a value a restore
+// may re-install) that was called before S returned, not certainly done
+// before the incarnation's create was called, and not certainly overwritten
+// (by an acknowledged write of the id, or an acknowledged delete, create or
+// restore of C, started after it returned and finished before S was
+// called). The id must exist if an acknowledged write of it returned before
+// S was called and no delete, create or restore may lie between. S's
 // answer must be a valid top-k (oracle.Query.Judge: right length, exact
 // scores within the tolerance, best first with ties by id, nothing better
 // left out) for some choice of these values. A search with no concurrent or
@@ -37,41 +41,73 @@ func (c *Checker) searches() ([]Violation, error) {
 		if op.Kind != history.KindSearch || op.Outcome != history.OK {
 			continue
 		}
-		coll := c.index[op.Collection]
-		metric := coll.metric
-		if metric == "" {
-			metric = c.cfg.Metrics[op.Collection]
+		v, err := c.judgeSearch(c.index[op.Collection], op)
+		if err != nil {
+			return nil, err
 		}
-		if metric == "" {
-			return nil, fmt.Errorf("%w: metric of collection %q unknown: record its create_collection or a get_collection, or set Config.Metrics",
-				ErrConfig, op.Collection)
-		}
-		if v := c.checkSearch(coll, metric, op); v != nil {
+		if v != nil {
 			out = append(out, *v)
 		}
 	}
 	return out, nil
 }
 
-func (c *Checker) checkSearch(coll *collection, metric api.Metric, op history.Op) *Violation {
+// judgeSearch judges op against every incarnation of the name it may have
+// run against; it passes if one explains the answer.
+func (c *Checker) judgeSearch(coll *collection, op history.Op) (*Violation, error) {
+	incs := slices.DeleteFunc(coll.incarnationsAt(op.Call, op.Return), func(inc incarnation) bool { return inc.metric == "" })
+	if len(incs) == 0 {
+		return nil, fmt.Errorf("%w: search op %d: metric of collection %q unknown: record its create_collection "+
+			"or a get_collection, or set Config.Metrics", ErrConfig, op.Index, op.Collection)
+	}
+	var dims []int
+	matching := incs[:0:0]
+	for _, inc := range incs {
+		if inc.dim == 0 || inc.dim == len(op.Query) {
+			matching = append(matching, inc)
+		} else if !slices.Contains(dims, inc.dim) {
+			dims = append(dims, inc.dim)
+		}
+	}
+	if len(matching) == 0 {
+		return &Violation{Checker: SearchesName, Collection: coll.name, Ops: []int{op.Index},
+			Message: fmt.Sprintf("search op %d succeeded with a query of dimension %d, but every incarnation it may "+
+				"have run against has another dimension %v", op.Index, len(op.Query), dims)}, nil
+	}
+	var first *Violation
+	for i := len(matching) - 1; i >= 0; i-- {
+		v := c.checkSearch(coll, matching[i], op)
+		if v == nil {
+			return nil, nil
+		}
+		if first == nil {
+			first = v
+		}
+	}
+	first.Message += "; judged against " + matching[len(matching)-1].String()
+	if len(matching) > 1 {
+		first.Message += fmt.Sprintf(" and %d other possible incarnation(s) of the name, none of which explains it",
+			len(matching)-1)
+	}
+	return first, nil
+}
+
+func (c *Checker) checkSearch(coll *collection, inc incarnation, op history.Op) *Violation {
 	viol := func(ops []int, format string, args ...any) *Violation {
 		return &Violation{Checker: SearchesName, Collection: coll.name, Ops: ops, Message: fmt.Sprintf(format, args...)}
 	}
-	q, err := oracle.NewQuery(metric, op.Query)
+	q, err := oracle.NewQuery(inc.metric, op.Query)
 	if err != nil {
 		return viol([]int{op.Index}, "search op %d succeeded but its query is invalid: %v", op.Index, err)
 	}
-	cands := make([]oracle.Candidate, 0, len(coll.order))
+	states := coll.stateAt(op.Call, op.Return, inc)
+	cands := make([]oracle.Candidate, 0, len(states))
 	var acked []api.Vector // the acknowledged state, for the message
 	uncertain := false
 	involved := []int{op.Index}
-	for _, id := range coll.order {
-		cand := oracle.Candidate{ID: id, MayBeAbsent: true}
-		var latestAcked *write
-		for _, w := range coll.ids[id] {
-			if w.call >= op.Return || w.kill < op.Call {
-				continue
-			}
+	for _, st := range states {
+		cand := oracle.Candidate{ID: st.id, MayBeAbsent: st.mayBeAbsent}
+		for _, w := range st.writes {
 			s, err := q.Score(w.values)
 			if err != nil {
 				// A write of the wrong dimension cannot have been applied.
@@ -80,14 +116,7 @@ func (c *Checker) checkSearch(coll *collection, metric api.Metric, op history.Op
 			if !containsFloat(cand.Scores, s) {
 				cand.Scores = append(cand.Scores, s)
 			}
-			if w.ok && w.ret < op.Call {
-				if !coll.deleteBetween(w.call, op.Return) {
-					cand.MayBeAbsent = false
-				}
-				if latestAcked == nil || w.ret > latestAcked.ret {
-					latestAcked = w
-				}
-			} else {
+			if !w.ok || w.ret >= op.Call {
 				involved = append(involved, w.op)
 			}
 		}
@@ -97,8 +126,8 @@ func (c *Checker) checkSearch(coll *collection, metric api.Metric, op history.Op
 		if cand.MayBeAbsent || len(cand.Scores) > 1 {
 			uncertain = true
 		}
-		if latestAcked != nil && !cand.MayBeAbsent {
-			acked = append(acked, api.Vector{ID: id, Values: latestAcked.values})
+		if st.latestAcked != nil && !cand.MayBeAbsent {
+			acked = append(acked, api.Vector{ID: st.id, Values: st.latestAcked.values})
 		}
 		cands = append(cands, cand)
 	}
@@ -123,7 +152,7 @@ func (c *Checker) checkSearch(coll *collection, metric api.Metric, op history.Op
 	if uncertain {
 		slices.Sort(involved[1:])
 		involved = append(involved[:1], slices.Compact(involved[1:])...)
-		state = fmt.Sprintf("judged against every state allowed by %d concurrent or unknown insert(s)", len(involved)-1)
+		state = fmt.Sprintf("judged against every state allowed by %d concurrent or unknown write(s)", len(involved)-1)
 		if len(involved) > 9 {
 			involved = involved[:9]
 		}

@@ -169,6 +169,10 @@ func (st tierState) String() string {
 //   - delete ok: present → absent; failed not_found: observes absent.
 //   - set_tier ok: present → target; failed: unchanged.
 //   - get_collection ok: observes its tier; failed not_found: observes absent.
+//   - snapshot ok: observes present, tier unchanged; failed not_found:
+//     observes absent.
+//   - restore ok: present → hot; failed: unchanged (not_found may be about
+//     the snapshot id, so it observes nothing).
 //   - insert or search ok: present → hot (transparent promotion); failed:
 //     may have promoted.
 //   - an operation with unknown outcome may take effect at its
@@ -237,6 +241,27 @@ func step(st tierState, in tierInput, out tierOutput) tierState {
 		case out.code == api.CodeNotFound:
 			next = s & stAbsent
 		default:
+			next = s
+		}
+	case history.KindSnapshot:
+		switch {
+		case out.outcome == history.OK:
+			next = present
+		case out.code == api.CodeNotFound:
+			next = s & stAbsent
+		default:
+			next = s
+		}
+	case history.KindRestore:
+		switch {
+		case out.outcome == history.OK:
+			if present != 0 {
+				next = stHot
+			}
+		case out.outcome == history.Unknown:
+			return maybe(efHot)
+		default:
+			// not_found may mean an unknown snapshot id: no observation.
 			next = s
 		}
 	case history.KindInsert, history.KindSearch:
@@ -322,7 +347,11 @@ func tierModel(autoDemote bool, ops []history.Op) porcupine.Model {
 func tierOps(ops []history.Op) []porcupine.Operation {
 	out := make([]porcupine.Operation, 0, len(ops))
 	for _, op := range ops {
-		if op.Kind == history.KindGetCollection && op.Outcome != history.OK && op.Code != api.CodeNotFound {
+		if (op.Kind == history.KindGetCollection || op.Kind == history.KindSnapshot) &&
+			op.Outcome != history.OK && op.Code != api.CodeNotFound {
+			continue
+		}
+		if op.Kind == history.KindRestore && op.Outcome == history.Failed {
 			continue
 		}
 		if op.Kind == history.KindInsert || op.Kind == history.KindSearch {
@@ -423,7 +452,7 @@ func (c *Checker) explainTiers(model porcupine.Model, part []porcupine.Operation
 }
 
 const tierModelSummary = "set_tier ok sets the target, failed ones change nothing, unknown ones may apply then or later; " +
-	"get_collection observes the tier; ok insert/search promote to hot"
+	"get_collection observes the tier; ok insert/search/restore promote to hot; ok snapshot observes presence"
 
 // visualize writes porcupine's HTML timeline of the tier model over the
 // whole history, with every violation annotated.

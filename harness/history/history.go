@@ -36,12 +36,21 @@ const (
 	KindSetTier Kind = "set_tier"
 	// KindGetCollection reads the collection's state (output: Tier, Count).
 	KindGetCollection Kind = "get_collection"
+	// KindSnapshot stores the collection's content as a user snapshot
+	// (output: Snapshot, the new snapshot's id, and Count, the number of
+	// vectors it captured). It is a full read of the collection.
+	KindSnapshot Kind = "snapshot"
+	// KindRestore replaces the collection's content with exactly a
+	// snapshot's and moves it to hot (input: Snapshot; output: Tier and
+	// Count of the collection it answered).
+	KindRestore Kind = "restore"
 )
 
 // Valid reports whether k is a known kind.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindCreateCollection, KindDeleteCollection, KindInsert, KindSearch, KindSetTier, KindGetCollection:
+	case KindCreateCollection, KindDeleteCollection, KindInsert, KindSearch, KindSetTier, KindGetCollection,
+		KindSnapshot, KindRestore:
 		return true
 	}
 	return false
@@ -50,7 +59,11 @@ func (k Kind) Valid() bool {
 // IsWrite reports whether operations of kind k change collection content or
 // existence (reads may still change the tier: see harness/check).
 func (k Kind) IsWrite() bool {
-	return k == KindCreateCollection || k == KindDeleteCollection || k == KindInsert || k == KindSetTier
+	switch k {
+	case KindCreateCollection, KindDeleteCollection, KindInsert, KindSetTier, KindRestore:
+		return true
+	}
+	return false
 }
 
 // Outcome says what is known about an operation's effect.
@@ -111,12 +124,17 @@ type Op struct {
 	K     int       `json:"k,omitempty"`
 	// Target is the input of set_tier.
 	Target api.Tier `json:"target,omitempty"`
+	// Snapshot is the snapshot id: the output of an ok snapshot and the
+	// input of restore.
+	Snapshot string `json:"snapshot,omitempty"`
 
 	// Results is the output of an ok search.
 	Results []api.Result `json:"results,omitempty"`
-	// Tier is the tier observed by an ok get_collection.
+	// Tier is the tier observed by an ok get_collection, or answered by an
+	// ok restore.
 	Tier api.Tier `json:"tier,omitempty"`
-	// Count is the vector count observed by an ok get_collection.
+	// Count is the vector count observed by an ok get_collection, captured
+	// by an ok snapshot, or answered by an ok restore.
 	Count int `json:"count,omitempty"`
 }
 
@@ -143,6 +161,15 @@ func (o Op) String() string {
 		if o.Outcome == OK {
 			s += fmt.Sprintf(" tier=%s count=%d", o.Tier, o.Count)
 		}
+	case KindSnapshot:
+		if o.Outcome == OK {
+			s += fmt.Sprintf(" id=%s count=%d", o.Snapshot, o.Count)
+		}
+	case KindRestore:
+		s += " snapshot=" + o.Snapshot
+		if o.Outcome == OK {
+			s += fmt.Sprintf(" count=%d", o.Count)
+		}
 	}
 	if o.Code != "" || o.Error != "" {
 		s += fmt.Sprintf(" (%d %s: %s)", o.Status, o.Code, o.Error)
@@ -157,7 +184,8 @@ var ErrInvalidHistory = errors.New("history: invalid")
 var ErrAlreadyFinished = errors.New("history: call already finished")
 
 // Validate checks an operation list: indexes 0..n-1 in order, known kinds
-// and outcomes, a collection name, and Call < Return.
+// and outcomes, a collection name, Call < Return, and a snapshot id on
+// every restore and ok snapshot.
 func Validate(ops []Op) error {
 	for i, o := range ops {
 		switch {
@@ -171,6 +199,8 @@ func Validate(ops []Op) error {
 			return fmt.Errorf("%w: operation %d has no collection", ErrInvalidHistory, i)
 		case o.Call < 0 || o.Return <= o.Call:
 			return fmt.Errorf("%w: operation %d has call %d and return %d", ErrInvalidHistory, i, o.Call, o.Return)
+		case o.Snapshot == "" && (o.Kind == KindRestore || o.Kind == KindSnapshot && o.Outcome == OK):
+			return fmt.Errorf("%w: operation %d (%s, %s) has no snapshot id", ErrInvalidHistory, i, o.Kind, o.Outcome)
 		}
 	}
 	return nil
@@ -238,6 +268,9 @@ func (r *Recorder) Invoke(op Op) *Call {
 	op.Call = r.now()
 	op.Return, op.Outcome = 0, ""
 	op.Results, op.Tier, op.Count, op.Status, op.Code, op.Error = nil, "", 0, 0, "", ""
+	if op.Kind == KindSnapshot {
+		op.Snapshot = "" // an output
+	}
 	r.ops = append(r.ops, op)
 	r.open = append(r.open, true)
 	return &Call{r: r, index: op.Index}
@@ -251,13 +284,14 @@ type Result struct {
 	Status int
 	Code   string
 	Err    error
-	// Results, Tier, Count, Dimension and Metric are the outputs of search
-	// and get_collection.
+	// Results, Tier, Count, Dimension, Metric and Snapshot are the outputs
+	// of search, get_collection, snapshot and restore.
 	Results   []api.Result
 	Tier      api.Tier
 	Count     int
 	Dimension int
 	Metric    api.Metric
+	Snapshot  string
 }
 
 // Finish records the return of the operation; it must be called after the
@@ -283,8 +317,11 @@ func (c *Call) Finish(res Result) error {
 	}
 	op.Results = slices.Clone(res.Results)
 	op.Tier, op.Count = res.Tier, res.Count
-	if op.Kind == KindGetCollection {
+	switch op.Kind {
+	case KindGetCollection:
 		op.Dimension, op.Metric = res.Dimension, res.Metric
+	case KindSnapshot:
+		op.Snapshot = res.Snapshot
 	}
 	return nil
 }

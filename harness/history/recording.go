@@ -53,7 +53,7 @@ func (rc *RecordingClient) finish(call *Call, err error, res Result) {
 	res.Outcome = rc.classify(status, code, err)
 	res.Status, res.Code, res.Err = status, code, err
 	if res.Outcome != OK {
-		res.Results, res.Tier, res.Count, res.Dimension, res.Metric = nil, "", 0, 0, ""
+		res.Results, res.Tier, res.Count, res.Dimension, res.Metric, res.Snapshot = nil, "", 0, 0, "", ""
 	}
 	_ = call.Finish(res)
 }
@@ -103,6 +103,24 @@ func (rc *RecordingClient) GetCollection(ctx context.Context, name string) (api.
 	call := rc.rec.Invoke(Op{Kind: KindGetCollection, Collection: name})
 	out, err := rc.c.GetCollection(ctx, name)
 	rc.finish(call, err, Result{Tier: out.Tier, Count: out.Vectors, Dimension: out.Dimension, Metric: out.Metric})
+	return out, err
+}
+
+// CreateSnapshot records and performs a snapshot: a full read of the
+// collection whose id and vector count are recorded.
+func (rc *RecordingClient) CreateSnapshot(ctx context.Context, name string) (api.Snapshot, error) {
+	call := rc.rec.Invoke(Op{Kind: KindSnapshot, Collection: name})
+	out, err := rc.c.CreateSnapshot(ctx, name)
+	rc.finish(call, err, Result{Snapshot: out.ID, Count: out.Vectors})
+	return out, err
+}
+
+// Restore records and performs a restore of the snapshot with the given id;
+// the tier and vector count tierd answers are recorded.
+func (rc *RecordingClient) Restore(ctx context.Context, name, snapshotID string) (api.Collection, error) {
+	call := rc.rec.Invoke(Op{Kind: KindRestore, Collection: name, Snapshot: snapshotID})
+	out, err := rc.c.Restore(ctx, name, snapshotID)
+	rc.finish(call, err, Result{Tier: out.Tier, Count: out.Vectors})
 	return out, err
 }
 
