@@ -116,9 +116,12 @@ func (p PoolConfig) Validate() error {
 // parallel and connection-pool settings). Start from DefaultConfig and
 // override; Validate reports every invalid field.
 type Config struct {
-	Batch    BatchConfig    `yaml:"batch" json:"batch"`
+	// Batch configures the BatchUploader.
+	Batch BatchConfig `yaml:"batch" json:"batch"`
+	// Parallel configures the ParallelUploader.
 	Parallel ParallelConfig `yaml:"parallel" json:"parallel"`
-	Pool     PoolConfig     `yaml:"pool" json:"pool"`
+	// Pool configures the MinIOStore's HTTP connection pool.
+	Pool PoolConfig `yaml:"pool" json:"pool"`
 }
 
 // BatchConfig configures a BatchUploader.
@@ -155,7 +158,9 @@ type ParallelConfig struct {
 	// UploadAll call to RetryBudgetMin + RetryBudgetRatio x (requests made),
 	// so that a failing store is not hammered by every item's retries.
 	RetryBudgetRatio float64 `yaml:"retry_budget_ratio" json:"retry_budget_ratio"`
-	RetryBudgetMin   int     `yaml:"retry_budget_min" json:"retry_budget_min"`
+	// RetryBudgetMin is the part of the budget that does not depend on the
+	// number of requests (see RetryBudgetRatio).
+	RetryBudgetMin int `yaml:"retry_budget_min" json:"retry_budget_min"`
 	// PartSize is the multipart part size.
 	PartSize int64 `yaml:"part_size" json:"part_size"`
 	// MultipartThreshold: objects larger than this are uploaded as

@@ -55,14 +55,20 @@ type FaultID int
 // One-shot: Times 1. Next N calls: Times N. Scheduled: After K, Times N.
 // Random: Probability p with Times 0.
 type Fault struct {
+	// Kind is what happens to a faulted call.
 	Kind FaultKind
-	Op   Op
+	// Op restricts the rule to one operation; empty matches every one.
+	Op Op
 	// KeyPattern is a glob over the whole key: '*' matches any run of
 	// characters (including '/'), '?' any one character. For
 	// ListObjects and ListMultipartUploads the prefix is matched.
-	KeyPattern  string
-	After       int
-	Times       int
+	KeyPattern string
+	// After is the number of matching calls let through before faulting.
+	After int
+	// Times is the number of calls to fault before the rule retires; 0 is
+	// no limit.
+	Times int
+	// Probability of faulting each matching call after After; 0 means 1.
 	Probability float64
 	// RetryAfter is the server-requested delay of FaultSlowDown.
 	RetryAfter time.Duration

@@ -41,8 +41,11 @@ var allOps = []Op{OpPutObject, OpGetObject, OpGetObjectRange, OpStatObject, OpDe
 // Latency is the simulated latency of every MemStore call:
 // Base + uniform[0, Jitter) + PerMiB for each MiB moved.
 type Latency struct {
-	Base   time.Duration
+	// Base is added to every call.
+	Base time.Duration
+	// Jitter adds a uniform random [0, Jitter) from the seeded source.
 	Jitter time.Duration
+	// PerMiB is added per MiB of the call's body (upload or range).
 	PerMiB time.Duration
 }
 
@@ -282,6 +285,7 @@ type truncatedBody struct {
 	missing int64
 }
 
+// Read implements io.Reader.
 func (b *truncatedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if err == io.EOF {
@@ -291,6 +295,7 @@ func (b *truncatedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close implements io.Closer.
 func (b *truncatedBody) Close() error { return nil }
 
 func etagOf(data []byte) string {

@@ -22,8 +22,9 @@ import (
 type MinIOConfig struct {
 	// Endpoint is host:port of the S3 endpoint, without scheme.
 	Endpoint string
-	// AccessKey and SecretKey are the static credentials.
+	// AccessKey is the static access key.
 	AccessKey string
+	// SecretKey is the static secret key.
 	SecretKey string
 	// Bucket is the bucket all keys live in.
 	Bucket string
@@ -421,6 +422,7 @@ type sizedBody struct {
 	remaining int64
 }
 
+// Read implements io.Reader.
 func (b *sizedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.remaining -= int64(n)
@@ -434,6 +436,7 @@ func (b *sizedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close implements io.Closer.
 func (b *sizedBody) Close() error { return b.rc.Close() }
 
 // retryAfterBox receives the Retry-After of the last response of a call.
@@ -452,6 +455,7 @@ func captureRetryAfter(ctx context.Context) (context.Context, *retryAfterBox) {
 // the call that made them (minio-go's ErrorResponse does not carry headers).
 type retryAfterTransport struct{ next http.RoundTripper }
 
+// RoundTrip implements http.RoundTripper.
 func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
 	if err != nil || resp.StatusCode < 400 {

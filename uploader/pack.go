@@ -36,16 +36,22 @@ const (
 
 // PackIndex is the index of a pack object.
 type PackIndex struct {
-	Version int          `json:"version"`
+	// Version is the format version, 1.
+	Version int `json:"version"`
+	// Members lists the members in the order of their bytes.
 	Members []PackMember `json:"members"`
 }
 
 // PackMember is one index entry.
 type PackMember struct {
-	Key    string `json:"key"`
-	Offset int64  `json:"offset"`
-	Length int64  `json:"length"`
-	XXH3   string `json:"xxh3"`
+	// Key is the member's own key.
+	Key string `json:"key"`
+	// Offset is the member's first byte in the pack object.
+	Offset int64 `json:"offset"`
+	// Length is the member's size in bytes.
+	Length int64 `json:"length"`
+	// XXH3 is the XXH3-64 of the member's bytes, lower-case hex.
+	XXH3 string `json:"xxh3"`
 }
 
 // Location says where a batched member lives: the pack object and the byte
@@ -56,9 +62,12 @@ type Location struct {
 	Key string `json:"key"`
 	// PackKey is the object holding the member; for an unbatched upload it
 	// equals Key and the member is the whole object.
-	PackKey  string `json:"pack_key"`
-	Offset   int64  `json:"offset"`
-	Length   int64  `json:"length"`
+	PackKey string `json:"pack_key"`
+	// Offset is the member's first byte in PackKey.
+	Offset int64 `json:"offset"`
+	// Length is the member's size in bytes.
+	Length int64 `json:"length"`
+	// Checksum is the XXH3-64 of the member's bytes.
 	Checksum uint64 `json:"xxh3"`
 }
 

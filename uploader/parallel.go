@@ -23,9 +23,13 @@ import (
 // attempt can be repeated and parts can be read in parallel; an *os.File
 // or a *bytes.Reader will do.
 type Item struct {
-	Key  string
+	// Key is the object key to write.
+	Key string
+	// Body holds the object's bytes at offsets [0, Size).
 	Body io.ReaderAt
+	// Size is the object's length in bytes.
 	Size int64
+	// Opts are passed to PutObject or InitiateMultipart.
 	Opts PutOptions
 }
 
@@ -36,14 +40,17 @@ func BytesItem(key string, data []byte) Item {
 
 // Result is the outcome of one Item.
 type Result struct {
-	Key  string
+	// Key is the item's key.
+	Key string
+	// Info describes the stored object when Err is nil.
 	Info ObjectInfo
 	// Attempts counts the requests made for the item, retries included
 	// (a multipart upload counts initiate, every part attempt and complete).
 	Attempts int
 	// Multipart reports whether the item went up as a multipart upload.
 	Multipart bool
-	Err       error
+	// Err is why the item was not stored; nil on success.
+	Err error
 }
 
 // Sleeper waits d or until ctx is done, returning ctx's error in that case.
@@ -77,7 +84,8 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // RetryEvent describes one retry decided by a ParallelUploader.
 type RetryEvent struct {
 	// Op is the operation retried, e.g. "PutObject" or "UploadPart".
-	Op  string
+	Op string
+	// Key is the object key of the request.
 	Key string
 	// Attempt is the number of the attempt that failed (1 = the first).
 	Attempt int
@@ -117,13 +125,17 @@ var ErrRetryBudgetExhausted = errors.New("uploader: retry budget exhausted")
 // AttemptsError is returned when a request still failed after retrying.
 // It unwraps to the last attempt's error, so Classify and errors.Is see it.
 type AttemptsError struct {
-	Op       string
-	Key      string
+	// Op is the operation that failed.
+	Op string
+	// Key is the object key of the request.
+	Key string
+	// Attempts is the number of attempts made.
 	Attempts int
 	// BudgetExhausted is true when the call's retry budget, rather than
 	// MaxRetries, stopped the retries.
 	BudgetExhausted bool
-	Err             error
+	// Err is the last attempt's error.
+	Err error
 }
 
 // Error implements error.

@@ -12,9 +12,14 @@ import (
 
 // ObjectInfo describes a stored object.
 type ObjectInfo struct {
-	Key          string
-	Size         int64
-	ETag         string
+	// Key is the object's key in the bucket.
+	Key string
+	// Size is the object's length in bytes.
+	Size int64
+	// ETag is the store's entity tag, without quotes: the MD5 hex of a
+	// single-PUT object, "<md5 of part md5s>-<parts>" of a multipart one.
+	ETag string
+	// LastModified is when the object was stored.
 	LastModified time.Time
 	// Metadata holds user metadata (without the x-amz-meta- prefix), keys
 	// canonicalised to lower case.
@@ -31,16 +36,22 @@ type PutOptions struct {
 
 // Part identifies one uploaded part of a multipart upload.
 type Part struct {
+	// Number is the 1-based part number.
 	Number int
-	ETag   string
-	Size   int64
+	// ETag is the part's entity tag, as CompleteMultipart needs it.
+	ETag string
+	// Size is the part's length in bytes.
+	Size int64
 }
 
 // MultipartUpload describes an initiated, not yet completed or aborted,
 // multipart upload.
 type MultipartUpload struct {
-	Key       string
-	UploadID  string
+	// Key is the object the upload will create.
+	Key string
+	// UploadID identifies the upload.
+	UploadID string
+	// Initiated is when the upload was started.
 	Initiated time.Time
 }
 
