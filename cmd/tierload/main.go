@@ -64,8 +64,10 @@ type config struct {
 	s3Latency time.Duration
 	s3Jitter  time.Duration
 	sut       string
-	seedSet   bool
-	logLevel  string
+	// failOnBudget makes a failed budget gate exit with status 1.
+	failOnBudget bool
+	seedSet      bool
+	logLevel     string
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {

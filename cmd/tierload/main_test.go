@@ -31,6 +31,7 @@ func TestParse(t *testing.T) {
 			assert.Equal(t, workload.DefaultMix(), c.opts.Workload.Mix)
 			assert.False(t, c.seedSet)
 			assert.Equal(t, load.Constant, c.opts.Arrival)
+			assert.True(t, c.failOnBudget)
 		}},
 		{"explicit", []string{"-url", "http://x:1", "-pid", "42", "-rate", "1000", "-duration", "5m", "-seed", "9",
 			"-mix", "search=1", "-arrival", "poisson", "-progress", "plain"}, true, func(t *testing.T, c *config) {
