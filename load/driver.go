@@ -205,8 +205,7 @@ func (d *driver) worker(id int, j job) {
 
 func (d *driver) do(sh *shard, j job) {
 	n := d.inFlight.Add(1)
-	if n > d.peak.Load() {
-		d.peak.Store(n) // racy max: good enough for a peak indicator
+	for p := d.peak.Load(); n > p && !d.peak.CompareAndSwap(p, n); p = d.peak.Load() {
 	}
 	due := d.start.Add(j.at)
 	begin := time.Now()
