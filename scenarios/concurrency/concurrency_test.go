@@ -116,6 +116,12 @@ func TestConcurrency(t *testing.T) {
 			run:    restoreDuringInserts,
 		},
 		{
+			name:   "snapshots-vs-orphan-sweep",
+			fault:  "run_once cycles (each an orphan sweep) back to back while snapshots and demotions run back to back, S3 jitter 1-6 ms",
+			guards: "the orphan sweep never deletes an object a committed snapshot or cold collection refers to: every snapshot tierd lists exists in S3 and restores, every cold collection's object exists",
+			run:    snapshotsVsSweep,
+		},
+		{
 			name:   "redemotion-vs-pending-delete",
 			fault:  "S3 DeleteObject fails (500) while a cold collection is promoted to warm, then S3 recovers",
 			guards: "the deferred cleanup of an old cold copy never deletes the object a later demotion stored: a cold collection's object stays in S3 and it promotes with every vector",
@@ -367,20 +373,15 @@ func promoteUnderSearch(row promoteRow) func(ctx context.Context, t *testing.T, 
 
 // snapshotDuringRestore: scenario 3. Each round changes the content away
 // from snapshot s1's, moves the collection to a random tier, then races a
-// new snapshot against a restore of s1.
-//
-// History: only the creation, the inserts of s1's content and searches
-// go through the recording client; the content changes, snapshots and
-// restores of the rounds go through the plain client because the history
-// model has no restore. Every round ends in s1's content, so the final
-// state the checkers read must be exactly the recorded inserts.
+// new snapshot against a restore of s1. Every operation is recorded, so
+// the checkers judge the snapshots' and restores' effects too.
 func snapshotDuringRestore(ctx context.Context, t *testing.T, tc *harness.Case) {
 	const rounds = 4
-	c, rng, plain := tc.Client, tc.Rand, stack.Tierd
+	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, 400, dim, api.MetricL2)
 	a := col.Vectors
 	fixture.RequireExactSearch(ctx, t, c, rng, col, 3, topK)
-	s1, err := plain.CreateSnapshot(ctx, col.Name)
+	s1, err := c.CreateSnapshot(ctx, col.Name)
 	require.NoError(t, err, "snapshot s1")
 	require.Equal(t, len(a), s1.Vectors)
 	require.True(t, sameVectors(a, objectContent(ctx, t, s1.Object, s1.Size, s1.Checksum, dim)), "s1 holds the content")
@@ -396,9 +397,9 @@ func snapshotDuringRestore(ctx context.Context, t *testing.T, tc *harness.Case) 
 	for round := range rounds {
 		// New values for every id and 50 new ids: content b ≠ a.
 		b := merge(withValues(rng, a), newVectors(rng, fmt.Sprintf("r%d-", round), 50, dim))
-		insertAll(ctx, t, plain, col.Name, b)
+		insertAll(ctx, t, c, col.Name, b)
 		tier := allTiers[rng.IntN(len(allTiers))]
-		_, err := plain.SetTier(ctx, col.Name, tier)
+		_, err := c.SetTier(ctx, col.Name, tier)
 		require.NoError(t, err, "round %d: move to %s", round, tier)
 
 		var sn api.Snapshot
@@ -406,9 +407,9 @@ func snapshotDuringRestore(ctx context.Context, t *testing.T, tc *harness.Case) 
 		var snErr, rsErr error
 		together(2, func(i int) {
 			if i == 0 {
-				sn, snErr = plain.CreateSnapshot(ctx, col.Name)
+				sn, snErr = c.CreateSnapshot(ctx, col.Name)
 			} else {
-				restored, rsErr = plain.Restore(ctx, col.Name, s1.ID)
+				restored, rsErr = c.Restore(ctx, col.Name, s1.ID)
 			}
 		})
 		require.NoError(t, snErr, "round %d: snapshot during the restore", round)
@@ -427,12 +428,12 @@ func snapshotDuringRestore(ctx context.Context, t *testing.T, tc *harness.Case) 
 			t.Fatalf("round %d (from %s): the snapshot taken during the restore is torn: %d vectors, neither the %d before nor the %d after",
 				round, tier, len(got), len(b), len(a))
 		}
-		requireContent(ctx, t, plain, rng, col.Name, col.Metric, a, 2)
+		requireContent(ctx, t, c, rng, col.Name, col.Metric, a, 2)
 
 		// The bucket holds no cold copy (the collection is hot) and
 		// exactly the snapshots tierd lists.
 		require.Empty(t, objectsUnder(ctx, t, col.Name, "data/"), "round %d: no cold copy left", round)
-		list, err := plain.ListSnapshots(ctx, col.Name)
+		list, err := c.Client().ListSnapshots(ctx, col.Name)
 		require.NoError(t, err)
 		var listed []string
 		for _, s := range list {
@@ -446,16 +447,16 @@ func snapshotDuringRestore(ctx context.Context, t *testing.T, tc *harness.Case) 
 
 	// The snapshot taken during the last restore restores to exactly its
 	// content; then s1 again.
-	_, err = plain.Restore(ctx, col.Name, last.ID)
+	_, err = c.Restore(ctx, col.Name, last.ID)
 	require.NoError(t, err, "restore the racing snapshot")
-	requireContent(ctx, t, plain, rng, col.Name, col.Metric, lastContent, 2)
-	_, err = plain.Restore(ctx, col.Name, s1.ID)
+	requireContent(ctx, t, c, rng, col.Name, col.Metric, lastContent, 2)
+	_, err = c.Restore(ctx, col.Name, s1.ID)
 	require.NoError(t, err, "restore s1")
 
 	// Only the restored content survives a crash: the WAL records of the
 	// superseded inserts must not be replayed.
 	require.NoError(t, stack.RestartTierd(ctx, false), "SIGKILL and restart tierd")
-	requireContent(ctx, t, plain, rng, col.Name, col.Metric, a, 2)
+	requireContent(ctx, t, c, rng, col.Name, col.Metric, a, 2)
 	tc.Check(ctx, t, check.Config{}, col.Name)
 }
 
@@ -578,18 +579,20 @@ func workerVsAPI(ctx context.Context, t *testing.T, tc *harness.Case) {
 	addRule(ctx, t, s3fault.Rule{Name: "S3 jitter", Key: "collections/*", Trigger: s3fault.Always(),
 		Action: s3fault.Delay(time.Millisecond, 20*time.Millisecond)})
 
-	wctx, stopWorker := context.WithCancel(ctx)
-	defer stopWorker()
+	// A first cycle demotes what earlier cases left hot, so that the
+	// cycles under load are about this case's collections.
+	_, err := stack.Tierd.Worker(ctx, api.WorkerRunOnce)
+	require.NoError(t, err, "first run_once")
+
+	var stopping atomic.Bool
 	var cycles []api.WorkerCycle
 	var workerErrs []error
 	workerDone := make(chan struct{})
 	go func() {
 		defer close(workerDone)
-		for wctx.Err() == nil {
-			st, err := stack.Tierd.Worker(wctx, api.WorkerRunOnce)
+		for !stopping.Load() && ctx.Err() == nil {
+			st, err := stack.Tierd.Worker(ctx, api.WorkerRunOnce)
 			switch {
-			case wctx.Err() != nil:
-				return
 			case err != nil:
 				workerErrs = append(workerErrs, err)
 			case st.Last != nil:
@@ -628,21 +631,29 @@ func workerVsAPI(ctx context.Context, t *testing.T, tc *harness.Case) {
 		}()
 	}
 	wg.Wait()
-	stopWorker()
+	stopping.Store(true)
 	<-workerDone
 
+	mine := func(ns []string) (n int) {
+		for _, name := range ns {
+			if slices.Contains(names, name) {
+				n++
+			}
+		}
+		return n
+	}
 	var warm, cold, checkpoints, walDropped, orphans int
 	var cycleErrs []string
 	for _, cy := range cycles {
-		warm += len(cy.DemotedWarm)
-		cold += len(cy.DemotedCold)
+		warm += mine(cy.DemotedWarm)
+		cold += mine(cy.DemotedCold)
 		checkpoints += len(cy.Checkpointed)
 		walDropped += cy.WALSegmentsDropped
 		orphans += len(cy.OrphansDeleted)
 		cycleErrs = append(cycleErrs, cy.Errors...)
 	}
 	t.Logf("API answers: %v", answers)
-	t.Logf("%d run_once cycles: %d demotions to warm, %d to cold, %d checkpoints, %d WAL segments dropped, %d orphans deleted",
+	t.Logf("%d run_once cycles: %d demotions of the case's collections to warm, %d to cold, %d checkpoints, %d WAL segments dropped, %d orphans deleted",
 		len(cycles), warm, cold, checkpoints, walDropped, orphans)
 	require.Empty(t, workerErrs, "run_once requests failed")
 	for _, e := range cycleErrs {
@@ -687,6 +698,7 @@ func deleteDuringTransition(from, to api.Tier, reuseMetric api.Metric, reuseDim 
 	return func(ctx context.Context, t *testing.T, tc *harness.Case) {
 		c, rng := tc.Client, tc.Rand
 		col := fixture.Create(ctx, t, c, rng, 400, dim, api.MetricCosine)
+		fixture.RequireExactSearch(ctx, t, c, rng, col, 2, topK)
 		if from != api.TierHot {
 			_, err := c.SetTier(ctx, col.Name, from)
 			require.NoError(t, err)
@@ -787,13 +799,11 @@ type insertOutcome struct {
 	call, reply time.Time
 }
 
-// restoreDuringInserts: own case. Inserts of new ids race a restore.
-//
-// History: the checkers cannot judge a restore (the history model has no
-// restore: the superseded inserts would count as lost), so this case
-// judges the final content itself, exactly: s1's vectors plus every batch
-// called after the restore returned, plus each racing batch entirely or not
-// at all, and no batch acknowledged before the restore was called.
+// restoreDuringInserts: own case. Inserts of new ids race a restore. Besides
+// the checkers (which model restores), the case judges the final content
+// exactly: s1's vectors plus every batch called after the restore returned,
+// plus each racing batch entirely or not at all, and no batch acknowledged
+// before the restore was called.
 func restoreDuringInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
 	const (
 		inserters = 4
@@ -801,13 +811,13 @@ func restoreDuringInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
 		maxRacing = 50 // batches per inserter before it waits for the restore: stays below api.MaxK
 		after     = 3  // batches per inserter called after the restore returned
 	)
-	rng, plain := tc.Rand, stack.Tierd
-	col := fixture.Create(ctx, t, plain, rng, 300, dim, api.MetricCosine)
+	c, rng := tc.Client, tc.Rand
+	col := fixture.Create(ctx, t, c, rng, 300, dim, api.MetricCosine)
 	a := col.Vectors
-	s1, err := plain.CreateSnapshot(ctx, col.Name)
+	s1, err := c.CreateSnapshot(ctx, col.Name)
 	require.NoError(t, err, "snapshot s1")
 	superseded := newVectors(rng, "pre-", 50, dim)
-	insertAll(ctx, t, plain, col.Name, superseded)
+	insertAll(ctx, t, c, col.Name, superseded)
 	hold := addRule(ctx, t, s3fault.Rule{Name: "hold the restore's download", Ops: []s3fault.Op{s3fault.OpGetObject},
 		Key: snapshotKeys(col.Name), Trigger: s3fault.Always(), Action: s3fault.Delay(holdFor, 0)})
 
@@ -836,7 +846,7 @@ func restoreDuringInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
 				batch := newVectors(r, fmt.Sprintf("w%d-%02d-", g, n), perBatch, dim)
 				wasRestored := restored.Load()
 				o := insertOutcome{batch: batch, call: time.Now()}
-				_, o.err = plain.Insert(ctx, col.Name, batch)
+				_, o.err = c.Insert(ctx, col.Name, batch)
 				o.reply = time.Now()
 				outs[g] = append(outs[g], o)
 				if wasRestored {
@@ -848,7 +858,7 @@ func restoreDuringInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
 	go func() {
 		defer close(restoreDone)
 		restoreCall = time.Now()
-		_, restoreErr = plain.Restore(ctx, col.Name, s1.ID)
+		_, restoreErr = c.Restore(ctx, col.Name, s1.ID)
 		restoreReply = time.Now()
 		restored.Store(true)
 	}()
@@ -859,7 +869,7 @@ func restoreDuringInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
 
 	// The listing of every id (k above the collection's size).
 	listed := map[string]bool{}
-	got, err := plain.Search(ctx, col.Name, fixture.RandomVectors(rng, 1, dim)[0].Values, api.MaxK)
+	got, err := c.Search(ctx, col.Name, fixture.RandomVectors(rng, 1, dim)[0].Values, api.MaxK)
 	require.NoError(t, err)
 	require.Less(t, len(got), api.MaxK)
 	for _, r := range got {
@@ -903,8 +913,114 @@ func restoreDuringInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
 	require.Positive(t, phases["racing, superseded"]+phases["racing, kept"], "inserts raced the restore")
 	require.Positive(t, phases["called after the restore"], "inserts followed the restore")
 	require.Len(t, got, len(want), "no id other than s1's and the kept batches")
-	requireContent(ctx, t, plain, rng, col.Name, col.Metric, want, 2)
+	requireContent(ctx, t, c, rng, col.Name, col.Metric, want, 2)
 
 	require.NoError(t, stack.RestartTierd(ctx, false), "SIGKILL and restart tierd")
-	requireContent(ctx, t, plain, rng, col.Name, col.Metric, want, 2)
+	requireContent(ctx, t, c, rng, col.Name, col.Metric, want, 2)
+	tc.Check(ctx, t, check.Config{}, col.Name)
+}
+
+// snapshotsVsSweep: own case. Uploads that commit while the worker's
+// orphan sweep runs must never be taken for orphans.
+func snapshotsVsSweep(ctx context.Context, t *testing.T, tc *harness.Case) {
+	const runFor = 4 * time.Second
+	c, rng := tc.Client, tc.Rand
+	cols := make([]*fixture.Collection, 4)
+	names := make([]string, len(cols))
+	for i := range cols {
+		cols[i] = fixture.Create(ctx, t, c, rng, 200, dim, api.MetricCosine)
+		names[i] = cols[i].Name
+	}
+	addRule(ctx, t, s3fault.Rule{Name: "S3 jitter", Key: "collections/*", Trigger: s3fault.Always(),
+		Action: s3fault.Delay(time.Millisecond, 5*time.Millisecond)})
+
+	wctx, stopWorker := context.WithCancel(ctx)
+	defer stopWorker()
+	var cycles, orphans int
+	var workerErrs []error
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		for wctx.Err() == nil {
+			st, err := stack.Tierd.Worker(wctx, api.WorkerRunOnce)
+			switch {
+			case wctx.Err() != nil:
+				return
+			case err != nil:
+				workerErrs = append(workerErrs, err)
+			case st.Last != nil:
+				cycles++
+				orphans += len(st.Last.OrphansDeleted)
+			}
+		}
+	}()
+	var mu sync.Mutex
+	answers := map[string]int{}
+	note := func(key string) {
+		mu.Lock()
+		answers[key]++
+		mu.Unlock()
+	}
+	deadline := time.Now().Add(runFor)
+	var wg sync.WaitGroup
+	for _, col := range cols {
+		wg.Add(2)
+		go func() { // snapshots back to back
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				_, err := c.CreateSnapshot(ctx, col.Name)
+				note("snapshot " + codeName(err))
+			}
+		}()
+		go func() { // hot ↔ cold, at most 20 requests a second
+			defer wg.Done()
+			limit := rate.NewLimiter(rate.Every(50*time.Millisecond), 1)
+			for i := 0; time.Now().Before(deadline) && limit.Wait(ctx) == nil; i++ {
+				target := api.TierCold
+				if i%2 == 1 {
+					target = api.TierHot
+				}
+				_, err := c.SetTier(ctx, col.Name, target)
+				note("set_tier " + codeName(err))
+			}
+		}()
+	}
+	wg.Wait()
+	stopWorker()
+	<-workerDone
+	t.Logf("answers: %v; %d run_once cycles deleted %d orphans", answers, cycles, orphans)
+	require.Empty(t, workerErrs, "run_once requests failed")
+	for key := range answers {
+		require.Contains(t, []string{"snapshot ok", "set_tier ok", "set_tier " + api.CodeTransitionInProgress}, key,
+			"unexpected answer (all: %v)", answers)
+	}
+
+	for _, col := range cols {
+		got, err := c.GetCollection(ctx, col.Name)
+		require.NoError(t, err)
+		if got.Tier == api.TierCold {
+			require.Equal(t, []string{got.Object}, keysOf(objectsUnder(ctx, t, col.Name, "data/")),
+				"%s is cold: its object is in MinIO", col.Name)
+		}
+		list, err := c.Client().ListSnapshots(ctx, col.Name)
+		require.NoError(t, err)
+		require.NotEmpty(t, list)
+		var listed []string
+		for _, sn := range list {
+			listed = append(listed, sn.Object)
+		}
+		slices.Sort(listed)
+		require.Equal(t, listed, keysOf(objectsUnder(ctx, t, col.Name, "snapshots/")),
+			"%s: the snapshot objects in MinIO are exactly the %d snapshots tierd lists", col.Name, len(list))
+		// The oldest, a middle and the newest snapshot restore to the
+		// collection's content (nothing was inserted meanwhile).
+		_, err = c.SetTier(ctx, col.Name, api.TierHot)
+		require.NoError(t, err)
+		for _, sn := range []api.Snapshot{list[0], list[len(list)/2], list[len(list)-1]} {
+			_, err := c.Restore(ctx, col.Name, sn.ID)
+			require.NoError(t, err, "%s: restore snapshot %s", col.Name, sn.ID)
+			requireContent(ctx, t, c, rng, col.Name, col.Metric, col.Vectors, 1)
+		}
+	}
+	tc.Check(ctx, t, check.Config{}, names...)
 }
