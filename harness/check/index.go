@@ -24,6 +24,8 @@ type write struct {
 	ret    int64 // never for unknown outcomes
 	ok     bool  // acknowledged and certain: for a restore, the id was certainly in the snapshot
 	values []float32
+	// restored marks a value a restore may re-install.
+	restored bool
 	// kill is the earliest return time of an acknowledged write of the same
 	// id, or acknowledged delete, create or restore of the collection, that
 	// started after this write returned: from then on this write's value is
@@ -175,6 +177,14 @@ func buildIndex(ops []history.Op, metrics map[string]api.Metric) (map[string]*co
 	return colls, nil
 }
 
+// kind names the operation that wrote w, for messages.
+func (w *write) kind() history.Kind {
+	if w.restored {
+		return history.KindRestore
+	}
+	return history.KindInsert
+}
+
 func (c *collection) addWrite(w *write) {
 	if _, seen := c.ids[w.id]; !seen {
 		c.order = append(c.order, w.id)
@@ -263,11 +273,11 @@ func (c *collection) deletedBetween(from, to int64) bool {
 }
 
 // erasedBetween reports whether the content may be wiped (by a delete,
-// create or restore, ok or unknown, other than operation self) after time
-// from and before time to.
-func (c *collection) erasedBetween(from, to int64, self int) bool {
+// create or restore, ok or unknown, other than operations self and also)
+// after time from and before time to.
+func (c *collection) erasedBetween(from, to int64, self, also int) bool {
 	for _, d := range c.erasers {
-		if d.op != self && d.ret > from && d.call < to {
+		if d.op != self && d.op != also && d.ret > from && d.call < to {
 			return true
 		}
 	}
@@ -290,8 +300,9 @@ type idState struct {
 // certainly overwritten before call, and not certainly done before inc was
 // created; writes of another dimension than inc's cannot have been applied.
 // The id must exist if an acknowledged write of it returned before call and
-// nothing may have wiped the content since.
-func (c *collection) stateAt(call, ret int64, inc incarnation) []idState {
+// nothing (but operation except, which is known to come later) may have
+// wiped the content since.
+func (c *collection) stateAt(call, ret int64, inc incarnation, except int) []idState {
 	out := make([]idState, 0, len(c.order))
 	for _, id := range c.order {
 		st := idState{id: id, mayBeAbsent: true}
@@ -304,7 +315,7 @@ func (c *collection) stateAt(call, ret int64, inc incarnation) []idState {
 			}
 			st.writes = append(st.writes, w)
 			if w.ok && w.ret < call {
-				if !c.erasedBetween(w.call, ret, w.op) {
+				if !c.erasedBetween(w.call, ret, w.op, except) {
 					st.mayBeAbsent = false
 				}
 				if st.latestAcked == nil || w.ret > st.latestAcked.ret {
@@ -395,7 +406,7 @@ func (c *collection) resolveRestore(ops []history.Op, r *restoreInfo, snapOwner 
 		r.sources = append(r.sources, w.op)
 		for _, inc := range c.incarnationsAt(w.call, w.ret) {
 			sources++
-			states := c.stateAt(w.call, w.ret, inc)
+			states := c.stateAt(w.call, w.ret, inc, r.op)
 			if r.rangeKnown {
 				lo, hi := countRange(states)
 				r.minCount, r.maxCount = min(r.minCount, lo), max(r.maxCount, hi)
@@ -424,7 +435,7 @@ func (c *collection) resolveRestore(ops []history.Op, r *restoreInfo, snapOwner 
 		}
 		certain := ok && p.certain == sources
 		for _, w := range p.writes {
-			c.addWrite(&write{id: id, op: r.op, call: op.Call, ret: ret, ok: certain, values: w.values})
+			c.addWrite(&write{id: id, op: r.op, call: op.Call, ret: ret, ok: certain, values: w.values, restored: true})
 		}
 	}
 	return nil

@@ -89,7 +89,7 @@ func (coll *collection) checkFinal(st history.CollectionState) []Violation {
 		switch {
 		case !fv.present && mustExist != nil:
 			fv.bad = true
-			v(id, []int{mustExist.op}, "acknowledged insert (op %d) is lost: id is missing at the end", mustExist.op)
+			v(id, []int{mustExist.op}, "acknowledged %s (op %d) is lost: id is missing at the end", mustExist.kind(), mustExist.op)
 		case fv.present && len(fv.cands) == 0:
 			fv.bad = true
 			v(id, opsOf(ws), "id exists at the end although every write of it was certainly wiped by a later delete, create or restore")
@@ -114,7 +114,7 @@ func (coll *collection) checkFinal(st history.CollectionState) []Violation {
 // follow, or nil if the id may be absent at the end.
 func mustExistAtEnd(coll *collection, ws []*write) *write {
 	for _, w := range ws {
-		if w.ok && !coll.erasedBetween(w.call, never, w.op) {
+		if w.ok && !coll.erasedBetween(w.call, never, w.op, -1) {
 			return w
 		}
 	}
@@ -162,7 +162,7 @@ func (coll *collection) checkAllOrNothing(verdicts map[string]*finalVerdict) []V
 // explainApplied: with u applied, the final state of its id is explainable.
 func explainApplied(coll *collection, fv *finalVerdict, u *write) bool {
 	if !fv.present {
-		return coll.erasedBetween(u.call, never, u.op) && !mustExistWithout(coll, u)
+		return coll.erasedBetween(u.call, never, u.op, -1) && !mustExistWithout(coll, u)
 	}
 	if equalValues(fv.values, u.values) {
 		return true
@@ -192,7 +192,7 @@ func explainNotApplied(coll *collection, fv *finalVerdict, u *write) bool {
 // forces the id to exist at the end.
 func mustExistWithout(coll *collection, u *write) bool {
 	for _, w := range coll.ids[u.id] {
-		if w != u && w.ok && !coll.erasedBetween(w.call, never, w.op) {
+		if w != u && w.ok && !coll.erasedBetween(w.call, never, w.op, -1) {
 			return true
 		}
 	}

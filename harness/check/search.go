@@ -100,7 +100,7 @@ func (c *Checker) checkSearch(coll *collection, inc incarnation, op history.Op) 
 	if err != nil {
 		return viol([]int{op.Index}, "search op %d succeeded but its query is invalid: %v", op.Index, err)
 	}
-	states := coll.stateAt(op.Call, op.Return, inc)
+	states := coll.stateAt(op.Call, op.Return, inc, -1)
 	cands := make([]oracle.Candidate, 0, len(states))
 	var acked []api.Vector // the acknowledged state, for the message
 	uncertain := false

@@ -69,7 +69,7 @@ func (c *Checker) checkSnapshotCount(coll *collection, op history.Op) *Violation
 	incs := coll.incarnationsAt(op.Call, op.Return)
 	var ranges []string
 	for _, inc := range incs {
-		lo, hi := countRange(coll.stateAt(op.Call, op.Return, inc))
+		lo, hi := countRange(coll.stateAt(op.Call, op.Return, inc, -1))
 		if op.Count >= lo && op.Count <= hi {
 			return nil
 		}
