@@ -133,6 +133,9 @@ func DecodeUnverified(name string, data []byte, dim int) (ids []string, vecs []f
 }
 
 func decode(name string, data []byte, dim int) (ids []string, vecs []float32, err error) {
+	if err := checkFrame(name, data); err != nil {
+		return nil, nil, err
+	}
 	defer func() {
 		// parquet-go may panic on hostile input; corrupt data must be an error.
 		if r := recover(); r != nil {
@@ -249,4 +252,18 @@ func eachPage(cc parquet.ColumnChunk, fn func(parquet.Page) bool) (bool, error) 
 			return false, nil
 		}
 	}
+}
+
+// checkFrame checks the Parquet frame (magic at both ends, footer length
+// inside the file) before parquet-go allocates the footer's length.
+func checkFrame(name string, data []byte) error {
+	const magic = "PAR1"
+	n := len(data)
+	if n < 12 || string(data[:4]) != magic || string(data[n-4:]) != magic {
+		return fmt.Errorf("%w: %s: not a Parquet file (%d bytes)", ErrCorrupt, name, n)
+	}
+	if footer := binary.LittleEndian.Uint32(data[n-8 : n-4]); int64(footer) > int64(n-12) {
+		return fmt.Errorf("%w: %s: footer of %d bytes in a %d-byte file", ErrCorrupt, name, footer, n)
+	}
+	return nil
 }

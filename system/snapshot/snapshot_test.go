@@ -126,3 +126,17 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	}
 }
+
+func TestHostileFooterIsRejectedBeforeAllocation(t *testing.T) {
+	ids, vecs := sample(5, 4)
+	data, _, err := EncodeBytes(4, ids, vecs)
+	require.NoError(t, err)
+	bad := bytes.Clone(data)
+	// A footer length of 3 GB: parquet-go would allocate it.
+	copy(bad[len(bad)-8:], []byte{0, 0, 0, 0xb2})
+	_, _, err = DecodeUnverified("f", bad, 4)
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.ErrorContains(t, err, "footer")
+	_, _, err = DecodeUnverified("f", []byte("PAR1"), 4)
+	require.ErrorIs(t, err, ErrCorrupt)
+}
