@@ -31,10 +31,12 @@ import (
 
 const (
 	// bigDim and bigVectors make a collection whose Parquet snapshot
-	// (about 6.2 MB of incompressible float32 values) is larger than the
-	// suite's 5 MiB part size: it goes up as a two-part multipart upload,
-	// and it still has fewer than api.MaxK vectors for the final read.
-	bigDim     = 1536
+	// (about 5.6 MB of plain float32 values) is larger than the suite's
+	// 5 MiB part size: it goes up as a two-part multipart upload whose
+	// second part (about 350 kB) is still larger than the 256 KiB cut of
+	// partial-upload-cut-part, and it has fewer than api.MaxK vectors for
+	// the final read.
+	bigDim     = 1400
 	bigVectors = 999
 	// opTimeout is TIERD_S3_OP_TIMEOUT as the harness starts tierd.
 	opTimeout = 5 * time.Second
@@ -59,10 +61,31 @@ const (
 // dataGlob matches the cold-tier data objects of a collection.
 func dataGlob(name string) string { return fixture.ObjectPrefix("", name) + "data/*" }
 
-// createBig creates a collection large enough for a multipart upload.
+// createBig creates a collection large enough for a multipart upload. Its
+// values are multiples of 1/4 in [-1, 1]: their JSON is half as long as
+// that of arbitrary floats, which halves the insert time under -race,
+// while the Parquet file (plain float32 values) is as large.
 func createBig(ctx context.Context, t *testing.T, c fixture.Tierd, rng *rand.Rand) *fixture.Collection {
 	t.Helper()
-	return fixture.Create(ctx, t, c, rng, bigVectors, bigDim, api.MetricCosine)
+	t0 := time.Now()
+	col := &fixture.Collection{Name: fixture.UniqueName(t, rng), Dim: bigDim, Metric: api.MetricCosine, Vectors: make([]api.Vector, bigVectors)}
+	for i := range col.Vectors {
+		vals := make([]float32, bigDim)
+		for j := range vals {
+			vals[j] = float32(rng.IntN(9)-4) / 4
+		}
+		col.Vectors[i] = api.Vector{ID: fmt.Sprintf("v%05d", i), Values: vals}
+	}
+	_, err := c.CreateCollection(ctx, api.CreateCollectionRequest{Name: col.Name, Dimension: bigDim, Metric: api.MetricCosine})
+	require.NoError(t, err, "create collection %s", col.Name)
+	for i := 0; i < len(col.Vectors); i += 250 {
+		batch := col.Vectors[i:min(i+250, len(col.Vectors))]
+		n, err := c.Insert(ctx, col.Name, batch)
+		require.NoError(t, err, "insert into %s", col.Name)
+		require.Equal(t, len(batch), n)
+	}
+	t.Logf("created %s: %d x %d in %s", col.Name, bigVectors, bigDim, time.Since(t0).Round(time.Millisecond))
+	return col
 }
 
 // objects lists a collection's objects directly in MinIO.
