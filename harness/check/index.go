@@ -303,9 +303,23 @@ type idState struct {
 // nothing (but operation except, which is known to come later) may have
 // wiped the content since.
 func (c *collection) stateAt(call, ret int64, inc incarnation, except int) []idState {
-	out := make([]idState, 0, len(c.order))
+	var sc scratch
+	return sc.stateAt(c, call, ret, inc, except)
+}
+
+// scratch holds buffers that stateAt reuses from one call to the next, so
+// that judging thousands of searches does not allocate per id. The slices
+// returned by its stateAt are valid until its next call.
+type scratch struct {
+	states []idState
+	writes []*write
+}
+
+func (sc *scratch) stateAt(c *collection, call, ret int64, inc incarnation, except int) []idState {
+	sc.states, sc.writes = sc.states[:0], sc.writes[:0]
 	for _, id := range c.order {
 		st := idState{id: id, mayBeAbsent: true}
+		start := len(sc.writes)
 		for _, w := range c.ids[id] {
 			if w.call >= ret || w.kill < call || w.ret <= inc.call {
 				continue
@@ -313,9 +327,9 @@ func (c *collection) stateAt(call, ret int64, inc incarnation, except int) []idS
 			if inc.dim > 0 && len(w.values) != inc.dim {
 				continue
 			}
-			st.writes = append(st.writes, w)
+			sc.writes = append(sc.writes, w)
 			if w.ok && w.ret < call {
-				if !c.erasedBetween(w.call, ret, w.op, except) {
+				if st.mayBeAbsent && !c.erasedBetween(w.call, ret, w.op, except) {
 					st.mayBeAbsent = false
 				}
 				if st.latestAcked == nil || w.ret > st.latestAcked.ret {
@@ -323,11 +337,19 @@ func (c *collection) stateAt(call, ret int64, inc incarnation, except int) []idS
 				}
 			}
 		}
-		if len(st.writes) > 0 {
-			out = append(out, st)
+		if len(sc.writes) > start {
+			st.writes = sc.writes[start:] // for its length: re-sliced below
+			sc.states = append(sc.states, st)
 		}
 	}
-	return out
+	// Appends may have moved the buffer: re-slice every state's writes.
+	pos := 0
+	for i := range sc.states {
+		n := len(sc.states[i].writes)
+		sc.states[i].writes = sc.writes[pos : pos+n : pos+n]
+		pos += n
+	}
+	return sc.states
 }
 
 // countRange returns how many vectors a state holds at least and at most.
@@ -388,8 +410,14 @@ func (c *collection) resolveRestore(ops []history.Op, r *restoreInfo, snapOwner 
 				windows = append(windows, window{s, ops[s].Call, ret})
 			}
 		}
+		if len(windows) == 0 && !ok {
+			// No snapshot can have this id: a correct tierd answers
+			// not_found, so the restore had no effect.
+			c.erasers = slices.DeleteFunc(c.erasers, func(e span) bool { return e.op == r.op })
+			return nil
+		}
 		if len(windows) == 0 {
-			return fmt.Errorf("%w: restore op %d of collection %q uses snapshot %q, which no recorded snapshot "+
+			return fmt.Errorf("%w: acknowledged restore op %d of collection %q uses snapshot %q, which no recorded snapshot "+
 				"of the collection answered and no snapshot with an unknown outcome can have made "+
 				"(take the snapshot through history.RecordingClient)", ErrConfig, r.op, c.name, op.Snapshot)
 		}

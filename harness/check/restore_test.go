@@ -180,6 +180,13 @@ func TestRestoreNeedsItsSnapshot(t *testing.T) {
 		add(restore(3, 4, "nowhere", 0, history.Failed, api.CodeNotFound)).ops
 	_, err = New(failed, Config{})
 	require.NoError(t, err, "a failed restore had no effect: its snapshot does not matter")
+
+	unknown := new(builder).add(create(1, 2, api.MetricDot)).
+		add(insert(3, 4, history.OK, vec("a", 1, 0))).
+		add(restore(5, 6, "nowhere", 0, history.Unknown, "")).ops
+	c, err := New(unknown, Config{ArtifactDir: t.TempDir()})
+	require.NoError(t, err, "no snapshot can have the id: a correct tierd answered not_found")
+	requireViolation(t, c.LostWrites(final()), LostWritesName, "acknowledged insert (op 1) is lost")
 }
 
 // TestTiersWithSnapshotsAndRestores: a snapshot observes that the collection

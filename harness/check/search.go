@@ -37,11 +37,12 @@ func (c *Checker) Searches() error {
 
 func (c *Checker) searches() ([]Violation, error) {
 	var out []Violation
+	var sc scratch
 	for _, op := range c.ops {
 		if op.Kind != history.KindSearch || op.Outcome != history.OK {
 			continue
 		}
-		v, err := c.judgeSearch(c.index[op.Collection], op)
+		v, err := c.judgeSearch(c.index[op.Collection], op, &sc)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +55,7 @@ func (c *Checker) searches() ([]Violation, error) {
 
 // judgeSearch judges op against every incarnation of the name it may have
 // run against; it passes if one explains the answer.
-func (c *Checker) judgeSearch(coll *collection, op history.Op) (*Violation, error) {
+func (c *Checker) judgeSearch(coll *collection, op history.Op, sc *scratch) (*Violation, error) {
 	incs := slices.DeleteFunc(coll.incarnationsAt(op.Call, op.Return), func(inc incarnation) bool { return inc.metric == "" })
 	if len(incs) == 0 {
 		return nil, fmt.Errorf("%w: search op %d: metric of collection %q unknown: record its create_collection "+
@@ -76,7 +77,7 @@ func (c *Checker) judgeSearch(coll *collection, op history.Op) (*Violation, erro
 	}
 	var first *Violation
 	for i := len(matching) - 1; i >= 0; i-- {
-		v := c.checkSearch(coll, matching[i], op)
+		v := c.checkSearch(coll, matching[i], op, sc)
 		if v == nil {
 			return nil, nil
 		}
@@ -92,7 +93,7 @@ func (c *Checker) judgeSearch(coll *collection, op history.Op) (*Violation, erro
 	return first, nil
 }
 
-func (c *Checker) checkSearch(coll *collection, inc incarnation, op history.Op) *Violation {
+func (c *Checker) checkSearch(coll *collection, inc incarnation, op history.Op, sc *scratch) *Violation {
 	viol := func(ops []int, format string, args ...any) *Violation {
 		return &Violation{Checker: SearchesName, Collection: coll.name, Ops: ops, Message: fmt.Sprintf(format, args...)}
 	}
@@ -100,7 +101,7 @@ func (c *Checker) checkSearch(coll *collection, inc incarnation, op history.Op) 
 	if err != nil {
 		return viol([]int{op.Index}, "search op %d succeeded but its query is invalid: %v", op.Index, err)
 	}
-	states := coll.stateAt(op.Call, op.Return, inc, -1)
+	states := sc.stateAt(coll, op.Call, op.Return, inc, -1)
 	cands := make([]oracle.Candidate, 0, len(states))
 	var acked []api.Vector // the acknowledged state, for the message
 	uncertain := false
