@@ -77,7 +77,19 @@ func TestJSONRoundTrip(t *testing.T) {
 	c = rec.Invoke(Op{Kind: KindSetTier, Collection: "c", Target: api.TierCold})
 	require.NoError(t, c.Finish(Result{Outcome: Failed, Status: 503, Code: api.CodeStorageUnavailable,
 		Err: errors.New("s3 down")}))
+	c = rec.Invoke(Op{Kind: KindSnapshot, Collection: "c", Snapshot: "ignored: an output"})
+	require.NoError(t, c.Finish(Result{Outcome: OK, Snapshot: "s1", Count: 7}))
+	c = rec.Invoke(Op{Kind: KindRestore, Collection: "c", Snapshot: "s1"})
+	require.NoError(t, c.Finish(Result{Outcome: OK, Tier: api.TierHot, Count: 7}))
 	ops := rec.Ops()
+	assert.Equal(t, "s1", ops[2].Snapshot, "a snapshot's id is its output")
+	assert.Equal(t, 7, ops[2].Count)
+	assert.Equal(t, "s1", ops[3].Snapshot, "a restore's id is its input")
+	assert.Contains(t, ops[2].String(), "snapshot c")
+	assert.Contains(t, ops[2].String(), "id=s1 count=7")
+	assert.Contains(t, ops[3].String(), "snapshot=s1 count=7")
+	assert.True(t, KindRestore.IsWrite())
+	assert.False(t, KindSnapshot.IsWrite())
 
 	var buf bytes.Buffer
 	require.NoError(t, WriteJSON(&buf, ops))
@@ -105,6 +117,8 @@ func TestReadJSONRejectsBadHistories(t *testing.T) {
 		{"bad outcome", `{"version":1,"ops":[{"index":0,"kind":"insert","collection":"c","call":1,"return":2,"outcome":"meh"}]}`},
 		{"no collection", `{"version":1,"ops":[{"index":0,"kind":"insert","collection":"","call":1,"return":2,"outcome":"ok"}]}`},
 		{"return before call", `{"version":1,"ops":[{"index":0,"kind":"insert","collection":"c","call":3,"return":2,"outcome":"ok"}]}`},
+		{"restore without snapshot id", `{"version":1,"ops":[{"index":0,"kind":"restore","collection":"c","call":1,"return":2,"outcome":"failed"}]}`},
+		{"ok snapshot without id", `{"version":1,"ops":[{"index":0,"kind":"snapshot","collection":"c","call":1,"return":2,"outcome":"ok"}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -26,16 +27,19 @@ import (
 // enough to exercise the recording client. Collections named "broken" answer
 // 500 internal to writes, "proxied" a bare 502, and "slow" hang until the
 // client gives up; "lossy" silently drops id v0 and "stale" ignores
-// re-inserts, both while acknowledging them.
+// re-inserts, both while acknowledging them; "amnesiac" acknowledges
+// restores without replacing the content.
 type fakeTierd struct {
 	stop  chan struct{} // closed at test end: releases hanging handlers
 	mu    sync.Mutex
 	colls map[string]*fakeColl
+	snaps int // snapshot ids handed out
 }
 
 type fakeColl struct {
-	info    api.Collection
-	vectors map[string][]float32
+	info      api.Collection
+	vectors   map[string][]float32
+	snapshots map[string]map[string][]float32 // this incarnation's
 }
 
 func newFakeTierd(t *testing.T) *client.Client {
@@ -48,6 +52,8 @@ func newFakeTierd(t *testing.T) *client.Client {
 	mux.HandleFunc("POST /v1/collections/{name}/vectors", f.insert)
 	mux.HandleFunc("POST /v1/collections/{name}/search", f.search)
 	mux.HandleFunc("POST /v1/collections/{name}/tier", f.tier)
+	mux.HandleFunc("POST /v1/collections/{name}/snapshots", f.snapshot)
+	mux.HandleFunc("POST /v1/collections/{name}/restore", f.restore)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(f.stop) }) // runs first
@@ -98,7 +104,7 @@ func (f *fakeTierd) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &fakeColl{info: api.Collection{Name: req.Name, Dimension: req.Dimension, Metric: req.Metric, Tier: api.TierHot},
-		vectors: map[string][]float32{}}
+		vectors: map[string][]float32{}, snapshots: map[string]map[string][]float32{}}
 	f.colls[req.Name] = c
 	writeJSON(w, c.info)
 }
@@ -213,6 +219,45 @@ func (f *fakeTierd) tier(w http.ResponseWriter, r *http.Request) {
 		c.info.Tier = req.Target
 		writeJSON(w, c.info)
 	}
+}
+
+func (f *fakeTierd) snapshot(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.lookup(w, r); c != nil {
+		f.snaps++
+		id := fmt.Sprintf("snap-%d", f.snaps)
+		c.snapshots[id] = maps.Clone(c.vectors)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(api.Snapshot{ID: id, Collection: c.info.Name, Vectors: len(c.vectors)})
+	}
+}
+
+func (f *fakeTierd) restore(w http.ResponseWriter, r *http.Request) {
+	var req api.RestoreRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Snapshot == "" {
+		writeErr(w, api.CodeInvalidArgument, "bad snapshot id")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.lookup(w, r)
+	if c == nil {
+		return
+	}
+	content, ok := c.snapshots[req.Snapshot]
+	if !ok {
+		writeErr(w, api.CodeNotFound, "no snapshot "+req.Snapshot)
+		return
+	}
+	if c.info.Name != "amnesiac" {
+		c.vectors = maps.Clone(content)
+	}
+	c.info.Tier = api.TierHot
+	info := c.info
+	info.Vectors = len(content)
+	writeJSON(w, info)
 }
 
 func TestRecordingClientClassifiesOutcomes(t *testing.T) {
@@ -358,4 +403,108 @@ func TestReadBackCatchesBrokenServers(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.message)
 		})
 	}
+}
+
+// TestRecordedSnapshotsAndRestores: snapshots and restores racing inserts,
+// searches and tier changes, recorded and read back, pass every checker
+// against a correct server; the recorded kinds, ids and counts are right.
+func TestRecordedSnapshotsAndRestores(t *testing.T) {
+	ctx := context.Background()
+	rec := history.NewRecorder()
+	rc := history.NewRecordingClient(newFakeTierd(t), rec)
+	_, err := rc.CreateCollection(ctx, api.CreateCollectionRequest{Name: "r", Dimension: 3, Metric: api.MetricL2})
+	require.NoError(t, err)
+	for i := range 5 {
+		_, err := rc.Insert(ctx, "r", []api.Vector{{ID: fmt.Sprintf("v%d", i), Values: []float32{float32(i), 1, 0}}})
+		require.NoError(t, err)
+	}
+	first, err := rc.CreateSnapshot(ctx, "r")
+	require.NoError(t, err)
+	assert.Equal(t, 5, first.Vectors)
+	_, err = rc.Restore(ctx, "r", "no-such-snapshot")
+	require.Equal(t, api.CodeNotFound, client.CodeOf(err))
+
+	var mu sync.Mutex
+	ids := []string{first.ID}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 2))
+			for range 40 {
+				vals := []float32{float32(rng.IntN(7)), float32(rng.IntN(7)), float32(rng.IntN(7))}
+				var err error
+				switch rng.IntN(6) {
+				case 0, 1:
+					_, err = rc.Insert(ctx, "r", []api.Vector{{ID: fmt.Sprintf("v%d", rng.IntN(12)), Values: vals}})
+				case 2:
+					_, err = rc.Search(ctx, "r", vals, rng.IntN(6)+1)
+				case 3:
+					var sn api.Snapshot
+					sn, err = rc.CreateSnapshot(ctx, "r")
+					if err == nil {
+						mu.Lock()
+						ids = append(ids, sn.ID)
+						mu.Unlock()
+					}
+				case 4:
+					mu.Lock()
+					id := ids[rng.IntN(len(ids))]
+					mu.Unlock()
+					var coll api.Collection
+					coll, err = rc.Restore(ctx, "r", id)
+					assert.Equal(t, api.TierHot, coll.Tier)
+				default:
+					_, err = rc.SetTier(ctx, "r", []api.Tier{api.TierWarm, api.TierCold}[rng.IntN(2)])
+				}
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	final, err := rc.ReadFinal(ctx)
+	require.NoError(t, err)
+	assert.True(t, check.All(t, rec.Ops(), final, check.Config{}))
+
+	ops := rec.Ops()
+	assert.Equal(t, history.KindSnapshot, ops[6].Kind)
+	assert.Equal(t, first.ID, ops[6].Snapshot)
+	assert.Equal(t, 5, ops[6].Count)
+	assert.Equal(t, history.KindRestore, ops[7].Kind)
+	assert.Equal(t, history.Failed, ops[7].Outcome)
+	assert.Equal(t, "no-such-snapshot", ops[7].Snapshot)
+	restores := 0
+	for _, op := range ops {
+		if op.Kind == history.KindRestore && op.Outcome == history.OK {
+			restores++
+			assert.Equal(t, api.TierHot, op.Tier)
+		}
+	}
+	assert.Positive(t, restores)
+}
+
+// TestRestoreThatKeepsTheContentIsCaught: a server that acknowledges a
+// restore without replacing the content is flagged through the read-back.
+func TestRestoreThatKeepsTheContentIsCaught(t *testing.T) {
+	ctx := context.Background()
+	rec := history.NewRecorder()
+	rc := history.NewRecordingClient(newFakeTierd(t), rec)
+	_, err := rc.CreateCollection(ctx, api.CreateCollectionRequest{Name: "amnesiac", Dimension: 2, Metric: api.MetricDot})
+	require.NoError(t, err)
+	_, err = rc.Insert(ctx, "amnesiac", []api.Vector{{ID: "a", Values: []float32{1, 2}}})
+	require.NoError(t, err)
+	sn, err := rc.CreateSnapshot(ctx, "amnesiac")
+	require.NoError(t, err)
+	_, err = rc.Insert(ctx, "amnesiac", []api.Vector{{ID: "a", Values: []float32{5, 6}}, {ID: "b", Values: []float32{3, 4}}})
+	require.NoError(t, err)
+	_, err = rc.Restore(ctx, "amnesiac", sn.ID)
+	require.NoError(t, err)
+	final, err := rc.ReadFinal(ctx)
+	require.NoError(t, err)
+	c, err := check.New(rec.Ops(), check.Config{ArtifactDir: t.TempDir()})
+	require.NoError(t, err)
+	err = c.All(final)
+	var f *check.Failure
+	require.ErrorAs(t, err, &f)
+	assert.ElementsMatch(t, []string{check.LostWritesName, check.SearchesName}, f.Checkers)
+	assert.Contains(t, err.Error(), "certainly wiped")
 }
