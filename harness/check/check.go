@@ -62,8 +62,9 @@ type Config struct {
 	// and no quota can trigger eviction: then every tier change must come
 	// from a recorded operation.
 	AutoDemote bool
-	// Metrics gives the metric of collections whose create_collection is
-	// not in the history.
+	// Metrics gives the metric of collections that existed before the
+	// history started (their create_collection is not in it), and of
+	// recorded creates that carry no metric.
 	Metrics map[string]api.Metric
 	// MaxListed caps the violations listed in an error (default
 	// DefaultMaxListed); all are in the artifact files.

@@ -141,8 +141,12 @@ func buildIndex(ops []history.Op, metrics map[string]api.Metric) (map[string]*co
 		}
 		switch op.Kind {
 		case history.KindCreateCollection:
+			metric := op.Metric
+			if metric == "" {
+				metric = metrics[op.Collection]
+			}
 			c.creates = append(c.creates, incarnation{op: op.Index, call: op.Call, ret: ret, ok: ok,
-				metric: op.Metric, dim: op.Dimension})
+				metric: metric, dim: op.Dimension})
 			c.erasers = append(c.erasers, sp)
 		case history.KindDeleteCollection:
 			c.deletes = append(c.deletes, sp)

@@ -185,7 +185,7 @@ var ErrAlreadyFinished = errors.New("history: call already finished")
 
 // Validate checks an operation list: indexes 0..n-1 in order, known kinds
 // and outcomes, a collection name, Call < Return, and a snapshot id on
-// every restore and ok snapshot.
+// every ok snapshot and every restore that may have applied.
 func Validate(ops []Op) error {
 	for i, o := range ops {
 		switch {
@@ -199,7 +199,8 @@ func Validate(ops []Op) error {
 			return fmt.Errorf("%w: operation %d has no collection", ErrInvalidHistory, i)
 		case o.Call < 0 || o.Return <= o.Call:
 			return fmt.Errorf("%w: operation %d has call %d and return %d", ErrInvalidHistory, i, o.Call, o.Return)
-		case o.Snapshot == "" && (o.Kind == KindRestore || o.Kind == KindSnapshot && o.Outcome == OK):
+		case o.Snapshot == "" && o.Outcome != Failed && o.Kind == KindRestore,
+			o.Snapshot == "" && o.Outcome == OK && o.Kind == KindSnapshot:
 			return fmt.Errorf("%w: operation %d (%s, %s) has no snapshot id", ErrInvalidHistory, i, o.Kind, o.Outcome)
 		}
 	}

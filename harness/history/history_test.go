@@ -117,7 +117,7 @@ func TestReadJSONRejectsBadHistories(t *testing.T) {
 		{"bad outcome", `{"version":1,"ops":[{"index":0,"kind":"insert","collection":"c","call":1,"return":2,"outcome":"meh"}]}`},
 		{"no collection", `{"version":1,"ops":[{"index":0,"kind":"insert","collection":"","call":1,"return":2,"outcome":"ok"}]}`},
 		{"return before call", `{"version":1,"ops":[{"index":0,"kind":"insert","collection":"c","call":3,"return":2,"outcome":"ok"}]}`},
-		{"restore without snapshot id", `{"version":1,"ops":[{"index":0,"kind":"restore","collection":"c","call":1,"return":2,"outcome":"failed"}]}`},
+		{"restore without snapshot id", `{"version":1,"ops":[{"index":0,"kind":"restore","collection":"c","call":1,"return":2,"outcome":"unknown"}]}`},
 		{"ok snapshot without id", `{"version":1,"ops":[{"index":0,"kind":"snapshot","collection":"c","call":1,"return":2,"outcome":"ok"}]}`},
 	}
 	for _, tt := range tests {
@@ -126,6 +126,15 @@ func TestReadJSONRejectsBadHistories(t *testing.T) {
 			require.ErrorIs(t, err, ErrInvalidHistory)
 		})
 	}
+}
+
+func TestValidateAcceptsRejectedRestoreWithoutID(t *testing.T) {
+	ops := []Op{
+		{Index: 0, Kind: KindRestore, Collection: "c", Call: 1, Return: 2, Outcome: Failed, Status: 400,
+			Code: api.CodeInvalidArgument},
+		{Index: 1, Kind: KindSnapshot, Collection: "c", Call: 3, Return: 4, Outcome: Unknown},
+	}
+	require.NoError(t, Validate(ops), "a restore rejected for its empty id, and a snapshot whose answer was lost")
 }
 
 func TestClassify(t *testing.T) {
