@@ -72,9 +72,9 @@ func killDuringUpload(ctx context.Context, t *testing.T, tc *harness.Case) {
 		Key: dataGlob(col.Name), Trigger: s3fault.Always(), Action: s3fault.Delay(hold, 0),
 	}, func() {
 		key = uploadKey()
-		require.Len(t, uploadsOf(ctx, t, key), 1, "an incomplete multipart upload of %s at the kill", key)
-		t.Logf("MinIO lists %d incomplete upload(s) for the exact key, %d for the collection's prefix",
-			len(uploadsOf(ctx, t, key)), len(fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", col.Name)))
+		require.Len(t, uploadsOf(ctx, t, col.Name, key), 1, "an incomplete multipart upload of %s at the kill", key)
+		t.Logf("MinIO lists %d incomplete upload(s) of the collection (whole bucket + exact key), %d by the collection's prefix",
+			len(uploadsOf(ctx, t, col.Name, key)), len(fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", col.Name)))
 		require.Empty(t, objects(ctx, t, col.Name), "no complete object at the kill")
 	})
 	afterRestart(ctx, t, tc, col, api.TierHot, 0, key)

@@ -232,7 +232,7 @@ func proxyDown(ctx context.Context, t *testing.T, tc *harness.Case) {
 	// MinIO lists uploads only by exact key: check the key tierd names too.
 	keys := keysIn(err, col.Name)
 	require.NotEmpty(t, keys, "the error names the object: %v", err)
-	require.Empty(t, uploadsOf(ctx, t, keys...), "no incomplete upload of %v", keys)
+	require.Empty(t, uploadsOf(ctx, t, col.Name, keys...), "no incomplete upload of %v", keys)
 
 	require.NoError(t, stack.S3Proxy.Enable())
 	_, err = c.SetTier(ctx, col.Name, api.TierCold)

@@ -94,18 +94,24 @@ func objects(ctx context.Context, t *testing.T, name string) []minio.ObjectInfo 
 	return fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", name)
 }
 
-// uploadsOf lists the incomplete multipart uploads of the given keys,
-// directly in MinIO. MinIO lists uploads only for an exact object key, not
-// for a folder prefix (fixture.IncompleteUploads by collection prefix finds
-// nothing there), so the cases name the keys they know: from tierd's
-// answers, its error messages, or its retry log.
-func uploadsOf(ctx context.Context, t *testing.T, keys ...string) []minio.ObjectMultipartInfo {
+// uploadsOf lists the incomplete multipart uploads of collection name,
+// directly in MinIO. MinIO has no S3 prefix semantics here: with a
+// non-empty prefix it lists only the uploads of the object named exactly
+// that (so fixture.IncompleteUploads, by collection prefix, finds nothing),
+// with an empty prefix every upload since it started (MinIO never restarts
+// in the stack). So this lists the whole bucket and keeps the collection's
+// uploads, plus those of the exact keys given (tierd names them in its
+// answers, error messages and retry log).
+func uploadsOf(ctx context.Context, t *testing.T, name string, keys ...string) []minio.ObjectMultipartInfo {
 	t.Helper()
+	prefix := fixture.ObjectPrefix("", name)
+	seen := map[string]bool{}
 	var out []minio.ObjectMultipartInfo
-	for _, key := range keys {
-		for u := range stack.S3.ListIncompleteUploads(ctx, harness.Bucket, key, false) {
-			require.NoError(t, u.Err, "list incomplete uploads of %s", key)
-			if u.Key == key {
+	for _, q := range append([]string{""}, keys...) {
+		for u := range stack.S3.ListIncompleteUploads(ctx, harness.Bucket, q, true) {
+			require.NoError(t, u.Err, "list incomplete uploads (prefix %q)", q)
+			if strings.HasPrefix(u.Key, prefix) && !seen[u.UploadID] {
+				seen[u.UploadID] = true
 				out = append(out, u)
 			}
 		}
@@ -123,16 +129,16 @@ func keysIn(err error, name string) []string {
 	return slices.Compact(slices.Sorted(slices.Values(re.FindAllString(err.Error(), -1))))
 }
 
-// requireNothingInBucket requires that MinIO holds no object of the
-// collection and no incomplete upload of the given keys.
+// requireNothingInBucket requires that MinIO holds no object and no
+// incomplete upload of the collection (keys: exact keys to look at too).
 func requireNothingInBucket(ctx context.Context, t *testing.T, name string, keys ...string) {
 	t.Helper()
 	require.Empty(t, objects(ctx, t, name), "objects of %s in MinIO", name)
-	require.Empty(t, uploadsOf(ctx, t, keys...), "incomplete uploads of %s in MinIO", name)
+	require.Empty(t, uploadsOf(ctx, t, name, keys...), "incomplete uploads of %s in MinIO", name)
 }
 
-// eventuallyBucket waits until MinIO holds exactly want complete objects of
-// the collection and no incomplete upload of the given keys, running a
+// eventuallyBucket waits until MinIO holds exactly want complete objects and
+// no incomplete upload of the collection (keys: exact keys to look at too), running a
 // maintenance cycle (pending deletes, orphan sweep) between looks, since
 // the suite's worker is paused.
 func eventuallyBucket(ctx context.Context, t *testing.T, name string, want int, keys ...string) {
@@ -140,7 +146,7 @@ func eventuallyBucket(ctx context.Context, t *testing.T, name string, want int, 
 	var objs []minio.ObjectInfo
 	var ups []minio.ObjectMultipartInfo
 	ok := poll(ctx, waitFor, func() bool {
-		objs, ups = objects(ctx, t, name), uploadsOf(ctx, t, keys...)
+		objs, ups = objects(ctx, t, name), uploadsOf(ctx, t, name, keys...)
 		if len(objs) == want && len(ups) == 0 {
 			return true
 		}
@@ -165,7 +171,7 @@ func requireColdObject(ctx context.Context, t *testing.T, name string) string {
 	require.Len(t, objs, 1, "one object of %s in MinIO: %v", name, keysOf(objs))
 	require.Equal(t, coll.Object, objs[0].Key, "the object is the one tierd names")
 	requireValidObject(ctx, t, coll.Object, coll.Checksum)
-	require.Empty(t, uploadsOf(ctx, t, coll.Object), "no incomplete upload of %s", coll.Object)
+	require.Empty(t, uploadsOf(ctx, t, name, coll.Object), "no incomplete upload of %s", name)
 	return coll.Object
 }
 

@@ -74,7 +74,7 @@ func proxyDownMidUpload(ctx context.Context, t *testing.T, tc *harness.Case) {
 	res := goSetTier(ctx, c, col.Name, api.TierCold)
 	waitRule(ctx, t, id, "a part is held", func(s s3fault.RuleStatus) bool { return s.Fired > 0 })
 	key := uploadKey()
-	require.Len(t, uploadsOf(ctx, t, key), 1, "the multipart upload of %s is under way", key)
+	require.Len(t, uploadsOf(ctx, t, col.Name, key), 1, "the multipart upload of %s is under way", key)
 	down := s3Proxy(t).DownT(t)
 
 	r := await(ctx, t, res, "the demotion")
