@@ -356,9 +356,8 @@ func collectionLimit(ctx context.Context, t *testing.T, tc *harness.Case) {
 
 	// Every created collection works.
 	for _, n := range created {
-		col := &fixture.Collection{Name: n, Dim: dim, Metric: api.MetricCosine, Vectors: fixture.RandomVectors(rng, 5, dim)}
-		_, err := c.Insert(ctx, n, col.Vectors)
-		require.NoError(t, err)
+		_, err := c.Insert(ctx, n, fixture.RandomVectors(rng, 5, dim))
+		require.NoError(t, err, "insert into %s", n)
 	}
 
 	// A delete frees exactly one slot: of two racing creates one gets it.
@@ -383,5 +382,6 @@ func collectionLimit(ctx context.Context, t *testing.T, tc *harness.Case) {
 	requireCollections(created)
 	_, err := c.CreateCollection(ctx, api.CreateCollectionRequest{Name: refused[2], Dimension: dim, Metric: api.MetricCosine})
 	requireRejected(t, err, "collections", "create after the crash")
+	requireNoObjects(ctx, t, names...)
 	tc.Check(ctx, t, check.Config{}, names...)
 }

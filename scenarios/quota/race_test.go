@@ -235,6 +235,8 @@ func memoryRaceCrash(ctx context.Context, t *testing.T, tc *harness.Case) {
 	// read-back below runs on it).
 	require.NoError(t, stack.RestartTierd(ctx, true))
 	requireAccounting(ctx, t, c, names, quota)
+	// Memory pressure demotes to warm only: nothing went to S3.
+	requireNoObjects(ctx, t, names...)
 	t.Logf("acknowledged %d vectors, %d operations refused by the quota, %.0f evictions after the restart; max hot usage %d of %d B over %d samples",
 		acked.Load(), refused.Load(), evictions, maxHot.Load(), quota, samples.Load())
 	tc.Check(ctx, t, check.Config{AutoDemote: true}, names...)

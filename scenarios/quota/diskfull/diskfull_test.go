@@ -294,6 +294,7 @@ func volumeFullInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
 	for _, h := range append(hs, tiny) {
 		fixture.RequireTier(ctx, t, c, &h.Collection, api.TierHot)
 		fixture.RequireExactSearch(ctx, t, c, rng, &h.Collection, queries, topK)
+		requireNoObjects(ctx, t, h.Name)
 	}
 
 	// Free space through tierd: deleting F removes its file.
