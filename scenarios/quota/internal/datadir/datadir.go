@@ -77,18 +77,15 @@ func inProcessDir() (string, error) {
 			found[filepath.Dir(walDir)] = true
 		}
 	}
-	if len(found) != 1 {
-		dirs := make([]string, 0, len(found))
-		for d := range found {
-			dirs = append(dirs, d)
-		}
+	dirs := make([]string, 0, len(found))
+	for d := range found {
+		dirs = append(dirs, d)
+	}
+	if len(dirs) != 1 {
 		sort.Strings(dirs)
 		return "", fmt.Errorf("%w: want exactly one open write-ahead log directory, found %v", ErrNotFound, dirs)
 	}
-	for d := range found {
-		return d, nil
-	}
-	panic("unreachable")
+	return dirs[0], nil
 }
 
 // Listing is what the data directory holds: every regular file, by path
