@@ -34,14 +34,14 @@ func Markdown(r *Report) string {
 		fmt.Fprintf(&b, "Mix: %s\n\n", strings.Join(parts, ", "))
 	}
 
-	b.WriteString("## Results\n\nLatency is measured from each request's scheduled start (corrected for coordinated omission); service time from the actual send.\n\n")
-	b.WriteString("| op | sent | ok | errors | error rate | target/s | achieved/s | late | missed | p50 | p90 | p95 | p99 | p99.9 | max | service p50 | service p99 |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "## Results\n\nLatency is measured from each request's scheduled start (corrected for coordinated omission); service time from the actual send; start lag from the scheduled start to the send (a start more than %s late counts as late).\n\n", msf(r.Run.LateAfterMS))
+	b.WriteString("| op | sent | ok | errors | error rate | target/s | achieved/s | late | missed | p50 | p90 | p95 | p99 | p99.9 | max | service p50 | service p99 | start lag p95 |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	row := func(o Op) {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %.1f | %.1f | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %.1f | %.1f | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			o.Name, o.Sent, o.OK, o.Completed-o.OK, pct(o.ErrorRate), o.TargetRate, o.AchievedRate, o.Late, o.Missed,
 			msf(o.Latency.P50MS), msf(o.Latency.P90MS), msf(o.Latency.P95MS), msf(o.Latency.P99MS),
-			msf(o.Latency.P999MS), msf(o.Latency.MaxMS), msf(o.Service.P50MS), msf(o.Service.P99MS))
+			msf(o.Latency.P999MS), msf(o.Latency.MaxMS), msf(o.Service.P50MS), msf(o.Service.P99MS), msf(o.StartLag.P95MS))
 	}
 	for _, o := range r.Ops {
 		row(o)
