@@ -262,3 +262,38 @@ type Usage struct {
 	WALSegments      int   `json:"wal_segments"`
 	WALBytes         int64 `json:"wal_bytes"`
 }
+
+// Pagination of GET /v1/collections/{name}/vectors.
+const (
+	// DefaultListLimit is the page size when the request gives none.
+	DefaultListLimit = 1000
+	// MaxListLimit is the largest accepted page size.
+	MaxListLimit = 10000
+)
+
+// VectorPage is the answer of GET /v1/collections/{name}/vectors: up to
+// limit vectors with ids greater than the request's after, ids ascending
+// (byte-wise), values exactly as stored.
+type VectorPage struct {
+	Vectors []Vector `json:"vectors"`
+	// Next is the cursor of the next page (the last id of this page), or
+	// "" when this page is the last.
+	Next string `json:"next"`
+}
+
+// ValidateListLimit checks the page size of a vector listing.
+func ValidateListLimit(limit int) error {
+	if limit < 1 || limit > MaxListLimit {
+		return fmt.Errorf("limit must be in 1..%d, got %d", MaxListLimit, limit)
+	}
+	return nil
+}
+
+// ValidateCursor checks the after cursor of a vector listing: empty (from
+// the start) or at most MaxIDLen bytes.
+func ValidateCursor(after string) error {
+	if len(after) > MaxIDLen {
+		return fmt.Errorf("after must be at most %d bytes, got %d", MaxIDLen, len(after))
+	}
+	return nil
+}

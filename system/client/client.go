@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/tierchaos/tierchaos/system/api"
@@ -156,6 +157,51 @@ func (c *Client) Search(ctx context.Context, name string, vector []float32, k in
 	var out api.SearchResponse
 	err := c.do(ctx, http.MethodPost, collPath(name, "search"), api.SearchRequest{Vector: vector, K: k}, &out)
 	return out.Results, err
+}
+
+// ListVectors returns one page of the collection's vectors: up to limit
+// (0: the server's default, api.DefaultListLimit) vectors with ids greater
+// than after ("" starts at the beginning), ids ascending, values exact.
+// page.Next is the after of the next page, "" on the last page.
+func (c *Client) ListVectors(ctx context.Context, name, after string, limit int) (api.VectorPage, error) {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := collPath(name, "vectors")
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out api.VectorPage
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// AllVectors pages through every vector of the collection with pages of
+// pageSize (0: the server's default) and returns them, ids ascending. The
+// pages are read one after the other, not as one snapshot: a vector
+// inserted or replaced during the walk may or may not be seen. Quiesce
+// writers for an exact picture.
+func (c *Client) AllVectors(ctx context.Context, name string, pageSize int) ([]api.Vector, error) {
+	var out []api.Vector
+	after := ""
+	for {
+		page, err := c.ListVectors(ctx, name, after, pageSize)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, page.Vectors...)
+		if page.Next == "" {
+			return out, nil
+		}
+		if page.Next <= after {
+			return out, fmt.Errorf("tierd list vectors of %q: cursor went from %q back to %q", name, after, page.Next)
+		}
+		after = page.Next
+	}
 }
 
 // SetTier moves a collection to target and returns its new state.

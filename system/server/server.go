@@ -13,6 +13,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,6 +250,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/collections/{name}", s.handleGet)
 	mux.HandleFunc("DELETE /v1/collections/{name}", s.handleDelete)
 	mux.HandleFunc("POST /v1/collections/{name}/vectors", s.handleInsert)
+	mux.HandleFunc("GET /v1/collections/{name}/vectors", s.handleListVectors)
 	mux.HandleFunc("POST /v1/collections/{name}/search", s.handleSearch)
 	mux.HandleFunc("POST /v1/collections/{name}/tier", s.handleTier)
 	mux.HandleFunc("POST /v1/collections/{name}/snapshots", s.handleCreateSnapshot)
@@ -399,6 +402,55 @@ func (s *Server) handleInsert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, api.InsertResponse{Inserted: n})
+}
+
+// listQuery parses the query of GET /v1/collections/{name}/vectors:
+// after (optional cursor) and limit (1..api.MaxListLimit, default
+// api.DefaultListLimit). Unknown or repeated parameters are rejected.
+func listQuery(q url.Values) (after string, limit int, err error) {
+	limit = api.DefaultListLimit
+	for k, vs := range q {
+		if k != "after" && k != "limit" {
+			return "", 0, api.Errorf(api.CodeInvalidArgument, "unknown query parameter %q (allowed: after, limit)", k)
+		}
+		if len(vs) != 1 {
+			return "", 0, api.Errorf(api.CodeInvalidArgument, "query parameter %q given %d times", k, len(vs))
+		}
+	}
+	if v, ok := q["limit"]; ok {
+		n, perr := strconv.Atoi(v[0])
+		if perr != nil {
+			return "", 0, api.Errorf(api.CodeInvalidArgument, "limit must be an integer in 1..%d, got %q", api.MaxListLimit, v[0])
+		}
+		limit = n
+	}
+	if err := api.ValidateListLimit(limit); err != nil {
+		return "", 0, &api.Error{Code: api.CodeInvalidArgument, Message: err.Error()}
+	}
+	after = q.Get("after")
+	if err := api.ValidateCursor(after); err != nil {
+		return "", 0, &api.Error{Code: api.CodeInvalidArgument, Message: err.Error()}
+	}
+	return after, limit, nil
+}
+
+func (s *Server) handleListVectors(w http.ResponseWriter, r *http.Request) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, s.log, api.Errorf(api.CodeInvalidArgument, "malformed query: %s", err.Error()))
+		return
+	}
+	after, limit, err := listQuery(q)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	page, err := s.store.ListVectors(r.Context(), r.PathValue("name"), after, limit)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
