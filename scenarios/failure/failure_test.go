@@ -142,7 +142,7 @@ func TestFailure(t *testing.T) {
 		},
 		{
 			name:   "bandwidth-64KiB-large-demotion",
-			fault:  "Toxiproxy bandwidth 64 KiB/s upstream while a 1 MB collection demotes",
+			fault:  "Toxiproxy bandwidth 64 KiB/s upstream while a 620 kB collection demotes (9.5 s of transfer, 4 s deadline)",
 			guards: "a demotion slower than the S3 deadline fails within it and cleanly, searches of the demoting collection are served meanwhile, and a demotion that fits through the link succeeds",
 			run:    bandwidthDemotion,
 		},

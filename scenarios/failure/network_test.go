@@ -234,7 +234,7 @@ func partitionUnderLoad(ctx context.Context, t *testing.T, tc *harness.Case) {
 // bandwidthDemotion: the upload path is throttled to 64 KiB/s.
 func bandwidthDemotion(ctx context.Context, t *testing.T, tc *harness.Case) {
 	c, rng := tc.Client, tc.Rand
-	large := fixture.Create(ctx, t, c, rng, 999, 256, api.MetricCosine) // about 1 MB of Parquet
+	large := fixture.Create(ctx, t, c, rng, 600, 256, api.MetricCosine) // about 620 kB of Parquet: 9.5 s at 64 KiB/s
 	small := fixture.Create(ctx, t, c, rng, 100, dim, api.MetricL2)     // about 15 kB
 	// Toxiproxy counts kilobytes of 1000 bytes: 65 KB/s is 64 KiB/s.
 	f := s3Proxy(t).ApplyT(t, netfault.Bandwidth(65).Upstream())
@@ -256,9 +256,9 @@ wait:
 			served++
 		}
 	}
-	t.Logf("throttled demotion of ~1 MB ended after %s with %v; %d searches served meanwhile", r.took, r.err, served)
+	t.Logf("throttled demotion of ~620 kB ended after %s with %v; %d searches served meanwhile", r.took, r.err, served)
 	require.Positive(t, served, "searches were served while the demotion ran")
-	require.Error(t, r.err, "1 MB at 64 KiB/s does not fit in the S3 deadline")
+	require.Error(t, r.err, "620 kB at 64 KiB/s does not fit in the S3 deadline")
 	require.Equal(t, api.CodeStorageUnavailable, client.CodeOf(r.err), "error: %v", r.err)
 	require.Less(t, r.took, opTimeout+grace, "the demotion ended within the S3 deadline")
 	fixture.RequireTier(ctx, t, c, large, api.TierHot)
