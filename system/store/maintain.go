@@ -89,8 +89,15 @@ func (s *Store) Maintain(ctx context.Context, o MaintainOptions, cyc *api.Worker
 	s.manMu.Unlock()
 	if len(pending) > 0 {
 		s.deleteObjects(ctx, pending)
+		// Only this cycle's keys count: a promotion or restore may have
+		// added its own key meanwhile and deletes it itself right after.
 		s.manMu.Lock()
-		left := len(s.man.PendingDeletes)
+		left := 0
+		for _, k := range pending {
+			if slices.Contains(s.man.PendingDeletes, k) {
+				left++
+			}
+		}
 		s.manMu.Unlock()
 		if left > 0 {
 			fail("%d object deletes still pending", left)
