@@ -127,7 +127,11 @@ func partitionUnderLoad(ctx context.Context, t *testing.T, tc *harness.Case) {
 		defer mu.Unlock()
 		*list = append(*list, fmt.Sprintf(format, args...))
 	}
-	const workers, batches, batch = 4, 150, 2 // at most 300 + 2*150*2 = 900 vectors per collection
+	// Each worker cycles through batches*batch ids of its own, replacing
+	// them after the first round: the load never stops, and a collection
+	// never holds more than 300 + 2*150*2 = 900 vectors (the final read
+	// lists below api.MaxK).
+	const workers, batches, batch = 4, 150, 2
 	for w := range workers {
 		rng := tc.Seed.Stream(fmt.Sprintf("serving-%d", w))
 		col := serving[w%len(serving)]
@@ -140,19 +144,17 @@ func partitionUnderLoad(ctx context.Context, t *testing.T, tc *harness.Case) {
 					return
 				case <-pace.C:
 				}
-				if i < batches {
-					vs := fixture.RandomVectors(rng, batch, dim)
-					for j := range vs {
-						vs[j].ID = fmt.Sprintf("w%d-%04d-%d", w, i, j)
-					}
-					if _, err := c.Insert(loadCtx, col.Name, vs); err != nil {
-						if loadCtx.Err() == nil {
-							report(&hotErrs, "insert into %s: %v", col.Name, err)
-						}
-						continue
-					}
-					inserts.Add(1)
+				vs := fixture.RandomVectors(rng, batch, dim)
+				for j := range vs {
+					vs[j].ID = fmt.Sprintf("w%d-%04d-%d", w, i%batches, j)
 				}
+				if _, err := c.Insert(loadCtx, col.Name, vs); err != nil {
+					if loadCtx.Err() == nil {
+						report(&hotErrs, "insert into %s: %v", col.Name, err)
+					}
+					continue
+				}
+				inserts.Add(1)
 				if _, err := c.Search(loadCtx, col.Name, fixture.RandomVectors(rng, 1, dim)[0].Values, topK); err != nil {
 					if loadCtx.Err() == nil {
 						report(&hotErrs, "search %s: %v", col.Name, err)
