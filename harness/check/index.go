@@ -103,6 +103,9 @@ type collection struct {
 	snapshots    map[string][]int
 	unknownSnaps []int
 	restores     []*restoreInfo
+	// wipers and overwrites give each write's kill (see computeKill).
+	wipers     killers
+	overwrites map[string]killers
 }
 
 // effectiveReturn is the return time a checker must assume for op.
@@ -175,7 +178,6 @@ func buildIndex(ops []history.Op, metrics map[string]api.Metric) (map[string]*co
 			if err := c.resolveRestore(ops, r, snapOwner); err != nil {
 				return nil, err
 			}
-			c.computeKill() // the next restore's snapshot may have seen this one
 		}
 	}
 	return colls, nil
@@ -467,44 +469,78 @@ func (c *collection) resolveRestore(ops []history.Op, r *restoreInfo, snapOwner 
 		}
 		certain := ok && p.certain == sources
 		for _, w := range p.writes {
-			c.addWrite(&write{id: id, op: r.op, call: op.Call, ret: ret, ok: certain, values: w.values, restored: true})
+			nw := &write{id: id, op: r.op, call: op.Call, ret: ret, ok: certain, values: w.values, restored: true}
+			nw.kill = c.killOf(nw)
+			c.addWrite(nw)
 		}
 	}
 	return nil
 }
 
-// computeKill fills write.kill for every write of c in O(n log n) per id.
+// killers is a set of intervals [call, ret] of acknowledged operations
+// that certainly overwrite a value, sorted by call, with suffix minima of
+// ret: the earliest moment from which a write that returned at some time
+// is certainly gone is one binary search away.
+type killers struct {
+	calls  []int64
+	suffix []int64 // suffix[i] = min ret over entries i..
+}
+
+func newKillers(spans [][2]int64) killers {
+	slices.SortFunc(spans, func(a, b [2]int64) int { return cmpInt64(a[0], b[0]) })
+	k := killers{calls: make([]int64, len(spans)), suffix: make([]int64, len(spans)+1)}
+	k.suffix[len(spans)] = never
+	for i := len(spans) - 1; i >= 0; i-- {
+		k.calls[i] = spans[i][0]
+		k.suffix[i] = min(spans[i][1], k.suffix[i+1])
+	}
+	return k
+}
+
+// after returns the earliest return of a killer called after time t.
+func (k killers) after(t int64) int64 {
+	return k.suffix[sort.Search(len(k.calls), func(i int) bool { return k.calls[i] > t })]
+}
+
+// computeKill fills write.kill for every write of c, in O(n log n). The
+// killers are the acknowledged erasers (deletes, creates, restores) and,
+// per id, the acknowledged inserts. An acknowledged value a restore
+// re-installs kills exactly like its restore, which is an eraser already,
+// so writes added by later restores never change the kill of earlier
+// writes: killOf gives theirs as they are added.
 func (c *collection) computeKill() {
-	type killer struct{ call, ret int64 }
-	var wipers []killer
+	var wipers [][2]int64
 	for _, d := range c.erasers {
 		if d.ok {
-			wipers = append(wipers, killer{d.call, d.ret})
+			wipers = append(wipers, [2]int64{d.call, d.ret})
 		}
 	}
-	for _, ws := range c.ids {
-		killers := slices.Clone(wipers)
+	c.wipers = newKillers(wipers)
+	c.overwrites = make(map[string]killers, len(c.ids))
+	for id, ws := range c.ids {
+		var spans [][2]int64
 		for _, w := range ws {
-			if w.ok {
-				killers = append(killers, killer{w.call, w.ret})
+			if w.ok && !w.restored {
+				spans = append(spans, [2]int64{w.call, w.ret})
 			}
 		}
-		slices.SortFunc(killers, func(a, b killer) int { return cmpInt64(a.call, b.call) })
-		// suffix[i] = min ret over killers[i:].
-		suffix := make([]int64, len(killers)+1)
-		suffix[len(killers)] = never
-		for i := len(killers) - 1; i >= 0; i-- {
-			suffix[i] = min(killers[i].ret, suffix[i+1])
-		}
+		c.overwrites[id] = newKillers(spans)
 		for _, w := range ws {
-			if w.ret == never {
-				w.kill = never
-				continue
-			}
-			i := sort.Search(len(killers), func(i int) bool { return killers[i].call > w.ret })
-			w.kill = suffix[i]
+			w.kill = c.killOf(w)
 		}
 	}
+}
+
+// killOf returns the moment from which w's value is certainly gone.
+func (c *collection) killOf(w *write) int64 {
+	if w.ret == never {
+		return never
+	}
+	kill := c.wipers.after(w.ret)
+	if k, ok := c.overwrites[w.id]; ok {
+		kill = min(kill, k.after(w.ret))
+	}
+	return kill
 }
 
 func cmpInt64(a, b int64) int {
