@@ -107,6 +107,8 @@ type Stack struct {
 	S3Faults *s3fault.Client
 	// S3FaultEndpoint is host:port of the S3 fault layer, from the host.
 	S3FaultEndpoint string
+	// ToxiproxyURL is the Toxiproxy API's base URL on the host.
+	ToxiproxyURL string
 	// Toxiproxy is the Toxiproxy API client.
 	Toxiproxy *toxiproxy.Client
 	// S3Proxy is the proxy on tierd's S3 path.
@@ -324,6 +326,7 @@ func (s *Stack) startToxiproxy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("harness: toxiproxy endpoint: %w", err)
 	}
+	s.ToxiproxyURL = api
 	s.Toxiproxy = toxiproxy.NewClient(api)
 	listen := "0.0.0.0:" + strings.TrimSuffix(s3ProxyPort, "/tcp")
 	if s.S3Proxy, err = s.Toxiproxy.CreateProxy(S3ProxyName, listen, minioAlias+":9000"); err != nil {

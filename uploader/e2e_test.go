@@ -67,8 +67,11 @@ func TestE2EUploadsSurviveResetPeer(t *testing.T) {
 	assert.Equal(t, large, multipart)
 	t.Logf("%d uploads in %s through reset_peer(0.3): %d requests", total, elapsed.Round(time.Millisecond), attempts)
 	// 1012 requests without faults (996 PUTs, 4 x initiate+2 parts+complete);
-	// each reset costs one more; 50 is far below what 0.3 gives (~150).
-	assert.Greater(t, attempts, 1012+50, "the toxic must have forced many retries, or it was not active")
+	// each reset costs one more. How many resets 0.3 gives depends on how
+	// many fresh connections the pool opens (Toxiproxy draws once per
+	// connection, and kept-alive connections are reused): 34 to ~150 were
+	// seen. The test requires that the toxic forced retries, not how many.
+	assert.Greater(t, attempts, 1012, "the toxic must have forced retries, or it was not active")
 
 	for i, it := range items {
 		rc, info, err := directStore.GetObject(ctx, it.Key)
