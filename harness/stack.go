@@ -463,6 +463,15 @@ func (s *Stack) ReconfigureTierd(ctx context.Context, env map[string]string) err
 	return s.waitReady(ctx)
 }
 
+// TierdContainerID returns the id of tierd's container, or "" when tierd
+// runs in the test process.
+func (s *Stack) TierdContainerID() string {
+	if cs, ok := s.sut.(*containerSUT); ok {
+		return cs.c.GetContainerID()
+	}
+	return ""
+}
+
 // TierdURL returns the base URL of tierd's REST API on the host. It changes
 // when tierd restarts; Stack.Tierd follows it by itself.
 func (s *Stack) TierdURL() (string, error) {

@@ -257,8 +257,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 			return nil, err
 		}
 		defer cli.Close()
-		// The harness names its containers tierchaos-<run>-<service>.
-		o.Sampler = monitor.NewDocker(cli, "tierchaos-"+run.ID+"-tierd")
+		o.Sampler = monitor.NewDocker(cli, stack.TierdContainerID())
 	} else {
 		s, err := monitor.NewProc(os.Getpid(), "")
 		if err != nil {
@@ -268,11 +267,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 		o.Target += "; CPU and RSS include the driver"
 	}
 	if c.s3Latency > 0 {
-		px, err := netfault.New(stack.S3Proxy, netfault.WithLogger(log))
-		if err != nil {
-			return nil, err
-		}
-		f, err := px.Apply(ctx, netfault.Latency(c.s3Latency).Jitter(c.s3Jitter))
+		f, err := stack.Net.Apply(ctx, netfault.Latency(c.s3Latency).Jitter(c.s3Jitter))
 		if err != nil {
 			return nil, fmt.Errorf("apply S3 latency: %w", err)
 		}
