@@ -171,7 +171,8 @@ func buildIndex(ops []history.Op, metrics map[string]api.Metric) (map[string]*co
 			}
 		}
 	}
-	for _, c := range colls {
+	for _, name := range sortedKeys(colls) { // sorted: the first error is deterministic
+		c := colls[name]
 		c.findBefore(ops, metrics[c.name])
 		c.computeKill()
 		for _, r := range c.restores {

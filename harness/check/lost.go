@@ -236,7 +236,11 @@ func fmtCandidates(ws []*write) string {
 		if i > 0 {
 			s += ", "
 		}
-		s += fmt.Sprintf("op %d %s", w.op, fmtValues(w.values))
+		via := ""
+		if w.restored {
+			via = "(restore) "
+		}
+		s += fmt.Sprintf("op %d %s%s", w.op, via, fmtValues(w.values))
 	}
 	return s
 }

@@ -85,10 +85,10 @@ func (c *Checker) judgeSearch(coll *collection, op history.Op, sc *scratch) (*Vi
 			first = v
 		}
 	}
-	first.Message += "; judged against " + matching[len(matching)-1].String()
+	first.Message += "; this is for " + matching[len(matching)-1].String()
 	if len(matching) > 1 {
-		first.Message += fmt.Sprintf(" and %d other possible incarnation(s) of the name, none of which explains it",
-			len(matching)-1)
+		first.Message += fmt.Sprintf(", and none of the %d other incarnation(s) of the name the search may have "+
+			"run against explains the answer either", len(matching)-1)
 	}
 	return first, nil
 }
