@@ -264,6 +264,11 @@ func volumeFullInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
 		_, err := c.CreateCollection(ctx, api.CreateCollectionRequest{Name: hs[i].Name, Dimension: dim, Metric: hs[i].Metric})
 		require.NoError(t, err)
 	}
+	// tiny's 1-dimensional vectors fill the last page. Every collection is
+	// created now: on the full volume no create could commit.
+	tiny := &growing{Collection: fixture.Collection{Name: fixture.UniqueName(t, rng), Dim: 1, Metric: api.MetricL2}}
+	_, err = c.CreateCollection(ctx, api.CreateCollectionRequest{Name: tiny.Name, Dimension: 1, Metric: tiny.Metric})
+	require.NoError(t, err)
 	// Three writers insert until the volume refuses them.
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
@@ -280,9 +285,6 @@ func volumeFullInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
 	// Then single vectors, then a collection of 1-dimensional vectors,
 	// until not one more record fits: the volume is full to its last page.
 	require.NoError(t, fillUntilFull(ctx, c, rng, hs[0], 1))
-	tiny := &growing{Collection: fixture.Collection{Name: fixture.UniqueName(t, rng), Dim: 1, Metric: api.MetricL2}}
-	_, err = c.CreateCollection(ctx, api.CreateCollectionRequest{Name: tiny.Name, Dimension: 1, Metric: tiny.Metric})
-	require.NoError(t, err)
 	require.NoError(t, fillUntilFull(ctx, c, rng, tiny, 1))
 	full, err := datadir.Statfs(ctx, stack)
 	require.NoError(t, err)
