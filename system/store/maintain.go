@@ -2,12 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/cold"
 	"github.com/tierchaos/tierchaos/system/manifest"
 	"github.com/tierchaos/tierchaos/system/snapshot"
 )
@@ -190,17 +192,22 @@ func (s *Store) SweepOrphans(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Read references only after listing: anything listed was uploaded
-	// by a transition that is now either in flight or committed.
-	s.manMu.Lock()
-	refs := s.man.ReferencedKeys()
-	s.manMu.Unlock()
+	// What to keep is read after listing, running uploads first, then the
+	// manifest's references. An upload is in flight from before its first
+	// request until after its manifest commit, so a listed key whose upload
+	// is not in flight at the first read has either committed already
+	// (referenced at the second read) or is an orphan. Read the other way
+	// round, an upload committing between the reads is in neither set.
 	s.inflightMu.Lock()
 	busy := make(map[string]bool, len(s.inflight))
 	for k := range s.inflight {
 		busy[k] = true
 	}
 	s.inflightMu.Unlock()
+	s.hook(HookSweepBetweenReads)
+	s.manMu.Lock()
+	refs := s.man.ReferencedKeys()
+	s.manMu.Unlock()
 	var removed []string
 	var errs []string
 	for _, o := range objs {
@@ -218,6 +225,9 @@ func (s *Store) SweepOrphans(ctx context.Context) ([]string, error) {
 			continue
 		}
 		if err := cs.Abort(ctx, u.Key, u.UploadID); err != nil {
+			if errors.Is(err, cold.ErrMissing) {
+				continue // completed or aborted by its owner since the listing
+			}
 			errs = append(errs, err.Error())
 			continue
 		}

@@ -74,6 +74,7 @@ func (s *Store) CreateSnapshot(ctx context.Context, name string) (api.Snapshot, 
 		s.cleanupObject(key)
 		return api.Snapshot{}, storageError("snapshot "+name, err)
 	}
+	s.hook(HookSnapshotUploaded)
 	sn := manifest.SnapshotRef{ID: id, Key: key, Size: info.Size, Checksum: info.Checksum, Count: info.Count, Created: s.opts.Now().UTC()}
 	if err := s.commit(func(m *manifest.Manifest) error {
 		e := m.Collections[name]

@@ -136,6 +136,14 @@ const (
 	HookWarmCommitted = "warm.committed" // manifest says warm, old copy still there
 	HookHotLoaded     = "hot.loaded"     // data verified and decoded, local file written
 	HookHotCommitted  = "hot.committed"  // manifest says hot, cold object still there
+
+	// HookSnapshotUploaded fires when a user snapshot's object is stored
+	// and verified, before the manifest lists it.
+	HookSnapshotUploaded = "snapshot.uploaded"
+	// HookSweepBetweenReads fires in the orphan sweep after it listed the
+	// objects and read the running uploads, before it reads the manifest's
+	// references.
+	HookSweepBetweenReads = "sweep.between-reads"
 )
 
 // bytes per vector beyond its values and id: slice/string headers and map entry.
