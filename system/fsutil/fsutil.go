@@ -65,6 +65,11 @@ func SyncDir(dir string) error {
 	return nil
 }
 
+// IsNoSpace reports whether err is (or wraps) ENOSPC, EDQUOT or ErrNoSpace.
+func IsNoSpace(err error) bool {
+	return errors.Is(err, ErrNoSpace) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 func wrap(op, path string, err error) error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return fmt.Errorf("%s %s: %w: %w", op, path, ErrNoSpace, err)

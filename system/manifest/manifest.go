@@ -1,27 +1,20 @@
 // Package manifest is tierd's durable catalogue: for every collection its
 // identity, tier, data snapshot (local file or S3 object, with size and
 // checksum), the WAL position that snapshot covers, and its user
-// snapshots; plus object keys awaiting deletion. It is stored as one JSON
-// file replaced atomically (temp file + fsync + rename + folder fsync).
+// snapshots; plus object keys awaiting deletion. It is stored as JSON in
+// one of two preallocated slots of one file, overwritten in place (see
+// File), so that a commit never needs free space on the data volume.
 package manifest
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/tierchaos/tierchaos/system/api"
-	"github.com/tierchaos/tierchaos/system/fsutil"
 )
-
-// FileName is the manifest's file name in the data folder.
-const FileName = "manifest.json"
 
 // Version is the current format version.
 const Version = 1
@@ -88,50 +81,27 @@ func (m *Manifest) Clone() *Manifest {
 	return c
 }
 
-// Load reads the manifest in dir; a missing file is an empty manifest.
-func Load(dir string) (*Manifest, error) {
-	path := filepath.Join(dir, FileName)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return New(), nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
-	}
+// decode parses and validates a manifest's JSON; name is used in errors.
+func decode(name string, b []byte) (*Manifest, error) {
 	m := New()
 	if err := json.Unmarshal(b, m); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", path, err)
+		return nil, fmt.Errorf("manifest %s: %w", name, err)
 	}
 	if m.Version != Version {
-		return nil, fmt.Errorf("manifest %s: version %d, this tierd reads %d", path, m.Version, Version)
+		return nil, fmt.Errorf("manifest %s: version %d, this tierd reads %d", name, m.Version, Version)
 	}
 	if m.Collections == nil {
 		m.Collections = map[string]*Entry{}
 	}
-	for name, e := range m.Collections {
-		if e == nil || e.Name != name || !e.Tier.Valid() || !e.Metric.Valid() || e.Dimension < 1 {
-			return nil, fmt.Errorf("manifest %s: invalid entry %q", path, name)
+	for key, e := range m.Collections {
+		if e == nil || e.Name != key || !e.Tier.Valid() || !e.Metric.Valid() || e.Dimension < 1 {
+			return nil, fmt.Errorf("manifest %s: invalid entry %q", name, key)
 		}
 		if e.Tier != api.TierHot && e.Data == nil {
-			return nil, fmt.Errorf("manifest %s: %s collection %q has no data snapshot", path, e.Tier, name)
+			return nil, fmt.Errorf("manifest %s: %s collection %q has no data snapshot", name, e.Tier, key)
 		}
 	}
 	return m, nil
-}
-
-// Save writes m to dir atomically.
-func Save(dir string, m *Manifest) error {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("manifest: %w", err)
-	}
-	if err := fsutil.WriteAtomic(filepath.Join(dir, FileName), func(w io.Writer) error {
-		_, err := w.Write(b)
-		return err
-	}); err != nil {
-		return fmt.Errorf("manifest: %w", err)
-	}
-	return nil
 }
 
 // ReferencedKeys returns every object key the manifest refers to.

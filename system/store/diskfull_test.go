@@ -74,3 +74,99 @@ func TestDiskFullFailsTransitionCleanly(t *testing.T) {
 	require.Positive(t, cyc.WALSegmentsDropped)
 	requireContent(t, s, "full", api.MetricL2, want, dim)
 }
+
+// TestFullVolumeCanBeFreedThroughTheAPI fills a 1 MiB tmpfs data volume
+// through the WAL to its last page while a warm collection F holds a big
+// local file: deleting F, or demoting it to cold, must still commit and
+// free its file, after which inserts work again. Regression: every commit
+// wrote a new manifest file, which needs a free page, so a full volume
+// wedged tierd (DELETE answered insufficient_storage).
+func TestFullVolumeCanBeFreedThroughTheAPI(t *testing.T) {
+	cases := []struct {
+		name string
+		free func(ctx context.Context, s *store.Store) error
+	}{
+		{"delete", func(ctx context.Context, s *store.Store) error { return s.Delete(ctx, "f") }},
+		{"demote-to-cold", func(ctx context.Context, s *store.Store) error {
+			_, err := s.SetTier(ctx, "f", api.TierCold)
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			vol := filepath.Join(t.TempDir(), "vol")
+			require.NoError(t, mkdir(vol))
+			if err := syscall.Mount("tmpfs", vol, "tmpfs", 0, "size=1m"); err != nil {
+				if errors.Is(err, syscall.EPERM) {
+					t.Skip("mounting a tmpfs needs root")
+				}
+				require.NoError(t, err)
+			}
+			t.Cleanup(func() { _ = syscall.Unmount(vol, syscall.MNT_DETACH) })
+			ctx := context.Background()
+			f := newFixture(t, nil)
+			f.dir = vol
+			s := f.open(t, nil)
+			const dim = 64
+			_, err := s.Create(ctx, api.CreateCollectionRequest{Name: "f", Dimension: dim, Metric: api.MetricL2})
+			require.NoError(t, err)
+			wantF := data{}
+			for i := range 4 {
+				b := batch(fmt.Sprintf("f%d-", i), 250, dim, i)
+				_, err := s.Insert(ctx, "f", b)
+				require.NoError(t, err)
+				wantF.add(b)
+			}
+			_, err = s.SetTier(ctx, "f", api.TierWarm)
+			require.NoError(t, err)
+			var cyc api.WorkerCycle
+			s.Maintain(ctx, store.MaintainOptions{}, &cyc)
+			require.Empty(t, cyc.Errors)
+
+			// H fills the rest of the volume through the WAL, to the last page.
+			_, err = s.Create(ctx, api.CreateCollectionRequest{Name: "h", Dimension: dim, Metric: api.MetricL2})
+			require.NoError(t, err)
+			wantH := data{}
+			fill := func(size int) int {
+				acked := 0
+				for i := 0; ; i++ {
+					b := batch(fmt.Sprintf("h%d-%d-", size, i), size, dim, i)
+					_, err := s.Insert(ctx, "h", b)
+					if err != nil {
+						require.Equal(t, api.CodeInsufficientStorage, api.CodeOf(err), "%v", err)
+						return acked
+					}
+					wantH.add(b)
+					acked++
+				}
+			}
+			require.Positive(t, fill(50))
+			fill(1)
+			requireContent(t, s, "h", api.MetricL2, wantH, dim)
+
+			require.NoError(t, tc.free(ctx, s), "freeing space must work on a full volume")
+			files, temps := localFiles(t, vol)
+			require.Empty(t, files, "F's local file is gone")
+			require.Empty(t, temps)
+			b := batch("after", 50, dim, 9)
+			_, err = s.Insert(ctx, "h", b)
+			require.NoError(t, err, "inserts work again")
+			wantH.add(b)
+
+			require.NoError(t, s.Close())
+			s = f.open(t, nil)
+			requireContent(t, s, "h", api.MetricL2, wantH, dim)
+			c, err := s.Get(ctx, "f")
+			if tc.name == "delete" {
+				require.Equal(t, api.CodeNotFound, api.CodeOf(err))
+			} else {
+				require.NoError(t, err)
+				require.Equal(t, api.TierCold, c.Tier)
+				// Read in place: a promotion would need the space H holds.
+				got, _, err := listAll(ctx, s, "f", api.MaxListLimit)
+				require.NoError(t, err)
+				require.Equal(t, wantF, got)
+			}
+		})
+	}
+}

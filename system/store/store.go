@@ -69,9 +69,10 @@ type Store struct {
 	mu    sync.RWMutex
 	colls map[string]*collection
 
-	// manMu guards man, the durable image of the catalogue.
-	manMu sync.Mutex
-	man   *manifest.Manifest
+	// manMu guards man, the durable image of the catalogue, and its file.
+	manMu   sync.Mutex
+	man     *manifest.Manifest
+	manFile *manifest.File
 
 	inflightMu sync.Mutex
 	inflight   map[string]int // object keys being uploaded
@@ -172,11 +173,11 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	} else if len(removed) > 0 {
 		log.Warn("recovery: removed stray temporary files", "files", removed)
 	}
-	man, err := manifest.Load(opts.DataDir)
+	mf, man, err := manifest.Open(opts.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s.man = man
+	s.man, s.manFile = man, mf
 	byID := map[uint64]*collection{}
 	for _, e := range man.Collections {
 		c := s.fromEntry(e)
@@ -212,6 +213,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 		return nil
 	})
 	if err != nil {
+		_ = mf.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s.wal = w
@@ -301,9 +303,13 @@ func (s *Store) removeUnreferencedFiles() error {
 	return err
 }
 
-// Close closes the WAL. Acknowledged inserts are already durable.
+// Close closes the WAL and the manifest file. Acknowledged inserts are
+// already durable.
 func (s *Store) Close() error {
-	return s.wal.Close()
+	err := s.wal.Close()
+	s.manMu.Lock()
+	defer s.manMu.Unlock()
+	return errors.Join(err, s.manFile.Close())
 }
 
 // commit applies fn to a copy of the manifest, saves it atomically and
@@ -315,7 +321,7 @@ func (s *Store) commit(fn func(m *manifest.Manifest) error) error {
 	if err := fn(m); err != nil {
 		return err
 	}
-	if err := manifest.Save(s.opts.DataDir, m); err != nil {
+	if err := s.manFile.Save(m); err != nil {
 		return localError("save manifest", err)
 	}
 	s.man = m
