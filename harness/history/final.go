@@ -13,10 +13,10 @@ type Final struct {
 type CollectionState struct {
 	// Exists is false when the collection was not found.
 	Exists bool `json:"exists"`
-	// Vectors maps each id present to its values. A nil value means the
-	// id is present but its values were not read back (the search-based
-	// read of RecordingClient.ReadFinal); the checkers then verify the
-	// values through the recorded read's scores instead.
+	// Vectors maps each id present to its values (exact, as
+	// RecordingClient.ReadFinal lists them). A nil value means the id is
+	// present but its values are unknown; the checkers then accept any
+	// value for it.
 	Vectors map[string][]float32 `json:"vectors,omitempty"`
 }
 

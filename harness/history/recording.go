@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
@@ -127,24 +126,24 @@ func (rc *RecordingClient) Restore(ctx context.Context, name, snapshotID string)
 // ErrReadBack is wrapped by ReadFinal's errors.
 var ErrReadBack = errors.New("history: final read-back failed")
 
-// ReadFinal reads the final state of the named collections, recording the
-// reads. tierd has no endpoint that lists a collection's vectors, so each
-// existing collection is read with a GetCollection and one search with
-// k = api.MaxK and a fixed, irregular query: the answer lists every id (its
-// length below k proves nothing was left out), and because the search is
-// part of the history, the search checker verifies each returned score
-// against the values the history allows, which catches stale values. The
-// returned Final therefore knows ids but not values (nil). Collections with
-// api.MaxK vectors or more cannot be read this way and give an error.
-// Without names it reads every collection of the recorder's history. Call
-// it only after every other operation has returned.
+// ReadFinal reads the final state of the named collections: a recorded
+// GetCollection each (existence and tier), then every vector with exact
+// values through tierd's paginated listing (client.AllVectors, pages of
+// api.MaxListLimit). The listing is not recorded: it is not an operation of
+// the history model, and tierd reads every tier in place without promoting,
+// so it changes nothing the checkers judge. A collection that the listing
+// no longer finds is recorded as missing (the checkers then judge the
+// contradiction with the GetCollection). Without names it reads every
+// collection of the recorder's history. Call it only after every other
+// operation has returned: pages are independent reads, exact only while
+// nothing writes.
 func (rc *RecordingClient) ReadFinal(ctx context.Context, names ...string) (Final, error) {
 	if len(names) == 0 {
 		names = Collections(rc.rec.Ops())
 	}
 	f := Final{Collections: make(map[string]CollectionState, len(names))}
 	for _, name := range names {
-		coll, err := rc.GetCollection(ctx, name)
+		_, err := rc.GetCollection(ctx, name)
 		if client.CodeOf(err) == api.CodeNotFound {
 			f.Collections[name] = CollectionState{}
 			continue
@@ -152,36 +151,22 @@ func (rc *RecordingClient) ReadFinal(ctx context.Context, names ...string) (Fina
 		if err != nil {
 			return Final{}, fmt.Errorf("%w: get %q: %w", ErrReadBack, name, err)
 		}
-		if coll.Dimension < 1 {
-			return Final{}, fmt.Errorf("%w: collection %q reports dimension %d", ErrReadBack, name, coll.Dimension)
+		vs, err := rc.c.AllVectors(ctx, name, api.MaxListLimit)
+		if client.CodeOf(err) == api.CodeNotFound {
+			f.Collections[name] = CollectionState{}
+			continue
 		}
-		rs, err := rc.Search(ctx, name, ReadBackQuery(coll.Dimension), api.MaxK)
 		if err != nil {
-			return Final{}, fmt.Errorf("%w: search %q: %w", ErrReadBack, name, err)
+			return Final{}, fmt.Errorf("%w: list the vectors of %q: %w", ErrReadBack, name, err)
 		}
-		if len(rs) >= api.MaxK {
-			return Final{}, fmt.Errorf("%w: collection %q holds %d or more vectors, more than one search can list",
-				ErrReadBack, name, api.MaxK)
-		}
-		st := CollectionState{Exists: true, Vectors: make(map[string][]float32, len(rs))}
-		for _, r := range rs {
-			st.Vectors[r.ID] = nil
+		st := CollectionState{Exists: true, Vectors: make(map[string][]float32, len(vs))}
+		for _, v := range vs {
+			if _, dup := st.Vectors[v.ID]; dup {
+				return Final{}, fmt.Errorf("%w: the listing of %q returned id %q twice", ErrReadBack, name, v.ID)
+			}
+			st.Vectors[v.ID] = v.Values
 		}
 		f.Collections[name] = st
 	}
 	return f, nil
-}
-
-// ReadBackQuery returns the query vector ReadFinal uses: nonzero in every
-// dimension, with irregular magnitudes and signs so that different stored
-// vectors almost never score the same.
-func ReadBackQuery(dim int) []float32 {
-	q := make([]float32, dim)
-	for i := range q {
-		q[i] = float32(math.Sin(float64(i)*1.618+0.5) + 1.5*math.Cos(float64(i)*0.37))
-		if q[i] == 0 {
-			q[i] = 1
-		}
-	}
-	return q
 }

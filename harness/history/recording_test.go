@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
+	"sort"
+	"strconv"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +31,8 @@ import (
 // 500 internal to writes, "proxied" a bare 502, and "slow" hang until the
 // client gives up; "lossy" silently drops id v0 and "stale" ignores
 // re-inserts, both while acknowledging them; "amnesiac" acknowledges
-// restores without replacing the content.
+// restores without replacing the content; "vanishing" is never found by
+// the vector listing. The listing pages by fakePage ids at most.
 type fakeTierd struct {
 	stop  chan struct{} // closed at test end: releases hanging handlers
 	mu    sync.Mutex
@@ -52,6 +56,7 @@ func newFakeTierd(t *testing.T) *client.Client {
 	mux.HandleFunc("POST /v1/collections/{name}/vectors", f.insert)
 	mux.HandleFunc("POST /v1/collections/{name}/search", f.search)
 	mux.HandleFunc("POST /v1/collections/{name}/tier", f.tier)
+	mux.HandleFunc("GET /v1/collections/{name}/vectors", f.list)
 	mux.HandleFunc("POST /v1/collections/{name}/snapshots", f.snapshot)
 	mux.HandleFunc("POST /v1/collections/{name}/restore", f.restore)
 	srv := httptest.NewServer(mux)
@@ -221,6 +226,42 @@ func (f *fakeTierd) tier(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// fakePage is the fake's largest listing page: small, so that read-backs
+// page.
+const fakePage = 64
+
+func (f *fakeTierd) list(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.lookup(w, r)
+	if c == nil {
+		return
+	}
+	if c.info.Name == "vanishing" {
+		writeErr(w, api.CodeNotFound, "vanishing")
+		return
+	}
+	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
+	if err != nil || api.ValidateListLimit(limit) != nil {
+		limit = api.DefaultListLimit
+	}
+	after := r.URL.Query().Get("after")
+	ids := slices.Sorted(maps.Keys(c.vectors))
+	ids = ids[sort.SearchStrings(ids, after):]
+	if len(ids) > 0 && ids[0] == after {
+		ids = ids[1:]
+	}
+	var page api.VectorPage
+	for i, id := range ids {
+		if i == min(limit, fakePage) {
+			page.Next = page.Vectors[i-1].ID
+			break
+		}
+		page.Vectors = append(page.Vectors, api.Vector{ID: id, Values: c.vectors[id]})
+	}
+	writeJSON(w, page)
+}
+
 func (f *fakeTierd) snapshot(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -369,7 +410,7 @@ func TestRecordedRunPassesTheCheckers(t *testing.T) {
 	assert.True(t, check.All(t, rec.Ops(), final, check.Config{}))
 }
 
-// TestReadBackCatchesBrokenServers: through the search-based read-back, an
+// TestReadBackCatchesBrokenServers: through the exact read-back, an
 // acknowledged but dropped insert and an acknowledged but ignored re-insert
 // are both flagged.
 func TestReadBackCatchesBrokenServers(t *testing.T) {
@@ -378,8 +419,9 @@ func TestReadBackCatchesBrokenServers(t *testing.T) {
 		checkers []string
 		message  string
 	}{
-		{"lossy", []string{check.LostWritesName, check.SearchesName}, "acknowledged insert (op 1) is lost"},
-		{"stale", []string{check.SearchesName}, "reported score"},
+		{"lossy", []string{check.LostWritesName}, "acknowledged insert (op 1) is lost"},
+		{"stale", []string{check.LostWritesName}, "final values [3 4] are not the values of any write"},
+		{"vanishing", []string{check.LostWritesName}, "was never deleted, but is gone"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -483,7 +525,8 @@ func TestRecordedSnapshotsAndRestores(t *testing.T) {
 }
 
 // TestRestoreThatKeepsTheContentIsCaught: a server that acknowledges a
-// restore without replacing the content is flagged through the read-back.
+// restore without replacing the content is flagged through the read-back:
+// the superseded id and the superseded value.
 func TestRestoreThatKeepsTheContentIsCaught(t *testing.T) {
 	ctx := context.Background()
 	rec := history.NewRecorder()
@@ -505,6 +548,37 @@ func TestRestoreThatKeepsTheContentIsCaught(t *testing.T) {
 	err = c.All(final)
 	var f *check.Failure
 	require.ErrorAs(t, err, &f)
-	assert.ElementsMatch(t, []string{check.LostWritesName, check.SearchesName}, f.Checkers)
+	assert.ElementsMatch(t, []string{check.LostWritesName}, f.Checkers)
+	assert.Contains(t, err.Error(), `id "b"`)
 	assert.Contains(t, err.Error(), "certainly wiped")
+	assert.Contains(t, err.Error(), "final values [5 6] are not the values of any write")
+}
+
+// TestReadFinalListsExactValuesOfAnySize: the read-back pages through the
+// listing and returns every id with its exact values, also for more
+// vectors than one search can return (api.MaxK), and records only the
+// GetCollection.
+func TestReadFinalListsExactValuesOfAnySize(t *testing.T) {
+	ctx := context.Background()
+	rec := history.NewRecorder()
+	rc := history.NewRecordingClient(newFakeTierd(t), rec)
+	_, err := rc.CreateCollection(ctx, api.CreateCollectionRequest{Name: "big", Dimension: 2, Metric: api.MetricCosine})
+	require.NoError(t, err)
+	want := map[string][]float32{}
+	var batch []api.Vector
+	for i := range api.MaxK + 500 {
+		v := api.Vector{ID: fmt.Sprintf("v%05d", i), Values: []float32{float32(i) + 0.1, -1.5e-40}} // a subnormal
+		want[v.ID] = v.Values
+		batch = append(batch, v)
+	}
+	_, err = rc.Insert(ctx, "big", batch)
+	require.NoError(t, err)
+	before := rec.Len()
+	final, err := rc.ReadFinal(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, before+1, rec.Len(), "only the GetCollection is recorded")
+	assert.Equal(t, history.KindGetCollection, rec.Ops()[before].Kind)
+	require.True(t, final.Collections["big"].Exists)
+	assert.Equal(t, want, final.Collections["big"].Vectors)
+	assert.True(t, check.All(t, rec.Ops(), final, check.Config{}))
 }
