@@ -58,6 +58,11 @@ type Manifest struct {
 	Collections map[string]*Entry `json:"collections"`
 	// PendingDeletes are object keys to delete (best-effort deletes that failed).
 	PendingDeletes []string `json:"pending_deletes,omitempty"`
+	// Uploads are the object keys of uploads started and not yet committed
+	// or cleaned up. After a crash they are what is left to delete or
+	// abort, by exact key (S3 stores such as MinIO list incomplete
+	// multipart uploads by exact key only).
+	Uploads []string `json:"uploads,omitempty"`
 }
 
 // New returns an empty manifest.
@@ -68,7 +73,7 @@ func New() *Manifest {
 // Clone returns a deep copy.
 func (m *Manifest) Clone() *Manifest {
 	c := &Manifest{Version: m.Version, NextID: m.NextID, Collections: make(map[string]*Entry, len(m.Collections)),
-		PendingDeletes: append([]string(nil), m.PendingDeletes...)}
+		PendingDeletes: append([]string(nil), m.PendingDeletes...), Uploads: append([]string(nil), m.Uploads...)}
 	for k, e := range m.Collections {
 		ce := *e
 		if e.Data != nil {

@@ -155,13 +155,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	return s, nil
 }
 
-// sweepAtStart runs the orphan sweep until it succeeds once or ctx ends.
+// sweepAtStart runs the orphan sweep until it succeeds once or ctx ends,
+// then retries the pending deletes and interrupted uploads once.
 func (s *Server) sweepAtStart(ctx context.Context) {
 	backoff := 500 * time.Millisecond
 	for {
 		removed, err := s.store.SweepOrphans(ctx)
 		if err == nil {
-			s.log.Info("start-up orphan sweep done", "removed", len(removed))
+			// Uploads a crash interrupted, by exact key (MinIO lists
+			// incomplete uploads by exact key only), and pending deletes.
+			left := s.store.RetryDeletes(ctx)
+			s.log.Info("start-up orphan sweep done", "removed", len(removed), "deletes_left_for_the_worker", left)
 			return
 		}
 		s.log.Warn("start-up orphan sweep failed; retrying", "err", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -86,24 +85,10 @@ func (s *Store) Maintain(ctx context.Context, o MaintainOptions, cyc *api.Worker
 	if s.opts.Cold == nil {
 		return
 	}
-	s.manMu.Lock()
-	pending := slices.Clone(s.man.PendingDeletes)
-	s.manMu.Unlock()
-	if len(pending) > 0 {
-		s.deleteObjects(ctx, pending)
-		// Only this cycle's keys count: a promotion or restore may have
-		// added its own key meanwhile and deletes it itself right after.
-		s.manMu.Lock()
-		left := 0
-		for _, k := range pending {
-			if slices.Contains(s.man.PendingDeletes, k) {
-				left++
-			}
-		}
-		s.manMu.Unlock()
-		if left > 0 {
-			fail("%d object deletes still pending", left)
-		}
+	// Failures of this cycle's deletes only: keys another request added
+	// meanwhile are that request's to delete.
+	if failed := s.RetryDeletes(ctx); failed > 0 {
+		fail("%d object deletes failed; kept pending", failed)
 	}
 	removed, err := s.SweepOrphans(ctx)
 	cyc.OrphansDeleted = append(cyc.OrphansDeleted, removed...)

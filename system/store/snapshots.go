@@ -66,8 +66,11 @@ func (s *Store) CreateSnapshot(ctx context.Context, name string) (api.Snapshot, 
 	}
 	id := s.newID()
 	key := cs.SnapshotKey(name, id)
-	s.addInflight(key)
-	defer s.doneInflight(key)
+	release, err := s.beginUpload(key)
+	if err != nil {
+		return api.Snapshot{}, err
+	}
+	defer release()
 	sctx, cancel := context.WithTimeout(ctx, cs.Budget(info.Size))
 	defer cancel()
 	if err := cs.Upload(sctx, key, data, info); err != nil {
@@ -82,6 +85,7 @@ func (s *Store) CreateSnapshot(ctx context.Context, name string) (api.Snapshot, 
 			return notFound(name)
 		}
 		e.Snapshots = append(e.Snapshots, sn)
+		dropUpload(m, key)
 		return nil
 	}); err != nil {
 		s.cleanupObject(key)

@@ -603,44 +603,66 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-// deleteObjects deletes keys now and drops them from the pending deletes;
-// failures stay pending for Maintain.
-func (s *Store) deleteObjects(ctx context.Context, keys []string) {
+// deleteObjects deletes keys now (the object and any incomplete upload of
+// it) and drops them from the pending deletes and the uploads in progress;
+// it returns how many deletes failed, which stay listed for the worker.
+// A key the manifest refers to is never deleted, only dropped from the
+// lists; a key whose upload is running is skipped and stays listed.
+func (s *Store) deleteObjects(ctx context.Context, keys []string) (failed int) {
 	if len(keys) == 0 || s.opts.Cold == nil {
-		return
+		return 0
 	}
 	var done []string
 	for _, k := range keys {
-		if s.inUse(k) {
-			// Never delete what a collection (or a running upload) uses.
+		// Running uploads first, then references: an upload that is not
+		// running any more has either committed (referenced) or failed.
+		if s.uploading(k) {
+			continue
+		}
+		if s.referenced(k) {
 			done = append(done, k)
 			continue
 		}
 		if err := s.opts.Cold.Purge(ctx, k); err != nil {
 			s.log.Warn("object not deleted; kept for the worker", "key", k, "err", err)
+			failed++
 			continue
 		}
 		done = append(done, k)
 	}
 	if len(done) == 0 {
-		return
+		return failed
 	}
 	if err := s.commit(func(m *manifest.Manifest) error {
-		m.PendingDeletes = slices.DeleteFunc(m.PendingDeletes, func(k string) bool { return slices.Contains(done, k) })
+		gone := func(k string) bool { return slices.Contains(done, k) }
+		m.PendingDeletes = slices.DeleteFunc(m.PendingDeletes, gone)
+		m.Uploads = slices.DeleteFunc(m.Uploads, gone)
 		return nil
 	}); err != nil {
 		s.log.Warn("manifest: pending deletes not updated", "err", err)
 	}
+	return failed
 }
 
-// inUse reports whether the manifest refers to key or an upload to it runs.
-func (s *Store) inUse(key string) bool {
+// RetryDeletes retries the pending deletes and cleans up the uploads in
+// progress that no running upload owns (left by a crash or by a cleanup
+// that failed). It returns how many keys are still left to delete.
+func (s *Store) RetryDeletes(ctx context.Context) int {
+	s.manMu.Lock()
+	keys := slices.Concat(s.man.PendingDeletes, s.man.Uploads)
+	s.manMu.Unlock()
+	return s.deleteObjects(ctx, keys)
+}
+
+// uploading reports whether an upload to key is running.
+func (s *Store) uploading(key string) bool {
 	s.inflightMu.Lock()
-	busy := s.inflight[key] > 0
-	s.inflightMu.Unlock()
-	if busy {
-		return true
-	}
+	defer s.inflightMu.Unlock()
+	return s.inflight[key] > 0
+}
+
+// referenced reports whether the manifest refers to key.
+func (s *Store) referenced(key string) bool {
 	s.manMu.Lock()
 	defer s.manMu.Unlock()
 	return s.man.ReferencedKeys()[key]

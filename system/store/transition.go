@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/tierchaos/tierchaos/system/api"
@@ -253,8 +254,11 @@ func (s *Store) toCold(ctx context.Context, c *collection, from api.Tier) error 
 	}
 	key := cs.DataKey(c.name, id)
 	s.hook(HookColdEncoded)
-	s.addInflight(key)
-	defer s.doneInflight(key)
+	release, err := s.beginUpload(key)
+	if err != nil {
+		return err
+	}
+	defer release()
 	// The S3 phase, cleanup included, stays within the S3 deadline.
 	sctx, cancel := context.WithTimeout(ctx, cs.Budget(info.Size))
 	defer cancel()
@@ -270,7 +274,7 @@ func (s *Store) toCold(ctx context.Context, c *collection, from api.Tier) error 
 	s.hook(HookColdVerified)
 	ref := &manifest.SnapshotRef{ID: id, Key: key, Size: info.Size, Checksum: info.Checksum, Count: info.Count, Created: s.opts.Now().UTC()}
 	covered := s.wal.LastLSN()
-	if err := s.flipEntry(c, api.TierCold, ref, covered, nil); err != nil {
+	if err := s.flipEntry(c, api.TierCold, ref, covered, func(m *manifest.Manifest) { dropUpload(m, key) }); err != nil {
 		s.cleanupObject(key)
 		return err
 	}
@@ -368,33 +372,54 @@ func (s *Store) promote(ctx context.Context, c *collection, from, target api.Tie
 	return nil
 }
 
-func (s *Store) addInflight(key string) {
+// beginUpload registers an upload to key: in memory (running uploads are
+// never swept) and durably in the manifest's uploads in progress, so that
+// after a crash the key is known and its object or incomplete multipart
+// upload is removed by exact key. The returned release ends the running
+// state; the commit that references the key, or cleanupObject, drops it
+// from the manifest.
+func (s *Store) beginUpload(key string) (release func(), err error) {
 	s.inflightMu.Lock()
 	s.inflight[key]++
 	s.inflightMu.Unlock()
-}
-
-func (s *Store) doneInflight(key string) {
-	s.inflightMu.Lock()
-	if s.inflight[key]--; s.inflight[key] <= 0 {
-		delete(s.inflight, key)
+	release = func() {
+		s.inflightMu.Lock()
+		if s.inflight[key]--; s.inflight[key] <= 0 {
+			delete(s.inflight, key)
+		}
+		s.inflightMu.Unlock()
 	}
-	s.inflightMu.Unlock()
+	if err := s.commit(func(m *manifest.Manifest) error {
+		m.Uploads = append(m.Uploads, key)
+		return nil
+	}); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
 }
 
-// cleanupObject deletes what a failed upload may have left under key; if
-// S3 does not answer in time the key is recorded in the manifest's pending
-// deletes for the worker (and the orphan sweep finds it anyway).
+// dropUpload removes key from the manifest's uploads in progress.
+func dropUpload(m *manifest.Manifest, key string) {
+	m.Uploads = slices.DeleteFunc(m.Uploads, func(k string) bool { return k == key })
+}
+
+// cleanupObject deletes what a failed upload may have left under key and
+// drops it from the uploads in progress; if S3 does not answer in time the
+// key moves to the manifest's pending deletes for the worker.
 func (s *Store) cleanupObject(key string) {
 	err := s.opts.Cold.Cleanup(key)
-	if err == nil {
-		return
+	if err != nil {
+		s.log.Warn("cleanup after a failed upload failed; left for the worker", "key", key, "err", err)
 	}
-	s.log.Warn("cleanup after a failed upload failed; left for the worker", "key", key, "err", err)
 	if cerr := s.commit(func(m *manifest.Manifest) error {
-		m.PendingDeletes = append(m.PendingDeletes, key)
+		dropUpload(m, key)
+		if err != nil {
+			m.PendingDeletes = append(m.PendingDeletes, key)
+		}
 		return nil
 	}); cerr != nil {
-		s.log.Warn("manifest: pending delete not recorded; the orphan sweep will find it", "key", key, "err", cerr)
+		// It stays among the uploads in progress: the worker retries it.
+		s.log.Warn("manifest: failed upload not recorded; the worker retries it", "key", key, "err", cerr)
 	}
 }
