@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/time/rate"
@@ -90,6 +91,12 @@ func TestConcurrency(t *testing.T) {
 			fault:  "S3 latency 10 ms + 10 ms jitter (Toxiproxy), then SIGKILL and restart",
 			guards: "random concurrent demote/promote requests on three collections for 10 s give a linearizable tier history; the tier, snapshot and S3 object each collection reports agree with the bucket and survive a restart unchanged",
 			run:    racingTiers,
+		},
+		{
+			name:   "kill-during-racing-tiers",
+			fault:  "SIGKILL while 6 workers race demotions, promotions, inserts and searches on 3 collections (S3 latency 5 ms ± 5 ms), then restart",
+			guards: "after a crash in the middle of racing transitions each collection is in one tier the history allows, every acknowledged insert is there, and once the start-up sweep ran the bucket holds exactly the objects of the cold collections and no incomplete upload",
+			run:    killDuringRacingTiers,
 		},
 		{
 			name:   "worker-vs-api",
@@ -1021,6 +1028,107 @@ func snapshotsVsSweep(ctx context.Context, t *testing.T, tc *harness.Case) {
 			require.NoError(t, err, "%s: restore snapshot %s", col.Name, sn.ID)
 			requireContent(ctx, t, c, rng, col.Name, col.Metric, col.Vectors, 1)
 		}
+	}
+	tc.Check(ctx, t, check.Config{}, names...)
+}
+
+// killDuringRacingTiers: own case. tierd is killed with transitions,
+// inserts and searches in flight.
+func killDuringRacingTiers(ctx context.Context, t *testing.T, tc *harness.Case) {
+	const (
+		workers   = 6
+		killAfter = 200 // operations completed before the kill
+		maxBatchs = 40  // insert batches per worker: stays below api.MaxK
+	)
+	c, rng := tc.Client, tc.Rand
+	metrics := []api.Metric{api.MetricCosine, api.MetricL2, api.MetricDot}
+	names := make([]string, len(metrics))
+	for i, m := range metrics {
+		names[i] = fixture.Create(ctx, t, c, rng, 200, dim, m).Name
+	}
+	nf, err := netfault.New(stack.S3Proxy)
+	require.NoError(t, err)
+	nf.ApplyT(t, netfault.Latency(5*time.Millisecond).Jitter(5*time.Millisecond))
+
+	var killed atomic.Bool
+	var done atomic.Int64
+	var mu sync.Mutex
+	answers := map[string]int{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		r := tc.Seed.Stream(fmt.Sprintf("crash-worker-%d", w))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			batches := 0
+			for i := 0; !killed.Load() && ctx.Err() == nil; i++ {
+				name := names[r.IntN(len(names))]
+				var key string
+				switch p := r.IntN(10); {
+				case p < 5:
+					_, err := c.SetTier(ctx, name, allTiers[r.IntN(len(allTiers))])
+					key = "set_tier " + codeName(err)
+				case p < 7 && batches < maxBatchs:
+					batches++
+					_, err := c.Insert(ctx, name, newVectors(r, fmt.Sprintf("k%d-%03d-", w, i), 3, dim))
+					key = "insert " + codeName(err)
+				case p < 9:
+					_, err := c.Search(ctx, name, fixture.RandomVectors(r, 1, dim)[0].Values, topK)
+					key = "search " + codeName(err)
+				default:
+					_, err := c.GetCollection(ctx, name)
+					key = "get " + codeName(err)
+				}
+				if !killed.Load() {
+					mu.Lock()
+					answers[key]++
+					mu.Unlock()
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	require.Eventually(t, func() bool { return done.Load() >= killAfter }, time.Minute, pollEvery,
+		"the workers never completed %d operations", killAfter)
+	killed.Store(true)
+	require.NoError(t, stack.KillTierd(ctx), "SIGKILL tierd")
+	wg.Wait()
+	t.Logf("answers before the kill: %v", answers)
+	for key := range answers {
+		require.Contains(t, []string{"set_tier ok", "set_tier " + api.CodeTransitionInProgress, "insert ok", "search ok", "get ok"},
+			key, "unexpected answer before the kill (all: %v)", answers)
+	}
+	require.NoError(t, stack.StartTierd(ctx), "restart tierd")
+
+	for _, name := range names {
+		got, err := c.GetCollection(ctx, name)
+		require.NoError(t, err)
+		want := []string{}
+		if got.Tier == api.TierCold {
+			want = []string{got.Object}
+		}
+		t.Logf("%s is %s after the restart", name, got.Tier)
+		require.Eventually(t, func() bool {
+			var keys []string
+			for o := range stack.S3.ListObjects(ctx, harness.Bucket, minio.ListObjectsOptions{
+				Prefix: fixture.ObjectPrefix("", name) + "data/", Recursive: true}) {
+				if o.Err != nil {
+					return false
+				}
+				keys = append(keys, o.Key)
+			}
+			return slices.Equal(want, keys)
+		}, 30*time.Second, 50*time.Millisecond, "%s (%s): the bucket never settled on exactly %v", name, got.Tier, want)
+		require.Eventually(t, func() bool {
+			n := 0
+			for u := range stack.S3.ListIncompleteUploads(ctx, harness.Bucket, fixture.ObjectPrefix("", name), true) {
+				if u.Err != nil {
+					return false
+				}
+				n++
+			}
+			return n == 0
+		}, 30*time.Second, 50*time.Millisecond, "%s: incomplete uploads never removed", name)
 	}
 	tc.Check(ctx, t, check.Config{}, names...)
 }
