@@ -19,6 +19,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/check"
 	"github.com/tierchaos/tierchaos/harness/fixture"
+	"github.com/tierchaos/tierchaos/harness/history"
 	"github.com/tierchaos/tierchaos/harness/netfault"
 	"github.com/tierchaos/tierchaos/harness/oracle"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
@@ -1093,7 +1094,13 @@ func killDuringRacingTiers(ctx context.Context, t *testing.T, tc *harness.Case) 
 	killed.Store(true)
 	require.NoError(t, stack.KillTierd(ctx), "SIGKILL tierd")
 	wg.Wait()
-	t.Logf("answers before the kill: %v", answers)
+	cut := 0
+	for _, op := range tc.Rec.Ops() {
+		if op.Outcome == history.Unknown {
+			cut++
+		}
+	}
+	t.Logf("answers before the kill: %v; %d operations cut by the kill (outcome unknown)", answers, cut)
 	for key := range answers {
 		require.Contains(t, []string{"set_tier ok", "set_tier " + api.CodeTransitionInProgress, "insert ok", "search ok", "get ok"},
 			key, "unexpected answer before the kill (all: %v)", answers)
