@@ -409,8 +409,11 @@ func (c *collection) resolveRestore(ops []history.Op, r *restoreInfo, snapOwner 
 		if owner, found := snapOwner[op.Snapshot]; found {
 			if ok {
 				problem(nil, "restore op %d (ok) used snapshot %q, which belongs to collection %q", r.op, op.Snapshot, owner)
+				return nil
 			}
-			return nil // a correct tierd answers not_found: no effect
+			// A correct tierd answers not_found: no effect.
+			c.erasers = slices.DeleteFunc(c.erasers, func(e span) bool { return e.op == r.op })
+			return nil
 		}
 		for _, s := range c.unknownSnaps {
 			if ops[s].Call < ret {
