@@ -16,6 +16,8 @@ type metrics struct {
 	walSyncRecords  prometheus.Counter
 	quotaRejections *prometheus.CounterVec
 	autoDemotions   prometheus.Counter
+	manifestSave    prometheus.Histogram
+	manifestCommits prometheus.Counter
 }
 
 func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
@@ -40,6 +42,13 @@ func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
 		autoDemotions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tierd_auto_demotions_total", Help: "Hot collections demoted to warm under memory pressure.",
 		}),
+		manifestSave: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tierd_manifest_save_duration_seconds", Help: "Manifest saves (write + fsync), one per group of commits.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		manifestCommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tierd_manifest_commits_total", Help: "Manifest changes made durable (several per save under concurrency).",
+		}),
 	}
 	if reg == nil {
 		return m
@@ -59,6 +68,7 @@ func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
 		}
 	}
 	cs := []prometheus.Collector{m.transitions, m.transitionTime, m.walSync, m.walSyncRecords, m.quotaRejections, m.autoDemotions,
+		m.manifestSave, m.manifestCommits,
 		tierBytes("hot", func() float64 { return float64(s.hotBytes.Load()) }),
 		tierBytes("warm", func() float64 { return float64(s.warmBytes.Load()) }),
 		tierBytes("cold", func() float64 { return float64(s.coldBytes.Load()) }),

@@ -69,10 +69,17 @@ type Store struct {
 	mu    sync.RWMutex
 	colls map[string]*collection
 
-	// manMu guards man, the durable image of the catalogue, and its file.
-	manMu   sync.Mutex
-	man     *manifest.Manifest
-	manFile *manifest.File
+	// manMu guards man, the durable image of the catalogue (held briefly,
+	// never across I/O).
+	manMu sync.Mutex
+	man   *manifest.Manifest
+	// saveMu serializes manifest saves and guards manFile; commits queued
+	// in commitQueue while one save runs are saved together by the next
+	// holder (group commit).
+	saveMu      sync.Mutex
+	manFile     *manifest.File
+	queueMu     sync.Mutex
+	commitQueue []*commitReq
 
 	inflightMu sync.Mutex
 	inflight   map[string]int // object keys being uploaded
@@ -307,25 +314,78 @@ func (s *Store) removeUnreferencedFiles() error {
 // already durable.
 func (s *Store) Close() error {
 	err := s.wal.Close()
-	s.manMu.Lock()
-	defer s.manMu.Unlock()
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
 	return errors.Join(err, s.manFile.Close())
 }
 
-// commit applies fn to a copy of the manifest, saves it atomically and
-// makes it current. fn's error aborts without saving.
+// commitReq is one queued manifest change and where its outcome goes.
+type commitReq struct {
+	fn   func(m *manifest.Manifest) error
+	done chan error
+}
+
+// commit applies fn to a copy of the manifest, saves it durably and makes
+// it current. fn's error aborts fn's change only, without saving it.
+// Concurrent commits are grouped: while one save runs, later changes
+// queue up, and the next caller to take saveMu applies all of them in
+// arrival order and saves them with one write and fsync.
 func (s *Store) commit(fn func(m *manifest.Manifest) error) error {
-	s.manMu.Lock()
-	defer s.manMu.Unlock()
-	m := s.man.Clone()
-	if err := fn(m); err != nil {
+	req := &commitReq{fn: fn, done: make(chan error, 1)}
+	s.queueMu.Lock()
+	s.commitQueue = append(s.commitQueue, req)
+	s.queueMu.Unlock()
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	select {
+	case err := <-req.done: // saved by the previous holder
 		return err
+	default:
 	}
-	if err := s.manFile.Save(m); err != nil {
-		return localError("save manifest", err)
+	s.queueMu.Lock()
+	batch := s.commitQueue
+	s.commitQueue = nil
+	s.queueMu.Unlock()
+	// Only saveMu holders replace s.man: work is the current manifest.
+	s.manMu.Lock()
+	work := s.man
+	s.manMu.Unlock()
+	results := make([]error, len(batch))
+	changed := false
+	for i, r := range batch {
+		trial := work.Clone()
+		if err := r.fn(trial); err != nil {
+			results[i] = err
+			continue
+		}
+		work, changed = trial, true
 	}
-	s.man = m
-	return nil
+	if changed {
+		start := time.Now()
+		err := s.manFile.Save(work)
+		s.metrics.manifestSave.Observe(time.Since(start).Seconds())
+		if err != nil {
+			err = localError("save manifest", err)
+			for i := range results {
+				if results[i] == nil {
+					results[i] = err
+				}
+			}
+		} else {
+			s.manMu.Lock()
+			s.man = work
+			s.manMu.Unlock()
+			for _, r := range results {
+				if r == nil {
+					s.metrics.manifestCommits.Inc()
+				}
+			}
+		}
+	}
+	for i, r := range batch {
+		r.done <- results[i]
+	}
+	return <-req.done
 }
 
 // localError maps a local disk failure to an API error.
