@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness/oracle"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
 	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/client"
 )
 
 const (
@@ -1051,8 +1053,17 @@ func killDuringRacingTiers(ctx context.Context, t *testing.T, tc *harness.Case) 
 	require.NoError(t, err)
 	nf.ApplyT(t, netfault.Latency(5*time.Millisecond).Jitter(5*time.Millisecond))
 
-	var killed atomic.Bool
+	// killing is set just before the SIGKILL, killed once it landed: the
+	// workers keep requests in flight until then. A request that got no
+	// answer from tierd while the kill was under way was cut by it.
+	var killing, killed atomic.Bool
 	var done atomic.Int64
+	name := func(err error) string {
+		if err != nil && client.CodeOf(err) == "" {
+			return "cut"
+		}
+		return codeName(err)
+	}
 	var mu sync.Mutex
 	answers := map[string]int{}
 	var wg sync.WaitGroup
@@ -1063,36 +1074,41 @@ func killDuringRacingTiers(ctx context.Context, t *testing.T, tc *harness.Case) 
 			defer wg.Done()
 			batches := 0
 			for i := 0; !killed.Load() && ctx.Err() == nil; i++ {
-				name := names[r.IntN(len(names))]
+				coll := names[r.IntN(len(names))]
 				var key string
 				switch p := r.IntN(10); {
 				case p < 5:
-					_, err := c.SetTier(ctx, name, allTiers[r.IntN(len(allTiers))])
-					key = "set_tier " + codeName(err)
+					_, err := c.SetTier(ctx, coll, allTiers[r.IntN(len(allTiers))])
+					key = "set_tier " + name(err)
 				case p < 7 && batches < maxBatchs:
 					batches++
-					_, err := c.Insert(ctx, name, newVectors(r, fmt.Sprintf("k%d-%03d-", w, i), 3, dim))
-					key = "insert " + codeName(err)
+					_, err := c.Insert(ctx, coll, newVectors(r, fmt.Sprintf("k%d-%03d-", w, i), 3, dim))
+					key = "insert " + name(err)
 				case p < 9:
-					_, err := c.Search(ctx, name, fixture.RandomVectors(r, 1, dim)[0].Values, topK)
-					key = "search " + codeName(err)
+					_, err := c.Search(ctx, coll, fixture.RandomVectors(r, 1, dim)[0].Values, topK)
+					key = "search " + name(err)
 				default:
-					_, err := c.GetCollection(ctx, name)
-					key = "get " + codeName(err)
+					_, err := c.GetCollection(ctx, coll)
+					key = "get " + name(err)
 				}
-				if !killed.Load() {
-					mu.Lock()
-					answers[key]++
-					mu.Unlock()
+				if strings.HasSuffix(key, " cut") && killing.Load() {
+					key = "cut by the kill"
 				}
+				mu.Lock()
+				answers[key]++
+				mu.Unlock()
 				done.Add(1)
+				if key == "cut by the kill" {
+					return // tierd is gone
+				}
 			}
 		}()
 	}
 	require.Eventually(t, func() bool { return done.Load() >= killAfter }, time.Minute, pollEvery,
 		"the workers never completed %d operations", killAfter)
-	killed.Store(true)
+	killing.Store(true)
 	require.NoError(t, stack.KillTierd(ctx), "SIGKILL tierd")
+	killed.Store(true)
 	wg.Wait()
 	cut := 0
 	for _, op := range tc.Rec.Ops() {
@@ -1100,11 +1116,12 @@ func killDuringRacingTiers(ctx context.Context, t *testing.T, tc *harness.Case) 
 			cut++
 		}
 	}
-	t.Logf("answers before the kill: %v; %d operations cut by the kill (outcome unknown)", answers, cut)
+	t.Logf("answers: %v; %d operations with unknown outcome", answers, cut)
 	for key := range answers {
-		require.Contains(t, []string{"set_tier ok", "set_tier " + api.CodeTransitionInProgress, "insert ok", "search ok", "get ok"},
-			key, "unexpected answer before the kill (all: %v)", answers)
+		require.Contains(t, []string{"set_tier ok", "set_tier " + api.CodeTransitionInProgress, "insert ok", "search ok", "get ok",
+			"cut by the kill"}, key, "unexpected answer (all: %v)", answers)
 	}
+	require.Positive(t, answers["cut by the kill"], "the kill cut requests in flight")
 	require.NoError(t, stack.StartTierd(ctx), "restart tierd")
 
 	for _, name := range names {
