@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -251,8 +252,15 @@ func (s *Stack) run(ctx context.Context, name string, req testcontainers.Contain
 				s.log.Warn("removing failed container", "name", name, "err", terr)
 			}
 		}
-		if attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+		if attempt < 10 && strings.Contains(err.Error(), "address already in use") {
 			s.log.Info("host port collision, retrying", "container", name, "attempt", attempt)
+			// Back off with jitter: collisions come from other processes
+			// binding ports at the same moment.
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("harness: start %s: %w", name, ctx.Err())
+			case <-time.After(time.Duration(attempt) * time.Duration(20+rand.IntN(80)) * time.Millisecond):
+			}
 			continue
 		}
 		return nil, fmt.Errorf("harness: start %s: %w", name, err)
@@ -266,7 +274,9 @@ func (s *Stack) startMinIO(ctx context.Context) error {
 		Env:          map[string]string{"MINIO_ROOT_USER": AccessKey, "MINIO_ROOT_PASSWORD": SecretKey, "MINIO_BROWSER": "off"},
 		ExposedPorts: []string{minioPort},
 		Tmpfs:        map[string]string{"/data": "rw", "/tmp": "rw"},
-		WaitingFor:   wait.ForHTTP("/minio/health/live").WithPort(minioPort).WithStartupTimeout(time.Minute),
+		// "ready" (unlike "live") answers once MinIO serves S3 requests.
+		WaitingFor: wait.ForHTTP("/minio/health/ready").WithPort(minioPort).WithStartupTimeout(time.Minute).
+			WithPollInterval(50 * time.Millisecond),
 	})
 	if err != nil {
 		return err
@@ -281,10 +291,22 @@ func (s *Stack) startMinIO(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("harness: minio client: %w", err)
 	}
-	if err := s.S3.MakeBucket(ctx, Bucket, minio.MakeBucketOptions{}); err != nil {
-		return fmt.Errorf("harness: make bucket: %w", err)
+	// MinIO can still answer XMinioServerNotInitialized for a moment after
+	// "ready": retry within the start deadline.
+	for {
+		err := s.S3.MakeBucket(ctx, Bucket, minio.MakeBucketOptions{})
+		if err == nil {
+			return nil
+		}
+		if minio.ToErrorResponse(err).Code != "XMinioServerNotInitialized" {
+			return fmt.Errorf("harness: make bucket: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("harness: make bucket: %w (last: %w)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 func (s *Stack) startS3Fault(ctx context.Context) error {
