@@ -206,7 +206,10 @@ func TestRunCountsOKErrorsAndPanics(t *testing.T) {
 	assert.Equal(t, o.Completed, o.LatencyHist.Count())
 
 	require.NotEmpty(t, ticks)
-	require.GreaterOrEqual(t, len(ivls), 2, "600 ms in 200 ms intervals (ticks may come late on a loaded machine)")
+	// How many 200 ms intervals a 600 ms run reports depends on when the
+	// interval ticker gets the CPU (a ticker drops ticks on a loaded
+	// machine); that they partition the run is what must hold.
+	require.NotEmpty(t, ivls, "interval stats reported")
 	var ivlCompleted int64
 	for _, iv := range res.Intervals {
 		ivlCompleted += iv.Overall.Completed
