@@ -62,6 +62,7 @@ type Server struct {
 	worker  *worker.Worker
 	ready   atomic.Bool
 	closer  io.Closer
+	objects *haltableObjects // nil without an object store; halted by Crash
 	bg      sync.WaitGroup
 	stop    context.CancelFunc
 }
@@ -101,12 +102,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	var cs *cold.Store
 	if objs != nil {
+		s.objects = &haltableObjects{objs: objs}
 		retries := prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tierd_s3_retries_total", Help: "Retried S3 operations by operation.",
 		}, []string{"op"})
 		s.reg.MustRegister(retries)
 		var err error
-		cs, err = cold.New(objs, cold.Options{
+		cs, err = cold.New(s.objects, cold.Options{
 			Prefix: cfg.S3.Prefix, OpTimeout: cfg.S3.OpTimeout.D(), MaxRetries: cfg.S3.MaxRetries,
 			PartSize: cfg.S3.PartSize, Concurrency: cfg.S3.Concurrency, VerifyReadback: cfg.S3.VerifyReadback,
 			OnRetry: func(op string) { retries.WithLabelValues(op).Inc() },

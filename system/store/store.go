@@ -87,7 +87,16 @@ type Store struct {
 	hotBytes  atomic.Int64
 	warmBytes atomic.Int64
 	coldBytes atomic.Int64
+
+	// halted is set by Halt: no more writes to the data folder. Local file
+	// writes and removals hold haltMu shared, so Halt (exclusive) returns
+	// only once none runs.
+	halted atomic.Bool
+	haltMu sync.RWMutex
 }
+
+// errHalted answers every write after Halt.
+var errHalted = errors.New("store halted (simulated crash)")
 
 // collection is one collection. Lock order: trans, then writeMu, then mu;
 // never Store.mu while holding mu.
@@ -310,6 +319,22 @@ func (s *Store) removeUnreferencedFiles() error {
 	return err
 }
 
+// Halt stops the store the way the death of the process would, for
+// in-process crash tests: from now on nothing reaches the data folder (WAL
+// records not yet written are dropped, manifest commits and local file
+// writes and removals fail or are skipped), nothing is flushed, and the
+// files are closed. Requests still running get errors. Object store
+// requests are the caller's to stop (server.Server.Crash does both).
+func (s *Store) Halt() {
+	s.haltMu.Lock()
+	s.halted.Store(true)
+	s.haltMu.Unlock()
+	s.wal.Halt()
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	_ = s.manFile.Close()
+}
+
 // Close closes the WAL and the manifest file. Acknowledged inserts are
 // already durable.
 func (s *Store) Close() error {
@@ -341,6 +366,16 @@ func (s *Store) commit(fn func(m *manifest.Manifest) error) error {
 	case err := <-req.done: // saved by the previous holder
 		return err
 	default:
+	}
+	if s.halted.Load() {
+		s.queueMu.Lock()
+		batch := s.commitQueue
+		s.commitQueue = nil
+		s.queueMu.Unlock()
+		for _, r := range batch {
+			r.done <- api.Errorf(api.CodeInternal, "save manifest: %w", errHalted)
+		}
+		return <-req.done
 	}
 	s.queueMu.Lock()
 	batch := s.commitQueue
@@ -730,6 +765,11 @@ func (s *Store) referenced(key string) bool {
 
 // removeLocal deletes a local file (relative path) and its accounting.
 func (s *Store) removeLocal(rel string) {
+	s.haltMu.RLock()
+	defer s.haltMu.RUnlock()
+	if s.halted.Load() {
+		return
+	}
 	p := filepath.Join(s.opts.DataDir, filepath.FromSlash(rel))
 	info, err := os.Stat(p)
 	if err == nil {

@@ -98,6 +98,11 @@ func localRel(collID uint64, snapID string) string {
 
 // writeLocal writes data to the relative path atomically, within the warm quota.
 func (s *Store) writeLocal(rel string, data []byte) error {
+	s.haltMu.RLock()
+	defer s.haltMu.RUnlock()
+	if s.halted.Load() {
+		return api.Errorf(api.CodeInternal, "write %s: %w", rel, errHalted)
+	}
 	if err := s.reserveWarm(int64(len(data))); err != nil {
 		return err
 	}

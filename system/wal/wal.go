@@ -26,6 +26,9 @@ import (
 	"time"
 )
 
+// ErrHalted is returned by Append after Halt.
+var ErrHalted = errors.New("wal: halted")
+
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("wal closed")
 
@@ -283,13 +286,13 @@ func (w *WAL) Append(ctx context.Context, payload []byte) (uint64, error) {
 		return 0, fmt.Errorf("wal: record of %d bytes exceeds %d", len(payload), MaxRecord)
 	}
 	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return 0, ErrClosed
-	}
 	if w.failed != nil {
 		w.mu.Unlock()
 		return 0, w.failed
+	}
+	if w.closed {
+		w.mu.Unlock()
+		return 0, ErrClosed
 	}
 	if w.cur == nil {
 		w.cur = &batch{done: make(chan struct{})}
@@ -458,6 +461,10 @@ func (w *WAL) Rotate() error {
 // lsn (i.e. are no longer needed). The segment being written is kept.
 func (w *WAL) DropBefore(lsn uint64) (int, error) {
 	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return 0, ErrClosed
+	}
 	var drop []segment
 	for i := 0; i+1 < len(w.segments); i++ {
 		if w.segments[i+1].first <= lsn {
@@ -492,6 +499,19 @@ func (w *WAL) DropBefore(lsn uint64) (int, error) {
 		}
 	}
 	return dropped, errors.Join(errs...)
+}
+
+// Halt stops the log the way the death of the process would: records not
+// yet handed to the file are never written (their appends, and every later
+// one, fail with ErrHalted), nothing more is synced, and the files are
+// closed. In-process tests use it to simulate SIGKILL.
+func (w *WAL) Halt() {
+	w.mu.Lock()
+	if w.failed == nil {
+		w.failed = ErrHalted
+	}
+	w.mu.Unlock()
+	_ = w.Close()
 }
 
 // Close writes and syncs pending records, then closes the log.

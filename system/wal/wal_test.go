@@ -220,3 +220,25 @@ func TestRotateLetsCoveredLogGo(t *testing.T) {
 	_, got, _ := open(t, dir, Options{})
 	require.Equal(t, more, got)
 }
+
+// TestHaltWritesNothingMore: after Halt every append fails with ErrHalted
+// and nothing reaches the file; the records before it replay.
+func TestHaltWritesNothingMore(t *testing.T) {
+	dir := t.TempDir()
+	w, _, _ := open(t, dir, Options{SegmentBytes: 1 << 20})
+	want := appendN(t, w, 5, "before")
+	size := func() int64 {
+		info, err := os.Stat(lastSegment(t, dir))
+		require.NoError(t, err)
+		return info.Size()
+	}
+	before := size()
+	w.Halt()
+	_, err := w.Append(context.Background(), []byte("after"))
+	require.ErrorIs(t, err, ErrHalted)
+	_, err = w.DropBefore(100)
+	require.ErrorIs(t, err, ErrClosed)
+	require.Equal(t, before, size())
+	_, got, _ := open(t, dir, Options{SegmentBytes: 1 << 20})
+	require.Equal(t, want, got)
+}
