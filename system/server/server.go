@@ -62,7 +62,7 @@ type Server struct {
 	worker  *worker.Worker
 	ready   atomic.Bool
 	closer  io.Closer
-	objects *haltableObjects // nil without an object store; halted by Crash
+	objects *haltableObjects // nil without an object store; halted by Abandon
 	bg      sync.WaitGroup
 	stop    context.CancelFunc
 }

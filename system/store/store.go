@@ -324,7 +324,7 @@ func (s *Store) removeUnreferencedFiles() error {
 // records not yet written are dropped, manifest commits and local file
 // writes and removals fail or are skipped), nothing is flushed, and the
 // files are closed. Requests still running get errors. Object store
-// requests are the caller's to stop (server.Server.Crash does both).
+// requests are the caller's to stop (server.Server.Abandon does both).
 func (s *Store) Halt() {
 	s.haltMu.Lock()
 	s.halted.Store(true)

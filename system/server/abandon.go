@@ -9,7 +9,7 @@ import (
 	"github.com/tierchaos/tierchaos/uploader"
 )
 
-// errCrashed answers every object store request after Crash.
+// errCrashed answers every object store request after Abandon.
 var errCrashed = errors.New("tierd crashed (simulated): no more object store requests")
 
 // haltableObjects forwards to an object store until halted, then fails
@@ -103,7 +103,7 @@ func (h *haltableObjects) ListMultipartUploads(ctx context.Context, prefix strin
 	return h.objs.ListMultipartUploads(ctx, prefix)
 }
 
-// Crash stops this instance the way SIGKILL stops the process, for
+// Abandon stops this instance the way SIGKILL stops the process, for
 // in-process tests that restart tierd on the same data folder and bucket:
 // from its return on, the instance sends no object store request, writes
 // nothing to the data folder (WAL records not yet written are dropped,
@@ -111,7 +111,7 @@ func (h *haltableObjects) ListMultipartUploads(ctx context.Context, prefix strin
 // Requests still running get errors; what they had already written or
 // uploaded stays, as after a real crash (an incomplete multipart upload is
 // not aborted). Close may still be called afterwards to release the rest.
-func (s *Server) Crash() {
+func (s *Server) Abandon() {
 	s.ready.Store(false)
 	if s.objects != nil {
 		s.objects.halted.Store(true)

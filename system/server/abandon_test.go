@@ -35,13 +35,13 @@ func walBytes(t *testing.T, dir string) int64 {
 	return n
 }
 
-// TestCrashStopsEverythingLikeSIGKILL: after Crash an in-process instance
+// TestAbandonStopsEverythingLikeSIGKILL: after Abandon an in-process instance
 // sends no object store request (a demotion held in its PUT does not clean
 // up after itself), writes nothing (inserts fail, the WAL does not grow,
 // the manifest does not change) and runs no worker cycle; a new instance
 // on the same folder and bucket recovers and cleans up the interrupted
 // upload by its durable key.
-func TestCrashStopsEverythingLikeSIGKILL(t *testing.T) {
+func TestAbandonStopsEverythingLikeSIGKILL(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.S3.OpTimeout = config.Duration(5 * time.Second)
@@ -72,7 +72,7 @@ func TestCrashStopsEverythingLikeSIGKILL(t *testing.T) {
 	manBefore, err := os.ReadFile(filepath.Join(cfg.DataDir, manifest.FileName))
 	require.NoError(t, err)
 
-	srv.Crash()
+	srv.Abandon()
 	hs.Close()
 	wg.Wait()
 	require.Error(t, demoteErr, "the held demotion fails")
