@@ -91,6 +91,22 @@ func TestFullVolumeCanBeFreedThroughTheAPI(t *testing.T) {
 			_, err := s.SetTier(ctx, "f", api.TierCold)
 			return err
 		}},
+		// The WAL hog itself: its segment goes at the next worker cycle.
+		{"delete-hot-then-cycle", func(ctx context.Context, s *store.Store) error {
+			if err := s.Delete(ctx, "h"); err != nil {
+				return err
+			}
+			var cyc api.WorkerCycle
+			s.Maintain(ctx, store.MaintainOptions{}, &cyc)
+			if len(cyc.Errors) > 0 {
+				return fmt.Errorf("worker cycle: %v", cyc.Errors)
+			}
+			if cyc.WALSegmentsDropped == 0 {
+				return errors.New("no WAL segment dropped")
+			}
+			_, err := s.Create(ctx, api.CreateCollectionRequest{Name: "h", Dimension: 64, Metric: api.MetricL2})
+			return err
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,7 +162,12 @@ func TestFullVolumeCanBeFreedThroughTheAPI(t *testing.T) {
 
 			require.NoError(t, tc.free(ctx, s), "freeing space must work on a full volume")
 			files, temps := localFiles(t, vol)
-			require.Empty(t, files, "F's local file is gone")
+			if tc.name == "delete-hot-then-cycle" {
+				wantH = data{} // a new, empty h
+				require.Len(t, files, 1, "F's file stays")
+			} else {
+				require.Empty(t, files, "F's local file is gone")
+			}
 			require.Empty(t, temps)
 			b := batch("after", 50, dim, 9)
 			_, err = s.Insert(ctx, "h", b)
@@ -157,9 +178,14 @@ func TestFullVolumeCanBeFreedThroughTheAPI(t *testing.T) {
 			s = f.open(t, nil)
 			requireContent(t, s, "h", api.MetricL2, wantH, dim)
 			c, err := s.Get(ctx, "f")
-			if tc.name == "delete" {
+			switch tc.name {
+			case "delete-hot-then-cycle":
+				require.NoError(t, err)
+				require.Equal(t, api.TierWarm, c.Tier)
+				requireContent(t, s, "f", api.MetricL2, wantF, dim)
+			case "delete":
 				require.Equal(t, api.CodeNotFound, api.CodeOf(err))
-			} else {
+			default:
 				require.NoError(t, err)
 				require.Equal(t, api.TierCold, c.Tier)
 				// Read in place: a promotion would need the space H holds.
