@@ -30,10 +30,20 @@ func killWhileHeld(ctx context.Context, t *testing.T, tc *harness.Case, col *fix
 	id := addRule(ctx, t, rule)
 	res := goSetTier(ctx, tc.Client, col.Name, target)
 	waitRule(ctx, t, id, "the request to kill at is held", func(s s3fault.RuleStatus) bool { return s.Fired > 0 })
-	// Searches are served from the old state while the transition is held.
-	fixture.RequireExactSearch(ctx, t, tc.Client, tc.Rand, col, 3, topK)
+	// Searches of a hot collection are served from memory while its
+	// transition is held (those of a warm or cold one wait for it).
+	if coll, err := stack.Tierd.GetCollection(ctx, col.Name); err == nil && coll.Tier == api.TierHot {
+		fixture.RequireExactSearch(ctx, t, tc.Client, tc.Rand, col, 3, topK)
+	}
 	if state != nil {
 		state()
+	}
+	// The kill must come while the transition is still held: tierd gives
+	// up on its own after its S3 deadline (4 s for a small upload).
+	select {
+	case r := <-res:
+		require.FailNow(t, "the transition ended before the kill", "after %s: %v", r.took, r.err)
+	default:
 	}
 	require.NoError(t, stack.KillTierd(ctx), "SIGKILL tierd")
 	r := await(ctx, t, res, "the killed transition's answer")
@@ -78,6 +88,22 @@ func killDuringUpload(ctx context.Context, t *testing.T, tc *harness.Case) {
 		require.Empty(t, objects(ctx, t, col.Name), "no complete object at the kill")
 	})
 	afterRestart(ctx, t, tc, col, api.TierHot, 0, key)
+}
+
+// killDuringPutFromWarm is scenario 14, killed during the single PUT of a
+// warm collection's file: the warm copy must survive as the collection's
+// only data.
+func killDuringPutFromWarm(ctx context.Context, t *testing.T, tc *harness.Case) {
+	col := fixture.Create(ctx, t, tc.Client, tc.Rand, vectors, dim, api.MetricDot)
+	_, err := tc.Client.SetTier(ctx, col.Name, api.TierWarm)
+	require.NoError(t, err)
+	killWhileHeld(ctx, t, tc, col, api.TierCold, s3fault.Rule{
+		Name: "hold the PUT", Ops: []s3fault.Op{s3fault.OpPutObject},
+		Key: dataGlob(col.Name), Trigger: s3fault.Always(), Action: s3fault.Delay(hold, 0),
+	}, func() {
+		require.Empty(t, objects(ctx, t, col.Name), "nothing stored at the kill")
+	})
+	afterRestart(ctx, t, tc, col, api.TierWarm, 0)
 }
 
 // killBeforeFlip is scenario 14, killed after the upload and before the

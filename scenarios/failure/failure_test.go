@@ -115,6 +115,12 @@ func TestFailure(t *testing.T) {
 			run:    killDuringUpload,
 		},
 		{
+			name:   "kill-during-put-from-warm",
+			fault:  "SIGKILL while the single PUT of a warm collection's file is held",
+			guards: "after the restart the collection is warm, its local file intact and verified (it promotes exactly), and nothing is in the bucket",
+			run:    killDuringPutFromWarm,
+		},
+		{
 			name:   "kill-after-upload-before-flip",
 			fault:  "SIGKILL while the verifying HEAD is held (object complete, manifest not flipped)",
 			guards: "after the restart the collection is hot with every acknowledged insert, and the unreferenced object is swept",
