@@ -59,6 +59,10 @@ func TestSessionCapturesAndAnalyses(t *testing.T) {
 	c, err := New(srv.URL+"/debug/pprof/", dir, nil)
 	require.NoError(t, err)
 
+	// The heap profile samples one allocation per 512 KiB on average: keep
+	// 8 MiB live before the base profile so that its in-use total is not
+	// zero by chance (which would leave the growth ratio undefined).
+	baseline := retainChunks(8)
 	stop := make(chan struct{})
 	spun := make(chan int, 1)
 	go func() { spun <- spinUntil(stop) }()
@@ -76,6 +80,7 @@ func TestSessionCapturesAndAnalyses(t *testing.T) {
 	<-spun
 	require.NoError(t, err)
 	runtime.KeepAlive(kept)
+	runtime.KeepAlive(baseline)
 
 	for _, f := range []string{"heap-base", "goroutine-base", "cpu-00", "heap-end", "goroutine-end"} {
 		assert.FileExists(t, filepath.Join(dir, f+".pb.gz"))
