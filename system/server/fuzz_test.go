@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 
 	"github.com/tierchaos/tierchaos/system/api"
@@ -81,6 +82,69 @@ func FuzzRequestDecoding(f *testing.F) {
 			_ = json.Unmarshal(rec.Body.Bytes(), &c)
 			del := httptest.NewRecorder()
 			h.ServeHTTP(del, httptest.NewRequest(http.MethodDelete, "/v1/collections/"+c.Name, nil))
+		}
+	})
+}
+
+// FuzzListQuery sends arbitrary query strings to GET .../vectors: the
+// answer is never a 5xx; an error is a well-formed body with a stable code;
+// a page holds at most its limit of vectors, ids ascending and after the
+// cursor, and names the last id as next only when it is full.
+func FuzzListQuery(f *testing.F) {
+	for _, q := range []string{"", "limit=2", "after=v1&limit=1", "after=", "limit=0", "limit=10001", "limit=x",
+		"after=%zz", "limit=1&limit=2", "offset=3", "after=" + string(make([]byte, 300)), "after=v%00&limit=10000"} {
+		f.Add(q)
+	}
+	cfg := config.Default()
+	cfg.DataDir = f.TempDir()
+	cfg.Worker.Paused = true
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		server.WithObjectStore(uploader.NewMemStore()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = srv.Close(context.Background()) })
+	h := srv.Handler()
+	for _, body := range []string{`{"name":"f","dimension":1,"metric":"l2"}`,
+		`{"vectors":[{"id":"v3","values":[3]},{"id":"v1","values":[1]},{"id":"v2","values":[2]},{"id":"w","values":[0]}]}`} {
+		path := "/v1/collections"
+		if body[2] == 'v' {
+			path += "/f/vectors"
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader([]byte(body))))
+		if rec.Code >= 300 {
+			f.Fatalf("%s: %d %s", path, rec.Code, rec.Body)
+		}
+	}
+	f.Fuzz(func(t *testing.T, rawQuery string) {
+		req := httptest.NewRequest(http.MethodGet, "/v1/collections/f/vectors", nil)
+		req.URL.RawQuery = rawQuery
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%q: status %d: %s", rawQuery, rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 {
+			var eb api.ErrorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
+				t.Fatalf("%q: status %d with a malformed error body %q", rawQuery, rec.Code, rec.Body)
+			}
+			return
+		}
+		var page api.VectorPage
+		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+			t.Fatalf("%q: %v", rawQuery, err)
+		}
+		q, _ := url.ParseQuery(rawQuery)
+		after := q.Get("after")
+		for i, v := range page.Vectors {
+			if v.ID <= after || (i > 0 && v.ID <= page.Vectors[i-1].ID) {
+				t.Fatalf("%q: ids not ascending after the cursor: %v", rawQuery, page.Vectors)
+			}
+		}
+		if page.Next != "" && page.Next != page.Vectors[len(page.Vectors)-1].ID {
+			t.Fatalf("%q: next %q is not the last id", rawQuery, page.Next)
 		}
 	})
 }
