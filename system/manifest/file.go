@@ -2,11 +2,9 @@ package manifest
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,196 +13,136 @@ import (
 	"github.com/tierchaos/tierchaos/system/fsutil"
 )
 
-// FileName is the manifest's file in the data folder.
-const FileName = "manifest.db"
-
-// LegacyFileName is the JSON manifest of earlier tierd versions (one file
-// replaced by rename on every commit); Open migrates it.
-const LegacyFileName = "manifest.json"
-
-// On-disk layout of FileName: two slots of SlotSize bytes each (the file
-// is exactly 2*SlotSize bytes, all written, none sparse). A slot holds
-//
-//	magic [8]byte "TIERDMF1" | seq u64 | length u32 | crc u32 | JSON body
-//
-// (little endian; crc is CRC-32C over seq, length and body). The copy
-// with the highest seq whose crc matches is the manifest. A commit writes
-// the next seq into the slot that does not hold the current copy and
-// fsyncs: a crash mid-write leaves a torn slot that fails its crc, and the
-// other slot still holds the previous commit. Overwriting blocks that are
-// already allocated needs no free space, so commits (and above all the
-// deletes that free space) work on a full volume. Only a manifest that
-// outgrows its slots needs space: the file is then rebuilt with slots
-// twice the needed size (temp file + fsync + rename + folder fsync).
+// File names in the data folder. FileName is the manifest: JSON padded
+// with trailing whitespace to a fixed capacity. SpareName is a
+// preallocated file of the same kind that the next commit writes into
+// before renaming it over FileName; KeepName exists only during a commit.
 const (
-	slotMagic  = "TIERDMF1"
-	headerSize = 24
-	// MinSlotSize is the slot size of a new file (64 KiB of file in all).
-	MinSlotSize = 32 << 10
-	pageSize    = 4096
+	FileName  = "manifest.json"
+	SpareName = "manifest.json.spare"
+	KeepName  = "manifest.json.old"
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// MinCapacity is the smallest size of the manifest and spare files.
+const MinCapacity = 32 << 10
 
-// ErrNoIntactCopy means neither slot of the manifest file holds a valid copy.
-var ErrNoIntactCopy = errors.New("no intact copy of the manifest")
+const pageSize = 4096
 
-// File is an open manifest file. Save is safe for one caller at a time.
+// A commit never updates the manifest in place and needs no free space:
+//
+//  1. write the new JSON, padded with spaces to the spare's size, over the
+//     spare's already allocated bytes, and fsync it;
+//  2. hard-link the current manifest as KeepName (its blocks stay allocated);
+//  3. rename the spare over FileName (atomic: readers and a crash see the
+//     old or the new manifest, never a mix);
+//  4. rename KeepName to SpareName: the old manifest is the next spare;
+//  5. fsync the folder.
+//
+// Links and renames only change directory entries, and overwriting
+// allocated bytes allocates nothing, so commits work on a full volume:
+// above all the deletes and demotions that free space. A crash between
+// the steps leaves at most KeepName beside FileName (Open makes it the
+// spare again) or garbage in the spare (never read). Only a manifest that
+// outgrows the spare needs space: it is then written through a new
+// temporary file (fsutil.WriteAtomic) with twice the needed capacity, and
+// the spare is regrown when there is room. (On copy-on-write file systems
+// an overwrite allocates too.)
+
+// File is the open manifest of a data folder. Its methods are safe for
+// one caller at a time (the store serializes commits).
 type File struct {
-	mu   sync.Mutex
-	dir  string
-	f    *os.File
-	slot int64  // slot size
-	seq  uint64 // seq of the current copy
+	mu        sync.Mutex
+	dir       string
+	manSize   int64 // size of FileName
+	spareSize int64 // size of SpareName, 0 if there is none
+	closed    bool
 }
 
-// Open opens the manifest file in dir and returns it with the current
-// manifest. A missing file is created holding an empty manifest (or the
-// content of a legacy manifest.json, which is then removed).
+func (mf *File) path(name string) string { return filepath.Join(mf.dir, name) }
+
+// Open recovers an interrupted commit, reads the manifest in dir (a
+// missing one is created empty) and makes sure a spare exists (best
+// effort: without room for it, commits write a new file until there is).
 func Open(dir string) (*File, *Manifest, error) {
-	path := filepath.Join(dir, FileName)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err == nil {
-		m, seq, slot, lerr := readSlots(path, f)
-		if lerr != nil {
-			f.Close()
-			return nil, nil, lerr
-		}
-		return &File{dir: dir, f: f, slot: slot, seq: seq}, m, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, nil, fmt.Errorf("manifest: %w", err)
-	}
-	m := New()
-	legacy := filepath.Join(dir, LegacyFileName)
-	b, lerr := os.ReadFile(legacy)
-	switch {
-	case lerr == nil:
-		if m, err = decode(legacy, b); err != nil {
-			return nil, nil, err
-		}
-	case !errors.Is(lerr, os.ErrNotExist):
-		return nil, nil, fmt.Errorf("manifest: %w", lerr)
-	}
 	mf := &File{dir: dir}
-	if err := mf.rebuild(m, 1); err != nil {
+	if err := mf.recoverKeep(); err != nil {
 		return nil, nil, err
 	}
-	if lerr == nil {
-		if err := os.Remove(legacy); err != nil {
-			mf.Close()
-			return nil, nil, fmt.Errorf("manifest: remove migrated %s: %w", legacy, err)
+	b, err := os.ReadFile(mf.path(FileName))
+	var m *Manifest
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		m = New()
+		body, err := encode(m)
+		if err != nil {
+			return nil, nil, err
 		}
-		if err := fsutil.SyncDir(dir); err != nil {
-			mf.Close()
-			return nil, nil, fmt.Errorf("manifest: %w", err)
+		if err := mf.writeNew(body); err != nil {
+			return nil, nil, err
 		}
+	case err != nil:
+		return nil, nil, fmt.Errorf("manifest: %w", err)
+	default:
+		if m, err = decode(mf.path(FileName), b); err != nil {
+			return nil, nil, err
+		}
+		mf.manSize = int64(len(b))
+	}
+	if st, err := os.Stat(mf.path(SpareName)); err == nil {
+		mf.spareSize = st.Size()
+	}
+	if mf.spareSize < mf.manSize {
+		_ = mf.makeSpare(mf.manSize)
 	}
 	return mf, m, nil
 }
 
-// Load reads the current manifest in dir without opening it for writing
-// (for readers such as tests; tierd itself uses Open). It reads the legacy
-// manifest.json if FileName does not exist; nothing at all is an empty
-// manifest.
+// recoverKeep finishes or undoes a commit a crash interrupted.
+func (mf *File) recoverKeep() error {
+	keep := mf.path(KeepName)
+	if _, err := os.Lstat(keep); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	var err error
+	if _, serr := os.Lstat(mf.path(SpareName)); errors.Is(serr, os.ErrNotExist) {
+		err = os.Rename(keep, mf.path(SpareName))
+	} else {
+		err = os.Remove(keep)
+	}
+	if err != nil {
+		return fmt.Errorf("manifest: recover %s: %w", keep, err)
+	}
+	if err := fsutil.SyncDir(mf.dir); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	return nil
+}
+
+// Load reads the current manifest in dir without opening it for commits
+// (for readers such as tests; tierd itself uses Open). A missing file is
+// an empty manifest.
 func Load(dir string) (*Manifest, error) {
 	path := filepath.Join(dir, FileName)
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		legacy := filepath.Join(dir, LegacyFileName)
-		b, lerr := os.ReadFile(legacy)
-		if errors.Is(lerr, os.ErrNotExist) {
-			return New(), nil
-		}
-		if lerr != nil {
-			return nil, fmt.Errorf("manifest: %w", lerr)
-		}
-		return decode(legacy, b)
+		return New(), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	defer f.Close()
-	m, _, _, err := readSlots(path, f)
-	return m, err
+	return decode(path, b)
 }
 
-// readSlots reads both slots of an open manifest file and returns the
-// newest intact copy, its seq and the slot size.
-func readSlots(path string, f *os.File) (*Manifest, uint64, int64, error) {
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("manifest %s: %w", path, err)
-	}
-	if len(b) < 2*headerSize || len(b)%2 != 0 {
-		return nil, 0, 0, fmt.Errorf("manifest %s: %w: file size %d is not two slots", path, ErrNoIntactCopy, len(b))
-	}
-	slot := int64(len(b) / 2)
-	var best []byte
-	var bestSeq uint64
-	var problems []string
-	for i := range int64(2) {
-		body, seq, perr := parseSlot(b[i*slot : (i+1)*slot])
-		if perr != nil {
-			problems = append(problems, fmt.Sprintf("slot %d: %v", i, perr))
-			continue
-		}
-		if best == nil || seq > bestSeq {
-			best, bestSeq = body, seq
-		}
-	}
-	if best == nil {
-		return nil, 0, 0, fmt.Errorf("manifest %s: %w: %v", path, ErrNoIntactCopy, problems)
-	}
-	m, err := decode(path, best)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	return m, bestSeq, slot, nil
-}
-
-// parseSlot checks one slot and returns its body and seq.
-func parseSlot(b []byte) ([]byte, uint64, error) {
-	if !bytes.Equal(b[:8], []byte(slotMagic)) {
-		return nil, 0, errors.New("no copy (bad magic)")
-	}
-	seq := binary.LittleEndian.Uint64(b[8:16])
-	n := int64(binary.LittleEndian.Uint32(b[16:20]))
-	sum := binary.LittleEndian.Uint32(b[20:24])
-	if n > int64(len(b))-headerSize {
-		return nil, 0, fmt.Errorf("length %d exceeds the slot", n)
-	}
-	body := b[headerSize : headerSize+n]
-	crc := crc32.Update(crc32.Checksum(b[8:20], castagnoli), castagnoli, body)
-	if crc != sum {
-		return nil, 0, fmt.Errorf("checksum mismatch (torn write?)")
-	}
-	return body, seq, nil
-}
-
-// record lays out one slot's header and body.
-func record(seq uint64, body []byte) []byte {
-	b := make([]byte, headerSize, headerSize+len(body))
-	copy(b, slotMagic)
-	binary.LittleEndian.PutUint64(b[8:16], seq)
-	binary.LittleEndian.PutUint32(b[16:20], uint32(len(body)))
-	b = append(b, body...)
-	crc := crc32.Update(crc32.Checksum(b[8:20], castagnoli), castagnoli, body)
-	binary.LittleEndian.PutUint32(b[20:24], crc)
-	return b
-}
-
-// SlotSize returns the current slot size in bytes.
-func (mf *File) SlotSize() int64 {
+// Capacity returns the sizes of the manifest file and of its spare (0:
+// none).
+func (mf *File) Capacity() (manifest, spare int64) {
 	mf.mu.Lock()
 	defer mf.mu.Unlock()
-	return mf.slot
+	return mf.manSize, mf.spareSize
 }
 
-// Save makes m the current manifest durably. It overwrites the slot not
-// holding the current copy and fsyncs, needing no free space unless m
-// outgrew the slots (then the file is rebuilt, which does). On error the
-// previous manifest stays current.
+// Save makes m the current manifest durably (see the commit steps above).
+// On error the previous manifest stays current.
 func (mf *File) Save(m *Manifest) error {
 	body, err := encode(m)
 	if err != nil {
@@ -212,68 +150,105 @@ func (mf *File) Save(m *Manifest) error {
 	}
 	mf.mu.Lock()
 	defer mf.mu.Unlock()
-	if mf.f == nil {
+	if mf.closed {
 		return errors.New("manifest: file is closed")
 	}
-	seq := mf.seq + 1
-	if headerSize+int64(len(body)) > mf.slot {
-		return mf.rebuildLocked(body, seq)
+	if int64(len(body)) < mf.spareSize {
+		return mf.swap(body)
 	}
-	if _, err := mf.f.WriteAt(record(seq, body), int64(seq%2)*mf.slot); err != nil {
-		return fmt.Errorf("manifest: %w", classify(err))
+	// Outgrown (or no spare): a new file, then a spare as large, if there is room.
+	if err := mf.writeNew(body); err != nil {
+		return err
 	}
-	if err := mf.f.Sync(); err != nil {
-		return fmt.Errorf("manifest: %w", classify(err))
-	}
-	mf.seq = seq
+	_ = mf.makeSpare(mf.manSize)
 	return nil
 }
 
-// rebuild creates the file afresh holding m with the given seq.
-func (mf *File) rebuild(m *Manifest, seq uint64) error {
-	body, err := encode(m)
+// swap commits body through the spare.
+func (mf *File) swap(body []byte) error {
+	f, err := os.OpenFile(mf.path(SpareName), os.O_WRONLY, 0)
 	if err != nil {
-		return err
+		return fmt.Errorf("manifest: %w", classify(err))
 	}
-	mf.mu.Lock()
-	defer mf.mu.Unlock()
-	return mf.rebuildLocked(body, seq)
+	_, err = f.WriteAt(padded(body, mf.spareSize), 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("manifest: write %s: %w", SpareName, classify(err))
+	}
+	keep := mf.path(KeepName)
+	if err := os.Link(mf.path(FileName), keep); err != nil {
+		return fmt.Errorf("manifest: %w", classify(err))
+	}
+	if err := os.Rename(mf.path(SpareName), mf.path(FileName)); err != nil {
+		_ = os.Remove(keep)
+		return fmt.Errorf("manifest: %w", classify(err))
+	}
+	mf.manSize, mf.spareSize = mf.spareSize, 0
+	if err := os.Rename(keep, mf.path(SpareName)); err == nil {
+		st, serr := os.Stat(mf.path(SpareName))
+		if serr == nil {
+			mf.spareSize = st.Size()
+		}
+	}
+	// Without a spare now (rename failed), the next Save writes a new file
+	// and Open turns KeepName back into the spare.
+	if err := fsutil.SyncDir(mf.dir); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	return nil
 }
 
-// rebuildLocked writes a new file, slots sized for twice body, with body
-// in the slot of seq (the other slot zero), and switches to it.
-func (mf *File) rebuildLocked(body []byte, seq uint64) error {
-	slot := max(MinSlotSize, (2*(headerSize+int64(len(body)))+pageSize-1)/pageSize*pageSize)
-	path := filepath.Join(mf.dir, FileName)
-	img := make([]byte, 2*slot) // every byte written: no sparse hole to allocate later
-	copy(img[int64(seq%2)*slot:], record(seq, body))
-	if err := fsutil.WriteAtomic(path, func(w io.Writer) error {
-		_, err := w.Write(img)
+// writeNew replaces the manifest through a new temporary file with twice
+// the capacity body needs.
+func (mf *File) writeNew(body []byte) error {
+	size := capacityFor(len(body))
+	if err := fsutil.WriteAtomic(mf.path(FileName), func(w io.Writer) error {
+		_, err := w.Write(padded(body, size))
 		return err
 	}); err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("manifest: %w", err)
-	}
-	if mf.f != nil {
-		mf.f.Close()
-	}
-	mf.f, mf.slot, mf.seq = f, slot, seq
+	mf.manSize = size
 	return nil
 }
 
-// Close closes the file.
+// makeSpare (re)creates the spare with size bytes, every one written so
+// that none needs allocating later.
+func (mf *File) makeSpare(size int64) error {
+	if err := fsutil.WriteAtomic(mf.path(SpareName), func(w io.Writer) error {
+		_, err := w.Write(padded(nil, size))
+		return err
+	}); err != nil {
+		return fmt.Errorf("manifest: spare: %w", err)
+	}
+	mf.spareSize = size
+	return nil
+}
+
+// Close ends the use of the file; later saves fail.
 func (mf *File) Close() error {
 	mf.mu.Lock()
 	defer mf.mu.Unlock()
-	if mf.f == nil {
-		return nil
-	}
-	err := mf.f.Close()
-	mf.f = nil
-	return err
+	mf.closed = true
+	return nil
+}
+
+func capacityFor(n int) int64 {
+	return max(MinCapacity, (2*int64(n)+1+pageSize-1)/pageSize*pageSize)
+}
+
+// padded returns body followed by spaces and a newline, size bytes in all
+// (body must be shorter than size).
+func padded(body []byte, size int64) []byte {
+	b := bytes.Repeat([]byte{' '}, int(size))
+	copy(b, body)
+	b[size-1] = '\n'
+	return b
 }
 
 func encode(m *Manifest) ([]byte, error) {

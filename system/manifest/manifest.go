@@ -1,9 +1,10 @@
 // Package manifest is tierd's durable catalogue: for every collection its
 // identity, tier, data snapshot (local file or S3 object, with size and
 // checksum), the WAL position that snapshot covers, and its user
-// snapshots; plus object keys awaiting deletion. It is stored as JSON in
-// one of two preallocated slots of one file, overwritten in place (see
-// File), so that a commit never needs free space on the data volume.
+// snapshots; plus object keys awaiting deletion and uploads in progress.
+// It is one JSON file, never updated in place: a commit writes a
+// preallocated spare and renames it over the manifest (see File), so that
+// a commit needs no free space on the data volume.
 package manifest
 
 import (

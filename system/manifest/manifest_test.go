@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -54,7 +55,7 @@ func TestSaveLoad(t *testing.T) {
 	c.Collections["a"].Snapshots[0].ID = "changed"
 	require.Equal(t, int64(10), got.Collections["a"].Data.Size)
 	require.Equal(t, "u1", got.Collections["a"].Snapshots[0].ID)
-	// Many saves alternate between the slots in place: one file, fixed size.
+	// Many saves swap the manifest and its spare: two files of fixed size.
 	for i := range 5 {
 		m.NextID = uint64(10 + i)
 		require.NoError(t, f.Save(m))
@@ -64,12 +65,22 @@ func TestSaveLoad(t *testing.T) {
 	}
 	ents, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	require.Len(t, ents, 1, "no temporary file left")
-	st, err := os.Stat(filepath.Join(dir, FileName))
+	var names []string
+	for _, e := range ents {
+		info, err := e.Info()
+		require.NoError(t, err)
+		require.Equal(t, int64(MinCapacity), info.Size(), e.Name())
+		names = append(names, e.Name())
+	}
+	require.ElementsMatch(t, []string{FileName, SpareName}, names, "no temporary file left")
+	// The manifest stays plain JSON (padded with whitespace).
+	b, err := os.ReadFile(filepath.Join(dir, FileName))
 	require.NoError(t, err)
-	require.Equal(t, int64(2*MinSlotSize), st.Size())
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal(b, &raw))
 	// Reopening finds the last commit and goes on from it.
 	require.NoError(t, f.Close())
+	require.Error(t, f.Save(m), "closed")
 	f2, m2 := openFile(t, dir)
 	require.Equal(t, m, m2)
 	m2.NextID = 99
@@ -79,41 +90,52 @@ func TestSaveLoad(t *testing.T) {
 	require.Equal(t, uint64(99), got.NextID)
 }
 
-// TestTornSlotFallsBackToThePreviousCommit damages the newest copy the
-// ways a crash mid-write can (garbage, a zeroed tail, a half-written
-// header): the previous commit is loaded, and the next save overwrites
-// the damaged slot.
-func TestTornSlotFallsBackToThePreviousCommit(t *testing.T) {
-	damages := map[string]func(slot []byte){
-		"garbage body":     func(s []byte) { copy(s[headerSize:], "garbage") },
-		"zeroed tail":      func(s []byte) { clear(s[headerSize+10:]) },
-		"torn header":      func(s []byte) { s[9] ^= 0xff },
-		"never written":    func(s []byte) { clear(s) },
-		"length too large": func(s []byte) { s[19] = 0xff },
+// TestInterruptedCommitRecovers leaves the data folder as a crash between
+// the steps of a commit would, and opens it: the manifest is the old or
+// the new one, and the spare is back for the next commit.
+func TestInterruptedCommitRecovers(t *testing.T) {
+	cases := []struct {
+		name  string
+		crash func(t *testing.T, dir string, newBody []byte)
+		want  uint64 // NextID Open finds
+	}{
+		{"during the spare's write", func(t *testing.T, dir string, _ []byte) {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, SpareName), []byte("{garbage"), 0o644))
+		}, 7},
+		{"after the link", func(t *testing.T, dir string, newBody []byte) {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, SpareName), padded(newBody, MinCapacity), 0o644))
+			require.NoError(t, os.Link(filepath.Join(dir, FileName), filepath.Join(dir, KeepName)))
+		}, 7},
+		{"after the rename over the manifest", func(t *testing.T, dir string, newBody []byte) {
+			require.NoError(t, os.Link(filepath.Join(dir, FileName), filepath.Join(dir, KeepName)))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, SpareName), padded(newBody, MinCapacity), 0o644))
+			require.NoError(t, os.Rename(filepath.Join(dir, SpareName), filepath.Join(dir, FileName)))
+		}, 8},
 	}
-	for name, damage := range damages {
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			f, m := openFile(t, dir)
 			m.NextID = 7
-			require.NoError(t, f.Save(m)) // seq 2
-			m.NextID = 8
-			require.NoError(t, f.Save(m)) // seq 3: the newest
+			require.NoError(t, f.Save(m))
 			require.NoError(t, f.Close())
-			path := filepath.Join(dir, FileName)
-			b, err := os.ReadFile(path)
+			m.NextID = 8
+			body, err := encode(m)
 			require.NoError(t, err)
-			slot := len(b) / 2
-			damage(b[3%2*slot : (3%2+1)*slot])
-			require.NoError(t, os.WriteFile(path, b, 0o644))
+			tc.crash(t, dir, body)
 
 			got, err := Load(dir)
 			require.NoError(t, err)
-			require.Equal(t, uint64(7), got.NextID, "the previous commit")
+			require.Equal(t, tc.want, got.NextID)
 			f2, got2 := openFile(t, dir)
-			require.Equal(t, got, got2)
+			require.Equal(t, tc.want, got2.NextID)
+			_, err = os.Stat(filepath.Join(dir, KeepName))
+			require.ErrorIs(t, err, os.ErrNotExist, "the keep link is resolved")
+			man, spare := f2.Capacity()
+			require.Equal(t, int64(MinCapacity), man)
+			require.Equal(t, int64(MinCapacity), spare, "a spare for the next commit")
 			got2.NextID = 9
-			require.NoError(t, f2.Save(got2)) // overwrites the damaged slot
+			require.NoError(t, f2.Save(got2))
 			got, err = Load(dir)
 			require.NoError(t, err)
 			require.Equal(t, uint64(9), got.NextID)
@@ -121,28 +143,7 @@ func TestTornSlotFallsBackToThePreviousCommit(t *testing.T) {
 	}
 }
 
-func TestNoIntactCopyIsAnError(t *testing.T) {
-	dir := t.TempDir()
-	f, _ := openFile(t, dir)
-	require.NoError(t, f.Close())
-	path := filepath.Join(dir, FileName)
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	for i := range b {
-		b[i] ^= 0x5a
-	}
-	require.NoError(t, os.WriteFile(path, b, 0o644))
-	_, err = Load(dir)
-	require.ErrorIs(t, err, ErrNoIntactCopy)
-	require.ErrorContains(t, err, path)
-	_, _, err = Open(dir)
-	require.ErrorIs(t, err, ErrNoIntactCopy)
-	require.NoError(t, os.WriteFile(path, []byte("short"), 0o644))
-	_, err = Load(dir)
-	require.ErrorIs(t, err, ErrNoIntactCopy)
-}
-
-func TestGrowsBeyondTheSlot(t *testing.T) {
+func TestGrowsBeyondTheSpare(t *testing.T) {
 	dir := t.TempDir()
 	f, m := openFile(t, dir)
 	for i := range 400 {
@@ -150,11 +151,13 @@ func TestGrowsBeyondTheSlot(t *testing.T) {
 		m.Collections[name] = &Entry{ID: uint64(i), Name: name, Dimension: 8, Metric: api.MetricCosine, Tier: api.TierHot}
 	}
 	require.NoError(t, f.Save(m))
-	require.Greater(t, f.SlotSize(), int64(MinSlotSize))
+	man, spare := f.Capacity()
+	require.Greater(t, man, int64(MinCapacity))
+	require.Equal(t, man, spare, "the spare grew too")
 	got, err := Load(dir)
 	require.NoError(t, err)
 	require.Equal(t, m, got)
-	// After growing, saves are in place again.
+	// After growing, commits go through the spare again.
 	delete(m.Collections, "c000")
 	require.NoError(t, f.Save(m))
 	got, err = Load(dir)
@@ -162,25 +165,7 @@ func TestGrowsBeyondTheSlot(t *testing.T) {
 	require.Equal(t, m, got)
 	ents, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	require.Len(t, ents, 1)
-}
-
-func TestMigratesLegacyJSON(t *testing.T) {
-	dir := t.TempDir()
-	m := sample()
-	b, err := encode(m)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, LegacyFileName), b, 0o644))
-	got, err := Load(dir)
-	require.NoError(t, err)
-	require.Equal(t, m, got, "Load reads the legacy file")
-	_, got = openFile(t, dir)
-	require.Equal(t, m, got)
-	_, err = os.Stat(filepath.Join(dir, LegacyFileName))
-	require.ErrorIs(t, err, os.ErrNotExist, "migrated and removed")
-	got, err = Load(dir)
-	require.NoError(t, err)
-	require.Equal(t, m, got)
+	require.Len(t, ents, 2)
 }
 
 func TestLoadRejectsBadManifests(t *testing.T) {
@@ -193,22 +178,10 @@ func TestLoadRejectsBadManifests(t *testing.T) {
 		"null entry":    `{"version":1,"collections":{"a":null}}`,
 	}
 	for name, body := range cases {
-		t.Run(name+"/legacy", func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, LegacyFileName)
-			require.NoError(t, os.WriteFile(path, []byte(body), 0o644))
-			_, err := Load(dir)
-			require.ErrorContains(t, err, path)
-			_, _, err = Open(dir)
-			require.ErrorContains(t, err, path)
-		})
-		t.Run(name+"/slot", func(t *testing.T) {
-			// A well-formed slot whose content is invalid is refused, not skipped.
+		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, FileName)
-			img := make([]byte, 2*MinSlotSize)
-			copy(img[MinSlotSize:], record(1, []byte(body)))
-			require.NoError(t, os.WriteFile(path, img, 0o644))
+			require.NoError(t, os.WriteFile(path, []byte(body), 0o644))
 			_, err := Load(dir)
 			require.ErrorContains(t, err, path)
 			_, _, err = Open(dir)
@@ -218,8 +191,9 @@ func TestLoadRejectsBadManifests(t *testing.T) {
 }
 
 // TestSaveOnAFullVolume fills a 1 MiB tmpfs to the last byte: saves that
-// fit the slots still succeed (they overwrite allocated pages); one that
-// must grow the file fails with ErrNoSpace and keeps the last commit.
+// fit the spare still succeed (they overwrite allocated pages and only
+// link and rename); one that must grow the file fails with ErrNoSpace and
+// keeps the last commit.
 // Mounting needs root; without it the test skips.
 func TestSaveOnAFullVolume(t *testing.T) {
 	vol := filepath.Join(t.TempDir(), "vol")
@@ -243,10 +217,10 @@ func TestSaveOnAFullVolume(t *testing.T) {
 	}
 	for i := range 3 {
 		m.NextID = uint64(100 + i)
-		require.NoError(t, f.Save(m), "a save within the slots needs no space")
+		require.NoError(t, f.Save(m), "a save within the spare needs no space")
 	}
 	big := m.Clone()
-	big.PendingDeletes = []string{strings.Repeat("k", 2*MinSlotSize)}
+	big.PendingDeletes = []string{strings.Repeat("k", 2*MinCapacity)}
 	err = f.Save(big)
 	require.ErrorIs(t, err, fsutil.ErrNoSpace)
 	got, err := Load(vol)
@@ -254,5 +228,5 @@ func TestSaveOnAFullVolume(t *testing.T) {
 	require.Equal(t, m, got, "the last commit stays")
 	ents, err := os.ReadDir(vol)
 	require.NoError(t, err)
-	require.Len(t, ents, 2, "manifest and filler, no temporary file")
+	require.Len(t, ents, 3, "manifest, spare and filler, no temporary file")
 }
