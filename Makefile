@@ -13,7 +13,7 @@ export TIERCHAOS_PULL ?= auto
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: unit e2e ## unit tests with -race, then the e2e chaos suites
+test: unit e2e e2e-race ## unit tests with -race, then the chaos suites in both modes (container; in process with -race)
 
 unit: ## unit tests of every package, with the race detector
 	$(GO) test -race -count=1 $(PKGS)
