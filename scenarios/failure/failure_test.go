@@ -44,6 +44,12 @@ func TestFailure(t *testing.T) {
 			run:    noFaultRoundTrip,
 		},
 		{
+			name:   "no-fault-warm-cold-round-trip",
+			fault:  "none",
+			guards: "every step hot -> warm -> cold -> warm -> hot keeps exactly the same vectors; warm lives on local disk only, cold is one object in S3, and promotion to warm removes it again",
+			run:    noFaultWarmRoundTrip,
+		},
+		{
 			name:   "s3-latency-200ms",
 			fault:  "Toxiproxy latency 200 ms downstream",
 			guards: "S3 latency slows a demotion down but does not fail it",
@@ -195,6 +201,32 @@ func noFaultRoundTrip(ctx context.Context, t *testing.T, tc *harness.Case) {
 	_, err = c.SetTier(ctx, col.Name, api.TierHot)
 	require.NoError(t, err)
 	fixture.RequireTier(ctx, t, c, col, api.TierHot)
+	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
+	tc.Check(ctx, t, check.Config{}, col.Name)
+}
+
+func noFaultWarmRoundTrip(ctx context.Context, t *testing.T, tc *harness.Case) {
+	c, rng := tc.Client, tc.Rand
+	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
+	steps := []struct {
+		tier    api.Tier
+		objects int
+	}{
+		{api.TierWarm, 0}, // local Parquet file, nothing in S3
+		{api.TierCold, 1}, // one snapshot object
+		{api.TierWarm, 0}, // promoted back to local disk; the cold copy is deleted
+		{api.TierHot, 0},
+	}
+	for _, st := range steps {
+		_, err := c.SetTier(ctx, col.Name, st.tier)
+		require.NoError(t, err, "to %s", st.tier)
+		fixture.RequireTier(ctx, t, c, col, st.tier)
+		require.Eventually(t, func() bool {
+			return len(fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", col.Name)) == st.objects
+		}, 10*time.Second, 20*time.Millisecond, "%d objects in MinIO once %s", st.objects, st.tier)
+	}
+	// Searching a non-hot collection would promote it transparently, so the
+	// content is checked once, back at hot.
 	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
 	tc.Check(ctx, t, check.Config{}, col.Name)
 }
