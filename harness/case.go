@@ -117,9 +117,6 @@ func (s *Stack) ClearFaults(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
-		if err := s.ReleaseCrashPoints(ctx); err != nil {
-			errs = append(errs, err)
-		}
 	}
 	return errors.Join(errs...)
 }
