@@ -13,6 +13,16 @@
 //	-log-format        S3FAULT_LOG_FORMAT        text or json (default text)
 //	-shutdown-timeout  S3FAULT_SHUTDOWN_TIMEOUT  grace period for in-flight requests on SIGTERM (default 10s)
 //
+// Upstream credentials, from the environment only (no flags, so that the
+// secret does not show in the process list). They sign the layer's own
+// requests, which only the misdirect action makes (it lists the collection
+// and reads another object); without them misdirect rules are refused.
+// Forwarded requests always keep the client's own signature.
+//
+//	S3FAULT_ACCESS_KEY  access key id (set both or neither)
+//	S3FAULT_SECRET_KEY  secret access key
+//	S3FAULT_REGION      signing region (default: the region the client signed for, else us-east-1)
+//
 // Exit status: 0 after a clean shutdown, 1 when serving fails, 2 for bad
 // configuration.
 package main
@@ -44,6 +54,8 @@ type config struct {
 	logLevel        slog.Level
 	logJSON         bool
 	shutdownTimeout time.Duration
+	// creds sign the layer's own upstream requests; zero: none.
+	creds s3fault.Credentials
 }
 
 // errConfig marks configuration errors (exit status 2).
@@ -101,6 +113,17 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if cfg.shutdownTimeout, err = time.ParseDuration(*shutdown); err != nil || cfg.shutdownTimeout < 0 {
 		return config{}, fmt.Errorf("%w: shutdown timeout %q: want a duration >= 0", errConfig, *shutdown)
 	}
+	cfg.creds = s3fault.Credentials{
+		AccessKey: getenv("S3FAULT_ACCESS_KEY"),
+		SecretKey: getenv("S3FAULT_SECRET_KEY"),
+		Region:    getenv("S3FAULT_REGION"),
+	}
+	if (cfg.creds.AccessKey == "") != (cfg.creds.SecretKey == "") {
+		return config{}, fmt.Errorf("%w: set both S3FAULT_ACCESS_KEY and S3FAULT_SECRET_KEY, or neither", errConfig)
+	}
+	if cfg.creds.AccessKey == "" && cfg.creds.Region != "" {
+		return config{}, fmt.Errorf("%w: S3FAULT_REGION needs S3FAULT_ACCESS_KEY and S3FAULT_SECRET_KEY", errConfig)
+	}
 	return cfg, nil
 }
 
@@ -116,7 +139,12 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 // serve runs the proxy and the control API until ctx is done, then shuts
 // both down gracefully. ready, if not nil, gets the bound addresses.
 func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(s3, control net.Addr)) error {
-	proxy, err := s3fault.NewProxy(cfg.upstream, s3fault.WithLogger(log), s3fault.WithSeed(cfg.seed))
+	opts := []s3fault.ProxyOption{s3fault.WithLogger(log), s3fault.WithSeed(cfg.seed)}
+	hasCreds := cfg.creds.AccessKey != ""
+	if hasCreds {
+		opts = append(opts, s3fault.WithCredentials(cfg.creds))
+	}
+	proxy, err := s3fault.NewProxy(cfg.upstream, opts...)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errConfig, err)
 	}
@@ -149,7 +177,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(s3, con
 		ErrorLog:          errLog,
 	}
 	log.Info("s3faultd listening", "s3", s3Ln.Addr().String(), "control", ctlLn.Addr().String(),
-		"upstream", proxy.Upstream(), "seed", cfg.seed)
+		"upstream", proxy.Upstream(), "seed", cfg.seed, "credentials", hasCreds)
 	if ready != nil {
 		ready(s3Ln.Addr(), ctlLn.Addr())
 	}

@@ -51,6 +51,16 @@ func TestParseConfig(t *testing.T) {
 			want: config{s3Addr: "127.0.0.1:0", controlAddr: ":9100", upstream: "http://a:1", seed: 7,
 				logLevel: slog.LevelWarn, shutdownTimeout: 10 * time.Second},
 		},
+		{
+			name: "credentials",
+			env: map[string]string{"S3FAULT_UPSTREAM": "http://a:1", "S3FAULT_ACCESS_KEY": "ak", "S3FAULT_SECRET_KEY": "sk",
+				"S3FAULT_REGION": "eu-west-1"},
+			want: config{s3Addr: ":9000", controlAddr: ":9100", upstream: "http://a:1", logLevel: slog.LevelInfo,
+				shutdownTimeout: 10 * time.Second, creds: s3fault.Credentials{AccessKey: "ak", SecretKey: "sk", Region: "eu-west-1"}},
+		},
+		{name: "access key without secret", env: map[string]string{"S3FAULT_UPSTREAM": "http://a:1", "S3FAULT_ACCESS_KEY": "ak"}, wantErr: true},
+		{name: "secret without access key", env: map[string]string{"S3FAULT_UPSTREAM": "http://a:1", "S3FAULT_SECRET_KEY": "sk"}, wantErr: true},
+		{name: "region without credentials", env: map[string]string{"S3FAULT_UPSTREAM": "http://a:1", "S3FAULT_REGION": "r"}, wantErr: true},
 		{name: "missing upstream", wantErr: true},
 		{name: "bad seed", args: []string{"-upstream", "http://a:1", "-seed", "-1"}, wantErr: true},
 		{name: "bad env seed", env: map[string]string{"S3FAULT_UPSTREAM": "http://a:1", "S3FAULT_SEED": "x"}, wantErr: true},
@@ -158,4 +168,49 @@ func TestServeProxiesAndShutsDown(t *testing.T) {
 	_, err = ctl.Health(context.Background())
 	require.Error(t, err, "control API closed")
 	assert.False(t, errors.Is(err, context.Canceled))
+}
+
+// TestServeCredentialsEnableMisdirect proves the daemon hands its
+// credentials to the layer: misdirect rules are refused without them and
+// accepted with them.
+func TestServeCredentialsEnableMisdirect(t *testing.T) {
+	rule := s3fault.Rule{Ops: []s3fault.Op{s3fault.OpGetObject}, Trigger: s3fault.Next(1), Action: s3fault.Misdirect()}
+	for _, tt := range []struct {
+		name  string
+		creds s3fault.Credentials
+		ok    bool
+	}{
+		{name: "without credentials"},
+		{name: "with credentials", creds: s3fault.Credentials{AccessKey: "ak", SecretKey: "sk"}, ok: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			ctlAddr := make(chan net.Addr, 1)
+			done := make(chan error, 1)
+			cfg := config{s3Addr: "localhost:0", controlAddr: "localhost:0", upstream: "http://127.0.0.1:1",
+				shutdownTimeout: 5 * time.Second, creds: tt.creds}
+			go func() {
+				done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), func(_, ctl net.Addr) { ctlAddr <- ctl })
+			}()
+			var addr net.Addr
+			select {
+			case addr = <-ctlAddr:
+			case err := <-done:
+				t.Fatalf("serve ended early: %v", err)
+			}
+			ctl, err := s3fault.NewClient("http://" + addr.String())
+			require.NoError(t, err)
+			_, err = ctl.AddRule(ctx, rule)
+			if tt.ok {
+				require.NoError(t, err)
+			} else {
+				var apiErr *s3fault.APIError
+				require.ErrorAs(t, err, &apiErr)
+				assert.Equal(t, s3fault.CodeActionNotApplicable, apiErr.Code)
+			}
+			cancel()
+			require.NoError(t, <-done)
+		})
+	}
 }

@@ -2,8 +2,10 @@
 // between an S3 client (tierd) and its S3 endpoint (Toxiproxy in front of
 // MinIO) and injects the faults a TCP-level proxy cannot: S3 error responses
 // (503 SlowDown with Retry-After, 500 InternalError, any other S3 error),
-// added latency, truncated or bit-flipped response bodies, and uploads whose
-// connection is cut after a number of request-body bytes.
+// added latency, truncated or bit-flipped response bodies, uploads whose
+// connection is cut after a number of request-body bytes, and misdirected
+// GETs answered with another object of the same collection (a lagging
+// replica or a mixed-up cache; see [Misdirect]).
 //
 // Every request is classified into an S3 operation ([Op]) from its method,
 // path (path-style addressing: the bucket is the first path segment) and
@@ -11,6 +13,10 @@
 // decide with a [Trigger] which of the matching requests are hit (the next N,
 // every Nth, a seeded probability, or all), and apply one [Action]. The layer
 // counts every request it sees, forwards and faults ([Stats]).
+//
+// Forwarded requests keep the client's own SigV4 signature; the layer needs
+// credentials of its own ([WithCredentials]) only for misdirected GETs, which
+// list the collection and read another object.
 //
 // The pieces:
 //   - [Proxy] is the S3-side http.Handler and owns the rules and counters.

@@ -170,6 +170,9 @@ type firing struct {
 	ruleID string
 	action Action
 	seed   uint64
+	// statsGen is the engine's stats generation when the rule fired, so
+	// that unfire does not take a hit back from counters reset since.
+	statsGen uint64
 }
 
 // rng returns the firing's own generator.
@@ -192,6 +195,8 @@ type engine struct {
 	ops    map[Op]*OpStats
 	stats  map[string]*RuleStats
 	order  []string
+	// statsGen counts stats resets.
+	statsGen uint64
 }
 
 func newEngine(seed uint64) *engine {
@@ -313,7 +318,7 @@ func (e *engine) decide(req Request) decision {
 			continue
 		}
 		st.Fired++
-		f := firing{ruleID: rs.status.ID, action: rs.status.Rule.Action, seed: rs.rng.Uint64()}
+		f := firing{ruleID: rs.status.ID, action: rs.status.Rule.Action, seed: rs.rng.Uint64(), statsGen: e.statsGen}
 		if f.action.Kind == ActionDelay {
 			delay := time.Duration(f.action.Latency)
 			if j := int64(f.action.Jitter); j > 0 {
@@ -327,6 +332,32 @@ func (e *engine) decide(req Request) decision {
 		break
 	}
 	return d
+}
+
+// unfire takes back the hit f when its fault found nothing to act on (a
+// misdirect with no other object under the prefix): the rule's fired counts
+// drop by one and a Next trigger or MaxFires that this hit used up is
+// available again, as if the trigger had not hit. Probability draws and the
+// EveryNth count are not rewound. Counters reset since the hit, and rules
+// deleted since, are left alone.
+func (e *engine) unfire(f *firing) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st, ok := e.stats[f.ruleID]; ok && f.statsGen == e.statsGen && st.Fired > 0 {
+		st.Fired--
+	}
+	i := slices.IndexFunc(e.rules, func(rs *ruleState) bool { return rs.status.ID == f.ruleID })
+	if i < 0 {
+		return
+	}
+	rs := e.rules[i]
+	if rs.status.Fired == 0 {
+		return
+	}
+	rs.status.Fired--
+	r := &rs.status.Rule
+	rs.status.Exhausted = (r.Trigger.Kind == TriggerNext && rs.status.Fired >= int64(r.Trigger.N)) ||
+		(r.MaxFires > 0 && rs.status.Fired >= int64(r.MaxFires))
 }
 
 // injected records that a fault of f took effect on a request of op.
@@ -397,6 +428,7 @@ func (e *engine) resetStats() {
 // resetStatsLocked zeroes the counters; live rules keep a (zeroed) entry,
 // deleted ones are forgotten. Trigger state is untouched.
 func (e *engine) resetStatsLocked() {
+	e.statsGen++
 	e.ops = make(map[Op]*OpStats)
 	e.stats = make(map[string]*RuleStats, len(e.rules))
 	e.order = e.order[:0]

@@ -32,10 +32,10 @@ type seenRequest struct {
 	BodyErr    error // non-nil when the body ended early
 }
 
-// fakeS3 is a tiny path-style S3 server: buckets, objects, multipart
-// uploads, ListObjectsV2, GetBucketLocation. It decodes aws-chunked bodies,
-// keeps an object only when its body arrived complete, and records every
-// request it received.
+// fakeS3 is a tiny path-style S3 server: buckets, objects (GET with a
+// Range), multipart uploads, ListObjectsV2, GetBucketLocation. It decodes
+// aws-chunked bodies, keeps an object only when its body arrived complete,
+// and records every request it received.
 type fakeS3 struct {
 	mu       sync.Mutex
 	buckets  map[string]bool
@@ -185,6 +185,11 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", etag(data))
 		w.Header().Set("Last-Modified", time.Unix(0, 0).UTC().Format(http.TimeFormat))
 		w.Header().Set("Content-Type", "application/octet-stream")
+		if r.Method == http.MethodGet && r.Header.Get("Range") != "" {
+			// 206 with Content-Range, or 416.
+			http.ServeContent(w, r, key, time.Unix(0, 0), bytes.NewReader(data))
+			return
+		}
 		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 		if r.Method == http.MethodGet {
 			_, _ = w.Write(data)

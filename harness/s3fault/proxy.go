@@ -40,6 +40,11 @@ type Proxy struct {
 	transport *http.Transport
 	cutTrans  *http.Transport
 	reqIDs    atomic.Uint64
+	// creds sign the layer's own upstream requests (misdirect); nil: none.
+	creds *Credentials
+	// client sends the layer's own upstream requests through transport.
+	client *http.Client
+	bufs   bufferPool
 }
 
 // ProxyOption configures a Proxy.
@@ -49,6 +54,7 @@ type proxyConfig struct {
 	log       *slog.Logger
 	seed      uint64
 	transport *http.Transport
+	creds     *Credentials
 }
 
 // WithLogger sets the logger (default: slog.Default()).
@@ -62,6 +68,38 @@ func WithSeed(seed uint64) ProxyOption { return func(c *proxyConfig) { c.seed = 
 // pool of up to 256 idle connections per host.
 func WithTransport(t *http.Transport) ProxyOption {
 	return func(c *proxyConfig) { c.transport = t }
+}
+
+// Credentials are the S3 credentials the Proxy signs its own upstream
+// requests with (AWS Signature V4). Forwarded requests keep the client's own
+// signature and never need them; only [ActionMisdirect] makes requests of its
+// own (a ListObjectsV2 and a GetObject).
+type Credentials struct {
+	// AccessKey is the access key id.
+	AccessKey string
+	// SecretKey is the secret access key.
+	SecretKey string
+	// Region is the signing region. Empty means the region the client
+	// signed the hit request for, else "us-east-1".
+	Region string
+}
+
+// String renders the credentials without the secret key.
+func (c Credentials) String() string {
+	return fmt.Sprintf("{AccessKey:%s SecretKey:<redacted> Region:%s}", c.AccessKey, c.Region)
+}
+
+// GoString renders the credentials for %#v without the secret key.
+func (c Credentials) GoString() string { return "s3fault.Credentials" + c.String() }
+
+// ErrInvalidCredentials is returned (wrapped) by NewProxy for credentials
+// with only one of the access and secret key.
+var ErrInvalidCredentials = errors.New("s3fault: invalid credentials")
+
+// WithCredentials sets the credentials the Proxy signs its own upstream
+// requests with. Without them (the default) misdirect rules are refused.
+func WithCredentials(c Credentials) ProxyOption {
+	return func(cfg *proxyConfig) { cfg.creds = &c }
 }
 
 // NewProxy returns a Proxy forwarding to upstream, an http or https URL
@@ -79,6 +117,12 @@ func NewProxy(upstream string, opts ...ProxyOption) (*Proxy, error) {
 	cfg := proxyConfig{log: slog.Default()}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if c := cfg.creds; c != nil && (c.AccessKey == "") != (c.SecretKey == "") {
+		return nil, fmt.Errorf("%w: set both the access key and the secret key, or neither", ErrInvalidCredentials)
+	}
+	if c := cfg.creds; c != nil && c.AccessKey == "" {
+		cfg.creds = nil
 	}
 	var base *http.Transport
 	if cfg.transport != nil {
@@ -107,6 +151,12 @@ func NewProxy(upstream string, opts ...ProxyOption) (*Proxy, error) {
 		log:       cfg.log,
 		transport: base,
 		cutTrans:  cut,
+		creds:     cfg.creds,
+		client: &http.Client{
+			Transport: base,
+			// The layer's own requests report what the upstream said.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 	}
 	p.rp = p.newReverseProxy(base)
 	p.cutRP = p.newReverseProxy(cut)
@@ -156,8 +206,18 @@ func (p *Proxy) Close() { p.CloseIdleUpstream() }
 func (p *Proxy) Upstream() string { return p.upstream.String() }
 
 // AddRule validates r and appends it to the rules. A bad rule gives a
-// *RuleError (errors.Is(err, ErrInvalidRule)).
+// *RuleError (errors.Is(err, ErrInvalidRule)). A misdirect rule on a Proxy
+// without credentials ([WithCredentials]) gives CodeActionNotApplicable on
+// field "action.kind".
 func (p *Proxy) AddRule(r Rule) (RuleStatus, error) {
+	if err := r.Validate(); err != nil {
+		return RuleStatus{}, err
+	}
+	if r.Action.Kind == ActionMisdirect && p.creds == nil {
+		return RuleStatus{}, ruleErr(CodeActionNotApplicable, "action.kind",
+			"misdirect needs upstream credentials to list and read objects; start the layer with "+
+				"S3FAULT_ACCESS_KEY and S3FAULT_SECRET_KEY (s3fault.WithCredentials)")
+	}
 	st, err := p.engine.add(r)
 	if err != nil {
 		return RuleStatus{}, err
@@ -254,6 +314,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.engine.injected(f, req.Op)
 		}}
 		p.forward(w, r, st, p.cutRP)
+	case ActionMisdirect:
+		p.misdirect(w, r, st, f)
 	}
 }
 

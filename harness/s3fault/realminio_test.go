@@ -2,6 +2,7 @@ package s3fault
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -80,16 +81,18 @@ func startMinIO(t *testing.T) string {
 	return addr
 }
 
-// TestRealMinIO checks SigV4 compatibility and the upload faults against a
-// real MinIO server: it verifies every signature, so a changed Host header
-// or request line would fail every request.
+// TestRealMinIO checks SigV4 compatibility, the upload faults and misdirected
+// GETs against a real MinIO server: it verifies every signature, so a changed
+// Host header or request line would fail every request, and so would a bad
+// signature on the layer's own requests.
 func TestRealMinIO(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a MinIO server")
 	}
 	minioAddr := startMinIO(t)
 	s3 := newMinio(t, minioAddr, 1) // direct, bypassing the faults
-	_, u, ctl := startProxy(t, "http://"+minioAddr)
+	_, u, ctl := startProxy(t, "http://"+minioAddr,
+		WithCredentials(Credentials{AccessKey: testAccessKey, SecretKey: testSecretKey}))
 	mc := newMinio(t, u.Host, 1)
 	ctx := t.Context()
 
@@ -105,6 +108,24 @@ func TestRealMinIO(t *testing.T) {
 	_, err = readObjectErr(ctx, mc, "tier", "dir/a b+c.bin")
 	assert.Equal(t, "SlowDown", minioCode(err))
 	assert.Equal(t, small, readObject(t, mc, "tier", "dir/a b+c.bin"))
+
+	// A misdirected GET: the layer lists dir/ and reads the other object
+	// with its own signature, whole and then a range of it.
+	other := randomBytes(13, 200<<10)
+	_, err = mc.PutObject(ctx, "tier", "dir/x y+z.bin", bytes.NewReader(other), int64(len(other)), minio.PutObjectOptions{})
+	require.NoError(t, err)
+	_, err = ctl.AddRule(ctx, Rule{Ops: []Op{OpGetObject}, Key: "dir/*", Trigger: Next(2), Action: Misdirect()})
+	require.NoError(t, err)
+	assert.Equal(t, other, readObject(t, mc, "tier", "dir/a b+c.bin"), "the other object of dir/")
+	ranged := minio.GetObjectOptions{}
+	require.NoError(t, ranged.SetRange(100, 1099))
+	obj, err := mc.GetObject(ctx, "tier", "dir/x y+z.bin", ranged)
+	require.NoError(t, err)
+	part, err := io.ReadAll(obj)
+	require.NoError(t, err)
+	require.NoError(t, obj.Close())
+	assert.Equal(t, small[100:1100], part, "the same range of the other object")
+	assert.Equal(t, small, readObject(t, mc, "tier", "dir/a b+c.bin"), "the rule is used up")
 
 	// A cut PUT leaves nothing in MinIO.
 	_, err = ctl.AddRule(ctx, Rule{Ops: []Op{OpPutObject}, Trigger: Next(1), Action: CutRequestBody(100 << 10)})
@@ -133,6 +154,7 @@ func TestRealMinIO(t *testing.T) {
 	st, err := ctl.Stats(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), st.Injected(ActionSlowDown))
+	assert.Equal(t, int64(2), st.Injected(ActionMisdirect))
 	assert.Equal(t, int64(2), st.Injected(ActionCutRequestBody))
 	assert.Zero(t, st.Op(OpPutObject).UpstreamErrors)
 }

@@ -130,11 +130,23 @@ const (
 	// counts), then aborts both the upstream request and the client
 	// connection: the upstream never receives a complete body.
 	ActionCutRequestBody ActionKind = "cut_request_body"
+	// ActionMisdirect answers a GetObject with the complete, well-formed
+	// body of another object of the same collection (another key under the
+	// requested key's prefix, see [Action.PrefixDepth]), with that object's
+	// own Content-Length and ETag, as a lagging replica or a mixed-up cache
+	// would. The other key is picked from the rule's seed among the listed
+	// keys; a Range request gets the same range of the other object. When
+	// no other object exists under the prefix, the request passes through
+	// unchanged and the hit is taken back (not counted as fired). Only for
+	// GetObject; the layer needs upstream credentials ([WithCredentials]) to
+	// list and read the other object.
+	ActionMisdirect ActionKind = "misdirect"
 )
 
 // Action is the fault a rule injects. Build it with [SlowDown],
-// [InternalError], [S3Error], [Delay], [TruncateBody], [FlipBits] or
-// [CutRequestBody]; each kind uses only the fields its constructor sets.
+// [InternalError], [S3Error], [Delay], [TruncateBody], [FlipBits],
+// [CutRequestBody], [Misdirect] or [MisdirectDepth]; each kind uses only the
+// fields its constructor sets.
 type Action struct {
 	// Kind is the action kind.
 	Kind ActionKind `json:"kind"`
@@ -157,6 +169,13 @@ type Action struct {
 	Bytes int64 `json:"bytes,omitempty"`
 	// Flips is the number of distinct bits ActionFlipBits flips (1..1024).
 	Flips int `json:"flips,omitempty"`
+	// PrefixDepth is how much of the requested key ActionMisdirect keeps as
+	// the collection prefix to pick the other object from: 0 (default) keeps
+	// everything up to and including the last '/'; n > 0 keeps the first n
+	// '/'-terminated segments ("collections/c/" for n = 2), or up to the
+	// last '/' when the key has fewer. A key without '/' has the empty
+	// prefix: the whole bucket.
+	PrefixDepth int `json:"prefix_depth,omitempty"`
 }
 
 // SlowDown answers 503 SlowDown with S3's XML error body and a Retry-After
@@ -195,12 +214,23 @@ func FlipBits(n int) Action { return Action{Kind: ActionFlipBits, Flips: n} }
 // UploadPart and CompleteMultipartUpload.
 func CutRequestBody(n int64) Action { return Action{Kind: ActionCutRequestBody, Bytes: n} }
 
+// Misdirect answers a GetObject with another object of the same collection:
+// another key under the requested key's prefix up to and including its last
+// '/'. Only for GetObject.
+func Misdirect() Action { return Action{Kind: ActionMisdirect} }
+
+// MisdirectDepth is [Misdirect] with the collection prefix cut after the
+// first depth '/'-terminated segments of the requested key (see
+// [Action.PrefixDepth]); MisdirectDepth(0) is Misdirect().
+func MisdirectDepth(depth int) Action { return Action{Kind: ActionMisdirect, PrefixDepth: depth} }
+
 // Limits on rule fields.
 const (
 	maxFlips    = 1024
 	maxDelay    = time.Hour
 	maxNameLen  = 200
 	maxPatterns = 1024
+	maxDepth    = 1024
 )
 
 // Operations whose successful responses carry a body worth corrupting.
@@ -342,6 +372,7 @@ var actionFields = map[ActionKind][]string{
 	ActionTruncateBody:   {"bytes"},
 	ActionFlipBits:       {"flips"},
 	ActionCutRequestBody: {"bytes"},
+	ActionMisdirect:      {"prefix_depth"},
 }
 
 // validS3Code matches S3 error codes such as "SlowDown" or "NoSuchKey".
@@ -358,9 +389,9 @@ func (a Action) validate() error {
 	set := map[string]bool{
 		"status": a.Status != 0, "code": a.Code != "", "message": a.Message != "",
 		"retry_after": a.RetryAfter != 0, "latency": a.Latency != 0, "jitter": a.Jitter != 0,
-		"bytes": a.Bytes != 0, "flips": a.Flips != 0,
+		"bytes": a.Bytes != 0, "flips": a.Flips != 0, "prefix_depth": a.PrefixDepth != 0,
 	}
-	for _, f := range []string{"status", "code", "message", "retry_after", "latency", "jitter", "bytes", "flips"} {
+	for _, f := range []string{"status", "code", "message", "retry_after", "latency", "jitter", "bytes", "flips", "prefix_depth"} {
 		if set[f] && !slices.Contains(allowed, f) {
 			return ruleErr(CodeInvalidAction, "action."+f, "not used by action %s", a.Kind)
 		}
@@ -398,11 +429,16 @@ func (a Action) validate() error {
 		if a.Flips < 1 || a.Flips > maxFlips {
 			return ruleErr(CodeInvalidAction, "action.flips", "must be 1..%d, got %d", maxFlips, a.Flips)
 		}
+	case ActionMisdirect:
+		if a.PrefixDepth < 0 || a.PrefixDepth > maxDepth {
+			return ruleErr(CodeInvalidAction, "action.prefix_depth", "must be 0..%d, got %d", maxDepth, a.PrefixDepth)
+		}
 	}
 	return nil
 }
 
-// checkApplicable rejects body actions on operations without such a body.
+// checkApplicable rejects body actions on operations without such a body,
+// and misdirection on anything but GetObject.
 func (r Rule) checkApplicable() error {
 	var want []Op
 	switch r.Action.Kind {
@@ -410,6 +446,8 @@ func (r Rule) checkApplicable() error {
 		want = responseBodyOps
 	case ActionCutRequestBody:
 		want = requestBodyOps
+	case ActionMisdirect:
+		want = []Op{OpGetObject}
 	default:
 		return nil
 	}
