@@ -347,6 +347,9 @@ func tierModel(autoDemote bool, ops []history.Op) porcupine.Model {
 func tierOps(ops []history.Op) []porcupine.Operation {
 	out := make([]porcupine.Operation, 0, len(ops))
 	for _, op := range ops {
+		if op.Kind == history.KindListVectors || op.Kind == history.KindListSnapshots {
+			continue // listings neither change nor report the tier
+		}
 		if (op.Kind == history.KindGetCollection || op.Kind == history.KindSnapshot) &&
 			op.Outcome != history.OK && op.Code != api.CodeNotFound {
 			continue

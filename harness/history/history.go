@@ -44,13 +44,19 @@ const (
 	// snapshot's and moves it to hot (input: Snapshot; output: Tier and
 	// Count of the collection it answered).
 	KindRestore Kind = "restore"
+	// KindListVectors reads one page of the collection's vectors (output:
+	// Count, the number of vectors on the page). It changes nothing.
+	KindListVectors Kind = "list_vectors"
+	// KindListSnapshots lists the collection's snapshots (output: Count,
+	// the number listed). It changes nothing.
+	KindListSnapshots Kind = "list_snapshots"
 )
 
 // Valid reports whether k is a known kind.
 func (k Kind) Valid() bool {
 	switch k {
 	case KindCreateCollection, KindDeleteCollection, KindInsert, KindSearch, KindSetTier, KindGetCollection,
-		KindSnapshot, KindRestore:
+		KindSnapshot, KindRestore, KindListVectors, KindListSnapshots:
 		return true
 	}
 	return false
@@ -165,6 +171,10 @@ func (o Op) String() string {
 		if o.Outcome == OK {
 			s += fmt.Sprintf(" id=%s count=%d", o.Snapshot, o.Count)
 		}
+	case KindListVectors, KindListSnapshots:
+		if o.Outcome == OK {
+			s += fmt.Sprintf(" count=%d", o.Count)
+		}
 	case KindRestore:
 		s += " snapshot=" + o.Snapshot
 		if o.Outcome == OK {
@@ -242,6 +252,15 @@ func (r *Recorder) now() int64 {
 	}
 	r.last = t
 	return t
+}
+
+// Now returns the recorder's current timestamp (nanoseconds since its
+// start, later than every timestamp handed out before), to place other
+// events on the history's clock.
+func (r *Recorder) Now() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.now()
 }
 
 // Call is an operation in flight.

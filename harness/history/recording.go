@@ -123,6 +123,22 @@ func (rc *RecordingClient) Restore(ctx context.Context, name, snapshotID string)
 	return out, err
 }
 
+// ListVectors records a one-page listing of the collection's vectors.
+func (rc *RecordingClient) ListVectors(ctx context.Context, name, after string, limit int) (api.VectorPage, error) {
+	call := rc.rec.Invoke(Op{Kind: KindListVectors, Collection: name})
+	out, err := rc.c.ListVectors(ctx, name, after, limit)
+	rc.finish(call, err, Result{Count: len(out.Vectors)})
+	return out, err
+}
+
+// ListSnapshots records a listing of the collection's snapshots.
+func (rc *RecordingClient) ListSnapshots(ctx context.Context, name string) ([]api.Snapshot, error) {
+	call := rc.rec.Invoke(Op{Kind: KindListSnapshots, Collection: name})
+	out, err := rc.c.ListSnapshots(ctx, name)
+	rc.finish(call, err, Result{Count: len(out)})
+	return out, err
+}
+
 // ErrReadBack is wrapped by ReadFinal's errors.
 var ErrReadBack = errors.New("history: final read-back failed")
 

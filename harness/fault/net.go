@@ -1,0 +1,173 @@
+package fault
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/netfault"
+)
+
+// Network fault kinds (Toxiproxy, on tierd's path to S3).
+const (
+	KindNetLatency   = "net.latency"
+	KindNetBandwidth = "net.bandwidth"
+	KindNetTimeout   = "net.timeout"
+	KindNetResetPeer = "net.reset_peer"
+	KindNetLimitData = "net.limit_data"
+	KindNetSlowClose = "net.slow_close"
+	KindNetSlicer    = "net.slicer"
+	KindNetDown      = "net.down"
+)
+
+// Net is a TCP fault on tierd's S3 path, made of one Toxiproxy toxic (or
+// the proxy taken down). Which fields apply depends on the toxic:
+//
+//	latency:    Latency, Jitter
+//	bandwidth:  RateKBps
+//	timeout:    Timeout (0: the connection stalls until removed)
+//	reset_peer: Timeout (the reset comes after it)
+//	limit_data: Bytes
+//	slow_close: Delay
+//	slicer:     AvgSize, SizeVariation, Delay
+//	down:       none
+//
+// Upstream makes the toxic act on tierd's requests instead of MinIO's
+// answers; Toxicity (0: 1) is the share of connections affected.
+type Net struct {
+	Toxic         string   `json:"-"`
+	Latency       Duration `json:"latency,omitempty"`
+	Jitter        Duration `json:"jitter,omitempty"`
+	RateKBps      int64    `json:"rate_kbps,omitempty"`
+	Timeout       Duration `json:"timeout,omitempty"`
+	Bytes         int64    `json:"bytes,omitempty"`
+	Delay         Duration `json:"delay,omitempty"`
+	AvgSize       int      `json:"avg_size,omitempty"`
+	SizeVariation int      `json:"size_variation,omitempty"`
+	Upstream      bool     `json:"upstream,omitempty"`
+	Toxicity      float64  `json:"toxicity,omitempty"`
+}
+
+// Kind is "net." followed by the toxic.
+func (n Net) Kind() string { return "net." + n.Toxic }
+
+// Family is FamilyNet.
+func (Net) Family() Family { return FamilyNet }
+
+// toxic builds the netfault toxic; down has none.
+func (n Net) toxic() (netfault.Toxic, error) {
+	var t netfault.Toxic
+	switch n.Toxic {
+	case "latency":
+		l := netfault.Latency(n.Latency.D()).Jitter(n.Jitter.D())
+		if n.Upstream {
+			l = l.Upstream()
+		}
+		if n.Toxicity > 0 {
+			l = l.Toxicity(n.Toxicity)
+		}
+		t = l
+	case "bandwidth":
+		b := netfault.Bandwidth(n.RateKBps)
+		if n.Upstream {
+			b = b.Upstream()
+		}
+		if n.Toxicity > 0 {
+			b = b.Toxicity(n.Toxicity)
+		}
+		t = b
+	case "timeout":
+		x := netfault.Timeout(n.Timeout.D())
+		if n.Upstream {
+			x = x.Upstream()
+		}
+		if n.Toxicity > 0 {
+			x = x.Toxicity(n.Toxicity)
+		}
+		t = x
+	case "reset_peer":
+		x := netfault.ResetPeer(n.Timeout.D())
+		if n.Upstream {
+			x = x.Upstream()
+		}
+		if n.Toxicity > 0 {
+			x = x.Toxicity(n.Toxicity)
+		}
+		t = x
+	case "limit_data":
+		x := netfault.LimitData(n.Bytes)
+		if n.Upstream {
+			x = x.Upstream()
+		}
+		if n.Toxicity > 0 {
+			x = x.Toxicity(n.Toxicity)
+		}
+		t = x
+	case "slow_close":
+		x := netfault.SlowClose(n.Delay.D())
+		if n.Upstream {
+			x = x.Upstream()
+		}
+		if n.Toxicity > 0 {
+			x = x.Toxicity(n.Toxicity)
+		}
+		t = x
+	case "slicer":
+		x := netfault.Slicer(n.AvgSize, n.SizeVariation, n.Delay.D())
+		if n.Upstream {
+			x = x.Upstream()
+		}
+		if n.Toxicity > 0 {
+			x = x.Toxicity(n.Toxicity)
+		}
+		t = x
+	case "down":
+		return nil, nil
+	default:
+		return nil, &Error{Code: CodeUnknownKind, Kind: n.Kind(), Msg: "unknown toxic"}
+	}
+	if err := t.Validate(); err != nil {
+		return nil, &Error{Code: CodeBadParameter, Kind: n.Kind(), Msg: "toxic", Err: err}
+	}
+	return t, nil
+}
+
+// Validate checks the toxic's parameters (netfault's own validation).
+func (n Net) Validate() error {
+	if n.Toxicity < 0 || n.Toxicity > 1 {
+		return invalid(n.Kind(), "toxicity %v outside [0, 1]", n.Toxicity)
+	}
+	_, err := n.toxic()
+	return err
+}
+
+// String describes the fault.
+func (n Net) String() string {
+	t, err := n.toxic()
+	if err != nil {
+		return n.Kind() + " (invalid)"
+	}
+	if t == nil {
+		return "net.down"
+	}
+	return "net." + t.String()
+}
+
+// Apply adds the toxic to tierd's S3 proxy (dropping kept-alive
+// connections so it is in effect at once), or takes the proxy down.
+func (n Net) Apply(ctx context.Context, s *harness.Stack) (Active, error) {
+	t, err := n.toxic()
+	if err != nil {
+		return nil, err
+	}
+	var f *netfault.Fault
+	if t == nil {
+		f, err = s.Net.Down(ctx)
+	} else {
+		f, err = s.Net.Apply(ctx, t)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fault %s: %w", n.Kind(), err)
+	}
+	return f, nil
+}
