@@ -102,6 +102,7 @@ type Instant interface {
 // two owners), and so do MinIO's. The group is "" when the fault overlaps
 // freely.
 func Exclusive(f Fault) string {
+	f = unwrap(f)
 	switch f.Family() {
 	case FamilyProcess, FamilyMinIO, FamilyDisk:
 		return string(f.Family())
@@ -330,6 +331,7 @@ func active(f func(ctx context.Context) error) Active { return &removeFunc{f: f}
 // IsInstant reports whether f happens at one moment (Instant.Run) rather
 // than lasting from Window.Apply to Active.Remove.
 func IsInstant(f Fault) bool {
+	f = unwrap(f)
 	if k, ok := f.(interface{ IsInstant() bool }); ok {
 		return k.IsInstant()
 	}
@@ -340,6 +342,7 @@ func IsInstant(f Fault) bool {
 // Inject runs an instant fault, or applies a window fault and returns its
 // Active (nil for an instant).
 func Inject(ctx context.Context, s *harness.Stack, f Fault) (Active, error) {
+	f = unwrap(f)
 	if IsInstant(f) {
 		in, ok := f.(Instant)
 		if !ok {
@@ -352,4 +355,15 @@ func Inject(ctx context.Context, s *harness.Stack, f Fault) (Active, error) {
 		return nil, invalid(f.Kind(), "no Apply")
 	}
 	return w.Apply(ctx, s)
+}
+
+// unwrap returns the fault inside a Spec.
+func unwrap(f Fault) Fault {
+	for {
+		s, ok := f.(Spec)
+		if !ok {
+			return f
+		}
+		f = s.Fault
+	}
 }

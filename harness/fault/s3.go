@@ -91,7 +91,7 @@ func (f S3) Rule() (s3fault.Rule, error) {
 		r.Action = s3fault.FlipBits(flips)
 	case "misdirect":
 		ops(s3fault.OpGetObject)
-		r.Action = s3fault.Action{Kind: "misdirect"}
+		r.Action = s3fault.Misdirect()
 	case "cut_put":
 		ops(s3fault.OpPutObject)
 		r.Action = s3fault.CutRequestBody(f.Bytes)

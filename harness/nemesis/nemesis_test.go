@@ -1,0 +1,299 @@
+package nemesis
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/harness/fault"
+	"github.com/tierchaos/tierchaos/harness/history"
+	"github.com/tierchaos/tierchaos/harness/s3fault"
+)
+
+func profile() Profile {
+	all := []Weight{{fault.FamilyNet, 2}, {fault.FamilyS3, 2}, {fault.FamilyProcess, 2}, {fault.FamilyWorker, 1},
+		{fault.FamilyDisk, 1}, {fault.FamilyMinIO, 1}}
+	return Profile{Name: "everything", Families: all, MeanFault: fault.Duration(2 * time.Second),
+		MeanGap: fault.Duration(time.Second), MaxOverlap: 3, Length: fault.Duration(2 * time.Minute),
+		Quiet: fault.Duration(3 * time.Second), Recovery: fault.Duration(5 * time.Second)}
+}
+
+var testTraffic = Traffic{Rate: 100, Collections: 8, HotCollections: 2, Dimension: 8}
+
+func TestGenerateIsDeterministic(t *testing.T) {
+	a, err := Generate(42, profile(), testTraffic)
+	require.NoError(t, err)
+	b, err := Generate(42, profile(), testTraffic)
+	require.NoError(t, err)
+	ab, err := a.Marshal()
+	require.NoError(t, err)
+	bb, err := b.Marshal()
+	require.NoError(t, err)
+	assert.Equal(t, string(ab), string(bb), "same seed and profile give a byte-identical schedule")
+	c, err := Generate(43, profile(), testTraffic)
+	require.NoError(t, err)
+	cb, err := c.Marshal()
+	require.NoError(t, err)
+	assert.NotEqual(t, string(ab), string(cb), "another seed gives another schedule")
+
+	// The file written is those bytes, and reads back to the same schedule.
+	path := filepath.Join(t.TempDir(), "schedule.json")
+	require.NoError(t, a.WriteFile(path))
+	onDisk, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, ab, onDisk)
+	back, err := ReadSchedule(path)
+	require.NoError(t, err)
+	again, err := back.Marshal()
+	require.NoError(t, err)
+	assert.Equal(t, string(ab), string(again))
+}
+
+func TestGenerateRespectsTheProfile(t *testing.T) {
+	for seed := uint64(1); seed <= 50; seed++ {
+		p := profile()
+		sch, err := Generate(seed, p, testTraffic)
+		require.NoError(t, err)
+		require.NoError(t, sch.Validate())
+		require.NotEmpty(t, sch.Steps, "seed %d", seed)
+		type span struct{ from, to time.Duration }
+		groups := map[string][]span{}
+		for _, st := range sch.Steps {
+			assert.GreaterOrEqual(t, st.At.D(), p.Quiet.D(), "seed %d: %s in the quiet head", seed, st)
+			assert.LessOrEqual(t, st.End(), p.Length.D()-p.Recovery.D(), "seed %d: %s in the recovery tail", seed, st)
+			if g := fault.Exclusive(st.Fault); g != "" {
+				for _, o := range groups[g] {
+					assert.False(t, st.At.D() < o.to && o.from <= st.At.D(),
+						"seed %d: %s overlaps another %s fault", seed, st, g)
+				}
+				to := st.End()
+				if fault.IsInstant(st.Fault) {
+					to = st.At.D() + time.Second // an instant keeps its group busy a second
+				}
+				groups[g] = append(groups[g], span{st.At.D(), to})
+			}
+		}
+		// At most MaxOverlap windows at any step's start.
+		for _, st := range sch.Steps {
+			n := 0
+			for _, o := range sch.Steps {
+				if !fault.IsInstant(o.Fault) && o.At <= st.At && st.At.D() < o.End() {
+					n++
+				}
+			}
+			assert.LessOrEqual(t, n, p.MaxOverlap, "seed %d at %s", seed, st.At.D())
+		}
+	}
+}
+
+func TestGenerateKinds(t *testing.T) {
+	p := profile()
+	p.Families = []Weight{{fault.FamilyS3, 1}}
+	p.Kinds = []string{fault.KindS3Delay}
+	sch, err := Generate(9, p, testTraffic)
+	require.NoError(t, err)
+	require.NotEmpty(t, sch.Steps)
+	for _, st := range sch.Steps {
+		assert.Equal(t, fault.KindS3Delay, st.Fault.Kind())
+	}
+	p.Kinds = []string{fault.KindNetDown}
+	_, err = Generate(9, p, testTraffic)
+	require.ErrorIs(t, err, ErrSchedule, "a family without an allowed kind is an error")
+}
+
+func TestScheduleRejectsBadInput(t *testing.T) {
+	good, err := Generate(1, profile(), testTraffic)
+	require.NoError(t, err)
+	b, err := good.Marshal()
+	require.NoError(t, err)
+	tests := []struct {
+		name   string
+		mangle func(s *Schedule)
+	}{
+		{"wrong format", func(s *Schedule) { s.Format = "v0" }},
+		{"steps out of order", func(s *Schedule) { s.Steps[0], s.Steps[1] = s.Steps[1], s.Steps[0] }},
+		{"step past the end", func(s *Schedule) { s.Steps[len(s.Steps)-1].At = s.Profile.Length + 1 }},
+		{"instant with a length", func(s *Schedule) {
+			s.Steps[0] = Step{At: s.Steps[0].At, For: fault.Duration(time.Second), Fault: fault.Spec{Fault: fault.Process{Action: "kill"}}}
+		}},
+		{"window without a length", func(s *Schedule) {
+			s.Steps[0] = Step{At: s.Steps[0].At, Fault: fault.Spec{Fault: fault.Net{Toxic: "down"}}}
+		}},
+		{"no rate", func(s *Schedule) { s.Traffic.Rate = 0 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := ParseSchedule(b)
+			require.NoError(t, err)
+			tt.mangle(&s)
+			require.ErrorIs(t, s.Validate(), ErrSchedule)
+		})
+	}
+	_, err = ParseSchedule([]byte(`{"format":"` + ScheduleFormat + `","bogus":1}`))
+	require.ErrorIs(t, err, ErrSchedule, "unknown fields are refused")
+}
+
+// A shrinker whose candidates fail exactly when they hold steps 3 and 7
+// ends with those two steps.
+func TestShrinkFindsTheMinimalSteps(t *testing.T) {
+	sch, err := Generate(5, profile(), testTraffic)
+	require.NoError(t, err)
+	require.Greater(t, len(sch.Steps), 10)
+	culprits := []fault.Fault{sch.Steps[3].Fault.Fault, sch.Steps[7].Fault.Fault}
+	at3, at7 := sch.Steps[3].At, sch.Steps[7].At
+	has := func(c Schedule, at fault.Duration, f fault.Fault) bool {
+		for _, st := range c.Steps {
+			if st.At == at && fmt.Sprint(st.Fault.Fault) == fmt.Sprint(f) {
+				return true
+			}
+		}
+		return false
+	}
+	runs := 0
+	small, rep, err := Shrink(context.Background(), sch, ShrinkConfig{
+		Runs: 2,
+		Try: func(_ context.Context, c Schedule) (bool, error) {
+			runs++
+			return has(c, at3, culprits[0]) && has(c, at7, culprits[1]), nil
+		},
+	})
+	require.NoError(t, err)
+	require.Len(t, small.Steps, 2, rep.String())
+	assert.Less(t, small.Length(), sch.Length(), "the run is cut after the last step")
+	assert.Less(t, small.Traffic.Rate, sch.Traffic.Rate)
+	assert.Equal(t, 1, small.Traffic.Collections)
+	assert.Equal(t, runs, rep.Runs)
+	assert.Equal(t, len(sch.Steps), rep.StepsBefore)
+	require.NoError(t, small.Validate())
+}
+
+// A flaky failure (one run in three) is still kept with Runs=3.
+func TestShrinkKeepsFlakyFailures(t *testing.T) {
+	sch, err := Generate(6, profile(), testTraffic)
+	require.NoError(t, err)
+	n := 0
+	small, _, err := Shrink(context.Background(), sch, ShrinkConfig{Runs: 3, Try: func(context.Context, Schedule) (bool, error) {
+		n++
+		return n%3 == 0, nil
+	}})
+	require.NoError(t, err)
+	assert.Empty(t, small.Steps, "every candidate fails in one of three runs")
+}
+
+func op(i int, kind history.Kind, coll string, call, ret int64, out history.Outcome, code string) history.Op {
+	return history.Op{Index: i, Kind: kind, Collection: coll, Call: call, Return: ret, Outcome: out, Code: code}
+}
+
+func TestPhaseBudgetsFail(t *testing.T) {
+	ms := int64(time.Millisecond)
+	sch := Schedule{Profile: Profile{Length: fault.Duration(10 * time.Second)}}
+	applied := []Applied{{Step: 0, Kind: fault.KindS3Delay, Family: fault.FamilyS3, Start: 2 * time.Second, End: 4 * time.Second}}
+	var ops []history.Op
+	add := func(kind history.Kind, coll string, at, lat int64, out history.Outcome, code string) {
+		ops = append(ops, op(len(ops), kind, coll, at*ms, (at+lat)*ms, out, code))
+	}
+	for i := int64(0); i < 20; i++ {
+		add(history.KindSearch, "x-hot0", 100+i*50, 2, history.OK, "")    // steady, fast
+		add(history.KindSearch, "x-hot0", 2100+i*50, 900, history.OK, "") // under S3 faults: slow
+		add(history.KindInsert, "x-c3", 2100+i*50, 5, history.Failed, "storage_unavailable")
+		add(history.KindSearch, "x-hot0", 5000+i*50, 3, history.OK, "") // recovery
+	}
+	budgets := []Budget{
+		{Phase: PhaseSteady, P95: fault.Duration(10 * time.Millisecond), MaxErrorRate: 0.01},
+		{Phase: PhaseAnyFault, Ops: []history.Kind{history.KindSearch}, HotOnly: true, P95: fault.Duration(100 * time.Millisecond)},
+		{Phase: PhaseAnyFault, AllowedCodes: []string{"unknown"}},
+		{Phase: FaultPhase(fault.FamilyS3), Ops: []history.Kind{history.KindInsert}, FirstOKWithin: fault.Duration(time.Second)},
+		{Phase: PhaseRecovery, P95: fault.Duration(10 * time.Millisecond), MaxErrorRate: -1},
+	}
+	reps := phaseReports(ops, applied, 0, sch, budgets)
+	byName := map[string]PhaseReport{}
+	for _, r := range reps {
+		byName[r.Phase] = r
+	}
+	require.Contains(t, byName, PhaseSteady)
+	require.Contains(t, byName, "fault:s3")
+	require.Contains(t, byName, PhaseRecovery)
+	assert.Empty(t, byName[PhaseSteady].Failed)
+	assert.Empty(t, byName[PhaseRecovery].Failed)
+	f := byName["fault:s3"].Failed
+	require.Len(t, f, 3, "%v", f)
+	assert.Contains(t, f[0], "search hot p95")
+	assert.Contains(t, f[1], "storage_unavailable")
+	assert.Contains(t, f[2], "first ok")
+	assert.Equal(t, 20, byName["fault:s3"].Errors)
+	md := Markdown(&Result{Phases: reps})
+	assert.Contains(t, md, "**FAIL**")
+}
+
+func TestCutMakesInFlightOperationsUnknown(t *testing.T) {
+	before := []history.Op{
+		op(0, history.KindInsert, "c", 1, 2, history.OK, ""),
+		op(1, history.KindInsert, "c", 3, 9, history.Unknown, ""),
+	}
+	before[1].Error = inFlightMarker
+	after := []history.Op{
+		op(0, history.KindInsert, "c", 1, 2, history.OK, ""),
+		op(1, history.KindInsert, "c", 3, 12, history.OK, ""),
+		op(2, history.KindInsert, "c", 10, 11, history.OK, ""),
+	}
+	out := cut(before, after)
+	assert.Equal(t, history.OK, out[0].Outcome)
+	assert.Equal(t, history.Unknown, out[1].Outcome)
+	assert.Equal(t, history.Unknown, out[2].Outcome)
+	assert.Greater(t, out[2].Return, out[1].Return, "timestamps stay distinct")
+	require.NoError(t, history.Validate(out))
+}
+
+func TestJudgeJournal(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	e := func(ms int, op s3fault.Op, key string, status int, code string) s3fault.Entry {
+		return s3fault.Entry{At: at(ms), Op: op, Key: key, Status: status, Code: code}
+	}
+	tests := []struct {
+		name  string
+		j     []s3fault.Entry
+		wants []string
+	}{
+		{"clean", []s3fault.Entry{e(0, s3fault.OpPutObject, "k", 200, "")}, nil},
+		{"403 retried", []s3fault.Entry{e(0, s3fault.OpPutObject, "k", 403, "AccessDenied"), e(120, s3fault.OpPutObject, "k", 200, "")},
+			[]string{"non-retryable 403"}},
+		{"403 not retried", []s3fault.Entry{e(0, s3fault.OpPutObject, "k", 403, "AccessDenied"), e(5000, s3fault.OpPutObject, "k", 200, "")}, nil},
+		{"hammering", []s3fault.Entry{e(0, s3fault.OpGetObject, "k", 503, "SlowDown"), e(10, s3fault.OpGetObject, "k", 503, "SlowDown"),
+			e(20, s3fault.OpGetObject, "k", 503, "SlowDown"), e(30, s3fault.OpGetObject, "k", 503, "SlowDown")}, []string{"hammering"}},
+	}
+	// Constant 50 ms waits between retries, five chains: no backoff.
+	var flat []s3fault.Entry
+	var grow []s3fault.Entry
+	for c := range 5 {
+		key := fmt.Sprintf("k%d", c)
+		for i := range 5 {
+			flat = append(flat, e(c*10000+i*50, s3fault.OpPutObject, key, 503, "SlowDown"))
+			grow = append(grow, e(c*10000+(1<<i)*40, s3fault.OpPutObject, key, 503, "SlowDown"))
+		}
+	}
+	tests = append(tests, struct {
+		name  string
+		j     []s3fault.Entry
+		wants []string
+	}{"no backoff", flat, []string{"do not back off"}}, struct {
+		name  string
+		j     []s3fault.Entry
+		wants []string
+	}{"backoff", grow, nil})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := judgeJournal(tt.j)
+			require.Len(t, got, len(tt.wants), "%v", got)
+			for i, w := range tt.wants {
+				assert.Contains(t, got[i].Message, w)
+			}
+		})
+	}
+}

@@ -1,0 +1,194 @@
+package nemesis
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/tierchaos/tierchaos/harness/fault"
+)
+
+// ShrinkConfig drives Shrink.
+type ShrinkConfig struct {
+	// Budget bounds the time spent shrinking; the smallest failing
+	// schedule found so far is returned when it runs out.
+	Budget time.Duration
+	// Runs is how many times a candidate is run before it is judged to
+	// pass (default 3); one failure keeps it.
+	Runs int
+	// Try runs one candidate and reports whether it failed the way the
+	// original did.
+	Try func(ctx context.Context, sch Schedule) (failed bool, err error)
+	// Logger receives progress (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// ShrinkReport tells how shrinking went.
+type ShrinkReport struct {
+	StepsBefore, StepsAfter   int
+	LengthBefore, LengthAfter time.Duration
+	Candidates, Runs          int
+	Elapsed                   time.Duration
+	OutOfTime                 bool
+}
+
+// String summarises the report on one line.
+func (r ShrinkReport) String() string {
+	s := fmt.Sprintf("shrunk %d → %d steps, %s → %s, %d candidates in %d runs, %s",
+		r.StepsBefore, r.StepsAfter, r.LengthBefore, r.LengthAfter, r.Candidates, r.Runs, r.Elapsed.Round(time.Second))
+	if r.OutOfTime {
+		s += " (time budget used up)"
+	}
+	return s
+}
+
+// Shrink reduces a failing schedule while it keeps failing: delta
+// debugging over the steps (drop halves, then smaller chunks down to single
+// steps), then shorter fault windows, then a shorter run, a lower rate and
+// fewer collections. A candidate is kept when it fails in at least one of
+// cfg.Runs runs.
+func Shrink(ctx context.Context, sch Schedule, cfg ShrinkConfig) (Schedule, ShrinkReport, error) {
+	if cfg.Runs <= 0 {
+		cfg.Runs = 3
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	start := time.Now()
+	rep := ShrinkReport{StepsBefore: len(sch.Steps), LengthBefore: sch.Length()}
+	deadline := start.Add(cfg.Budget)
+	best := sch
+	try := func(c Schedule) (bool, error) {
+		if cfg.Budget > 0 && time.Now().After(deadline) {
+			rep.OutOfTime = true
+			return false, nil
+		}
+		rep.Candidates++
+		for i := 0; i < cfg.Runs; i++ {
+			if cfg.Budget > 0 && time.Now().After(deadline) {
+				rep.OutOfTime = true
+				return false, nil
+			}
+			rep.Runs++
+			failed, err := cfg.Try(ctx, c)
+			if err != nil {
+				return false, err
+			}
+			if failed {
+				cfg.Logger.Info("nemesis shrink: candidate fails", "steps", len(c.Steps), "length", c.Length(), "run", i+1)
+				return true, nil
+			}
+		}
+		cfg.Logger.Info("nemesis shrink: candidate passes", "steps", len(c.Steps), "length", c.Length())
+		return false, nil
+	}
+
+	// 1. Delta debugging over the steps.
+	n := 2
+	for len(best.Steps) >= 1 && !rep.OutOfTime {
+		chunks := split(len(best.Steps), n)
+		reduced := false
+		for _, ch := range chunks {
+			cand := withSteps(best, removeRange(best.Steps, ch[0], ch[1]))
+			ok, err := try(cand)
+			if err != nil {
+				return best, rep, err
+			}
+			if ok {
+				best, reduced = cand, true
+				n = max(n-1, 2)
+				break
+			}
+		}
+		if !reduced {
+			if n >= len(best.Steps) {
+				break
+			}
+			n = min(2*n, len(best.Steps))
+		}
+	}
+	// 2. Shorter windows.
+	for i := range best.Steps {
+		for !rep.OutOfTime && !fault.IsInstant(best.Steps[i].Fault) && best.Steps[i].For.D() >= 400*time.Millisecond {
+			cand := withSteps(best, slices.Clone(best.Steps))
+			cand.Steps[i].For = fault.Duration((cand.Steps[i].For.D() / 2).Round(time.Millisecond))
+			ok, err := try(cand)
+			if err != nil {
+				return best, rep, err
+			}
+			if !ok {
+				break
+			}
+			best = cand
+		}
+	}
+	// 3. A shorter run: end after the last step plus the recovery phase.
+	if !rep.OutOfTime {
+		var last time.Duration
+		for _, st := range best.Steps {
+			last = max(last, st.End())
+		}
+		length := last + max(best.Profile.Recovery.D(), time.Second)
+		if length < best.Length() {
+			cand := best
+			cand.Profile.Length = fault.Duration(length.Round(time.Millisecond))
+			cand.Profile.Recovery = fault.Duration(min(best.Profile.Recovery.D(), length-last))
+			if ok, err := try(cand); err != nil {
+				return best, rep, err
+			} else if ok {
+				best = cand
+			}
+		}
+	}
+	// 4. A lower rate, then fewer collections.
+	for !rep.OutOfTime && best.Traffic.Rate >= 20 {
+		cand := best
+		cand.Traffic.Rate = float64(int(best.Traffic.Rate / 2))
+		ok, err := try(cand)
+		if err != nil {
+			return best, rep, err
+		}
+		if !ok {
+			break
+		}
+		best = cand
+	}
+	for !rep.OutOfTime && best.Traffic.Collections > 1 {
+		cand := best
+		cand.Traffic.Collections = best.Traffic.Collections / 2
+		cand.Traffic.HotCollections = min(best.Traffic.HotCollections, cand.Traffic.Collections)
+		ok, err := try(cand)
+		if err != nil {
+			return best, rep, err
+		}
+		if !ok {
+			break
+		}
+		best = cand
+	}
+	rep.StepsAfter, rep.LengthAfter, rep.Elapsed = len(best.Steps), best.Length(), time.Since(start)
+	return best, rep, nil
+}
+
+// split cuts [0, n) into k nearly equal ranges [from, to).
+func split(n, k int) [][2]int {
+	k = min(k, n)
+	var out [][2]int
+	for i := range k {
+		out = append(out, [2]int{i * n / k, (i + 1) * n / k})
+	}
+	return out
+}
+
+func removeRange(steps []Step, from, to int) []Step {
+	out := make([]Step, 0, len(steps)-(to-from))
+	out = append(out, steps[:from]...)
+	return append(out, steps[to:]...)
+}
+
+func withSteps(s Schedule, steps []Step) Schedule {
+	s.Steps = steps
+	return s
+}

@@ -1,0 +1,194 @@
+package nemesis
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/tierchaos/tierchaos/harness/history"
+	"github.com/tierchaos/tierchaos/load"
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/client"
+)
+
+// The traffic's operations and their weights: every tierd operation, with
+// deletes and re-creates rare enough that collections mostly exist.
+var trafficMix = []struct {
+	name   string
+	weight float64
+}{
+	{"insert", 30}, {"search", 20}, {"list_vectors", 8}, {"get", 6}, {"set_tier", 12},
+	{"snapshot", 6}, {"list_snapshots", 4}, {"restore", 5}, {"delete", 2}, {"create", 4},
+}
+
+// OpNames lists the traffic's operation names.
+func OpNames() []string {
+	out := make([]string, len(trafficMix))
+	for i, m := range trafficMix {
+		out[i] = m.name
+	}
+	return out
+}
+
+// seedVectors is how many vectors each collection starts with.
+const seedVectors = 16
+
+// traffic sends recorded requests: every choice of request seq comes from
+// the traffic seed and seq, so replays send the same requests (their
+// interleaving with faults is the machine's).
+type traffic struct {
+	rc     *history.RecordingClient
+	tr     Traffic
+	names  []string
+	metric []api.Metric
+
+	mu    sync.Mutex
+	snaps map[string][]string // collection -> ids of acknowledged snapshots
+}
+
+func newTraffic(rc *history.RecordingClient, tr Traffic, prefix string) *traffic {
+	t := &traffic{rc: rc, tr: tr, snaps: map[string][]string{}}
+	metrics := []api.Metric{api.MetricCosine, api.MetricL2, api.MetricDot}
+	r := rand.New(rand.NewPCG(tr.Seed, 1))
+	for i := range tr.Collections {
+		kind := "c"
+		if i < tr.HotCollections {
+			kind = "hot"
+		}
+		t.names = append(t.names, fmt.Sprintf("%s-%s%d", prefix, kind, i))
+		t.metric = append(t.metric, metrics[r.IntN(len(metrics))])
+	}
+	return t
+}
+
+// isHot reports whether a collection is one the traffic never demotes.
+func isHot(name string) bool {
+	i := strings.LastIndexByte(name, '-')
+	return i >= 0 && strings.HasPrefix(name[i+1:], "hot")
+}
+
+// setup creates the collections and inserts their first vectors.
+func (t *traffic) setup(ctx context.Context) error {
+	r := rand.New(rand.NewPCG(t.tr.Seed, 2))
+	for i, name := range t.names {
+		if _, err := t.rc.CreateCollection(ctx, api.CreateCollectionRequest{Name: name, Dimension: t.tr.Dimension, Metric: t.metric[i]}); err != nil {
+			return fmt.Errorf("nemesis: create %s: %w", name, err)
+		}
+		vs := make([]api.Vector, seedVectors)
+		for j := range vs {
+			vs[j] = api.Vector{ID: "seed-" + strconv.Itoa(j), Values: vector(r, t.tr.Dimension)}
+		}
+		if _, err := t.rc.Insert(ctx, name, vs); err != nil {
+			return fmt.Errorf("nemesis: seed %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// ops returns the driver's operations.
+func (t *traffic) ops() []load.Op {
+	out := make([]load.Op, 0, len(trafficMix))
+	for _, m := range trafficMix {
+		name := m.name
+		out = append(out, load.Op{Name: name, Weight: m.weight, Do: func(ctx context.Context, seq uint64) error {
+			return coded(t.do(ctx, name, seq))
+		}})
+	}
+	return out
+}
+
+func (t *traffic) do(ctx context.Context, op string, seq uint64) error {
+	r := rand.New(rand.NewPCG(t.tr.Seed, seq+1<<32))
+	i := r.IntN(len(t.names))
+	name := t.names[i]
+	switch op {
+	case "insert":
+		n := 1 + r.IntN(4)
+		vs := make([]api.Vector, n)
+		for j := range vs {
+			id := fmt.Sprintf("v%d-%d", seq, j)
+			if j == 0 && seq > 64 && r.IntN(10) == 0 {
+				id = fmt.Sprintf("v%d-0", seq-1-uint64(r.IntN(64))) // overwrite an earlier id
+			}
+			vs[j] = api.Vector{ID: id, Values: vector(r, t.tr.Dimension)}
+		}
+		_, err := t.rc.Insert(ctx, name, vs)
+		return err
+	case "search":
+		_, err := t.rc.Search(ctx, name, vector(r, t.tr.Dimension), 5)
+		return err
+	case "list_vectors":
+		_, err := t.rc.ListVectors(ctx, name, "", 50)
+		return err
+	case "get":
+		_, err := t.rc.GetCollection(ctx, name)
+		return err
+	case "set_tier":
+		target := []api.Tier{api.TierHot, api.TierWarm, api.TierCold}[r.IntN(3)]
+		if isHot(name) {
+			target = api.TierHot
+		}
+		_, err := t.rc.SetTier(ctx, name, target)
+		return err
+	case "snapshot":
+		s, err := t.rc.CreateSnapshot(ctx, name)
+		if err == nil {
+			t.mu.Lock()
+			t.snaps[name] = append(t.snaps[name], s.ID)
+			t.mu.Unlock()
+		}
+		return err
+	case "list_snapshots":
+		_, err := t.rc.ListSnapshots(ctx, name)
+		return err
+	case "restore":
+		t.mu.Lock()
+		ids := t.snaps[name]
+		var id string
+		if len(ids) > 0 {
+			id = ids[r.IntN(len(ids))]
+		}
+		t.mu.Unlock()
+		if id == "" {
+			_, err := t.rc.GetCollection(ctx, name)
+			return err
+		}
+		_, err := t.rc.Restore(ctx, name, id)
+		return err
+	case "delete":
+		if isHot(name) {
+			_, err := t.rc.GetCollection(ctx, name)
+			return err
+		}
+		return t.rc.DeleteCollection(ctx, name)
+	case "create":
+		_, err := t.rc.CreateCollection(ctx, api.CreateCollectionRequest{Name: name, Dimension: t.tr.Dimension, Metric: t.metric[i]})
+		if client.CodeOf(err) == api.CodeAlreadyExists {
+			return nil // the usual answer: most collections exist
+		}
+		return err
+	}
+	return fmt.Errorf("nemesis: unknown traffic op %q", op)
+}
+
+func vector(r *rand.Rand, dim int) []float32 {
+	v := make([]float32, dim)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+// coded passes tierd's error code to the driver's error accounting.
+func coded(err error) error {
+	if err == nil {
+		return nil
+	}
+	if code := client.CodeOf(err); code != "" {
+		return load.WithCode(code, err)
+	}
+	return err
+}

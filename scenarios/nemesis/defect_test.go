@@ -1,0 +1,49 @@
+//go:build e2e
+
+package nemesis
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/fault"
+	"github.com/tierchaos/tierchaos/harness/nemesis"
+)
+
+// TestNemesisCatchesPlantedDefect shows the nemesis can fail: with a
+// test-only defect that answers one insert as acknowledged without passing
+// it to tierd, a short run under worker cycles must fail and name the lost
+// ids. The defect lives in the in-process tierd, so this runs in
+// TIERCHAOS_SUT=inprocess mode (make e2e-race).
+func TestNemesisCatchesPlantedDefect(t *testing.T) {
+	if stack.Mode != harness.SUTInProcess {
+		t.Skip("the planted defect needs tierd in the test process: run with TIERCHAOS_SUT=inprocess (make e2e-race runs it)")
+	}
+	c := stack.NewCase(t)
+	p := nemesis.Profile{Name: "planted-defect", Families: []nemesis.Weight{{Family: fault.FamilyWorker, Weight: 1}},
+		Kinds: []string{fault.KindWorkerRunOnce}, MeanFault: d(time.Second), MeanGap: d(2 * time.Second), MaxOverlap: 1,
+		Length: d(8 * time.Second), Quiet: d(2 * time.Second), Recovery: d(2 * time.Second)}
+	sch, err := nemesis.Generate(c.Seed.Seed, p, nemesis.Traffic{Rate: 50, Collections: 4, Dimension: 8, Seed: c.Seed.Seed})
+	require.NoError(t, err)
+	ctx := context.Background()
+	res := runOnce(ctx, t, sch, nil, artifactDir(t, sch), func(context.Context) error {
+		return stack.ArmDefect(harness.DefectDropInsert)
+	})
+	require.True(t, stack.DefectFired(), "the defect dropped an acknowledged insert")
+	require.True(t, res.Failed(), "the nemesis must fail when an acknowledged insert is lost")
+	require.NotEmpty(t, res.Lost, res.Summary())
+	found := false
+	for _, f := range res.Findings {
+		if f.Check == "history" && strings.Contains(f.Message, "lost-writes") && strings.Contains(f.Message, res.Lost[0]) {
+			found = true
+		}
+	}
+	assert.True(t, found, "a lost-writes finding names the lost id %s:\n%s", res.Lost[0], res.Summary())
+	t.Logf("nemesis named the dropped insert's ids %v", res.Lost)
+}

@@ -1,0 +1,48 @@
+//go:build e2e
+
+// Package nemesis runs random fault schedules against tierd under recorded
+// open-loop traffic (harness/nemesis), row by row, and replays the shrunk
+// schedules of the defects it found (testdata/*.json).
+package nemesis
+
+import (
+	"flag"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/tierchaos/tierchaos/harness"
+)
+
+var stack *harness.Stack
+
+// suiteEnv makes tierd's background machinery busy within a short row: the
+// worker runs every second, demotes idle collections within seconds, and
+// checkpoints and rotates the WAL after a few KiB.
+var suiteEnv = map[string]string{
+	"TIERD_WORKER_INTERVAL":         "1s",
+	"TIERD_WORKER_HOT_IDLE":         "3s",
+	"TIERD_WORKER_WARM_IDLE":        "6s",
+	"TIERD_WORKER_CHECKPOINT_BYTES": "32KiB",
+	"TIERD_WAL_SEGMENT_BYTES":       "64KiB",
+	"TIERD_S3_OP_TIMEOUT":           "3s",
+}
+
+var (
+	flagDuration   = flag.Duration("chaos.duration", 0, "length of every nemesis row (0: each row's default)")
+	flagRate       = flag.Float64("chaos.rate", 0, "traffic rate of every nemesis row in requests/s (0: each row's default)")
+	flagReplay     = flag.String("chaos.replay", "", "replay this schedule file (TestNemesisReplay)")
+	flagShrink     = flag.Duration("chaos.shrink", 0, "on a failure, shrink the schedule for at most this long")
+	flagShrinkRuns = flag.Int("chaos.shrink-runs", 3, "runs per shrinking candidate; one failure keeps it")
+	flagArtifacts  = flag.String("chaos.artifacts", "", "folder for schedules, histories, reports and profiles (default: $TIERCHAOS_ARTIFACTS, else a temporary folder)")
+)
+
+func TestMain(m *testing.M) {
+	opts := harness.Options{
+		TierdEnv:           suiteEnv,
+		TierdDataHostTmpfs: "256m",
+		RestartableMinIO:   true,
+		StartTimeout:       3 * time.Minute,
+	}
+	os.Exit(harness.Main(m, opts, func(s *harness.Stack) { stack = s }))
+}

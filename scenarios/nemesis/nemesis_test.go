@@ -1,0 +1,264 @@
+//go:build e2e
+
+package nemesis
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/harness/fault"
+	"github.com/tierchaos/tierchaos/harness/history"
+	"github.com/tierchaos/tierchaos/harness/nemesis"
+	"github.com/tierchaos/tierchaos/harness/seed"
+)
+
+// row is one nemesis scenario: a profile of random faults, the traffic to
+// run them under, and the budgets per phase.
+type row struct {
+	Name     string
+	Profile  nemesis.Profile
+	Traffic  nemesis.Traffic
+	Duration time.Duration
+	Budgets  []nemesis.Budget
+}
+
+func d(x time.Duration) fault.Duration { return fault.Duration(x) }
+
+func w(f fault.Family, x float64) nemesis.Weight { return nemesis.Weight{Family: f, Weight: x} }
+
+// Budgets shared by the rows.
+var (
+	hotOps = []history.Kind{history.KindSearch, history.KindInsert}
+	// hotPath: searches and inserts of hot collections never need S3, so
+	// S3 being slow, failing or unreachable leaves them alone.
+	hotPath = nemesis.Budget{Phase: nemesis.PhaseAnyFault, Ops: hotOps, HotOnly: true, P95: d(500 * time.Millisecond), MaxErrorRate: 0.01}
+	// steady and recovery: the whole mix works without faults.
+	steady   = nemesis.Budget{Phase: nemesis.PhaseSteady, P95: d(500 * time.Millisecond), MaxErrorRate: 0.01}
+	recovery = nemesis.Budget{Phase: nemesis.PhaseRecovery, Ops: hotOps, P95: d(time.Second), MaxErrorRate: 0.05}
+	// backSoon: after each fault of a family is removed, an ok search
+	// comes within this bound.
+	backSoon = func(f fault.Family, within time.Duration) nemesis.Budget {
+		return nemesis.Budget{Phase: nemesis.FaultPhase(f), Ops: []history.Kind{history.KindSearch}, FirstOKWithin: d(within)}
+	}
+)
+
+func rows() []row {
+	tr := nemesis.Traffic{Rate: 100, Collections: 8, HotCollections: 2, Dimension: 8}
+	base := func(name string, fams ...nemesis.Weight) nemesis.Profile {
+		return nemesis.Profile{Name: name, Families: fams, MeanFault: d(2 * time.Second), MeanGap: d(2 * time.Second),
+			MaxOverlap: 1, Quiet: d(3 * time.Second), Recovery: d(4 * time.Second)}
+	}
+	withKinds := func(p nemesis.Profile, kinds ...string) nemesis.Profile { p.Kinds = kinds; return p }
+	withOverlap := func(p nemesis.Profile, n int) nemesis.Profile { p.MaxOverlap = n; return p }
+	return []row{
+		{Name: "s3-latency-under-load", Duration: 20 * time.Second, Traffic: tr,
+			Profile: withKinds(base("s3-latency", w(fault.FamilyNet, 1), w(fault.FamilyS3, 1)),
+				fault.KindNetLatency, fault.KindNetBandwidth, fault.KindNetSlicer, fault.KindS3Delay),
+			Budgets: []nemesis.Budget{steady, hotPath, recovery}},
+		{Name: "flaky-s3-under-load", Duration: 20 * time.Second, Traffic: tr,
+			Profile: withKinds(base("flaky-s3", w(fault.FamilyS3, 1)),
+				fault.KindS3SlowDown, fault.KindS3InternalError, fault.KindS3AccessDenied, fault.KindS3TruncateGet,
+				fault.KindS3FlipGet, fault.KindS3Misdirect, fault.KindS3CutPut, fault.KindS3CutPart),
+			Budgets: []nemesis.Budget{steady, hotPath, recovery}},
+		{Name: "partition-under-load", Duration: 20 * time.Second, Traffic: tr,
+			Profile: withKinds(base("partition", w(fault.FamilyNet, 1)),
+				fault.KindNetDown, fault.KindNetTimeout, fault.KindNetResetPeer, fault.KindNetLimitData, fault.KindNetSlowClose),
+			Budgets: []nemesis.Budget{steady, hotPath, recovery, backSoon(fault.FamilyNet, 5*time.Second)}},
+		{Name: "kill-restart-loop", Duration: 25 * time.Second, Traffic: tr,
+			Profile: withKinds(base("kill-restart", w(fault.FamilyProcess, 3), w(fault.FamilyWorker, 2)),
+				fault.KindProcessKill, fault.KindProcessRestart, fault.KindProcessReconfigure, fault.KindWorkerRunOnce),
+			Budgets: []nemesis.Budget{steady, recovery, backSoon(fault.FamilyProcess, 10*time.Second)}},
+		{Name: "pause-loop", Duration: 20 * time.Second, Traffic: tr,
+			Profile: withKinds(base("pause", w(fault.FamilyProcess, 1), w(fault.FamilyWorker, 1)),
+				fault.KindProcessPause, fault.KindWorkerPause, fault.KindWorkerRunOnce),
+			Budgets: []nemesis.Budget{steady, recovery, backSoon(fault.FamilyProcess, 5*time.Second)}},
+		{Name: "disk-pressure", Duration: 20 * time.Second, Traffic: tr,
+			Profile: base("disk", w(fault.FamilyDisk, 2), w(fault.FamilyWorker, 1)),
+			Budgets: []nemesis.Budget{steady, recovery,
+				{Phase: nemesis.FaultPhase(fault.FamilyDisk), Ops: []history.Kind{history.KindSearch}, HotOnly: true, MaxErrorRate: 0.01}}},
+		{Name: "minio-restart", Duration: 25 * time.Second, Traffic: tr,
+			Profile: base("minio", w(fault.FamilyMinIO, 1)),
+			Budgets: []nemesis.Budget{steady, hotPath, recovery}},
+		{Name: "everything", Duration: 30 * time.Second, Traffic: tr,
+			Profile: withOverlap(base("everything", w(fault.FamilyNet, 2), w(fault.FamilyS3, 2), w(fault.FamilyProcess, 2),
+				w(fault.FamilyWorker, 2), w(fault.FamilyDisk, 1), w(fault.FamilyMinIO, 1)), 3),
+			Budgets: []nemesis.Budget{steady, recovery}},
+	}
+}
+
+// TestNemesis runs every row with a schedule generated from its case seed.
+func TestNemesis(t *testing.T) {
+	if *flagReplay != "" {
+		t.Skip("-chaos.replay is set: only TestNemesisReplay runs")
+	}
+	for _, r := range rows() {
+		t.Run(r.Name, func(t *testing.T) {
+			c := stack.NewCase(t)
+			p := r.Profile
+			p.Length = d(r.Duration)
+			if *flagDuration > 0 {
+				p.Length = d(*flagDuration)
+			}
+			tr := r.Traffic
+			if *flagRate > 0 {
+				tr.Rate = *flagRate
+			}
+			tr.Seed = c.Seed.Seed
+			sch, err := nemesis.Generate(c.Seed.Seed, p, tr)
+			require.NoError(t, err)
+			runSchedule(t, sch, r.Budgets)
+		})
+	}
+}
+
+// TestNemesisReplay reruns the schedule file named by -chaos.replay
+// exactly: the same steps at the same offsets and the same traffic seed.
+func TestNemesisReplay(t *testing.T) {
+	if *flagReplay == "" {
+		t.Skip("set -chaos.replay=FILE to replay a schedule")
+	}
+	stack.NewCase(t)
+	sch, err := nemesis.ReadSchedule(*flagReplay)
+	require.NoError(t, err)
+	runSchedule(t, sch, budgetsFor(sch.Profile.Name))
+}
+
+// TestNemesisRegressions replays every shrunk schedule kept under
+// testdata/: each once found a defect, now fixed.
+func TestNemesisRegressions(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files, "testdata holds the shrunk schedules of the defects the nemesis found")
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
+			stack.NewCase(t)
+			sch, err := nemesis.ReadSchedule(f)
+			require.NoError(t, err)
+			runSchedule(t, sch, nil)
+		})
+	}
+}
+
+// budgetsFor finds the budgets of the row whose profile made a schedule.
+func budgetsFor(profile string) []nemesis.Budget {
+	for _, r := range rows() {
+		if r.Profile.Name == profile {
+			return r.Budgets
+		}
+	}
+	return nil
+}
+
+var unsafeName = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// artifactDir is the folder of one run: <root>/<test name>-<seed>.
+func artifactDir(t *testing.T, sch nemesis.Schedule) string {
+	t.Helper()
+	root := *flagArtifacts
+	if root == "" {
+		root = os.Getenv("TIERCHAOS_ARTIFACTS")
+	}
+	if root == "" {
+		root = filepath.Join(os.TempDir(), "tierchaos-nemesis")
+	}
+	name := unsafeName.ReplaceAllString(strings.ToLower(t.Name()), "-")
+	dir := filepath.Join(root, fmt.Sprintf("%s-%d-%d", name, sch.Seed, time.Now().UnixNano()))
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	return dir
+}
+
+// runOnce runs one schedule and returns its result.
+func runOnce(ctx context.Context, t *testing.T, sch nemesis.Schedule, budgets []nemesis.Budget, dir string, arm func(context.Context) error) *nemesis.Result {
+	t.Helper()
+	res, err := nemesis.Run(ctx, nemesis.Config{
+		Stack: stack, Schedule: sch, Budgets: budgets, Dir: dir, Profiles: true, BaseEnv: suiteEnv,
+		Prefix: fmt.Sprintf("n%x", time.Now().UnixNano()&0xffffffffff), BeforeTraffic: arm,
+	})
+	require.NoError(t, err, "nemesis run (artifacts in %s)", dir)
+	return res
+}
+
+// runSchedule runs sch, reports it and, when it fails, prints how to replay
+// it and shrinks it when -chaos.shrink is set.
+func runSchedule(t *testing.T, sch nemesis.Schedule, budgets []nemesis.Budget) {
+	t.Helper()
+	ctx := context.Background()
+	dir := artifactDir(t, sch)
+	res := runOnce(ctx, t, sch, budgets, dir, nil)
+	t.Logf("nemesis: profile %s seed %d, %d steps, %d requests, start lag p99 %s; artifacts in %s",
+		sch.Profile.Name, sch.Seed, len(sch.Steps), res.Requests, res.StartLag.P99, dir)
+	if !res.Failed() {
+		return
+	}
+	replay := filepath.Join(dir, "schedule.json")
+	t.Logf("nemesis: replay this schedule with:\n\t%s", replayCommand(replay))
+	if *flagShrink > 0 {
+		shrink(ctx, t, sch, budgets, res)
+	}
+	t.Fatal(res.Summary())
+}
+
+// replayCommand is the command that replays a schedule file.
+func replayCommand(file string) string {
+	b := seed.Environment()
+	cmd := seed.Command("TestNemesisReplay", 0, b)
+	cmd = strings.Replace(cmd, "-"+seed.FlagName+"=0", "-chaos.replay="+file, 1)
+	return cmd
+}
+
+// shrink reduces a failing schedule and saves the smallest one found.
+func shrink(ctx context.Context, t *testing.T, sch nemesis.Schedule, budgets []nemesis.Budget, orig *nemesis.Result) {
+	t.Helper()
+	checks := map[string]bool{}
+	for _, f := range orig.Findings {
+		checks[f.Check] = true
+	}
+	n := 0
+	small, rep, err := nemesis.Shrink(ctx, sch, nemesis.ShrinkConfig{
+		Budget: *flagShrink,
+		Runs:   *flagShrinkRuns,
+		Try: func(ctx context.Context, cand nemesis.Schedule) (bool, error) {
+			n++
+			dir := artifactDir(t, cand)
+			res, err := nemesis.Run(ctx, nemesis.Config{Stack: stack, Schedule: cand, Budgets: budgets, Dir: dir, BaseEnv: suiteEnv,
+				Prefix: fmt.Sprintf("s%x", time.Now().UnixNano()&0xffffffffff)})
+			if err != nil {
+				return false, err
+			}
+			for _, f := range res.Findings {
+				if checks[f.Check] {
+					return true, nil
+				}
+			}
+			return false, stack.ClearFaults(ctx)
+		},
+	})
+	if err != nil {
+		t.Errorf("nemesis: shrinking stopped: %v", err)
+	}
+	dir := artifactDir(t, small)
+	file := filepath.Join(dir, "shrunk-schedule.json")
+	require.NoError(t, small.WriteFile(file))
+	var steps []string
+	for _, st := range small.Steps {
+		steps = append(steps, "\t"+st.String())
+	}
+	t.Logf("nemesis: %s; smallest failing schedule (%s):\n%s\nreplay it with:\n\t%s", rep, file, strings.Join(steps, "\n"), replayCommand(file))
+}
+
+// TestNemesisStackSupportsEveryFamily: the stack serves the disk and MinIO
+// faults the rows draw (a host data directory, a restartable MinIO).
+func TestNemesisStackSupportsEveryFamily(t *testing.T) {
+	stack.NewCase(t)
+	_, err := stack.DataDir()
+	require.NoError(t, err, "disk faults need tierd's data directory on the host")
+	require.NoError(t, stack.RestartMinIO(context.Background()), "MinIO faults need a restartable MinIO")
+}
