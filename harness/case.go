@@ -95,9 +95,13 @@ func (s *Stack) iteration(name string) int {
 }
 
 // ClearFaults removes every network and S3 fault, resets the fault layer's
-// counters, and makes sure tierd runs and is not paused.
+// counters, disarms a defect, makes sure MinIO runs (with
+// Options.RestartableMinIO) and makes sure tierd runs and is not paused.
 func (s *Stack) ClearFaults(ctx context.Context) error {
 	var errs []error
+	if s.defects != nil {
+		s.defects.disarm()
+	}
 	if s.Net != nil {
 		if err := s.Net.Clear(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("clear network faults: %w", err))
@@ -106,6 +110,15 @@ func (s *Stack) ClearFaults(ctx context.Context) error {
 	if s.S3Faults != nil {
 		if err := s.S3Faults.Reset(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("reset S3 faults: %w", err))
+		}
+	}
+	if s.restartableMinIO {
+		if running, err := s.minioRunning(ctx); err != nil {
+			errs = append(errs, err)
+		} else if !running {
+			if err := s.StartMinIO(ctx); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if s.sut != nil {

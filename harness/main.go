@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/tierchaos/tierchaos/harness/cleanup"
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
 	"github.com/tierchaos/tierchaos/harness/seed"
@@ -22,8 +24,8 @@ import (
 // Without a Docker engine the package fails when CI is set and is skipped
 // (exit 0 with a message) otherwise.
 func Main(m *testing.M, opts Options, use func(*Stack)) int {
-	if cleanup.RunWatchdogIfRequested() {
-		return 0
+	if runID := os.Getenv(cleanup.EnvWatchdog); runID != "" {
+		return watchdog(runID)
 	}
 	runSeed := seed.Init(os.Stderr) // registers -chaos.seed and parses the flags
 	if opts.Seed == 0 {
@@ -76,6 +78,60 @@ func Main(m *testing.M, opts Options, use func(*Stack)) int {
 		}
 	}
 	return code
+}
+
+// watchdog is the body of the run's cleanup watchdog: it notes the test
+// process (its parent) before that can die, waits for it to end or to stop
+// the watchdog, and removes the run's Docker objects. When the test process
+// died, it also removes the Docker objects of the other stacks that process
+// started (runs of their own, started by tests). Then it unmounts and
+// removes the host tmpfs folders of the run and of that process.
+func watchdog(runID string) int {
+	ppid := os.Getppid()
+	pstart, _ := procStart(ppid)
+	if !cleanup.RunWatchdogIfRequested() {
+		return 0
+	}
+	if parentDied(ppid, pstart) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if cli, err := client.New(client.FromEnv); err == nil {
+			if rep, err := cleanup.RemoveDead(ctx, cli); err != nil {
+				fmt.Fprintf(os.Stderr, "tierchaos watchdog: run %s: other stacks: %v\n", runID, err)
+			} else if rep.Containers+rep.Networks+rep.Volumes > 0 {
+				fmt.Fprintf(os.Stderr, "tierchaos watchdog: run %s: removed %d containers, %d networks, %d volumes of other stacks\n",
+					runID, rep.Containers, rep.Networks, rep.Volumes)
+			}
+			_ = cli.Close()
+		}
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n, err := removeHostDirs(log, func(o hostOwner) bool {
+		return o.run == runID || (o.pid == ppid && pstart != "" && o.pidStart == pstart)
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tierchaos watchdog: run %s: host tmpfs: %v\n", runID, err)
+	} else if n > 0 {
+		fmt.Fprintf(os.Stderr, "tierchaos watchdog: run %s: removed %d host tmpfs folders\n", runID, n)
+	}
+	return 0
+}
+
+// parentDied reports whether the process pid that started at start has
+// ended; it waits up to 5 s for a zombie to be reaped, because cleanup
+// counts a zombie's runs as live.
+func parentDied(pid int, start string) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		state, now, err := procStat(pid)
+		if err != nil || now != start {
+			return true
+		}
+		if state != 'Z' || time.Now().After(deadline) {
+			return state == 'Z'
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func probeDocker(ctx context.Context) error {

@@ -75,6 +75,20 @@ type Options struct {
 	// on a tmpfs of that size so that a test can fill it (ENOSPC). Its
 	// content does not survive a container restart.
 	TierdDataTmpfs string
+	// TierdDataHostTmpfs, when set (e.g. "256m"), mounts a tmpfs of that
+	// size on a new host directory (needs root) and makes it tierd's data
+	// directory: bind-mounted as /data in container mode, so that the data
+	// survives KillTierd, StartTierd, RestartTierd and ReconfigureTierd;
+	// the data directory itself in process mode. DataDir returns it and
+	// FillData can fill it. It is unmounted and removed at Close. Exclusive
+	// with TierdDataTmpfs.
+	TierdDataHostTmpfs string
+	// RestartableMinIO puts MinIO's /data on a host tmpfs (needs root)
+	// instead of a container tmpfs, so that objects survive StopMinIO,
+	// StartMinIO and RestartMinIO, which need it.
+	RestartableMinIO bool
+	// MinIODataHostTmpfs is the size of that tmpfs; "1g" when empty.
+	MinIODataHostTmpfs string
 	// Seed seeds the S3 fault layer's probabilistic rules.
 	Seed uint64
 	// SUT is SUTContainer or SUTInProcess; from TIERCHAOS_SUT when empty,
@@ -97,8 +111,11 @@ type Stack struct {
 	// Mode is how tierd runs: SUTContainer or SUTInProcess.
 	Mode string
 	// S3 is a direct MinIO client that bypasses Toxiproxy and any fault.
+	// It always dials MinIO's current endpoint (MinIOEndpoint), so it keeps
+	// working across RestartMinIO.
 	S3 *minio.Client
-	// S3Endpoint is MinIO's host:port on the host, direct.
+	// S3Endpoint is MinIO's host:port on the host, direct, as published at
+	// start; after a MinIO restart use MinIOEndpoint.
 	S3Endpoint string
 	// S3ProxyEndpoint is host:port of the Toxiproxy proxy in front of MinIO,
 	// reachable from the host (host-side traffic through the same toxics).
@@ -132,6 +149,15 @@ type Stack struct {
 	tierdExtra map[string]string
 	dataTmpfs  string
 	transport  *http.Transport
+
+	// host holds the host tmpfs mounts (nil without any).
+	host             *hostDirs
+	tierdHostData    string
+	restartableMinIO bool
+	minioHostData    string
+	minioAddr        string // MinIO's current host:port; guarded by mu
+	s3Transport      *http.Transport
+	defects          *defects
 }
 
 // Start ensures the images, removes leftovers of dead runs, and starts a
@@ -150,7 +176,14 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{Run: run, log: opts.Logger, docker: docker, seed: opts.Seed, dataTmpfs: opts.TierdDataTmpfs, containers: map[string]testcontainers.Container{}}
+	if opts.TierdDataTmpfs != "" && opts.TierdDataHostTmpfs != "" {
+		return nil, errors.Join(errors.New("harness: TierdDataTmpfs and TierdDataHostTmpfs exclude each other"), docker.Close())
+	}
+	s := &Stack{
+		Run: run, log: opts.Logger, docker: docker, seed: opts.Seed, dataTmpfs: opts.TierdDataTmpfs,
+		containers: map[string]testcontainers.Container{}, restartableMinIO: opts.RestartableMinIO,
+		defects: &defects{log: opts.Logger},
+	}
 	defer func() {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -162,6 +195,10 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 		opts.Logger.Warn("removing leftovers of dead runs", "err", err)
 	} else if rep.Containers+rep.Networks+rep.Volumes > 0 {
 		opts.Logger.Info("removed leftovers of dead runs", "containers", rep.Containers, "networks", rep.Networks, "volumes", rep.Volumes)
+	}
+	removeDeadHostDirs(opts.Logger)
+	if err := s.mountHostData(opts); err != nil {
+		return nil, err
 	}
 	if s.Images, err = images.Ensure(ctx, docker, images.Options{Progress: opts.Progress}); err != nil {
 		return nil, err
@@ -200,6 +237,33 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 
 func (s *Stack) labels() map[string]string { return s.Run.Labels() }
 
+// mountHostData mounts the host tmpfs folders the options ask for.
+func (s *Stack) mountHostData(opts Options) error {
+	if opts.TierdDataHostTmpfs == "" && !opts.RestartableMinIO {
+		return nil
+	}
+	h, err := newHostDirs(s.Run.ID, s.Run.PID, s.Run.PIDStart)
+	if err != nil {
+		return err
+	}
+	s.host = h
+	if opts.TierdDataHostTmpfs != "" {
+		if s.tierdHostData, err = h.mount("tierd-data", opts.TierdDataHostTmpfs); err != nil {
+			return err
+		}
+	}
+	if opts.RestartableMinIO {
+		size := opts.MinIODataHostTmpfs
+		if size == "" {
+			size = minioHostTmpfsDefault
+		}
+		if s.minioHostData, err = h.mount("minio-data", size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *Stack) startNetwork(ctx context.Context) error {
 	nw, err := newNetwork(ctx, s.labels())
 	if err != nil {
@@ -226,7 +290,11 @@ func (s *Stack) run(ctx context.Context, name string, req testcontainers.Contain
 	// Publish ports on loopback only: host-side clients only ever connect
 	// to 127.0.0.1, and nothing of the stack is reachable from elsewhere.
 	exposed := req.ExposedPorts
+	modify := req.HostConfigModifier
 	req.HostConfigModifier = func(hc *container.HostConfig) {
+		if modify != nil {
+			modify(hc)
+		}
 		hc.PortBindings = dockernet.PortMap{}
 		for _, p := range exposed {
 			hc.PortBindings[dockernet.MustParsePort(p)] = []dockernet.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1")}}
@@ -268,7 +336,7 @@ func (s *Stack) run(ctx context.Context, name string, req testcontainers.Contain
 }
 
 func (s *Stack) startMinIO(ctx context.Context) error {
-	c, err := s.run(ctx, minioAlias, testcontainers.ContainerRequest{
+	req := testcontainers.ContainerRequest{
 		Image:        s.Images.MinIO,
 		Cmd:          []string{"server", "/data", "--address", ":9000", "--console-address", ":9001", "--quiet"},
 		Env:          map[string]string{"MINIO_ROOT_USER": AccessKey, "MINIO_ROOT_PASSWORD": SecretKey, "MINIO_BROWSER": "off"},
@@ -277,16 +345,28 @@ func (s *Stack) startMinIO(ctx context.Context) error {
 		// "ready" (unlike "live") answers once MinIO serves S3 requests.
 		WaitingFor: wait.ForHTTP("/minio/health/ready").WithPort(minioPort).WithStartupTimeout(time.Minute).
 			WithPollInterval(50 * time.Millisecond),
-	})
+	}
+	if s.minioHostData != "" {
+		// A host tmpfs survives a stop of the container; a container
+		// tmpfs does not.
+		req.Tmpfs = map[string]string{"/tmp": "rw"}
+		req.HostConfigModifier = bindMount(s.minioHostData, "/data")
+	}
+	c, err := s.run(ctx, minioAlias, req)
 	if err != nil {
 		return err
 	}
 	if s.S3Endpoint, err = c.PortEndpoint(ctx, minioPort, ""); err != nil {
 		return fmt.Errorf("harness: minio endpoint: %w", err)
 	}
+	s.mu.Lock()
+	s.minioAddr = s.S3Endpoint
+	s.mu.Unlock()
+	s.s3Transport = s.minioTransport()
 	s.S3, err = minio.New(s.S3Endpoint, &minio.Options{
 		Creds:      credentials.NewStaticV4(AccessKey, SecretKey, ""),
 		MaxRetries: 1,
+		Transport:  s.s3Transport,
 	})
 	if err != nil {
 		return fmt.Errorf("harness: minio client: %w", err)
@@ -298,7 +378,7 @@ func (s *Stack) startMinIO(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if minio.ToErrorResponse(err).Code != "XMinioServerNotInitialized" {
+		if !minioNotInitialized(err) {
 			return fmt.Errorf("harness: make bucket: %w", err)
 		}
 		select {
@@ -315,6 +395,9 @@ func (s *Stack) startS3Fault(ctx context.Context) error {
 		Env: map[string]string{
 			"S3FAULT_UPSTREAM": "http://" + toxiproxyAlias + ":" + strings.TrimSuffix(s3ProxyPort, "/tcp"),
 			"S3FAULT_SEED":     strconv.FormatUint(s.seed, 10),
+			// For actions that sign their own requests to the upstream.
+			"S3FAULT_ACCESS_KEY": AccessKey,
+			"S3FAULT_SECRET_KEY": SecretKey,
 		},
 		ExposedPorts: []string{s3faultS3Port, s3faultAPIPort},
 		WaitingFor:   wait.ForHTTP(s3fault.PathHealth).WithPort(s3faultAPIPort).WithStartupTimeout(time.Minute),
@@ -393,9 +476,12 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 			WaitingFor: wait.ForHTTP("/readyz").WithPort(tierdAPIPort).
 				WithStartupTimeout(time.Minute).WithPollInterval(50 * time.Millisecond),
 		}
-		if s.dataTmpfs != "" {
+		switch {
+		case s.tierdHostData != "":
+			req.HostConfigModifier = bindMount(s.tierdHostData, "/data")
+		case s.dataTmpfs != "":
 			req.Tmpfs = map[string]string{"/data": "rw,size=" + s.dataTmpfs}
-		} else {
+		default:
 			req.Mounts = testcontainers.Mounts(testcontainers.VolumeMount(s.volume, "/data"))
 		}
 		c, err := s.run(ctx, "tierd", req)
@@ -409,17 +495,17 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 		if err != nil {
 			return fmt.Errorf("harness: tierd config: %w", err)
 		}
-		var dataDir string
+		dataDir := s.tierdHostData
 		old, reuse := s.sut.(*inProcessSUT)
 		if reuse {
 			dataDir = old.dataDir
 		}
-		in, err := newInProcessSUT(cfg, s.log, dataDir, s.dataTmpfs)
+		in, err := newInProcessSUT(cfg, s.log, dataDir, s.dataTmpfs, s.defects)
 		if err != nil {
 			return err
 		}
 		if reuse {
-			in.mounted = old.mounted
+			in.mounted, in.owned = old.mounted, old.owned
 		}
 		s.sut = in
 		if err := in.start(ctx); err != nil {
@@ -590,7 +676,21 @@ func (s *Stack) Close(ctx context.Context) error {
 			"volumes", rep.Volumes, "duration", time.Since(start).Round(time.Millisecond))
 		errs = append(errs, s.docker.Close())
 	}
+	// After the containers that bind-mount them are gone.
+	if s.host != nil {
+		if err := s.host.close(s.log); err != nil {
+			s.log.Warn("host tmpfs left behind (the next run removes it once this process is gone)", "dir", s.host.root, "err", err)
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// bindMount returns a host config change that bind-mounts host at target.
+func bindMount(host, target string) func(*container.HostConfig) {
+	return func(hc *container.HostConfig) {
+		hc.Binds = append(hc.Binds, host+":"+target)
+	}
 }
 
 func newNetwork(ctx context.Context, labels map[string]string) (*testcontainers.DockerNetwork, error) {

@@ -150,7 +150,11 @@ type inProcessSUT struct {
 	cfg     config.Config
 	log     *slog.Logger
 	dataDir string
+	// owned: the harness created dataDir for this tierd (removed at close);
+	// mounted: and mounted a tmpfs on it.
+	owned   bool
 	mounted bool
+	defects *defects
 
 	mu        sync.Mutex
 	srv       *server.Server
@@ -165,10 +169,12 @@ type inProcessSUT struct {
 
 // newInProcessSUT prepares an in-process tierd on dataDir, or on a new
 // temporary directory when dataDir is empty; with tmpfsSize set, the new
-// directory is a tmpfs of that size (needs root, as CI has).
-func newInProcessSUT(cfg config.Config, log *slog.Logger, dataDir, tmpfsSize string) (*inProcessSUT, error) {
-	mounted := false
+// directory is a tmpfs of that size (needs root, as CI has). Its API
+// handler is wrapped with d.
+func newInProcessSUT(cfg config.Config, log *slog.Logger, dataDir, tmpfsSize string, d *defects) (*inProcessSUT, error) {
+	mounted, owned := false, false
 	if dataDir == "" {
+		owned = true
 		dir, err := os.MkdirTemp("", "tierchaos-tierd-")
 		if err != nil {
 			return nil, fmt.Errorf("harness: data dir: %w", err)
@@ -182,7 +188,7 @@ func newInProcessSUT(cfg config.Config, log *slog.Logger, dataDir, tmpfsSize str
 		dataDir = dir
 	}
 	cfg.DataDir = dataDir
-	return &inProcessSUT{cfg: cfg, log: log.With("sut", "inprocess"), dataDir: dataDir, mounted: mounted, gate: newGate()}, nil
+	return &inProcessSUT{cfg: cfg, log: log.With("sut", "inprocess"), dataDir: dataDir, owned: owned, mounted: mounted, defects: d, gate: newGate()}, nil
 }
 
 func (s *inProcessSUT) addrs() (string, string, error) {
@@ -213,7 +219,7 @@ func (s *inProcessSUT) start(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("harness: listen: %w", err), apiLn.Close(), srv.Close(ctx))
 	}
 	s.srv = srv
-	s.api = &http.Server{Handler: s.gate.wrap(srv.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	s.api = &http.Server{Handler: s.gate.wrap(s.defects.wrap(srv.Handler(), s.cfg.Limits)), ReadHeaderTimeout: 10 * time.Second}
 	s.dbg = &http.Server{Handler: srv.DebugHandler(), ReadHeaderTimeout: 10 * time.Second}
 	s.apiAddr, s.debugAddr = apiLn.Addr().String(), dbgLn.Addr().String()
 	go func() { _ = s.api.Serve(apiLn) }()
@@ -281,6 +287,9 @@ func (s *inProcessSUT) close(ctx context.Context) error {
 	}
 	s.abandoned = nil
 	s.mu.Unlock()
+	if !s.owned {
+		return err // the stack's host tmpfs: the stack removes it
+	}
 	if s.mounted {
 		err = errors.Join(err, syscall.Unmount(s.dataDir, 0))
 	}

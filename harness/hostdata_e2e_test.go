@@ -1,0 +1,217 @@
+//go:build e2e
+
+package harness_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/cleanup"
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/client"
+)
+
+// startStack starts a stack of its own (a run of its own, so that closing
+// it leaves the package's shared stack alone) and closes it when t ends,
+// checking that its host tmpfs folders are gone.
+func startStack(t *testing.T, opts harness.Options) *harness.Stack {
+	t.Helper()
+	run, err := cleanup.NewRun()
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s, err := harness.Start(ctx, run, opts)
+	require.NoError(t, err)
+	dir, dirErr := s.DataDir()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		require.NoError(t, s.Close(ctx))
+		if dirErr == nil {
+			_, err := os.Stat(dir)
+			require.ErrorIs(t, err, os.ErrNotExist, "data directory %s removed at Close", dir)
+		}
+	})
+	return s
+}
+
+// vectors returns n vectors of dimension dim with ids prefix-0000...
+func vectors(prefix string, n, dim int) []api.Vector {
+	vs := make([]api.Vector, n)
+	for i := range vs {
+		vals := make([]float32, dim)
+		for d := range vals {
+			vals[d] = float32(i*dim+d) + 0.5
+		}
+		vs[i] = api.Vector{ID: fmt.Sprintf("%s-%04d", prefix, i), Values: vals}
+	}
+	return vs
+}
+
+func createWith(ctx context.Context, t *testing.T, s *harness.Stack, name string, vs []api.Vector) {
+	t.Helper()
+	_, err := s.Tierd.CreateCollection(ctx, api.CreateCollectionRequest{Name: name, Dimension: len(vs[0].Values), Metric: api.MetricL2})
+	require.NoError(t, err)
+	n, err := s.Tierd.Insert(ctx, name, vs)
+	require.NoError(t, err)
+	require.Equal(t, len(vs), n)
+}
+
+func requireVectors(ctx context.Context, t *testing.T, s *harness.Stack, name string, want []api.Vector) {
+	t.Helper()
+	got, err := s.Tierd.AllVectors(ctx, name, 1000)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}
+
+// TestHostTmpfs runs tierd in a container with its data and MinIO's on
+// host tmpfs mounts: data survives a tierd kill, the data file system can
+// be filled and freed, and MinIO restarts keep every object.
+func TestHostTmpfs(t *testing.T) {
+	s := startStack(t, harness.Options{
+		SUT: harness.SUTContainer, TierdDataHostTmpfs: "32m",
+		RestartableMinIO: true, MinIODataHostTmpfs: "256m",
+	})
+	dir, err := s.DataDir()
+	require.NoError(t, err)
+
+	t.Run("data-survives-kill", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		vs := vectors("k", 50, 8)
+		createWith(ctx, t, s, "survive", vs)
+		require.FileExists(t, filepath.Join(dir, "manifest.json"), "tierd writes to the host directory")
+		require.NoError(t, s.KillTierd(ctx))
+		require.NoError(t, s.StartTierd(ctx))
+		requireVectors(ctx, t, s, "survive", vs)
+	})
+
+	t.Run("fill-then-free", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		createWith(ctx, t, s, "fill", vectors("a", 1, 64))
+		n, err := s.FillData(ctx)
+		require.NoError(t, err)
+		require.Positive(t, n)
+		// More than a page: the batch cannot fit in the WAL's last page.
+		batch := vectors("b", 64, 64)
+		_, err = s.Tierd.Insert(ctx, "fill", batch)
+		require.Equal(t, api.CodeInsufficientStorage, client.CodeOf(err), "insert on a full data volume: %v", err)
+
+		require.NoError(t, s.FreeData(ctx))
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err = s.Tierd.Insert(ctx, "fill", batch)
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		require.NoError(t, err, "insert after FreeData")
+		requireVectors(ctx, t, s, "fill", append(vectors("a", 1, 64), batch...))
+	})
+
+	t.Run("minio-restart", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		body := []byte("survives a MinIO restart")
+		_, err := s.S3.PutObject(ctx, harness.Bucket, "probe/restart", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+		require.NoError(t, err)
+		vs := vectors("c", 40, 8)
+		createWith(ctx, t, s, "cold-before", vs)
+		_, err = s.Tierd.SetTier(ctx, "cold-before", api.TierCold)
+		require.NoError(t, err)
+
+		s3 := s.S3
+		require.NoError(t, s.RestartMinIO(ctx))
+		require.Same(t, s3, s.S3, "the client is kept")
+		t.Logf("MinIO endpoint at start %s, now %s", s.S3Endpoint, s.MinIOEndpoint())
+
+		obj, err := s.S3.GetObject(ctx, harness.Bucket, "probe/restart", minio.GetObjectOptions{})
+		require.NoError(t, err)
+		got, err := io.ReadAll(obj)
+		require.NoError(t, err)
+		require.Equal(t, body, got, "the object survived, and Stack.S3 reaches MinIO")
+
+		// tierd's cold tier: the old object reads back, a new one uploads.
+		requireVectors(ctx, t, s, "cold-before", vs)
+		createWith(ctx, t, s, "cold-after", vs)
+		c, err := s.Tierd.SetTier(ctx, "cold-after", api.TierCold)
+		require.NoError(t, err)
+		_, err = s.S3.StatObject(ctx, harness.Bucket, c.Object, minio.StatObjectOptions{})
+		require.NoError(t, err, "the new cold object is in MinIO")
+
+		// A fault that left MinIO stopped is cleared by ClearFaults.
+		require.NoError(t, s.StopMinIO(ctx))
+		require.NoError(t, s.ClearFaults(ctx))
+		ok, err := s.S3.BucketExists(ctx, harness.Bucket)
+		require.NoError(t, err)
+		require.True(t, ok)
+	})
+
+	t.Run("defect-unsupported", func(t *testing.T) {
+		require.ErrorIs(t, s.ArmDefect(harness.DefectDropInsert), harness.ErrDefectUnsupported)
+	})
+}
+
+// TestWithoutHostTmpfs checks the errors of the controls the shared stack
+// was not started for.
+func TestWithoutHostTmpfs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.ErrorIs(t, stack.RestartMinIO(ctx), harness.ErrMinIONotRestartable)
+	_, err := stack.DataDir()
+	if stack.Mode == harness.SUTContainer {
+		require.ErrorIs(t, err, harness.ErrNoDataDir)
+	} else {
+		require.NoError(t, err, "in process the data directory is on the host")
+	}
+	_, err = stack.FillData(ctx)
+	require.ErrorIs(t, err, harness.ErrNoDataDir, "FillData never fills the host's own disk")
+}
+
+// TestDefectDropInsert proves the drop_insert defect loses exactly one
+// acknowledged insert in process mode, passes on inserts tierd would
+// reject, and is disarmed by ClearFaults.
+func TestDefectDropInsert(t *testing.T) {
+	s := startStack(t, harness.Options{SUT: harness.SUTInProcess, TierdDataHostTmpfs: "32m"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir, err := s.DataDir()
+	require.NoError(t, err)
+	kept := vectors("kept", 2, 4)
+	createWith(ctx, t, s, "defect", kept[:1])
+	require.FileExists(t, filepath.Join(dir, "manifest.json"))
+
+	require.NoError(t, s.ArmDefect(harness.DefectDropInsert))
+	_, err = s.Tierd.Insert(ctx, "defect", []api.Vector{{ID: "bad", Values: []float32{1}}})
+	require.Equal(t, api.CodeInvalidArgument, client.CodeOf(err), "an insert tierd rejects goes to tierd: %v", err)
+	require.False(t, s.DefectFired())
+
+	lost := vectors("lost", 3, 4)
+	n, err := s.Tierd.Insert(ctx, "defect", lost)
+	require.NoError(t, err, "the dropped insert is acknowledged")
+	require.Equal(t, len(lost), n)
+	require.True(t, s.DefectFired())
+	n, err = s.Tierd.Insert(ctx, "defect", kept[1:])
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	requireVectors(ctx, t, s, "defect", kept)
+
+	require.NoError(t, s.ArmDefect(harness.DefectDropInsert))
+	require.NoError(t, s.ClearFaults(ctx))
+	_, err = s.Tierd.Insert(ctx, "defect", lost)
+	require.NoError(t, err)
+	require.False(t, s.DefectFired(), "ClearFaults disarmed it")
+	requireVectors(ctx, t, s, "defect", append(kept, lost...))
+}
