@@ -12,6 +12,7 @@
 //	-log-level         S3FAULT_LOG_LEVEL         debug, info, warn or error (default info)
 //	-log-format        S3FAULT_LOG_FORMAT        text or json (default text)
 //	-shutdown-timeout  S3FAULT_SHUTDOWN_TIMEOUT  grace period for in-flight requests on SIGTERM (default 10s)
+//	-journal-size      S3FAULT_JOURNAL_SIZE      requests kept in the request journal, 0 for none (default 100000)
 //
 // Upstream credentials, from the environment only (no flags, so that the
 // secret does not show in the process list). They sign the layer's own
@@ -54,6 +55,8 @@ type config struct {
 	logLevel        slog.Level
 	logJSON         bool
 	shutdownTimeout time.Duration
+	// journalSize bounds the request journal (0: off).
+	journalSize int
 	// creds sign the layer's own upstream requests; zero: none.
 	creds s3fault.Credentials
 }
@@ -77,6 +80,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		level    = fs.String("log-level", env("S3FAULT_LOG_LEVEL", "info"), "debug, info, warn or error (env S3FAULT_LOG_LEVEL)")
 		format   = fs.String("log-format", env("S3FAULT_LOG_FORMAT", "text"), "text or json (env S3FAULT_LOG_FORMAT)")
 		shutdown = fs.String("shutdown-timeout", env("S3FAULT_SHUTDOWN_TIMEOUT", "10s"), "grace period for in-flight requests (env S3FAULT_SHUTDOWN_TIMEOUT)")
+		journal  = fs.String("journal-size", env("S3FAULT_JOURNAL_SIZE", strconv.Itoa(s3fault.DefaultJournalSize)),
+			"requests kept in the request journal, 0 for none (env S3FAULT_JOURNAL_SIZE)")
 	)
 	fs.StringVar(&cfg.s3Addr, "s3-addr", env("S3FAULT_S3_ADDR", ":9000"), "S3 listen address (env S3FAULT_S3_ADDR)")
 	fs.StringVar(&cfg.controlAddr, "control-addr", env("S3FAULT_CONTROL_ADDR", ":9100"), "control API listen address (env S3FAULT_CONTROL_ADDR)")
@@ -113,6 +118,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if cfg.shutdownTimeout, err = time.ParseDuration(*shutdown); err != nil || cfg.shutdownTimeout < 0 {
 		return config{}, fmt.Errorf("%w: shutdown timeout %q: want a duration >= 0", errConfig, *shutdown)
 	}
+	if cfg.journalSize, err = strconv.Atoi(*journal); err != nil || cfg.journalSize < 0 {
+		return config{}, fmt.Errorf("%w: journal size %q: want an integer >= 0", errConfig, *journal)
+	}
 	cfg.creds = s3fault.Credentials{
 		AccessKey: getenv("S3FAULT_ACCESS_KEY"),
 		SecretKey: getenv("S3FAULT_SECRET_KEY"),
@@ -139,7 +147,7 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 // serve runs the proxy and the control API until ctx is done, then shuts
 // both down gracefully. ready, if not nil, gets the bound addresses.
 func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(s3, control net.Addr)) error {
-	opts := []s3fault.ProxyOption{s3fault.WithLogger(log), s3fault.WithSeed(cfg.seed)}
+	opts := []s3fault.ProxyOption{s3fault.WithLogger(log), s3fault.WithSeed(cfg.seed), s3fault.WithJournalSize(cfg.journalSize)}
 	hasCreds := cfg.creds.AccessKey != ""
 	if hasCreds {
 		opts = append(opts, s3fault.WithCredentials(cfg.creds))
@@ -177,7 +185,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(s3, con
 		ErrorLog:          errLog,
 	}
 	log.Info("s3faultd listening", "s3", s3Ln.Addr().String(), "control", ctlLn.Addr().String(),
-		"upstream", proxy.Upstream(), "seed", cfg.seed, "credentials", hasCreds)
+		"upstream", proxy.Upstream(), "seed", cfg.seed, "credentials", hasCreds, "journal_size", cfg.journalSize)
 	if ready != nil {
 		ready(s3Ln.Addr(), ctlLn.Addr())
 	}

@@ -34,20 +34,20 @@ func TestParseConfig(t *testing.T) {
 			name: "defaults",
 			args: []string{"-upstream", "http://toxiproxy:8666"},
 			want: config{s3Addr: ":9000", controlAddr: ":9100", upstream: "http://toxiproxy:8666",
-				logLevel: slog.LevelInfo, shutdownTimeout: 10 * time.Second},
+				logLevel: slog.LevelInfo, shutdownTimeout: 10 * time.Second, journalSize: 100_000},
 		},
 		{
 			name: "environment",
 			env: map[string]string{"S3FAULT_UPSTREAM": "http://m:9000", "S3FAULT_S3_ADDR": ":1", "S3FAULT_CONTROL_ADDR": ":2",
 				"S3FAULT_SEED": "18446744073709551615", "S3FAULT_LOG_LEVEL": "debug", "S3FAULT_LOG_FORMAT": "json",
-				"S3FAULT_SHUTDOWN_TIMEOUT": "1m"},
+				"S3FAULT_SHUTDOWN_TIMEOUT": "1m", "S3FAULT_JOURNAL_SIZE": "5"},
 			want: config{s3Addr: ":1", controlAddr: ":2", upstream: "http://m:9000", seed: 1<<64 - 1,
-				logLevel: slog.LevelDebug, logJSON: true, shutdownTimeout: time.Minute},
+				logLevel: slog.LevelDebug, logJSON: true, shutdownTimeout: time.Minute, journalSize: 5},
 		},
 		{
 			name: "flags win over environment",
-			args: []string{"-upstream", "http://a:1", "-seed", "7", "-s3-addr", "127.0.0.1:0", "-log-level", "warn"},
-			env:  map[string]string{"S3FAULT_UPSTREAM": "http://b:2", "S3FAULT_SEED": "8"},
+			args: []string{"-upstream", "http://a:1", "-seed", "7", "-s3-addr", "127.0.0.1:0", "-log-level", "warn", "-journal-size", "0"},
+			env:  map[string]string{"S3FAULT_UPSTREAM": "http://b:2", "S3FAULT_SEED": "8", "S3FAULT_JOURNAL_SIZE": "9"},
 			want: config{s3Addr: "127.0.0.1:0", controlAddr: ":9100", upstream: "http://a:1", seed: 7,
 				logLevel: slog.LevelWarn, shutdownTimeout: 10 * time.Second},
 		},
@@ -56,7 +56,7 @@ func TestParseConfig(t *testing.T) {
 			env: map[string]string{"S3FAULT_UPSTREAM": "http://a:1", "S3FAULT_ACCESS_KEY": "ak", "S3FAULT_SECRET_KEY": "sk",
 				"S3FAULT_REGION": "eu-west-1"},
 			want: config{s3Addr: ":9000", controlAddr: ":9100", upstream: "http://a:1", logLevel: slog.LevelInfo,
-				shutdownTimeout: 10 * time.Second, creds: s3fault.Credentials{AccessKey: "ak", SecretKey: "sk", Region: "eu-west-1"}},
+				shutdownTimeout: 10 * time.Second, journalSize: 100_000, creds: s3fault.Credentials{AccessKey: "ak", SecretKey: "sk", Region: "eu-west-1"}},
 		},
 		{name: "access key without secret", env: map[string]string{"S3FAULT_UPSTREAM": "http://a:1", "S3FAULT_ACCESS_KEY": "ak"}, wantErr: true},
 		{name: "secret without access key", env: map[string]string{"S3FAULT_UPSTREAM": "http://a:1", "S3FAULT_SECRET_KEY": "sk"}, wantErr: true},
@@ -68,11 +68,13 @@ func TestParseConfig(t *testing.T) {
 			name: "two random ports",
 			args: []string{"-upstream", "http://a:1", "-s3-addr", "127.0.0.1:0", "-control-addr", "127.0.0.1:0"},
 			want: config{s3Addr: "127.0.0.1:0", controlAddr: "127.0.0.1:0", upstream: "http://a:1",
-				logLevel: slog.LevelInfo, shutdownTimeout: 10 * time.Second},
+				logLevel: slog.LevelInfo, shutdownTimeout: 10 * time.Second, journalSize: 100_000},
 		},
 		{name: "bad level", args: []string{"-upstream", "http://a:1", "-log-level", "loud"}, wantErr: true},
 		{name: "bad format", args: []string{"-upstream", "http://a:1", "-log-format", "xml"}, wantErr: true},
 		{name: "bad timeout", args: []string{"-upstream", "http://a:1", "-shutdown-timeout", "-1s"}, wantErr: true},
+		{name: "negative journal size", args: []string{"-upstream", "http://a:1", "-journal-size", "-1"}, wantErr: true},
+		{name: "bad env journal size", env: map[string]string{"S3FAULT_UPSTREAM": "http://a:1", "S3FAULT_JOURNAL_SIZE": "1e5"}, wantErr: true},
 		{name: "same ports", args: []string{"-upstream", "http://a:1", "-s3-addr", ":1", "-control-addr", ":1"}, wantErr: true},
 		{name: "unknown flag", args: []string{"-upstream", "http://a:1", "-verbose"}, wantErr: true},
 		{name: "stray argument", args: []string{"-upstream", "http://a:1", "extra"}, wantErr: true},
@@ -111,7 +113,7 @@ func TestServeProxiesAndShutsDown(t *testing.T) {
 	addrs := make(chan [2]net.Addr, 1)
 	done := make(chan error, 1)
 	cfg := config{s3Addr: "localhost:0", controlAddr: "localhost:0", upstream: upstream.URL, seed: 42,
-		shutdownTimeout: 5 * time.Second}
+		shutdownTimeout: 5 * time.Second, journalSize: 2}
 	go func() {
 		done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(t.Output(), nil)), func(s3, ctl net.Addr) {
 			addrs <- [2]net.Addr{s3, ctl}
@@ -157,6 +159,12 @@ func TestServeProxiesAndShutsDown(t *testing.T) {
 	st, err := ctl.Stats(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), st.Op(s3fault.OpGetObject).Seen)
+	assert.Equal(t, http.StatusOK, get().StatusCode)
+	j, err := ctl.Journal(ctx)
+	require.NoError(t, err)
+	require.Len(t, j, 2, "the journal size reached the layer: the oldest of 3 was dropped")
+	assert.Equal(t, []int{http.StatusServiceUnavailable, http.StatusOK}, []int{j[0].Status, j[1].Status})
+	assert.Equal(t, "SlowDown", j[0].Code)
 
 	cancel()
 	select {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // BenchmarkProxyOverhead compares requests sent straight to an in-memory
@@ -74,4 +75,34 @@ func BenchmarkProxyOverhead(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkJournalRecord is the journal's cost on the request path: one
+// entry into a full ring (the steady state), serially and from all cores.
+func BenchmarkJournalRecord(b *testing.B) {
+	e := Entry{At: time.Now(), Op: OpPutObject, Key: "collections/c1/snap.parquet", Rule: "r1",
+		Action: ActionSlowDown, Status: 503, Code: "SlowDown"}
+	b.Run("serial", func(b *testing.B) {
+		j := newJournal(1024)
+		for range 1024 {
+			j.record(j.generation(), &e)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			j.record(j.generation(), &e)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		j := newJournal(1024)
+		for range 1024 {
+			j.record(j.generation(), &e)
+		}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			e := e
+			for pb.Next() {
+				j.record(j.generation(), &e)
+			}
+		})
+	})
 }

@@ -138,15 +138,29 @@ func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	return s, err
 }
 
-// ResetStats zeroes the counters; rules stay.
+// ResetStats zeroes the counters and empties the journal; rules stay.
 func (c *Client) ResetStats(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, PathStatsReset, nil, http.StatusNoContent, nil)
 }
 
-// Reset deletes every rule and zeroes the counters: a clean layer for the
-// next test case.
+// Reset deletes every rule, zeroes the counters and empties the journal: a
+// clean layer for the next test case.
 func (c *Client) Reset(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, PathReset, nil, http.StatusNoContent, nil)
+}
+
+// maxJournalResponse bounds a GET /v1/journal answer: a full journal of the
+// default size is about 15 MB, plus its keys.
+const maxJournalResponse = 1 << 30
+
+// Journal returns the layer's request journal (GET /v1/journal): one entry
+// per S3 request since start or the last ResetStats or Reset, oldest first,
+// at most the layer's journal size (the oldest are dropped). See
+// [Proxy.Journal].
+func (c *Client) Journal(ctx context.Context) ([]Entry, error) {
+	var j JournalBody
+	err := c.doLimit(ctx, http.MethodGet, PathJournal, nil, http.StatusOK, &j, maxJournalResponse)
+	return j.Entries, err
 }
 
 // CloseIdleUpstream makes the layer close its idle keep-alive connections to
@@ -174,8 +188,16 @@ func (c *Client) SetSeed(ctx context.Context, seed uint64) error {
 	return c.do(ctx, http.MethodPut, PathSeed, SeedBody{Seed: &seed}, http.StatusOK, nil)
 }
 
+// maxResponse bounds the answers of the control API but the journal.
+const maxResponse = 16 << 20
+
 // do sends one request and decodes the answer into out (when non-nil).
 func (c *Client) do(ctx context.Context, method, path string, in any, want int, out any) error {
+	return c.doLimit(ctx, method, path, in, want, out, maxResponse)
+}
+
+// doLimit is do for an answer of at most limit bytes.
+func (c *Client) doLimit(ctx context.Context, method, path string, in any, want int, out any, limit int64) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -198,9 +220,12 @@ func (c *Client) do(ctx context.Context, method, path string, in any, want int, 
 		return fmt.Errorf("s3fault control API: %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return fmt.Errorf("s3fault control API: %s %s: read response: %w", method, path, err)
+	}
+	if int64(len(data)) > limit {
+		return fmt.Errorf("s3fault control API: %s %s: response larger than %d bytes", method, path, limit)
 	}
 	if resp.StatusCode != want {
 		var eb ErrorBody

@@ -63,4 +63,12 @@ func TestConcurrentCountsAreExact(t *testing.T) {
 	rs, ok = st.Rule(next)
 	require.True(t, ok)
 	assert.Equal(t, int64(7), rs.Injected)
+
+	// The journal has every request once, with the status its client got.
+	journaled := map[string]map[int]int{"GET": {}, "HEAD": {}}
+	for _, e := range s.proxy.Journal() {
+		method := map[Op]string{OpGetObject: "GET", OpHeadObject: "HEAD"}[e.Op]
+		journaled[method][e.Status]++
+	}
+	assert.Equal(t, codes, journaled)
 }

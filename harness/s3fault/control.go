@@ -17,6 +17,7 @@ const (
 	PathStatsReset        = "/v1/stats/reset"
 	PathReset             = "/v1/reset"
 	PathSeed              = "/v1/seed"
+	PathJournal           = "/v1/journal"
 	PathUpstreamCloseIdle = "/v1/upstream/close-idle"
 )
 
@@ -43,6 +44,12 @@ type RuleList struct {
 type DeletedRules struct {
 	// Deleted is the number of rules removed.
 	Deleted int `json:"deleted"`
+}
+
+// JournalBody is the body of GET /v1/journal.
+type JournalBody struct {
+	// Entries are the journal's entries, oldest first.
+	Entries []Entry `json:"entries"`
 }
 
 // SeedBody is the body of GET and PUT /v1/seed.
@@ -76,8 +83,9 @@ type ErrorDetail struct {
 //	GET    /v1/rules/{id}    RuleStatus
 //	DELETE /v1/rules/{id}    delete one rule; 204
 //	GET    /v1/stats         Stats
-//	POST   /v1/stats/reset   zero the counters; 204
-//	POST   /v1/reset         delete every rule and zero the counters; 204
+//	POST   /v1/stats/reset   zero the counters and empty the journal; 204
+//	POST   /v1/reset         delete every rule, zero the counters, empty the journal; 204
+//	GET    /v1/journal       JournalBody: the request journal, oldest first
 //	GET    /v1/seed          SeedBody
 //	PUT    /v1/seed          set the layer seed from a SeedBody; SeedBody
 //	POST   /v1/upstream/close-idle  close idle upstream connections; 204
@@ -96,6 +104,7 @@ func NewControlHandler(p *Proxy) http.Handler {
 	mux.HandleFunc(PathStats, c.methods(map[string]http.HandlerFunc{http.MethodGet: c.stats}))
 	mux.HandleFunc(PathStatsReset, c.methods(map[string]http.HandlerFunc{http.MethodPost: c.resetStats}))
 	mux.HandleFunc(PathReset, c.methods(map[string]http.HandlerFunc{http.MethodPost: c.reset}))
+	mux.HandleFunc(PathJournal, c.methods(map[string]http.HandlerFunc{http.MethodGet: c.journal}))
 	mux.HandleFunc(PathSeed, c.methods(map[string]http.HandlerFunc{
 		http.MethodGet: c.getSeed, http.MethodPut: c.setSeed,
 	}))
@@ -182,6 +191,18 @@ func (c *control) reset(w http.ResponseWriter, _ *http.Request) {
 	c.p.DeleteAllRules()
 	c.p.ResetStats()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// journal streams the journal as compact JSON: a full journal is about
+// 15 MB, which indenting would nearly double.
+func (c *control) journal(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	// Entries hold only strings, numbers and times: encoding cannot fail,
+	// and a write error means the client left.
+	_ = enc.Encode(JournalBody{Entries: c.p.Journal()})
 }
 
 func (c *control) closeIdle(w http.ResponseWriter, _ *http.Request) {

@@ -129,6 +129,7 @@ func TestControlHTTPErrors(t *testing.T) {
 		{"unknown endpoint", "GET", "/v2/rules", "", 404, CodeNotFound},
 		{"wrong method", "PATCH", "/v1/rules", "", 405, CodeMethodNotAllowed},
 		{"stats reset needs POST", "GET", "/v1/stats/reset", "", 405, CodeMethodNotAllowed},
+		{"journal is read-only", "DELETE", "/v1/journal", "", 405, CodeMethodNotAllowed},
 		{"seed missing", "PUT", "/v1/seed", `{}`, 400, CodeInvalidJSON},
 		{"seed negative", "PUT", "/v1/seed", `{"seed":-1}`, 400, CodeInvalidJSON},
 	}

@@ -182,6 +182,8 @@ func (f firing) rng() *rand.Rand { return rand.New(rand.NewPCG(f.seed, firingStr
 type decision struct {
 	// delay is the sum of the fired delay actions.
 	delay time.Duration
+	// delayRule is the id of the first delay rule that fired.
+	delayRule string
 	// fault is the first fired non-delay action, if any.
 	fault *firing
 }
@@ -325,6 +327,9 @@ func (e *engine) decide(req Request) decision {
 				delay += time.Duration(rs.rng.Int64N(j + 1))
 			}
 			d.delay += delay
+			if d.delayRule == "" {
+				d.delayRule = f.ruleID
+			}
 			e.injectedLocked(f.ruleID, req.Op, ActionDelay)
 			continue
 		}

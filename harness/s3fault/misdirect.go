@@ -59,6 +59,7 @@ func (p *Proxy) misdirect(w http.ResponseWriter, r *http.Request, st *reqState, 
 	}
 	if len(keys) == 0 {
 		p.engine.unfire(f)
+		st.setFault(nil)
 		p.log.Debug("s3fault misdirect: no other object under the prefix, forwarding unchanged", "rule", f.ruleID,
 			"bucket", req.Bucket, "key", req.Key, "prefix", prefix)
 		p.forward(w, r, st, p.rp)

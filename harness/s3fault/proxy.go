@@ -45,6 +45,8 @@ type Proxy struct {
 	// client sends the layer's own upstream requests through transport.
 	client *http.Client
 	bufs   bufferPool
+	// journal keeps the last requests handled (Journal).
+	journal *journal
 }
 
 // ProxyOption configures a Proxy.
@@ -55,6 +57,9 @@ type proxyConfig struct {
 	seed      uint64
 	transport *http.Transport
 	creds     *Credentials
+	// journalSize is the journal bound; journalSizeSet tells 0 from unset.
+	journalSize    int
+	journalSizeSet bool
 }
 
 // WithLogger sets the logger (default: slog.Default()).
@@ -124,6 +129,12 @@ func NewProxy(upstream string, opts ...ProxyOption) (*Proxy, error) {
 	if c := cfg.creds; c != nil && c.AccessKey == "" {
 		cfg.creds = nil
 	}
+	if !cfg.journalSizeSet {
+		cfg.journalSize = DefaultJournalSize
+	}
+	if cfg.journalSize < 0 {
+		return nil, fmt.Errorf("%w: %d: want 0 (off) or more", ErrInvalidJournalSize, cfg.journalSize)
+	}
 	var base *http.Transport
 	if cfg.transport != nil {
 		base = cfg.transport.Clone()
@@ -152,6 +163,7 @@ func NewProxy(upstream string, opts ...ProxyOption) (*Proxy, error) {
 		transport: base,
 		cutTrans:  cut,
 		creds:     cfg.creds,
+		journal:   newJournal(cfg.journalSize),
 		client: &http.Client{
 			Transport: base,
 			// The layer's own requests report what the upstream said.
@@ -165,9 +177,10 @@ func NewProxy(upstream string, opts ...ProxyOption) (*Proxy, error) {
 
 func (p *Proxy) newReverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:    p.rewrite,
-		Transport:  t,
-		BufferPool: &bufferPool{},
+		Rewrite:        p.rewrite,
+		ModifyResponse: p.modifyResponse,
+		Transport:      t,
+		BufferPool:     &bufferPool{},
 		// Pass every chunk on as it arrives, so that slow or trickling
 		// upstreams (Toxiproxy bandwidth, slicer) look the same to clients.
 		FlushInterval: -1,
@@ -253,8 +266,12 @@ func (p *Proxy) DeleteAllRules() int {
 // Stats returns a snapshot of the counters.
 func (p *Proxy) Stats() Stats { return p.engine.snapshot() }
 
-// ResetStats zeroes the counters (rules and their trigger state stay).
-func (p *Proxy) ResetStats() { p.engine.resetStats() }
+// ResetStats zeroes the counters and empties the request journal (rules
+// and their trigger state stay).
+func (p *Proxy) ResetStats() {
+	p.engine.resetStats()
+	p.journal.reset()
+}
 
 // SetSeed sets the layer seed for rules added from now on that have no seed
 // of their own.
@@ -263,18 +280,58 @@ func (p *Proxy) SetSeed(seed uint64) { p.engine.setSeed(seed) }
 // Seed returns the layer seed.
 func (p *Proxy) Seed() uint64 { return p.engine.getSeed() }
 
-// reqState travels with a forwarded request through the reverse proxy.
+// reqState is one request's state. It travels with a forwarded request
+// through the reverse proxy, and it is the ResponseWriter the request is
+// answered through, so that it sees the status sent to the client and
+// records the journal entry (journal.go).
 type reqState struct {
+	http.ResponseWriter
+	p   *Proxy
 	req Request
 	cut atomic.Bool
+	// at is the arrival time and gen the journal generation then.
+	at  time.Time
+	gen uint64
+	// rule and action are the journal's rule: the fault's, else delayRule
+	// (the first delay rule that fired, with ActionDelay).
+	rule      string
+	action    ActionKind
+	delayRule string
+	// code is the S3 error code sent, if known.
+	code string
+	// recorded is set once the journal entry is recorded.
+	recorded bool
+}
+
+// setFault sets the journal's rule to f's, or to the delay rule when f is
+// nil (no fault, or its hit was taken back).
+func (st *reqState) setFault(f *firing) {
+	switch {
+	case f != nil:
+		st.rule, st.action = f.ruleID, f.action.Kind
+	case st.delayRule != "":
+		st.rule, st.action = st.delayRule, ActionDelay
+	default:
+		st.rule, st.action = "", ""
+	}
 }
 
 type stateKey struct{}
 
 // ServeHTTP implements http.Handler.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	st := &reqState{ResponseWriter: rw, p: p, at: time.Now(), gen: p.journal.generation()}
+	// Requests that end without a status (cut, aborted, client gone) are
+	// recorded here, also when the handler panics to abort the connection.
+	defer p.recordEntry(st, 0)
+	// Everything is answered through st, which records the status.
+	var w http.ResponseWriter = st
 	req := Classify(r)
+	st.req = req
 	d := p.engine.decide(req)
+	f := d.fault
+	st.delayRule = d.delayRule
+	st.setFault(f)
 	if d.delay > 0 {
 		t := time.NewTimer(d.delay)
 		select {
@@ -284,8 +341,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	st := &reqState{req: req}
-	f := d.fault
 	if f == nil {
 		p.forward(w, r, st, p.rp)
 		return
@@ -294,7 +349,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"bucket", req.Bucket, "key", req.Key)
 	switch f.action.Kind {
 	case ActionSlowDown, ActionInternalError, ActionError:
-		if p.answerError(w, r, req, f) {
+		if p.answerError(w, r, st, f) {
 			p.engine.injected(f, req.Op)
 		}
 	case ActionTruncateBody:
@@ -356,7 +411,7 @@ type s3ErrorBody struct {
 
 // answerError writes the S3 error of f's action without forwarding. It
 // reports whether the answer was written (false when the client left).
-func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, req Request, f *firing) bool {
+func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, st *reqState, f *firing) bool {
 	a := f.action
 	status, code, msg := a.Status, a.Code, a.Message
 	retryAfter := a.RetryAfter != 0
@@ -379,6 +434,7 @@ func (p *Proxy) answerError(w http.ResponseWriter, r *http.Request, req Request,
 		}
 	}
 	reqID := fmt.Sprintf("%016X", p.reqIDs.Add(1))
+	st.code = code
 	h := w.Header()
 	h.Set("Content-Type", "application/xml")
 	h.Set("X-Amz-Request-Id", reqID)

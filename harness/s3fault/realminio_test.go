@@ -157,4 +157,14 @@ func TestRealMinIO(t *testing.T) {
 	assert.Equal(t, int64(2), st.Injected(ActionMisdirect))
 	assert.Equal(t, int64(2), st.Injected(ActionCutRequestBody))
 	assert.Zero(t, st.Op(OpPutObject).UpstreamErrors)
+
+	// MinIO's own error documents are small XML: the journal has their code.
+	require.NoError(t, ctl.ResetStats(ctx))
+	_, err = readObjectErr(ctx, mc, "tier", "missing")
+	assert.Equal(t, "NoSuchKey", minioCode(err))
+	j, err := ctl.Journal(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, j)
+	assert.Equal(t, Entry{Op: OpGetObject, Key: "missing", Status: 404, Code: "NoSuchKey"},
+		Entry{Op: j[0].Op, Key: j[0].Key, Status: j[0].Status, Code: j[0].Code})
 }
