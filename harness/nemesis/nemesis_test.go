@@ -16,7 +16,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness/s3fault"
 )
 
-func profile() Profile {
+func testProfile() Profile {
 	all := []Weight{{fault.FamilyNet, 2}, {fault.FamilyS3, 2}, {fault.FamilyProcess, 2}, {fault.FamilyWorker, 1},
 		{fault.FamilyDisk, 1}, {fault.FamilyMinIO, 1}}
 	return Profile{Name: "everything", Families: all, MeanFault: fault.Duration(2 * time.Second),
@@ -27,16 +27,16 @@ func profile() Profile {
 var testTraffic = Traffic{Rate: 100, Collections: 8, HotCollections: 2, Dimension: 8}
 
 func TestGenerateIsDeterministic(t *testing.T) {
-	a, err := Generate(42, profile(), testTraffic)
+	a, err := Generate(42, testProfile(), testTraffic)
 	require.NoError(t, err)
-	b, err := Generate(42, profile(), testTraffic)
+	b, err := Generate(42, testProfile(), testTraffic)
 	require.NoError(t, err)
 	ab, err := a.Marshal()
 	require.NoError(t, err)
 	bb, err := b.Marshal()
 	require.NoError(t, err)
 	assert.Equal(t, string(ab), string(bb), "same seed and profile give a byte-identical schedule")
-	c, err := Generate(43, profile(), testTraffic)
+	c, err := Generate(43, testProfile(), testTraffic)
 	require.NoError(t, err)
 	cb, err := c.Marshal()
 	require.NoError(t, err)
@@ -57,7 +57,7 @@ func TestGenerateIsDeterministic(t *testing.T) {
 
 func TestGenerateRespectsTheProfile(t *testing.T) {
 	for seed := uint64(1); seed <= 50; seed++ {
-		p := profile()
+		p := testProfile()
 		sch, err := Generate(seed, p, testTraffic)
 		require.NoError(t, err)
 		require.NoError(t, sch.Validate())
@@ -93,7 +93,7 @@ func TestGenerateRespectsTheProfile(t *testing.T) {
 }
 
 func TestGenerateKinds(t *testing.T) {
-	p := profile()
+	p := testProfile()
 	p.Families = []Weight{{fault.FamilyS3, 1}}
 	p.Kinds = []string{fault.KindS3Delay}
 	sch, err := Generate(9, p, testTraffic)
@@ -108,7 +108,7 @@ func TestGenerateKinds(t *testing.T) {
 }
 
 func TestScheduleRejectsBadInput(t *testing.T) {
-	good, err := Generate(1, profile(), testTraffic)
+	good, err := Generate(1, testProfile(), testTraffic)
 	require.NoError(t, err)
 	b, err := good.Marshal()
 	require.NoError(t, err)
@@ -142,7 +142,7 @@ func TestScheduleRejectsBadInput(t *testing.T) {
 // A shrinker whose candidates fail exactly when they hold steps 3 and 7
 // ends with those two steps.
 func TestShrinkFindsTheMinimalSteps(t *testing.T) {
-	sch, err := Generate(5, profile(), testTraffic)
+	sch, err := Generate(5, testProfile(), testTraffic)
 	require.NoError(t, err)
 	require.Greater(t, len(sch.Steps), 10)
 	culprits := []fault.Fault{sch.Steps[3].Fault.Fault, sch.Steps[7].Fault.Fault}
@@ -175,7 +175,7 @@ func TestShrinkFindsTheMinimalSteps(t *testing.T) {
 
 // A flaky failure (one run in three) is still kept with Runs=3.
 func TestShrinkKeepsFlakyFailures(t *testing.T) {
-	sch, err := Generate(6, profile(), testTraffic)
+	sch, err := Generate(6, testProfile(), testTraffic)
 	require.NoError(t, err)
 	n := 0
 	small, _, err := Shrink(context.Background(), sch, ShrinkConfig{Runs: 3, Try: func(context.Context, Schedule) (bool, error) {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/google/pprof/profile"
 
 	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/profiling"
@@ -87,7 +90,7 @@ func (p *profiler) snapshot(ctx context.Context, label string) {
 		return
 	}
 	heap, herr := profiling.Total(h.Profile, "inuse_space")
-	gor, gerr := profiling.Total(g.Profile, "goroutine")
+	gor, gerr := workGoroutines(g.Profile)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.rep.Files = append(p.rep.Files, h.Path, g.Path)
@@ -164,4 +167,40 @@ func (p *profiler) findings() []Finding {
 		out = append(out, Finding{Check: "profile", Message: fmt.Sprintf("tierd's goroutines grew from %d to %d after the run settled", r.GoroutinesStart, r.GoroutinesEnd)})
 	}
 	return out
+}
+
+// workGoroutines counts a goroutine profile's goroutines, less those of
+// kept-alive HTTP connections.
+func workGoroutines(p *profile.Profile) (int64, error) {
+	idx := -1
+	for i, st := range p.SampleType {
+		if st.Type == "goroutine" {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return 0, fmt.Errorf("nemesis: goroutine profile without goroutine samples")
+	}
+	// Goroutines of kept-alive HTTP connections (tierd's side and, in
+	// process, the client's) follow how many idle connections the
+	// traffic's pool keeps: not a leak.
+	connFuncs := []string{"net/http.(*conn).serve", "net/http.(*persistConn).readLoop", "net/http.(*persistConn).writeLoop"}
+	var n int64
+	for _, s := range p.Sample {
+		if !onStack(s, connFuncs) {
+			n += s.Value[idx]
+		}
+	}
+	return n, nil
+}
+
+func onStack(s *profile.Sample, funcs []string) bool {
+	for _, loc := range s.Location {
+		for _, l := range loc.Line {
+			if l.Function != nil && slices.Contains(funcs, l.Function.Name) {
+				return true
+			}
+		}
+	}
+	return false
 }

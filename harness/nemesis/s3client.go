@@ -28,7 +28,9 @@ const (
 
 // writeOps are the operations whose keys name one upload attempt: a
 // request for the same key soon after a refusal is that attempt retried.
-var writeOps = []s3fault.Op{s3fault.OpPutObject, s3fault.OpUploadPart, s3fault.OpCreateMultipartUpload, s3fault.OpCompleteMultipartUpload}
+func writeOps() []s3fault.Op {
+	return []s3fault.Op{s3fault.OpPutObject, s3fault.OpUploadPart, s3fault.OpCreateMultipartUpload, s3fault.OpCompleteMultipartUpload}
+}
 
 // s3Client judges how tierd treated S3's refusals, from the fault layer's
 // journal:
@@ -66,6 +68,7 @@ func judgeJournal(j []s3fault.Entry) []Finding {
 		k := opKey{e.Op, e.Key}
 		byKey[k] = append(byKey[k], e)
 	}
+	uploads := writeOps()
 	var first, later []time.Duration
 	retried403 := map[opKey]bool{}
 	hammered := map[opKey]bool{}
@@ -77,7 +80,7 @@ func judgeJournal(j []s3fault.Entry) []Finding {
 			if i+1 < len(es) && refused {
 				next := es[i+1]
 				gap := next.At.Sub(e.At)
-				if e.Status == 403 && slices.Contains(writeOps, k.op) && gap <= retryHorizon && !retried403[k] {
+				if e.Status == 403 && slices.Contains(uploads, k.op) && gap <= retryHorizon && !retried403[k] {
 					retried403[k] = true
 					out = append(out, Finding{Check: "s3client", Message: fmt.Sprintf(
 						"%s %s was retried %s after a non-retryable 403 %s", k.op, k.key, gap.Round(time.Millisecond), e.Code)})

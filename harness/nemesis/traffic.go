@@ -16,18 +16,24 @@ import (
 
 // The traffic's operations and their weights: every tierd operation, with
 // deletes and re-creates rare enough that collections mostly exist.
-var trafficMix = []struct {
+func trafficMix() []struct {
 	name   string
 	weight float64
-}{
-	{"insert", 30}, {"search", 20}, {"list_vectors", 8}, {"get", 6}, {"set_tier", 12},
-	{"snapshot", 6}, {"list_snapshots", 4}, {"restore", 5}, {"delete", 2}, {"create", 4},
+} {
+	return []struct {
+		name   string
+		weight float64
+	}{
+		{"insert", 30}, {"search", 20}, {"list_vectors", 8}, {"get", 6}, {"set_tier", 12},
+		{"snapshot", 6}, {"list_snapshots", 4}, {"restore", 5}, {"delete", 1}, {"create", 6},
+	}
 }
 
 // OpNames lists the traffic's operation names.
 func OpNames() []string {
-	out := make([]string, len(trafficMix))
-	for i, m := range trafficMix {
+	mix := trafficMix()
+	out := make([]string, len(mix))
+	for i, m := range mix {
 		out[i] = m.name
 	}
 	return out
@@ -90,8 +96,9 @@ func (t *traffic) setup(ctx context.Context) error {
 
 // ops returns the driver's operations.
 func (t *traffic) ops() []load.Op {
-	out := make([]load.Op, 0, len(trafficMix))
-	for _, m := range trafficMix {
+	mix := trafficMix()
+	out := make([]load.Op, 0, len(mix))
+	for _, m := range mix {
 		name := m.name
 		out = append(out, load.Op{Name: name, Weight: m.weight, Do: func(ctx context.Context, seq uint64) error {
 			return coded(t.do(ctx, name, seq))
