@@ -108,3 +108,21 @@ func TestReconfigureTierd(t *testing.T) {
 	require.NoError(t, err, "quota removed")
 	require.NoError(t, stack.Tierd.DeleteCollection(ctx, "reconfigure-second"))
 }
+
+// TestReconfigureTierdRefused: settings tierd refuses to start with leave
+// tierd running with its previous settings and its data, and the error
+// says so.
+func TestReconfigureTierdRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := "reconfigure-refused"
+	_, err := stack.Tierd.CreateCollection(ctx, api.CreateCollectionRequest{Name: name, Dimension: 4, Metric: api.MetricL2})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = stack.Tierd.DeleteCollection(context.Background(), name) })
+
+	err = stack.ReconfigureTierd(ctx, map[string]string{"TIERD_WAL_SEGMENT_BYTES": "8KiB"}) // below tierd's minimum
+	require.Error(t, err, "tierd refuses a WAL segment below 64 KiB")
+	_, err = stack.Tierd.GetCollection(ctx, name)
+	require.NoError(t, err, "tierd serves again, with its data, after the refused settings")
+	require.NoError(t, stack.ClearFaults(ctx))
+}

@@ -566,7 +566,13 @@ func (s *Stack) ReconfigureTierd(ctx context.Context, env map[string]string) err
 		s.mu.Unlock()
 	}
 	if err := s.startTierd(ctx, s.Mode, merged); err != nil {
-		return err
+		// tierd refused the settings (or did not start): bring it back
+		// with the ones it had, so the stack stays usable.
+		old := s.tierdExtra
+		if rerr := s.startTierd(ctx, s.Mode, old); rerr != nil {
+			return errors.Join(err, fmt.Errorf("harness: restart tierd with its previous settings: %w", rerr))
+		}
+		return errors.Join(err, s.waitReady(ctx))
 	}
 	return s.waitReady(ctx)
 }
