@@ -8,7 +8,7 @@ E2E_FLAGS ?= -count=1 -timeout 20m
 # Where no registry answers, never try to pull (build from source at once).
 export TIERCHAOS_PULL ?= auto
 
-.PHONY: help test unit e2e e2e-race images cleanup lint vet fmt actionlint repro load nightly bench-upload
+.PHONY: help test unit e2e e2e-race nemesis images cleanup lint vet fmt actionlint repro load nightly bench-upload
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -20,6 +20,10 @@ unit: ## unit tests of every package, with the race detector
 
 e2e: images ## the chaos suites and the harness self-tests against the container stack
 	$(GO) test -tags e2e $(E2E_FLAGS) $(SCENARIOS) $(SELFTESTS)
+
+NEMESIS_FLAGS ?=
+nemesis: images ## the nemesis rows (random fault schedules under load); NEMESIS_FLAGS='-chaos.duration=10m -chaos.shrink=20m'
+	$(GO) test -tags e2e -count=1 -timeout 90m -v -run '^TestNemesis' ./scenarios/nemesis $(NEMESIS_FLAGS)
 
 e2e-race: images ## the chaos suites with tierd in the test process, under the race detector
 	TIERCHAOS_SUT=inprocess $(GO) test -race -tags e2e $(E2E_FLAGS) $(SCENARIOS)
