@@ -149,7 +149,8 @@ func randomFault(r *rand.Rand, fam fault.Family) fault.Fault {
 	case fault.FamilyNet:
 		switch r.IntN(8) {
 		case 0:
-			return fault.Net{Toxic: "latency", Latency: ms(r, 50, 800), Jitter: ms(r, 0, 200)}
+			lat := ms(r, 50, 800)
+			return fault.Net{Toxic: "latency", Latency: lat, Jitter: ms(r, 0, min(200, int(lat.D()/time.Millisecond)))}
 		case 1:
 			return fault.Net{Toxic: "bandwidth", RateKBps: int64(16 + r.IntN(240))}
 		case 2:
