@@ -3,6 +3,7 @@ package nemesis
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -296,4 +297,36 @@ func TestJudgeJournal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The working set shifts: within one period some collections see almost
+// no traffic, and the busiest collection changes between periods.
+func TestTrafficWorkingSetShifts(t *testing.T) {
+	tr := newTraffic(nil, Traffic{Rate: 100, Collections: 8, HotCollections: 2, Dimension: 4, Seed: 3}, "p")
+	period := uint64(100 * workingSetPeriod)
+	busiest := func(epoch uint64) (int, []int) {
+		counts := make([]int, 8)
+		for seq := epoch * period; seq < (epoch+1)*period; seq++ {
+			counts[tr.pick(rand.New(rand.NewPCG(3, seq)), seq)]++
+		}
+		best := 2
+		for i := 2; i < 8; i++ {
+			if counts[i] > counts[best] {
+				best = i
+			}
+		}
+		return best, counts
+	}
+	b0, c0 := busiest(0)
+	b1, _ := busiest(1)
+	assert.NotEqual(t, b0, b1, "the busiest collection rotates")
+	assert.InDelta(t, 0.3*float64(period), float64(c0[0]+c0[1]), 0.08*float64(period), "hot collections get their share")
+	idle := 0
+	for _, n := range c0[2:] {
+		if n <= 5 {
+			idle++
+		}
+	}
+	assert.GreaterOrEqual(t, idle, 2, "some collections sit (nearly) idle for a period: %v", c0)
+	assert.True(t, isHot(tr.names[0]) && isHot(tr.names[1]) && !isHot(tr.names[2]))
 }

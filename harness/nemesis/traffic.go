@@ -3,6 +3,7 @@ package nemesis
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -109,7 +110,7 @@ func (t *traffic) ops() []load.Op {
 
 func (t *traffic) do(ctx context.Context, op string, seq uint64) error {
 	r := rand.New(rand.NewPCG(t.tr.Seed, seq+1<<32))
-	i := r.IntN(len(t.names))
+	i := t.pick(r, seq)
 	name := t.names[i]
 	switch op {
 	case "insert":
@@ -179,6 +180,40 @@ func (t *traffic) do(ctx context.Context, op string, seq uint64) error {
 		return err
 	}
 	return fmt.Errorf("nemesis: unknown traffic op %q", op)
+}
+
+// The working set: hot collections get hotShare of the requests, evenly;
+// the others a skewed share (rank k weighs 1/(k+1)^3) whose ranking
+// rotates every workingSetPeriod, so that some collections sit idle for
+// seconds (and tierd's worker demotes them) and come back later.
+const (
+	hotShare         = 0.3
+	workingSetPeriod = 5 // seconds
+)
+
+// pick chooses request seq's collection.
+func (t *traffic) pick(r *rand.Rand, seq uint64) int {
+	hot, n := t.tr.HotCollections, len(t.names)
+	if hot > 0 && (hot == n || r.Float64() < hotShare) {
+		return r.IntN(hot)
+	}
+	others := n - hot
+	var total float64
+	for k := range others {
+		total += 1 / math.Pow(float64(k+1), 3)
+	}
+	x := r.Float64() * total
+	rank := others - 1
+	for k := range others {
+		w := 1 / math.Pow(float64(k+1), 3)
+		if x < w {
+			rank = k
+			break
+		}
+		x -= w
+	}
+	epoch := int(seq / uint64(max(1, t.tr.Rate*workingSetPeriod)))
+	return hot + (rank+epoch)%others
 }
 
 func vector(r *rand.Rand, dim int) []float32 {
