@@ -82,6 +82,12 @@ func Markdown(r *Result) string {
 		}
 		b.WriteString("\n")
 	}
+	if len(r.Notes) > 0 {
+		b.WriteString("\n## No verdict\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
 	if r.Failed() {
 		b.WriteString("\n## Findings\n\n")
 		for _, f := range r.Findings {

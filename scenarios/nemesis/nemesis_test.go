@@ -195,6 +195,9 @@ func runSchedule(t *testing.T, sch nemesis.Schedule, budgets []nemesis.Budget) {
 	res := runOnce(ctx, t, sch, budgets, dir, nil)
 	t.Logf("nemesis: profile %s seed %d, %d steps, %d requests, start lag p99 %s; artifacts in %s",
 		sch.Profile.Name, sch.Seed, len(sch.Steps), res.Requests, res.StartLag.P99, dir)
+	for _, n := range res.Notes {
+		t.Logf("nemesis: no verdict: %s", n)
+	}
 	if !res.Failed() {
 		return
 	}
