@@ -114,7 +114,7 @@ func (t *traffic) do(ctx context.Context, op string, seq uint64) error {
 	name := t.names[i]
 	switch op {
 	case "insert":
-		n := 1 + r.IntN(4)
+		n := batchSize(r)
 		vs := make([]api.Vector, n)
 		for j := range vs {
 			id := fmt.Sprintf("v%d-%d", seq, j)
@@ -180,6 +180,19 @@ func (t *traffic) do(ctx context.Context, op string, seq uint64) error {
 		return err
 	}
 	return fmt.Errorf("nemesis: unknown traffic op %q", op)
+}
+
+// batchSize draws an insert's size from a heavy tail: mostly 1 to 4
+// vectors, sometimes tens, now and then a couple of hundred.
+func batchSize(r *rand.Rand) int {
+	switch x := r.IntN(100); {
+	case x < 80:
+		return 1 + r.IntN(4)
+	case x < 95:
+		return 5 + r.IntN(28)
+	default:
+		return 33 + r.IntN(168)
+	}
 }
 
 // The working set: hot collections get hotShare of the requests, evenly;
