@@ -330,3 +330,26 @@ func TestTrafficWorkingSetShifts(t *testing.T) {
 	assert.GreaterOrEqual(t, idle, 2, "some collections sit (nearly) idle for a period: %v", c0)
 	assert.True(t, isHot(tr.names[0]) && isHot(tr.names[1]) && !isHot(tr.names[2]))
 }
+
+func TestProfileGates(t *testing.T) {
+	tests := []struct {
+		name string
+		r    ProfileReport
+		want string
+	}{
+		{"steady", ProfileReport{HeapStart: 10 << 20, HeapEnd: 12 << 20, GoroutinesStart: 12, GoroutinesEnd: 20}, ""},
+		{"heap leak", ProfileReport{HeapStart: 10 << 20, HeapEnd: 40 << 20, GoroutinesStart: 12, GoroutinesEnd: 20}, "heap grew"},
+		{"goroutine leak", ProfileReport{HeapStart: 10 << 20, HeapEnd: 10 << 20, GoroutinesStart: 12, GoroutinesEnd: 100}, "goroutines grew"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := profileFindings(&tt.r)
+			if tt.want == "" {
+				assert.Empty(t, got)
+				return
+			}
+			require.Len(t, got, 1)
+			assert.Contains(t, got[0].Message, tt.want)
+		})
+	}
+}

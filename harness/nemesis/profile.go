@@ -154,8 +154,10 @@ func (p *profiler) report() *ProfileReport {
 }
 
 // findings gates heap and goroutine growth.
-func (p *profiler) findings() []Finding {
-	r := p.report()
+func (p *profiler) findings() []Finding { return profileFindings(p.report()) }
+
+// profileFindings gates a report's heap and goroutine growth.
+func profileFindings(r *ProfileReport) []Finding {
 	var out []Finding
 	if r.HeapStart > 0 && r.HeapEnd > 0 {
 		limit := max(int64(float64(r.HeapStart)*(1+maxHeapGrowth)), r.HeapStart+heapSlack)

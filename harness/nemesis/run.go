@@ -243,7 +243,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if settleErr != nil {
 		res.Findings = append(res.Findings, Finding{Check: "orphans", Message: settleErr.Error()})
 	} else {
-		res.Findings = append(res.Findings, orphans(ctx, s, tr.names)...)
+		res.Findings = append(res.Findings, Orphans(ctx, s, tr.names)...)
 	}
 	res.Findings = append(res.Findings, s3Client(ctx, s, exec.applied)...)
 	res.Phases = phaseReports(ops, exec.applied, runStart, sch, cfg.Budgets)
@@ -392,10 +392,10 @@ func settle(ctx context.Context, s *harness.Stack, timeout time.Duration) error 
 	}
 }
 
-// orphans compares each collection's objects in MinIO with what tierd
+// Orphans compares each collection's objects in MinIO with what tierd
 // references (the cold copy and the snapshots), and lists incomplete
 // multipart uploads, after the worker's sweep.
-func orphans(ctx context.Context, s *harness.Stack, names []string) []Finding {
+func Orphans(ctx context.Context, s *harness.Stack, names []string) []Finding {
 	var out []Finding
 	refs := map[string]bool{}
 	for _, name := range names {
