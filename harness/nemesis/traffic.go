@@ -3,7 +3,6 @@ package nemesis
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -196,12 +195,14 @@ func batchSize(r *rand.Rand) int {
 }
 
 // The working set: hot collections get hotShare of the requests, evenly;
-// the others a skewed share (rank k weighs 1/(k+1)^3) whose ranking
-// rotates every workingSetPeriod, so that some collections sit idle for
-// seconds (and tierd's worker demotes them) and come back later.
+// of the others, half (rounded up) are active at a time and share the rest
+// with a skew (the k-th active one weighs 1/(k+1)); every workingSetPeriod
+// the active set moves on by one collection. A collection thus sits idle
+// for whole periods (long enough for tierd's worker to demote it) and then
+// comes back.
 const (
 	hotShare         = 0.3
-	workingSetPeriod = 5 // seconds
+	workingSetPeriod = 10 // seconds
 )
 
 // pick chooses request seq's collection.
@@ -211,14 +212,15 @@ func (t *traffic) pick(r *rand.Rand, seq uint64) int {
 		return r.IntN(hot)
 	}
 	others := n - hot
+	active := (others + 1) / 2
 	var total float64
-	for k := range others {
-		total += 1 / math.Pow(float64(k+1), 3)
+	for k := range active {
+		total += 1 / float64(k+1)
 	}
 	x := r.Float64() * total
-	rank := others - 1
-	for k := range others {
-		w := 1 / math.Pow(float64(k+1), 3)
+	rank := active - 1
+	for k := range active {
+		w := 1 / float64(k+1)
 		if x < w {
 			rank = k
 			break
