@@ -423,3 +423,29 @@ func TestTiersManyUnknownOperations(t *testing.T) {
 	requireViolation(t, newChecker(t, b.ops, Config{}).Tiers(), TiersName, "not linearizable")
 	require.NoError(t, newChecker(t, good, Config{}).Tiers())
 }
+
+// An unknown delete may take effect at any later moment, so it excuses a
+// later acknowledged insert missing at the end; bounded by the death of
+// the server that received it (EffectBy), it no longer does.
+func TestUnknownEffectBoundedByCrash(t *testing.T) {
+	del := history.Op{Kind: history.KindDeleteCollection, Call: 20, Return: 30, Outcome: history.Unknown}
+	recreate := create(40, 50, api.MetricL2)
+	recreate.Outcome = history.Unknown
+	build := func(bound int64) []history.Op {
+		b := &builder{}
+		b.add(create(0, 10, api.MetricL2))
+		d, r := del, recreate
+		if bound > 0 {
+			d.EffectBy, r.EffectBy = bound, bound+25
+		}
+		b.add(d).add(r)
+		b.add(insert(100, 110, history.OK, vec("a", 1, 2)))
+		return b.ops
+	}
+	// Unbounded: the unknown delete and create may come after the insert.
+	require.NoError(t, newChecker(t, build(0), Config{}).LostWrites(final()))
+	// Bounded before the insert: the insert must be there.
+	ops := build(35)
+	require.NoError(t, history.Validate(ops))
+	requireViolation(t, newChecker(t, ops, Config{}).LostWrites(final()), LostWritesName, "is lost")
+}

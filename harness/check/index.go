@@ -108,9 +108,14 @@ type collection struct {
 	overwrites map[string]killers
 }
 
-// effectiveReturn is the return time a checker must assume for op.
+// effectiveReturn is the return time a checker must assume for op: for an
+// unknown outcome, the time its server died if the history knows it
+// (EffectBy), else never.
 func effectiveReturn(op history.Op) int64 {
 	if op.Outcome == history.Unknown {
+		if op.EffectBy > 0 {
+			return op.EffectBy
+		}
 		return never
 	}
 	return op.Return

@@ -118,6 +118,11 @@ type Op struct {
 	Code string `json:"code,omitempty"`
 	// Error is the error text of a failed or unknown operation.
 	Error string `json:"error,omitempty"`
+	// EffectBy, set only on an unknown operation, bounds when its effect
+	// (if any) took place: the server that received it died then (a kill
+	// or restart the harness made), and the process that replaced it never
+	// saw the request. Zero means no bound: the effect may come at any time.
+	EffectBy int64 `json:"effect_by,omitempty"`
 
 	// Dimension and Metric are the inputs of create_collection, and what
 	// an ok get_collection observed.
@@ -209,6 +214,8 @@ func Validate(ops []Op) error {
 			return fmt.Errorf("%w: operation %d has no collection", ErrInvalidHistory, i)
 		case o.Call < 0 || o.Return <= o.Call:
 			return fmt.Errorf("%w: operation %d has call %d and return %d", ErrInvalidHistory, i, o.Call, o.Return)
+		case o.EffectBy != 0 && (o.Outcome != Unknown || o.EffectBy <= o.Call):
+			return fmt.Errorf("%w: operation %d (%s) has effect_by %d with call %d", ErrInvalidHistory, i, o.Outcome, o.EffectBy, o.Call)
 		case o.Snapshot == "" && o.Outcome != Failed && o.Kind == KindRestore,
 			o.Snapshot == "" && o.Outcome == OK && o.Kind == KindSnapshot:
 			return fmt.Errorf("%w: operation %d (%s, %s) has no snapshot id", ErrInvalidHistory, i, o.Kind, o.Outcome)

@@ -353,3 +353,24 @@ func TestProfileGates(t *testing.T) {
 		})
 	}
 }
+
+func TestBoundByCrashes(t *testing.T) {
+	ops := []history.Op{
+		op(0, history.KindInsert, "c", 10, 20, history.Unknown, ""),             // sent before the crash: bounded by its end
+		op(1, history.KindInsert, "c", 105, 130, history.Unknown, ""),           // sent during the crash: may reach the new process
+		op(2, history.KindInsert, "c", 10, 20, history.OK, ""),                  // known: untouched
+		op(3, history.KindDeleteCollection, "c", 300, 310, history.Unknown, ""), // after every crash: unbounded
+	}
+	crashes := crashesOf([]Applied{
+		{Kind: fault.KindProcessKill, Start: 100, End: 200},
+		{Kind: fault.KindWorkerRunOnce, Start: 150, End: 160},
+		{Kind: fault.KindProcessRestart, Start: 250, End: 280, Error: "failed"}, // did not happen
+	}, int64(time.Millisecond))
+	require.Len(t, crashes, 1)
+	out := boundByCrashes(ops, crashes)
+	assert.Equal(t, int64(time.Millisecond)+200, out[0].EffectBy)
+	assert.Zero(t, out[1].EffectBy)
+	assert.Zero(t, out[2].EffectBy)
+	assert.Zero(t, out[3].EffectBy)
+	assert.Zero(t, ops[0].EffectBy, "the input is not changed")
+}

@@ -22,27 +22,34 @@ import (
 // read-back, become unknown (they may or may not be visible). An
 // acknowledged insert missing from the read is then lost for certain.
 type readbacks struct {
-	rc    *history.RecordingClient
-	rec   *history.Recorder
-	names []string
-	log   *slog.Logger
+	rc       *history.RecordingClient
+	rec      *history.Recorder
+	names    []string
+	runStart int64
+	log      *slog.Logger
 
-	reqs chan string
+	reqs chan readbackReq
 	done chan struct{}
 
 	findings []Finding
 }
 
-func newReadbacks(rc *history.RecordingClient, rec *history.Recorder, names []string, log *slog.Logger) *readbacks {
-	rb := &readbacks{rc: rc, rec: rec, names: names, log: log, reqs: make(chan string, 64), done: make(chan struct{})}
+// readbackReq asks for a read-back after the crash a.
+type readbackReq struct {
+	after string
+	a     Applied
+}
+
+func newReadbacks(rc *history.RecordingClient, rec *history.Recorder, names []string, runStart int64, log *slog.Logger) *readbacks {
+	rb := &readbacks{rc: rc, rec: rec, names: names, runStart: runStart, log: log, reqs: make(chan readbackReq, 64), done: make(chan struct{})}
 	go rb.loop()
 	return rb
 }
 
 // trigger asks for a read-back; requests queue and never block the caller.
-func (rb *readbacks) trigger(after string) {
+func (rb *readbacks) trigger(after string, a Applied) {
 	select {
-	case rb.reqs <- after:
+	case rb.reqs <- readbackReq{after, a}:
 	default:
 		rb.log.Warn("nemesis: read-back queue full, skipped", "after", after)
 	}
@@ -57,9 +64,11 @@ func (rb *readbacks) wait() {
 func (rb *readbacks) loop() {
 	defer close(rb.done)
 	var mu sync.Mutex
-	for after := range rb.reqs {
+	var crashes []crash
+	for req := range rb.reqs {
+		crashes = append(crashes, crashOf(req.a, rb.runStart))
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		f := rb.once(ctx, after)
+		f := rb.once(ctx, req.after, crashes)
 		cancel()
 		mu.Lock()
 		rb.findings = append(rb.findings, f...)
@@ -67,7 +76,7 @@ func (rb *readbacks) loop() {
 	}
 }
 
-func (rb *readbacks) once(ctx context.Context, after string) []Finding {
+func (rb *readbacks) once(ctx context.Context, after string, crashes []crash) []Finding {
 	before := rb.rec.Ops()
 	final, err := history.NewRecordingClient(rb.rc.Client(), history.NewRecorder()).ReadFinal(ctx, rb.names...)
 	if err != nil {
@@ -76,7 +85,7 @@ func (rb *readbacks) once(ctx context.Context, after string) []Finding {
 		rb.log.Info("nemesis: read-back skipped", "after", after, "err", err)
 		return nil
 	}
-	ops := cut(before, rb.rec.Ops())
+	ops := boundByCrashes(cut(before, rb.rec.Ops()), crashes)
 	ck, err := check.New(ops, check.Config{AutoDemote: true})
 	if err != nil {
 		return []Finding{{Check: "readback", Message: fmt.Sprintf("after %s: %v", after, err)}}

@@ -167,7 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	start := time.Now()
 	runStart := rec.Now()
-	rb := newReadbacks(rc, rec, tr.names, cfg.Logger)
+	rb := newReadbacks(rc, rec, tr.names, runStart, cfg.Logger)
 	exec := &executor{stack: s, sch: sch, start: start, log: cfg.Logger, readback: rb.trigger, prof: prof}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -213,7 +213,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ops = rec.Ops()
+	ops = boundByCrashes(rec.Ops(), crashesOf(exec.applied, runStart))
 	res.History, res.Ops = ops, len(ops)
 	if err := history.WriteFile(filepath.Join(cfg.Dir, "history.json"), ops); err != nil {
 		return nil, err
@@ -274,7 +274,7 @@ type executor struct {
 	sch      Schedule
 	start    time.Time
 	log      *slog.Logger
-	readback func(after string)
+	readback func(after string, a Applied)
 	prof     *profiler
 	applied  []Applied
 }
@@ -331,7 +331,7 @@ func (e *executor) step(ctx context.Context, i int, st Step, lock *sync.Mutex) {
 	if fault.IsInstant(st.Fault) {
 		a.End = time.Since(e.start)
 		if st.Fault.Family() == fault.FamilyProcess && err == nil {
-			e.readback(fmt.Sprintf("step %d (%s)", i, st.Fault.Kind()))
+			e.readback(fmt.Sprintf("step %d (%s)", i, st.Fault.Kind()), *a)
 		}
 		return
 	}
