@@ -49,8 +49,10 @@ func crashesOf(applied []Applied, runStart int64) []crash {
 // the one that replaced it never saw the request. Without it an unknown
 // delete, create or restore in flight at a kill could take effect at any
 // later moment, and so excuse every later loss in its collection.
-// Operations sent while a crash was under way may have reached the new
-// process: the next crash bounds them.
+// An operation sent while a crash was under way that failed before the
+// new process was ready reached no live process after it: the crash's end
+// bounds it too. Other operations sent during a crash may have reached the
+// new process: the next crash bounds them.
 func boundByCrashes(ops []history.Op, crashes []crash) []history.Op {
 	out := make([]history.Op, len(ops))
 	copy(out, ops)
@@ -60,10 +62,8 @@ func boundByCrashes(ops []history.Op, crashes []crash) []history.Op {
 			continue
 		}
 		for _, c := range crashes {
-			if c.start > op.Call {
-				if c.end > op.Call {
-					op.EffectBy = c.end
-				}
+			if c.start > op.Call || (op.Call < c.end && op.Return <= c.end) {
+				op.EffectBy = c.end
 				break
 			}
 		}

@@ -355,22 +355,25 @@ func TestProfileGates(t *testing.T) {
 }
 
 func TestBoundByCrashes(t *testing.T) {
+	ms := func(n int64) int64 { return n * int64(time.Millisecond) }
 	ops := []history.Op{
-		op(0, history.KindInsert, "c", 10, 20, history.Unknown, ""),             // sent before the crash: bounded by its end
-		op(1, history.KindInsert, "c", 105, 130, history.Unknown, ""),           // sent during the crash: may reach the new process
-		op(2, history.KindInsert, "c", 10, 20, history.OK, ""),                  // known: untouched
-		op(3, history.KindDeleteCollection, "c", 300, 310, history.Unknown, ""), // after every crash: unbounded
+		op(0, history.KindInsert, "c", ms(10), ms(20), history.Unknown, ""),             // sent before the crash: bounded by its end
+		op(1, history.KindInsert, "c", ms(105), ms(230), history.Unknown, ""),           // sent during the crash, failed after it: may have reached the new process
+		op(2, history.KindInsert, "c", ms(10), ms(20), history.OK, ""),                  // known: untouched
+		op(3, history.KindDeleteCollection, "c", ms(300), ms(310), history.Unknown, ""), // after every crash: unbounded
+		op(4, history.KindCreateCollection, "c", ms(120), ms(150), history.Unknown, ""), // sent and failed during the crash
 	}
 	crashes := crashesOf([]Applied{
-		{Kind: fault.KindProcessKill, Start: 100, End: 200},
-		{Kind: fault.KindWorkerRunOnce, Start: 150, End: 160},
-		{Kind: fault.KindProcessRestart, Start: 250, End: 280, Error: "failed"}, // did not happen
-	}, int64(time.Millisecond))
+		{Kind: fault.KindProcessKill, Start: 100 * time.Millisecond, End: 200 * time.Millisecond},
+		{Kind: fault.KindWorkerRunOnce, Start: 150 * time.Millisecond, End: 160 * time.Millisecond},
+		{Kind: fault.KindProcessRestart, Start: 250 * time.Millisecond, End: 280 * time.Millisecond, Error: "failed"}, // did not happen
+	}, ms(1))
 	require.Len(t, crashes, 1)
 	out := boundByCrashes(ops, crashes)
-	assert.Equal(t, int64(time.Millisecond)+200, out[0].EffectBy)
+	assert.Equal(t, ms(201), out[0].EffectBy)
 	assert.Zero(t, out[1].EffectBy)
 	assert.Zero(t, out[2].EffectBy)
 	assert.Zero(t, out[3].EffectBy)
+	assert.Equal(t, ms(201), out[4].EffectBy)
 	assert.Zero(t, ops[0].EffectBy, "the input is not changed")
 }
