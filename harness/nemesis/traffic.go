@@ -15,7 +15,9 @@ import (
 )
 
 // The traffic's operations and their weights: every tierd operation, with
-// deletes and re-creates rare enough that collections mostly exist.
+// the operations that wipe a collection's content (restore, delete, and a
+// create that may re-create) rare enough that an acknowledged insert stays
+// checkable for a while.
 func trafficMix() []struct {
 	name   string
 	weight float64
@@ -24,8 +26,8 @@ func trafficMix() []struct {
 		name   string
 		weight float64
 	}{
-		{"insert", 30}, {"search", 20}, {"list_vectors", 8}, {"get", 6}, {"set_tier", 12},
-		{"snapshot", 6}, {"list_snapshots", 4}, {"restore", 5}, {"delete", 1}, {"create", 6},
+		{"insert", 35}, {"search", 20}, {"list_vectors", 8}, {"get", 6}, {"set_tier", 12},
+		{"snapshot", 6}, {"list_snapshots", 4}, {"restore", 2}, {"delete", 1}, {"create", 3},
 	}
 }
 
