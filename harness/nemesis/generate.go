@@ -230,7 +230,7 @@ func randomSettings(r *rand.Rand) map[string]string {
 	pick("TIERD_WORKER_INTERVAL", "200ms", "1s", "5s")
 	pick("TIERD_WORKER_HOT_IDLE", "500ms", "2s", "30s")
 	pick("TIERD_WORKER_WARM_IDLE", "1s", "5s", "60s")
-	pick("TIERD_WORKER_CHECKPOINT_BYTES", "4KiB", "64KiB", "1MiB")
+	pick("TIERD_WORKER_CHECKPOINT_BYTES", "1", "4KiB", "64KiB", "1MiB")
 	pick("TIERD_WAL_SEGMENT_BYTES", "64KiB", "256KiB", "1MiB") // tierd's minimum is 64 KiB
 	if len(env) == 0 {
 		env["TIERD_WORKER_INTERVAL"] = "1s"

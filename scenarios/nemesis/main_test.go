@@ -18,13 +18,13 @@ var stack *harness.Stack
 
 // suiteEnv makes tierd's background machinery busy within a short row: the
 // worker runs every second, demotes idle collections within seconds, and
-// checkpoints hot collections after 4 KiB of WAL and rotates WAL segments at
+// checkpoints every hot collection with new WAL records each cycle, and rotates WAL segments at
 // tierd's minimum size.
 var suiteEnv = map[string]string{
 	"TIERD_WORKER_INTERVAL":         "1s",
 	"TIERD_WORKER_HOT_IDLE":         "3s",
 	"TIERD_WORKER_WARM_IDLE":        "6s",
-	"TIERD_WORKER_CHECKPOINT_BYTES": "4KiB",
+	"TIERD_WORKER_CHECKPOINT_BYTES": "1",
 	"TIERD_WAL_SEGMENT_BYTES":       "64KiB",
 	"TIERD_S3_OP_TIMEOUT":           "3s",
 }
