@@ -69,6 +69,9 @@ func (rb *readbacks) loop() {
 		crashes = append(crashes, crashOf(req.a, rb.runStart))
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		f := rb.once(ctx, req.after, crashes)
+		for i := range f {
+			f[i].At = req.a.End
+		}
 		cancel()
 		mu.Lock()
 		rb.findings = append(rb.findings, f...)

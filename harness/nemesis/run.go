@@ -72,6 +72,21 @@ type Finding struct {
 	// "s3client", "budget", "profile", "inject".
 	Check   string `json:"check"`
 	Message string `json:"message"`
+	// At is when the defect was seen, for findings made during the run
+	// (a read-back: the end of the restart before it); 0 otherwise.
+	At time.Duration `json:"at,omitempty"`
+}
+
+// FirstSeen is the earliest moment a finding was made during the run, or
+// 0 when every finding came from the end of the run.
+func (r *Result) FirstSeen() time.Duration {
+	var first time.Duration
+	for _, f := range r.Findings {
+		if f.At > 0 && (first == 0 || f.At < first) {
+			first = f.At
+		}
+	}
+	return first
 }
 
 // Result is a finished run.

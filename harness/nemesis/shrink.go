@@ -21,6 +21,10 @@ type ShrinkConfig struct {
 	// Try runs one candidate and reports whether it failed the way the
 	// original did.
 	Try func(ctx context.Context, sch Schedule) (failed bool, err error)
+	// SeenAt, when set, is when the original run first saw the failure
+	// (Result.FirstSeen): the shrinker first tries the schedule cut there
+	// (steps after it dropped, the run ended a recovery phase later).
+	SeenAt time.Duration
 	// Logger receives progress (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -85,6 +89,25 @@ func Shrink(ctx context.Context, sch Schedule, cfg ShrinkConfig) (Schedule, Shri
 		return false, nil
 	}
 
+	// 0. Cut where the failure was seen.
+	if cfg.SeenAt > 0 && cfg.SeenAt < best.Length() {
+		var kept []Step
+		for _, st := range best.Steps {
+			if st.At.D() < cfg.SeenAt {
+				kept = append(kept, st)
+			}
+		}
+		cand := cutAt(best, kept)
+		if cand.Length() < best.Length() {
+			ok, err := try(cand)
+			if err != nil {
+				return best, rep, err
+			}
+			if ok {
+				best = cand
+			}
+		}
+	}
 	// 1. Delta debugging over the steps.
 	n := 2
 	for len(best.Steps) >= 1 && !rep.OutOfTime {
@@ -126,15 +149,7 @@ func Shrink(ctx context.Context, sch Schedule, cfg ShrinkConfig) (Schedule, Shri
 	}
 	// 3. A shorter run: end after the last step plus the recovery phase.
 	if !rep.OutOfTime {
-		var last time.Duration
-		for _, st := range best.Steps {
-			last = max(last, st.End())
-		}
-		length := last + max(best.Profile.Recovery.D(), time.Second)
-		if length < best.Length() {
-			cand := best
-			cand.Profile.Length = fault.Duration(length.Round(time.Millisecond))
-			cand.Profile.Recovery = fault.Duration(min(best.Profile.Recovery.D(), length-last))
+		if cand := cutAt(best, best.Steps); cand.Length() < best.Length() {
 			if ok, err := try(cand); err != nil {
 				return best, rep, err
 			} else if ok {
@@ -190,5 +205,21 @@ func removeRange(steps []Step, from, to int) []Step {
 
 func withSteps(s Schedule, steps []Step) Schedule {
 	s.Steps = steps
+	return s
+}
+
+// cutAt keeps steps and ends the run one recovery phase (at least a second)
+// after the last of them ends.
+func cutAt(s Schedule, steps []Step) Schedule {
+	var last time.Duration
+	for _, st := range steps {
+		last = max(last, st.End())
+	}
+	rec := max(s.Profile.Recovery.D(), time.Second)
+	length := min(last+rec, s.Length())
+	s.Steps = steps
+	s.Profile.Length = fault.Duration(length.Round(time.Millisecond))
+	s.Profile.Recovery = fault.Duration(min(s.Profile.Recovery.D(), length-last))
+	s.Profile.Quiet = fault.Duration(min(s.Profile.Quiet.D(), length-s.Profile.Recovery.D()))
 	return s
 }

@@ -228,6 +228,7 @@ func shrink(ctx context.Context, t *testing.T, sch nemesis.Schedule, budgets []n
 	small, rep, err := nemesis.Shrink(ctx, sch, nemesis.ShrinkConfig{
 		Budget: *flagShrink,
 		Runs:   *flagShrinkRuns,
+		SeenAt: orig.FirstSeen(),
 		Try: func(ctx context.Context, cand nemesis.Schedule) (bool, error) {
 			n++
 			dir := artifactDir(t, cand)
