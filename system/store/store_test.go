@@ -705,3 +705,38 @@ func TestUploadLeftWhileS3DownIsAbortedLater(t *testing.T) {
 	require.Equal(t, api.TierHot, c.Tier)
 	requireContent(t, s, "ab", api.MetricDot, want, 1024)
 }
+
+// TestInsertsAfterRestartWithAllWALDropped is the nemesis's find: a worker
+// cycle checkpoints everything and drops every WAL segment, tierd restarts,
+// a cold collection (its snapshot covering the old LSNs) is promoted by an
+// insert, and tierd crashes. The inserts must be replayed: before the fix
+// the reopened WAL numbered records from 1 again, below the LSN the cold
+// collection's snapshot covers, and recovery skipped them as covered.
+func TestInsertsAfterRestartWithAllWALDropped(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func(o *store.Options) { o.CheckpointBytes = 1 })
+	s := f.open(t, nil)
+	want := setup(t, s, "c", api.MetricL2)
+	hot := setup(t, s, "h", api.MetricL2)
+	_, err := s.SetTier(ctx, "c", api.TierCold)
+	require.NoError(t, err)
+	var cyc api.WorkerCycle
+	s.Maintain(ctx, store.MaintainOptions{}, &cyc) // checkpoints h; every record is covered
+	require.Empty(t, cyc.Errors)
+	require.Equal(t, []string{"h"}, cyc.Checkpointed)
+	cyc = api.WorkerCycle{}
+	s.Maintain(ctx, store.MaintainOptions{}, &cyc) // the old segments go
+	require.Empty(t, cyc.Errors)
+	require.NoError(t, s.Close())
+
+	s = f.open(t, nil)
+	b := batch("after-restart", 5, dim, 3)
+	_, err = s.Insert(ctx, "c", b) // promotes c to hot
+	require.NoError(t, err)
+	want.add(b)
+	s.Halt() // crash: nothing flushed beyond what was acknowledged
+
+	s = f.open(t, nil)
+	requireContent(t, s, "c", api.MetricL2, want, dim)
+	requireContent(t, s, "h", api.MetricL2, hot, dim)
+}

@@ -56,8 +56,11 @@ type Options struct {
 
 // ReplayStats describes what Open found.
 type ReplayStats struct {
-	Segments  int
-	Records   int
+	Segments int
+	Records  int
+	// LastLSN is the last LSN handed out before: the last replayed
+	// record's, or, when the records of the newest segments were all
+	// dropped, the one before the newest segment's first.
 	LastLSN   uint64
 	Truncated int64 // bytes cut from a torn tail
 }
@@ -131,6 +134,16 @@ func Open(dir string, opts Options, log *slog.Logger, replay func(lsn uint64, pa
 		st.Segments++
 	}
 	w.segments = segs
+	// A segment's name is the first LSN it was opened for, so every LSN
+	// below the newest segment's name was handed out before, even when the
+	// records that carried them went with dropped segments and the newest
+	// segment is empty. Numbering must go on from there: starting again
+	// after the last replayed record would hand out LSNs that collections'
+	// snapshots already cover, and a later recovery would skip those
+	// acknowledged records as covered.
+	if n := len(segs); n > 0 && segs[n-1].first > st.LastLSN+1 {
+		st.LastLSN = segs[n-1].first - 1
+	}
 	w.nextLSN = st.LastLSN + 1
 	w.durable = st.LastLSN
 	if err := w.rotate(); err != nil {

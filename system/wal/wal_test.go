@@ -242,3 +242,36 @@ func TestHaltWritesNothingMore(t *testing.T) {
 	_, got, _ := open(t, dir, Options{SegmentBytes: 1 << 20})
 	require.Equal(t, want, got)
 }
+
+// After every record's segment is dropped (all covered by snapshots), a
+// reopened log must go on numbering after the LSNs it handed out before:
+// those LSNs are recorded as covered elsewhere, and a record that reused
+// one would be skipped as covered by the next recovery.
+func TestLSNsContinueAfterEverySegmentWasDropped(t *testing.T) {
+	dir := t.TempDir()
+	w, _, _ := open(t, dir, Options{})
+	recs := appendN(t, w, 5, "before")
+	last := recs[len(recs)-1].lsn
+	require.NoError(t, w.Rotate())
+	n, err := w.DropBefore(last + 1)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the segment of every record is dropped")
+	require.NoError(t, w.Close())
+
+	for round := range 3 { // the LSN must keep going up over several restarts
+		w2, got, st := open(t, dir, Options{})
+		require.Empty(t, got, "nothing left to replay")
+		require.Equal(t, last, st.LastLSN, "round %d: the last LSN handed out before", round)
+		require.Equal(t, last, w2.LastLSN())
+		next := appendN(t, w2, 1, fmt.Sprintf("after-%d", round))
+		require.Equal(t, last+1, next[0].lsn, "round %d: numbering goes on after the dropped records", round)
+		last = next[0].lsn
+		require.NoError(t, w2.Rotate())
+		_, err := w2.DropBefore(last + 1)
+		require.NoError(t, err)
+		require.NoError(t, w2.Close())
+	}
+	w3, got, _ := open(t, dir, Options{})
+	require.Empty(t, got)
+	require.Equal(t, last, w3.LastLSN())
+}
