@@ -30,22 +30,30 @@ func (s *Store) CreateSnapshot(ctx context.Context, name string) (api.Snapshot, 
 		return api.Snapshot{}, err
 	}
 	defer release(c)
+	// The transition slot keeps the tier and data reference still; the
+	// write lock is held only while a hot collection's content is encoded,
+	// so inserts never wait for the upload (a slow or unreachable S3 must
+	// not stall the hot path).
 	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
 	c.mu.RLock()
 	tier, ref, deleted, broken := c.tier, c.data, c.deleted, c.broken
 	c.mu.RUnlock()
 	if deleted {
+		c.writeMu.Unlock()
 		return api.Snapshot{}, notFound(name)
 	}
 	if broken != nil {
+		c.writeMu.Unlock()
 		return api.Snapshot{}, api.Errorf(api.CodeDataCorrupted, "collection %q: %w", name, broken)
 	}
 	var data []byte
 	var info snapshot.Info
+	if tier == api.TierHot {
+		data, info, err = snapshot.EncodeBytes(c.dim, c.ids, c.vecs)
+	}
+	c.writeMu.Unlock()
 	switch tier {
 	case api.TierHot:
-		data, info, err = snapshot.EncodeBytes(c.dim, c.ids, c.vecs)
 		if err != nil {
 			return api.Snapshot{}, api.Errorf(api.CodeInternal, "encode snapshot of %q: %w", name, err)
 		}

@@ -740,3 +740,43 @@ func TestInsertsAfterRestartWithAllWALDropped(t *testing.T) {
 	requireContent(t, s, "c", api.MetricL2, want, dim)
 	requireContent(t, s, "h", api.MetricL2, hot, dim)
 }
+
+// TestSnapshotUploadDoesNotBlockInserts is the nemesis's second find: a
+// user snapshot of a hot collection held the collection's write lock for
+// its whole upload, so while S3 hung (MinIO stopped) inserts into that hot
+// collection waited seconds. Here the snapshot is held right after its
+// upload; an insert into the collection must complete meanwhile.
+func TestSnapshotUploadDoesNotBlockInserts(t *testing.T) {
+	ctx := context.Background()
+	uploaded, resume := make(chan struct{}), make(chan struct{})
+	f := newFixture(t, nil)
+	s := f.open(t, func(o *store.Options) {
+		o.Hook = func(point string) {
+			if point == store.HookSnapshotUploaded {
+				close(uploaded)
+				<-resume
+			}
+		}
+	})
+	setup(t, s, "h", api.MetricL2)
+	snapDone := make(chan error, 1)
+	go func() {
+		_, err := s.CreateSnapshot(ctx, "h")
+		snapDone <- err
+	}()
+	<-uploaded
+	insertDone := make(chan error, 1)
+	go func() {
+		_, err := s.Insert(ctx, "h", batch("during-upload", 2, dim, 9))
+		insertDone <- err
+	}()
+	select {
+	case err := <-insertDone:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		close(resume)
+		t.Fatal("an insert into a hot collection waited for a snapshot's upload")
+	}
+	close(resume)
+	require.NoError(t, <-snapDone)
+}
