@@ -377,3 +377,18 @@ func TestBoundByCrashes(t *testing.T) {
 	assert.Equal(t, ms(201), out[4].EffectBy)
 	assert.Zero(t, ops[0].EffectBy, "the input is not changed")
 }
+
+func TestTrafficHasReadOnlyLulls(t *testing.T) {
+	tr := newTraffic(nil, Traffic{Rate: 100, Collections: 4, Dimension: 4, Seed: 1}, "p")
+	var lulls int
+	for seq := uint64(0); seq < 1000; seq++ {
+		if tr.lull(seq) {
+			lulls++
+		}
+	}
+	assert.Equal(t, 200, lulls, "2 s of every 10 s")
+	assert.False(t, tr.lull(0))
+	assert.True(t, tr.lull(999))
+	assert.True(t, isWrite("restore"))
+	assert.False(t, isWrite("list_vectors"))
+}

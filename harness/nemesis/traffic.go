@@ -112,6 +112,9 @@ func (t *traffic) ops() []load.Op {
 func (t *traffic) do(ctx context.Context, op string, seq uint64) error {
 	r := rand.New(rand.NewPCG(t.tr.Seed, seq+1<<32))
 	i := t.pick(r, seq)
+	if t.lull(seq) && isWrite(op) {
+		op = "search" // a read-only lull: writers pause, readers go on
+	}
 	name := t.names[i]
 	switch op {
 	case "insert":
@@ -206,6 +209,28 @@ const (
 	hotShare         = 0.3
 	workingSetPeriod = 10 // seconds
 )
+
+// writeLull is the read-only tail of every working-set period: writes
+// pause (their requests become searches) while reads go on, so tierd's
+// background work catches up on an idle log, as it does in the quiet hours
+// of a real workload.
+const writeLull = 2 // seconds
+
+// lull reports whether request seq falls in a read-only lull.
+func (t *traffic) lull(seq uint64) bool {
+	period := uint64(max(1, t.tr.Rate*workingSetPeriod))
+	quiet := uint64(t.tr.Rate * writeLull)
+	return seq%period >= period-quiet
+}
+
+// isWrite reports whether a traffic operation changes a collection.
+func isWrite(op string) bool {
+	switch op {
+	case "insert", "set_tier", "snapshot", "restore", "delete", "create":
+		return true
+	}
+	return false
+}
 
 // pick chooses request seq's collection.
 func (t *traffic) pick(r *rand.Rand, seq uint64) int {
