@@ -52,7 +52,7 @@ type Config struct {
 }
 
 // tierTimeout bounds porcupine's search of the tier histories.
-const tierTimeout = 30 * time.Second
+const tierTimeout = 10 * time.Second
 
 // Applied is what happened to one step.
 type Applied struct {
