@@ -121,11 +121,11 @@ func (s *Stack) ClearFaults(ctx context.Context) error {
 			}
 		}
 	}
-	if s.sut != nil {
-		if err := s.sut.unpause(ctx); err != nil && !isNotPaused(err) {
+	if s.currentSUT() != nil {
+		if err := s.currentSUT().unpause(ctx); err != nil && !isNotPaused(err) {
 			errs = append(errs, err)
 		}
-		if _, _, err := s.sut.addrs(); errors.Is(err, ErrNotRunning) || s.Tierd.Readyz(ctx) != nil {
+		if _, _, err := s.currentSUT().addrs(); errors.Is(err, ErrNotRunning) || s.Tierd.Readyz(ctx) != nil {
 			if err := s.StartTierd(ctx); err != nil {
 				errs = append(errs, err)
 			}

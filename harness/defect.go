@@ -40,7 +40,7 @@ func (s *Stack) ArmDefect(d Defect) error {
 	default:
 		return fmt.Errorf("harness: unknown defect %q", d)
 	}
-	if _, ok := s.sut.(*inProcessSUT); !ok {
+	if _, ok := s.currentSUT().(*inProcessSUT); !ok {
 		return fmt.Errorf("harness: defect %s in %s mode: %w", d, s.Mode, ErrDefectUnsupported)
 	}
 	s.defects.arm(d)

@@ -270,7 +270,7 @@ func removeDeadHostDirs(log *slog.Logger) {
 // (else an error wrapping ErrNoDataDir). The path stays the same across
 // tierd restarts.
 func (s *Stack) DataDir() (string, error) {
-	if in, ok := s.sut.(*inProcessSUT); ok {
+	if in, ok := s.currentSUT().(*inProcessSUT); ok {
 		return in.dataDir, nil
 	}
 	if s.tierdHostData != "" {
@@ -286,7 +286,7 @@ func (s *Stack) fillableDataDir() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	in, inProcess := s.sut.(*inProcessSUT)
+	in, inProcess := s.currentSUT().(*inProcessSUT)
 	if s.tierdHostData == "" && !(inProcess && in.mounted) {
 		return "", fmt.Errorf("harness: tierd's data directory %s is not a tmpfs of the harness (set Options.TierdDataHostTmpfs, or TierdDataTmpfs in process mode): %w", dir, ErrNoDataDir)
 	}

@@ -145,6 +145,8 @@ type Stack struct {
 	iterations map[string]int
 	volume     string
 	seed       uint64
+	// sutMu guards sut: restarts replace it while traffic dials it.
+	sutMu      sync.RWMutex
 	sut        sut
 	tierdExtra map[string]string
 	dataTmpfs  string
@@ -488,7 +490,7 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 		if err != nil {
 			return err
 		}
-		s.sut = &containerSUT{docker: s.docker, c: c}
+		s.setSUT(&containerSUT{docker: s.docker, c: c})
 	case SUTInProcess:
 		env := s.tierdEnv(s.S3FaultEndpoint, extra)
 		cfg, err := config.FromEnv(config.Default(), func(k string) string { return env[k] })
@@ -496,7 +498,7 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 			return fmt.Errorf("harness: tierd config: %w", err)
 		}
 		dataDir := s.tierdHostData
-		old, reuse := s.sut.(*inProcessSUT)
+		old, reuse := s.currentSUT().(*inProcessSUT)
 		if reuse {
 			dataDir = old.dataDir
 		}
@@ -507,7 +509,7 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 		if reuse {
 			in.mounted, in.owned = old.mounted, old.owned
 		}
-		s.sut = in
+		s.setSUT(in)
 		if err := in.start(ctx); err != nil {
 			return err
 		}
@@ -522,7 +524,7 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 	}
 	s.transport = &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			api, _, err := s.sut.addrs()
+			api, _, err := s.currentSUT().addrs()
 			if err != nil {
 				return nil, err
 			}
@@ -554,10 +556,10 @@ func (s *Stack) ReconfigureTierd(ctx context.Context, env map[string]string) err
 		}
 		merged[k] = v
 	}
-	if err := s.sut.stop(ctx); err != nil {
+	if err := s.currentSUT().stop(ctx); err != nil {
 		return err
 	}
-	if cs, ok := s.sut.(*containerSUT); ok {
+	if cs, ok := s.currentSUT().(*containerSUT); ok {
 		if err := cs.c.Terminate(ctx); err != nil {
 			return fmt.Errorf("harness: remove tierd: %w", err)
 		}
@@ -580,7 +582,7 @@ func (s *Stack) ReconfigureTierd(ctx context.Context, env map[string]string) err
 // TierdContainerID returns the id of tierd's container, or "" when tierd
 // runs in the test process.
 func (s *Stack) TierdContainerID() string {
-	if cs, ok := s.sut.(*containerSUT); ok {
+	if cs, ok := s.currentSUT().(*containerSUT); ok {
 		return cs.c.GetContainerID()
 	}
 	return ""
@@ -589,31 +591,31 @@ func (s *Stack) TierdContainerID() string {
 // TierdURL returns the base URL of tierd's REST API on the host. It changes
 // when tierd restarts; Stack.Tierd follows it by itself.
 func (s *Stack) TierdURL() (string, error) {
-	api, _, err := s.sut.addrs()
+	api, _, err := s.currentSUT().addrs()
 	return "http://" + api, err
 }
 
 // DebugURL returns the base URL of tierd's pprof and metrics listener.
 func (s *Stack) DebugURL() (string, error) {
-	_, dbg, err := s.sut.addrs()
+	_, dbg, err := s.currentSUT().addrs()
 	return "http://" + dbg, err
 }
 
 // KillTierd ends tierd abruptly (SIGKILL; in process: abandon the instance
 // unclosed). Its data volume is kept for RestartTierd.
 func (s *Stack) KillTierd(ctx context.Context) error {
-	return s.sut.kill(ctx)
+	return s.currentSUT().kill(ctx)
 }
 
 // StopTierd stops tierd gracefully, keeping its data volume.
 func (s *Stack) StopTierd(ctx context.Context) error {
-	return s.sut.stop(ctx)
+	return s.currentSUT().stop(ctx)
 }
 
 // StartTierd starts a stopped or killed tierd on the same data and waits
 // until it is ready.
 func (s *Stack) StartTierd(ctx context.Context) error {
-	if err := s.sut.start(ctx); err != nil {
+	if err := s.currentSUT().start(ctx); err != nil {
 		return err
 	}
 	s.transport.CloseIdleConnections()
@@ -636,10 +638,10 @@ func (s *Stack) RestartTierd(ctx context.Context, graceful bool) error {
 
 // PauseTierd freezes tierd (SIGSTOP through the cgroup freezer; in process:
 // API requests are held) until UnpauseTierd.
-func (s *Stack) PauseTierd(ctx context.Context) error { return s.sut.pause(ctx) }
+func (s *Stack) PauseTierd(ctx context.Context) error { return s.currentSUT().pause(ctx) }
 
 // UnpauseTierd resumes a paused tierd.
-func (s *Stack) UnpauseTierd(ctx context.Context) error { return s.sut.unpause(ctx) }
+func (s *Stack) UnpauseTierd(ctx context.Context) error { return s.currentSUT().unpause(ctx) }
 
 func (s *Stack) waitReady(ctx context.Context) error {
 	for {
@@ -659,10 +661,10 @@ func (s *Stack) waitReady(ctx context.Context) error {
 
 // TierdLogs returns tierd's log (stdout and stderr of its container).
 func (s *Stack) TierdLogs(ctx context.Context) (string, error) {
-	if s.sut == nil {
+	if s.currentSUT() == nil {
 		return "", ErrNotRunning
 	}
-	return s.sut.logs(ctx)
+	return s.currentSUT().logs(ctx)
 }
 
 // Close stops and removes every container, the network and the volume of
@@ -670,8 +672,8 @@ func (s *Stack) TierdLogs(ctx context.Context) (string, error) {
 func (s *Stack) Close(ctx context.Context) error {
 	start := time.Now()
 	var errs []error
-	if s.sut != nil {
-		errs = append(errs, s.sut.close(ctx))
+	if s.currentSUT() != nil {
+		errs = append(errs, s.currentSUT().close(ctx))
 	}
 	if s.docker != nil {
 		rep, err := cleanup.RemoveRun(ctx, s.docker, s.Run.ID)
@@ -709,4 +711,18 @@ type tcLogger struct{ l *slog.Logger }
 // Printf implements Testcontainers' log.Logger.
 func (l tcLogger) Printf(format string, v ...any) {
 	l.l.Debug(fmt.Sprintf(format, v...), "source", "testcontainers")
+}
+
+// currentSUT returns tierd as it runs now.
+func (s *Stack) currentSUT() sut {
+	s.sutMu.RLock()
+	defer s.sutMu.RUnlock()
+	return s.sut
+}
+
+// setSUT installs a new tierd.
+func (s *Stack) setSUT(x sut) {
+	s.sutMu.Lock()
+	defer s.sutMu.Unlock()
+	s.sut = x
 }
