@@ -378,7 +378,8 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-// settle waits until a worker cycle runs without errors (after faults the
+// settle runs worker cycles (run_once works while the worker is paused)
+// until one runs without errors (after faults the
 // first cycles may still see the damage), so that the orphan sweep has run
 // on a healthy stack.
 func settle(ctx context.Context, s *harness.Stack, timeout time.Duration) error {
@@ -390,10 +391,6 @@ func settle(ctx context.Context, s *harness.Stack, timeout time.Duration) error 
 		switch {
 		case err != nil:
 			last = err.Error()
-		case st.State == "paused":
-			if _, err := s.Tierd.Worker(ctx, "resume"); err != nil {
-				last = err.Error()
-			}
 		case st.Last != nil && len(st.Last.Errors) == 0:
 			return nil
 		case st.Last != nil:

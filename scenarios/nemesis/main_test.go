@@ -16,11 +16,14 @@ import (
 
 var stack *harness.Stack
 
-// suiteEnv makes tierd's background machinery busy within a short row: the
-// worker runs every second, demotes idle collections within seconds, and
-// checkpoints every hot collection with new WAL records each cycle, and rotates WAL segments at
-// tierd's minimum size.
+// suiteEnv makes tierd's background machinery busy within a short row and
+// puts it on the schedule: the worker is paused, so its cycles run exactly
+// when a schedule's worker.run_once steps say (a replay repeats them); a
+// cycle demotes collections idle for seconds and checkpoints every hot
+// collection with new WAL records; WAL segments rotate at tierd's minimum
+// size.
 var suiteEnv = map[string]string{
+	"TIERD_WORKER_PAUSED":           "true",
 	"TIERD_WORKER_INTERVAL":         "1s",
 	"TIERD_WORKER_HOT_IDLE":         "3s",
 	"TIERD_WORKER_WARM_IDLE":        "6s",

@@ -73,7 +73,7 @@ func rows() []row {
 				fault.KindNetDown, fault.KindNetTimeout, fault.KindNetResetPeer, fault.KindNetLimitData, fault.KindNetSlowClose),
 			Budgets: []nemesis.Budget{steady, hotPath, recovery, backSoon(fault.FamilyNet, 5*time.Second)}},
 		{Name: "kill-restart-loop", Duration: 25 * time.Second, Traffic: tr,
-			Profile: withKinds(base("kill-restart", w(fault.FamilyProcess, 3), w(fault.FamilyWorker, 2)),
+			Profile: withKinds(base("kill-restart", w(fault.FamilyProcess, 3), w(fault.FamilyWorker, 3)),
 				fault.KindProcessKill, fault.KindProcessRestart, fault.KindProcessReconfigure, fault.KindWorkerRunOnce),
 			Budgets: []nemesis.Budget{steady, recovery, backSoon(fault.FamilyProcess, 10*time.Second)}},
 		{Name: "pause-loop", Duration: 20 * time.Second, Traffic: tr,
