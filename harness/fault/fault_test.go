@@ -100,3 +100,11 @@ func TestSpecKeepsTheFaultsNature(t *testing.T) {
 	assert.True(t, IsInstant(Spec{Fault: Process{Action: "kill"}}))
 	assert.Equal(t, "process", Exclusive(Spec{Fault: Process{Action: "pause"}}))
 }
+
+func TestNetDirectionAndToxicity(t *testing.T) {
+	n := Net{Toxic: "latency", Latency: Duration(100 * time.Millisecond), Upstream: true, Toxicity: 0.5}
+	require.NoError(t, n.Validate())
+	assert.Contains(t, n.String(), "upstream")
+	assert.Contains(t, n.String(), "toxicity=0.5")
+	assert.Contains(t, Net{Toxic: "bandwidth", RateKBps: 64}.String(), "downstream")
+}

@@ -54,73 +54,42 @@ func (n Net) Kind() string { return "net." + n.Toxic }
 // Family is FamilyNet.
 func (Net) Family() Family { return FamilyNet }
 
+// directed is a netfault toxic with its direction and toxicity setters.
+type directed[T any] interface {
+	netfault.Toxic
+	Upstream() T
+	Toxicity(p float64) T
+}
+
+// shaped applies the fault's direction and toxicity to a toxic.
+func shaped[T directed[T]](t T, upstream bool, toxicity float64) netfault.Toxic {
+	if upstream {
+		t = t.Upstream()
+	}
+	if toxicity > 0 {
+		t = t.Toxicity(toxicity)
+	}
+	return t
+}
+
 // toxic builds the netfault toxic; down has none.
 func (n Net) toxic() (netfault.Toxic, error) {
 	var t netfault.Toxic
 	switch n.Toxic {
 	case "latency":
-		l := netfault.Latency(n.Latency.D()).Jitter(n.Jitter.D())
-		if n.Upstream {
-			l = l.Upstream()
-		}
-		if n.Toxicity > 0 {
-			l = l.Toxicity(n.Toxicity)
-		}
-		t = l
+		t = shaped(netfault.Latency(n.Latency.D()).Jitter(n.Jitter.D()), n.Upstream, n.Toxicity)
 	case "bandwidth":
-		b := netfault.Bandwidth(n.RateKBps)
-		if n.Upstream {
-			b = b.Upstream()
-		}
-		if n.Toxicity > 0 {
-			b = b.Toxicity(n.Toxicity)
-		}
-		t = b
+		t = shaped(netfault.Bandwidth(n.RateKBps), n.Upstream, n.Toxicity)
 	case "timeout":
-		x := netfault.Timeout(n.Timeout.D())
-		if n.Upstream {
-			x = x.Upstream()
-		}
-		if n.Toxicity > 0 {
-			x = x.Toxicity(n.Toxicity)
-		}
-		t = x
+		t = shaped(netfault.Timeout(n.Timeout.D()), n.Upstream, n.Toxicity)
 	case "reset_peer":
-		x := netfault.ResetPeer(n.Timeout.D())
-		if n.Upstream {
-			x = x.Upstream()
-		}
-		if n.Toxicity > 0 {
-			x = x.Toxicity(n.Toxicity)
-		}
-		t = x
+		t = shaped(netfault.ResetPeer(n.Timeout.D()), n.Upstream, n.Toxicity)
 	case "limit_data":
-		x := netfault.LimitData(n.Bytes)
-		if n.Upstream {
-			x = x.Upstream()
-		}
-		if n.Toxicity > 0 {
-			x = x.Toxicity(n.Toxicity)
-		}
-		t = x
+		t = shaped(netfault.LimitData(n.Bytes), n.Upstream, n.Toxicity)
 	case "slow_close":
-		x := netfault.SlowClose(n.Delay.D())
-		if n.Upstream {
-			x = x.Upstream()
-		}
-		if n.Toxicity > 0 {
-			x = x.Toxicity(n.Toxicity)
-		}
-		t = x
+		t = shaped(netfault.SlowClose(n.Delay.D()), n.Upstream, n.Toxicity)
 	case "slicer":
-		x := netfault.Slicer(n.AvgSize, n.SizeVariation, n.Delay.D())
-		if n.Upstream {
-			x = x.Upstream()
-		}
-		if n.Toxicity > 0 {
-			x = x.Toxicity(n.Toxicity)
-		}
-		t = x
+		t = shaped(netfault.Slicer(n.AvgSize, n.SizeVariation, n.Delay.D()), n.Upstream, n.Toxicity)
 	case "down":
 		return nil, nil
 	default:
