@@ -132,19 +132,34 @@ func Shrink(ctx context.Context, sch Schedule, cfg ShrinkConfig) (Schedule, Shri
 			n = min(2*n, len(best.Steps))
 		}
 	}
-	// 2. Shorter windows.
-	for i := range best.Steps {
-		for !rep.OutOfTime && !fault.IsInstant(best.Steps[i].Fault) && best.Steps[i].For.D() >= 400*time.Millisecond {
-			cand := withSteps(best, slices.Clone(best.Steps))
-			cand.Steps[i].For = fault.Duration((cand.Steps[i].For.D() / 2).Round(time.Millisecond))
-			ok, err := try(cand)
-			if err != nil {
-				return best, rep, err
+	// shrinkWhile applies step to the best schedule for as long as the
+	// result still fails; step reports false when it can shrink no more.
+	shrinkWhile := func(step func(Schedule) (Schedule, bool)) error {
+		for !rep.OutOfTime {
+			cand, more := step(best)
+			if !more {
+				return nil
 			}
-			if !ok {
-				break
+			ok, err := try(cand)
+			if err != nil || !ok {
+				return err
 			}
 			best = cand
+		}
+		return nil
+	}
+	// 2. Shorter windows.
+	for i := range best.Steps {
+		err := shrinkWhile(func(b Schedule) (Schedule, bool) {
+			if fault.IsInstant(b.Steps[i].Fault) || b.Steps[i].For.D() < 400*time.Millisecond {
+				return b, false
+			}
+			cand := withSteps(b, slices.Clone(b.Steps))
+			cand.Steps[i].For = fault.Duration((cand.Steps[i].For.D() / 2).Round(time.Millisecond))
+			return cand, true
+		})
+		if err != nil {
+			return best, rep, err
 		}
 	}
 	// 3. A shorter run: end after the last step plus the recovery phase.
@@ -158,30 +173,18 @@ func Shrink(ctx context.Context, sch Schedule, cfg ShrinkConfig) (Schedule, Shri
 		}
 	}
 	// 4. A lower rate, then fewer collections.
-	for !rep.OutOfTime && best.Traffic.Rate >= 20 {
-		cand := best
-		cand.Traffic.Rate = float64(int(best.Traffic.Rate / 2))
-		ok, err := try(cand)
-		if err != nil {
-			return best, rep, err
-		}
-		if !ok {
-			break
-		}
-		best = cand
+	if err := shrinkWhile(func(b Schedule) (Schedule, bool) {
+		b.Traffic.Rate = float64(int(b.Traffic.Rate / 2))
+		return b, b.Traffic.Rate >= 10
+	}); err != nil {
+		return best, rep, err
 	}
-	for !rep.OutOfTime && best.Traffic.Collections > 1 {
-		cand := best
-		cand.Traffic.Collections = best.Traffic.Collections / 2
-		cand.Traffic.HotCollections = min(best.Traffic.HotCollections, cand.Traffic.Collections)
-		ok, err := try(cand)
-		if err != nil {
-			return best, rep, err
-		}
-		if !ok {
-			break
-		}
-		best = cand
+	if err := shrinkWhile(func(b Schedule) (Schedule, bool) {
+		b.Traffic.Collections /= 2
+		b.Traffic.HotCollections = min(b.Traffic.HotCollections, b.Traffic.Collections)
+		return b, b.Traffic.Collections >= 1
+	}); err != nil {
+		return best, rep, err
 	}
 	rep.StepsAfter, rep.LengthAfter, rep.Elapsed = len(best.Steps), best.Length(), time.Since(start)
 	return best, rep, nil

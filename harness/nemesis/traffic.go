@@ -31,16 +31,6 @@ func trafficMix() []struct {
 	}
 }
 
-// OpNames lists the traffic's operation names.
-func OpNames() []string {
-	mix := trafficMix()
-	out := make([]string, len(mix))
-	for i, m := range mix {
-		out[i] = m.name
-	}
-	return out
-}
-
 // seedVectors is how many vectors each collection starts with.
 const seedVectors = 16
 
