@@ -132,7 +132,8 @@ func TestNemesisReplay(t *testing.T) {
 }
 
 // TestNemesisRegressions replays every shrunk schedule kept under
-// testdata/: each once found a defect, now fixed.
+// testdata/ with the budgets of the row that made it: each once found a
+// defect, a lost write or a broken budget, now fixed.
 func TestNemesisRegressions(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
@@ -142,7 +143,9 @@ func TestNemesisRegressions(t *testing.T) {
 			stack.NewCase(t)
 			sch, err := nemesis.ReadSchedule(f)
 			require.NoError(t, err)
-			runSchedule(t, sch, nil)
+			budgets := budgetsFor(sch.Profile.Name)
+			require.NotNil(t, budgets, "no row has the profile %q of %s", sch.Profile.Name, f)
+			runSchedule(t, sch, budgets)
 		})
 	}
 }
