@@ -40,6 +40,10 @@ var (
 	// hotPath: searches and inserts of hot collections never need S3, so
 	// S3 being slow, failing or unreachable leaves them alone.
 	hotPath = nemesis.Budget{Phase: nemesis.PhaseAnyFault, Ops: hotOps, HotOnly: true, P95: d(500 * time.Millisecond), MaxErrorRate: 0.01}
+	// catalog: creating a collection and reading a collection's state or
+	// its snapshot list never need S3, so S3 faults leave them alone.
+	catalog = nemesis.Budget{Phase: nemesis.PhaseAnyFault, Ops: []history.Kind{history.KindCreateCollection, history.KindGetCollection, history.KindListSnapshots},
+		P95: d(500 * time.Millisecond), MaxErrorRate: 0.01}
 	// steady and recovery: the whole mix works without faults.
 	steady   = nemesis.Budget{Phase: nemesis.PhaseSteady, P95: d(500 * time.Millisecond), MaxErrorRate: 0.01}
 	recovery = nemesis.Budget{Phase: nemesis.PhaseRecovery, Ops: hotOps, P95: d(time.Second), MaxErrorRate: 0.05}
@@ -62,16 +66,16 @@ func rows() []row {
 		{Name: "s3-latency-under-load", Duration: 20 * time.Second, Traffic: tr,
 			Profile: withKinds(base("s3-latency", w(fault.FamilyNet, 1), w(fault.FamilyS3, 1)),
 				fault.KindNetLatency, fault.KindNetBandwidth, fault.KindNetSlicer, fault.KindS3Delay),
-			Budgets: []nemesis.Budget{steady, hotPath, recovery}},
+			Budgets: []nemesis.Budget{steady, hotPath, catalog, recovery}},
 		{Name: "flaky-s3-under-load", Duration: 20 * time.Second, Traffic: tr,
 			Profile: withKinds(base("flaky-s3", w(fault.FamilyS3, 1)),
 				fault.KindS3SlowDown, fault.KindS3InternalError, fault.KindS3AccessDenied, fault.KindS3TruncateGet,
 				fault.KindS3FlipGet, fault.KindS3Misdirect, fault.KindS3CutPut, fault.KindS3CutPart),
-			Budgets: []nemesis.Budget{steady, hotPath, recovery}},
+			Budgets: []nemesis.Budget{steady, hotPath, catalog, recovery}},
 		{Name: "partition-under-load", Duration: 20 * time.Second, Traffic: tr,
 			Profile: withKinds(base("partition", w(fault.FamilyNet, 1)),
 				fault.KindNetDown, fault.KindNetTimeout, fault.KindNetResetPeer, fault.KindNetLimitData, fault.KindNetSlowClose),
-			Budgets: []nemesis.Budget{steady, hotPath, recovery, backSoon(fault.FamilyNet, 5*time.Second)}},
+			Budgets: []nemesis.Budget{steady, hotPath, catalog, recovery, backSoon(fault.FamilyNet, 5*time.Second)}},
 		{Name: "kill-restart-loop", Duration: 25 * time.Second, Traffic: tr,
 			Profile: withKinds(base("kill-restart", w(fault.FamilyProcess, 3), w(fault.FamilyWorker, 3)),
 				fault.KindProcessKill, fault.KindProcessRestart, fault.KindProcessReconfigure, fault.KindWorkerRunOnce),
@@ -86,7 +90,7 @@ func rows() []row {
 				{Phase: nemesis.FaultPhase(fault.FamilyDisk), Ops: []history.Kind{history.KindSearch}, HotOnly: true, MaxErrorRate: 0.01}}},
 		{Name: "minio-restart", Duration: 25 * time.Second, Traffic: tr,
 			Profile: base("minio", w(fault.FamilyMinIO, 1)),
-			Budgets: []nemesis.Budget{steady, hotPath, recovery}},
+			Budgets: []nemesis.Budget{steady, hotPath, catalog, recovery}},
 		{Name: "everything", Duration: 30 * time.Second, Traffic: tr,
 			Profile: withOverlap(base("everything", w(fault.FamilyNet, 2), w(fault.FamilyS3, 2), w(fault.FamilyProcess, 2),
 				w(fault.FamilyWorker, 2), w(fault.FamilyDisk, 1), w(fault.FamilyMinIO, 1)), 3),

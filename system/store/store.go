@@ -157,6 +157,9 @@ const (
 	// HookSnapshotUploaded fires when a user snapshot's object is stored
 	// and verified, before the manifest lists it.
 	HookSnapshotUploaded = "snapshot.uploaded"
+	// HookDeleteCommitted fires when a deleted collection's removal is
+	// durable in the manifest, before its objects are deleted.
+	HookDeleteCommitted = "delete.committed"
 	// HookSweepBetweenReads fires in the orphan sweep after it listed the
 	// objects and read the running uploads, before it reads the manifest's
 	// references.
@@ -637,12 +640,27 @@ func release(c *collection) { <-c.trans }
 // for a running transition to finish. Objects that cannot be deleted now
 // are kept in the manifest's pending deletes and retried by Maintain.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	c, err := s.lookup(name)
+	keys, err := s.deleteEntry(ctx, name)
 	if err != nil {
 		return err
 	}
+	// The keys are pending deletes in the manifest: no lock is needed to
+	// delete them, and holding one would make creates and deletes of other
+	// collections wait for S3.
+	s.hook(HookDeleteCommitted)
+	s.deleteObjects(ctx, keys)
+	return nil
+}
+
+// deleteEntry removes a collection from the manifest and memory, and
+// returns the object keys it leaves as pending deletes.
+func (s *Store) deleteEntry(ctx context.Context, name string) ([]string, error) {
+	c, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
 	if err := acquire(ctx, c, true); err != nil {
-		return err
+		return nil, err
 	}
 	defer release(c)
 	c.writeMu.Lock()
@@ -653,7 +671,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	deleted := c.deleted
 	c.mu.RUnlock()
 	if deleted {
-		return notFound(name)
+		return nil, notFound(name)
 	}
 	var keys, files []string
 	if err := s.commit(func(m *manifest.Manifest) error {
@@ -674,7 +692,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		m.PendingDeletes = append(m.PendingDeletes, keys...)
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	c.mu.Lock()
 	c.deleted = true
@@ -694,8 +712,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	for _, f := range files {
 		s.removeLocal(f)
 	}
-	s.deleteObjects(ctx, keys)
-	return nil
+	return keys, nil
 }
 
 // deleteObjects deletes keys now (the object and any incomplete upload of

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/cold"
 	"github.com/tierchaos/tierchaos/system/store"
 	"github.com/tierchaos/tierchaos/uploader"
 )
@@ -779,4 +780,49 @@ func TestSnapshotUploadDoesNotBlockInserts(t *testing.T) {
 	}
 	close(resume)
 	require.NoError(t, <-snapDone)
+}
+
+// TestDeleteWaitingForS3DoesNotBlockCreates: a delete whose object
+// deletion hangs on S3 must not hold the lock that creates and other
+// deletes take (the nemesis saw creates wait seconds while MinIO was down).
+func TestDeleteWaitingForS3DoesNotBlockCreates(t *testing.T) {
+	f := newFixture(t, nil)
+	s := f.open(t, func(o *store.Options) {
+		cs, err := cold.New(f.objs, cold.Options{OpTimeout: time.Minute, MaxRetries: 1, PartSize: 5 << 20, Concurrency: 2}, discard())
+		require.NoError(t, err)
+		o.Cold = cs
+	})
+	ctx := context.Background()
+	setup(t, s, "doomed", api.MetricL2)
+	setup(t, s, "other", api.MetricL2)
+	_, err := s.CreateSnapshot(ctx, "doomed")
+	require.NoError(t, err)
+	_, err = f.objs.Inject(uploader.Fault{Kind: uploader.FaultTimeout, Op: uploader.OpDeleteObject, Delay: time.Minute})
+	require.NoError(t, err)
+
+	delCtx, cancel := context.WithCancel(ctx)
+	delDone := make(chan error, 1)
+	go func() { delDone <- s.Delete(delCtx, "doomed") }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-delDone, "the delete is durable; its objects stay pending")
+	})
+	require.Eventually(t, func() bool {
+		return f.objs.Metrics().Ops[uploader.OpDeleteObject].Calls > 0
+	}, 10*time.Second, 5*time.Millisecond, "the delete never reached S3")
+
+	others := make(chan error, 2)
+	go func() {
+		_, err := s.Create(ctx, api.CreateCollectionRequest{Name: "fresh", Dimension: dim, Metric: api.MetricL2})
+		others <- err
+	}()
+	go func() { others <- s.Delete(ctx, "other") }()
+	for range 2 {
+		select {
+		case err := <-others:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a create or a delete of another collection waited for a delete's S3 call")
+		}
+	}
 }
