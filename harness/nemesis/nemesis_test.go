@@ -205,12 +205,17 @@ func TestPhaseBudgetsFail(t *testing.T) {
 		add(history.KindInsert, "x-c3", 2100+i*50, 5, history.Failed, "storage_unavailable")
 		add(history.KindSearch, "x-hot0", 5000+i*50, 3, history.OK, "") // recovery
 	}
+	add(history.KindCreateCollection, "x-c4", 2000, 1500, history.OK, "") // one create waits under S3 faults
+	for i := int64(0); i < 30; i++ {
+		add(history.KindCreateCollection, "x-c5", 2200+i*20, 1, history.OK, "")
+	}
 	budgets := []Budget{
 		{Phase: PhaseSteady, P95: fault.Duration(10 * time.Millisecond), MaxErrorRate: 0.01},
 		{Phase: PhaseAnyFault, Ops: []history.Kind{history.KindSearch}, HotOnly: true, P95: fault.Duration(100 * time.Millisecond)},
 		{Phase: PhaseAnyFault, AllowedCodes: []string{"unknown"}},
 		{Phase: FaultPhase(fault.FamilyS3), Ops: []history.Kind{history.KindInsert}, FirstOKWithin: fault.Duration(time.Second)},
 		{Phase: PhaseRecovery, P95: fault.Duration(10 * time.Millisecond), MaxErrorRate: -1},
+		{Phase: PhaseAnyFault, Ops: []history.Kind{history.KindCreateCollection}, P95: fault.Duration(time.Second), Max: fault.Duration(time.Second)},
 	}
 	reps := phaseReports(ops, applied, 0, sch, budgets)
 	byName := map[string]PhaseReport{}
@@ -223,10 +228,11 @@ func TestPhaseBudgetsFail(t *testing.T) {
 	assert.Empty(t, byName[PhaseSteady].Failed)
 	assert.Empty(t, byName[PhaseRecovery].Failed)
 	f := byName["fault:s3"].Failed
-	require.Len(t, f, 3, "%v", f)
+	require.Len(t, f, 4, "%v", f)
 	assert.Contains(t, f[0], "search hot p95")
 	assert.Contains(t, f[1], "storage_unavailable")
 	assert.Contains(t, f[2], "first ok")
+	assert.Contains(t, f[3], "create_collection max: 1.5s (create_collection x-c4, 31 ops)", "one slow create fails max though the p95 holds")
 	assert.Equal(t, 20, byName["fault:s3"].Errors)
 	md := Markdown(&Result{Phases: reps})
 	assert.Contains(t, md, "**FAIL**")

@@ -43,6 +43,10 @@ type Budget struct {
 	HotOnly bool `json:"hot_only,omitempty"`
 	// P95 is the largest allowed 95th percentile of latency.
 	P95 fault.Duration `json:"p95,omitempty"`
+	// Max is the largest allowed latency of any one operation: the gate
+	// for operations that must never wait (a percentile lets a few slow
+	// ones through).
+	Max fault.Duration `json:"max,omitempty"`
 	// MaxErrorRate is the largest allowed share of errors: unknown
 	// outcomes and failures with a code outside the always-expected ones
 	// (not_found, already_exists, transition_in_progress). Use a negative
@@ -283,6 +287,16 @@ func judge(rep *PhaseReport, b Budget, ops []history.Op) {
 		}
 		p95 := h.Quantile(95)
 		add("p95", "≤ "+b.P95.D().String(), fmt.Sprintf("%s (%d ops)", p95.Round(time.Microsecond), len(sel)), p95 <= b.P95.D())
+	}
+	if b.Max > 0 {
+		slowest := sel[0]
+		for _, op := range sel[1:] {
+			if op.Return-op.Call > slowest.Return-slowest.Call {
+				slowest = op
+			}
+		}
+		took := time.Duration(slowest.Return - slowest.Call)
+		add("max", "≤ "+b.Max.D().String(), fmt.Sprintf("%s (%s %s, %d ops)", took.Round(time.Microsecond), slowest.Kind, slowest.Collection, len(sel)), took <= b.Max.D())
 	}
 	if b.MaxErrorRate != 0 || len(b.AllowedCodes) > 0 {
 		var errs int
