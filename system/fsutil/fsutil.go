@@ -21,7 +21,13 @@ const TempSuffix = ".tmp"
 var ErrNoSpace = errors.New("no space left on the data volume")
 
 // WriteAtomic writes the output of fill to path atomically.
-func WriteAtomic(path string, fill func(w io.Writer) error) (err error) {
+func WriteAtomic(path string, fill func(w io.Writer) error) error {
+	return writeAtomic(path, fill, SyncDir)
+}
+
+// writeAtomic is WriteAtomic with the folder fsync passed in (tests
+// record or fail it).
+func writeAtomic(path string, fill func(w io.Writer) error, syncDir func(dir string) error) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return wrap("mkdir", dir, err)
@@ -49,7 +55,7 @@ func WriteAtomic(path string, fill func(w io.Writer) error) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return wrap("rename", tmp, err)
 	}
-	return SyncDir(dir)
+	return syncDir(dir)
 }
 
 // SyncDir fsyncs a folder so that renames and removals in it are durable.
