@@ -179,7 +179,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("store: data dir is empty")
 	}
-	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+	if err := fsutil.MkdirAll(opts.DataDir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := &Store{opts: opts, log: log, colls: map[string]*collection{}, inflight: map[string]int{}}

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tierchaos/tierchaos/system/fsutil"
 )
 
 // ErrHalted is returned by Append after Halt.
@@ -110,7 +112,7 @@ func Open(dir string, opts Options, log *slog.Logger, replay func(lsn uint64, pa
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = 64 << 20
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsutil.MkdirAll(dir); err != nil {
 		return nil, ReplayStats{}, fmt.Errorf("wal: %w", err)
 	}
 	segs, err := listSegments(dir)
