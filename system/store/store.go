@@ -203,7 +203,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	replayed := 0
 	w, st, err := wal.Open(filepath.Join(opts.DataDir, "wal"), wal.Options{
 		SegmentBytes: opts.WAL.SegmentBytes, GroupCommitWindow: opts.WAL.GroupCommitWindow.D(),
-		OnSync: s.metrics.observeSync,
+		OnSync: s.metrics.observeSync, Repair: opts.WAL.Repair,
 	}, log, func(lsn uint64, payload []byte) error {
 		rec, err := decodeInsert(payload)
 		if err != nil {
@@ -230,6 +230,10 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	})
 	if err != nil {
 		_ = mf.Close()
+		if errors.Is(err, wal.ErrCorrupt) {
+			return nil, api.Errorf(api.CodeDataCorrupted,
+				"store: %w (start with wal.repair / TIERD_WAL_REPAIR=true to quarantine the segment and keep its intact records)", err)
+		}
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s.wal = w
@@ -252,7 +256,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 		log.Warn("recovery: could not remove unreferenced local files", "err", err)
 	}
 	log.Info("store recovered", "collections", len(s.colls), "wal_segments", st.Segments, "wal_records", st.Records,
-		"replayed", replayed, "wal_truncated_bytes", st.Truncated, "last_lsn", st.LastLSN)
+		"replayed", replayed, "wal_truncated_bytes", st.Truncated, "wal_repaired_segments", len(st.Repaired), "last_lsn", st.LastLSN)
 	return s, nil
 }
 
