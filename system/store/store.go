@@ -190,6 +190,9 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 		log.Warn("recovery: removed stray temporary files", "files", removed)
 	}
 	mf, man, err := manifest.Open(opts.DataDir)
+	if errors.Is(err, manifest.ErrCorrupt) {
+		return nil, api.Errorf(api.CodeDataCorrupted, "store: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

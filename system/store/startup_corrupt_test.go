@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/cold"
 	"github.com/tierchaos/tierchaos/system/config"
+	"github.com/tierchaos/tierchaos/system/manifest"
 	"github.com/tierchaos/tierchaos/system/store"
 	"github.com/tierchaos/tierchaos/system/wal"
 )
@@ -67,4 +69,36 @@ func TestWALDamageBeforeIntactRecordsRefusesToStart(t *testing.T) {
 
 	s = f.open(t, func(o *store.Options) { o.WAL.Repair = true })
 	requireContent(t, s, "w", api.MetricL2, want, dim)
+}
+
+// TestDamagedManifestRefusesToStart: a manifest changed after it was
+// written (here the WAL position a collection's checkpoint covers, which
+// would make recovery skip or replay the wrong records) stops the store
+// from opening with data_corrupted naming the file. Regression: the
+// manifest had no checksum and was trusted.
+func TestDamagedManifestRefusesToStart(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	s := f.open(t, nil)
+	setup(t, s, "m", api.MetricDot)
+	_, err := s.SetTier(ctx, "m", api.TierWarm)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	path := filepath.Join(f.dir, manifest.FileName)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	i := bytes.Index(b, []byte(`"covered_lsn":`))
+	require.Positive(t, i)
+	i += len(`"covered_lsn":`)
+	if b[i] == '9' {
+		b[i] = '8'
+	} else {
+		b[i]++
+	}
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+	d := config.Default()
+	_, err = store.Open(store.Options{DataDir: f.dir, Limits: d.Limits, WAL: d.WAL}, discard())
+	require.ErrorIs(t, err, manifest.ErrCorrupt)
+	require.Equal(t, api.CodeDataCorrupted, api.CodeOf(err))
+	require.ErrorContains(t, err, path)
 }
