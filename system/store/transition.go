@@ -106,11 +106,17 @@ func (s *Store) writeLocal(rel string, data []byte) error {
 	if err := s.reserveWarm(int64(len(data))); err != nil {
 		return err
 	}
-	err := fsutil.WriteAtomic(filepath.Join(s.opts.DataDir, filepath.FromSlash(rel)), func(w io.Writer) error {
+	path := filepath.Join(s.opts.DataDir, filepath.FromSlash(rel))
+	err := fsutil.WriteAtomic(path, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
 	if err != nil {
+		// A failed folder fsync comes after the rename: the file is there
+		// but the write failed, and nothing will refer to it.
+		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			s.log.Warn("local file of a failed write not removed; recovery will remove it", "file", rel, "err", rerr)
+		}
 		s.warmBytes.Add(-int64(len(data)))
 		return localError("write "+rel, err)
 	}
