@@ -52,6 +52,8 @@ func (s *Store) coldStore() (*cold.Store, error) {
 // storageError maps a cold-tier error to an API error.
 func storageError(what string, err error) error {
 	switch {
+	case errors.Is(err, cold.ErrNoBucket):
+		return api.Errorf(api.CodeBucketNotFound, "%s: %w", what, err)
 	case errors.Is(err, snapshot.ErrCorrupt), errors.Is(err, cold.ErrMissing):
 		return api.Errorf(api.CodeDataCorrupted, "%s: %w", what, err)
 	default:
@@ -316,7 +318,7 @@ func (s *Store) promote(ctx context.Context, c *collection, from, target api.Tie
 		if err != nil {
 			return err
 		}
-		data, err = cs.Download(ctx, ref.Key)
+		data, err = cs.Download(ctx, ref.Key, ref.Size)
 		if err == nil {
 			err = snapshot.Verify(ref.Key, data, ref.Size, ref.Checksum)
 		}
