@@ -93,9 +93,12 @@ type WAL struct {
 	opts Options
 	log  *slog.Logger
 
-	// fileMu guards file and fileSize: the writer holds it per batch,
-	// Rotate to switch segments between batches.
+	// fileMu guards file, fileSize and written: the writer holds it per
+	// batch, Rotate to switch segments between batches.
 	fileMu sync.Mutex
+	// written is the LSN of the last record written to a segment (under
+	// fileMu, unlike durable, which the writer updates after it).
+	written uint64
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -162,7 +165,7 @@ func Open(dir string, opts Options, log *slog.Logger, replay func(lsn uint64, pa
 		st.LastLSN = segs[n-1].first - 1
 	}
 	w.nextLSN = st.LastLSN + 1
-	w.durable = st.LastLSN
+	w.durable, w.written = st.LastLSN, st.LastLSN
 	if err := w.rotate(); err != nil {
 		return nil, st, err
 	}
@@ -381,6 +384,7 @@ func (w *WAL) writeBatch(b *batch) error {
 		w.opts.OnSync(time.Since(start), b.records)
 	}
 	w.fileSize += int64(len(b.buf))
+	w.written = b.lastLSN
 	return nil
 }
 
@@ -425,15 +429,16 @@ func (w *WAL) Rotate() error {
 		return nil
 	}
 	w.mu.Lock()
-	// Every record written so far has an LSN <= durable: the next segment
-	// starts after it (records of a failed batch were cut from the file).
-	first := w.durable + 1
 	closed := w.closed
 	w.mu.Unlock()
 	if closed {
 		return ErrClosed
 	}
-	return w.rotateTo(first)
+	// Every record in the file has an LSN <= written (records of a failed
+	// batch were cut from it): the next segment starts after it. durable
+	// would not do: the writer raises it only after releasing fileMu, so
+	// it can lag behind a batch already in the file.
+	return w.rotateTo(w.written + 1)
 }
 
 // DropBefore removes every segment all of whose records have an LSN below
