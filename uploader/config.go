@@ -173,6 +173,11 @@ type ParallelConfig struct {
 	// AbortTimeout bounds the cleanup (AbortMultipart) after a failure or
 	// cancellation, which runs even when the caller's context is done.
 	AbortTimeout time.Duration `yaml:"abort_timeout" json:"abort_timeout"`
+	// ContentMD5 sends the MD5 of every request body (the object of a
+	// single PUT, each part of a multipart upload) as Content-MD5, so that
+	// the store refuses bytes changed on the way (BadDigest) instead of
+	// storing them. It costs one MD5 pass over the data.
+	ContentMD5 bool `yaml:"content_md5" json:"content_md5"`
 }
 
 // DefaultConfig returns the defaults: batching on (10 members, 8 MiB, 5 s),

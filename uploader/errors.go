@@ -35,8 +35,12 @@ const (
 	// CodeTruncated: a request or response body ended early.
 	CodeTruncated Code = "truncated"
 
-	// CodeNotFound: the key, upload or bucket does not exist (HTTP 404).
+	// CodeNotFound: the key or upload does not exist (HTTP 404).
 	CodeNotFound Code = "not_found"
+	// CodeNoSuchBucket: the bucket does not exist (S3 NoSuchBucket). It
+	// says nothing about the object: the bucket was deleted or another
+	// one is configured.
+	CodeNoSuchBucket Code = "no_such_bucket"
 	// CodeAccessDenied: the credentials may not do this (HTTP 403).
 	CodeAccessDenied Code = "access_denied"
 	// CodeBadRequest: the store rejected the request as malformed (HTTP 400 and other 4xx).
@@ -75,8 +79,10 @@ var (
 	ErrRetryable = errors.New("uploader: retryable error")
 	// ErrPermanent matches every classified error whose code is not retryable.
 	ErrPermanent = errors.New("uploader: permanent error")
-	// ErrNotFound matches a missing key, upload or bucket.
+	// ErrNotFound matches a missing key or upload.
 	ErrNotFound = errors.New("uploader: not found")
+	// ErrNoSuchBucket matches a missing bucket.
+	ErrNoSuchBucket = errors.New("uploader: no such bucket")
 	// ErrSlowDown matches a store asking the client to slow down.
 	ErrSlowDown = errors.New("uploader: slow down")
 	// ErrAccessDenied matches a request the credentials may not make.
@@ -93,6 +99,7 @@ var (
 
 var codeSentinels = map[Code]error{
 	CodeNotFound:         ErrNotFound,
+	CodeNoSuchBucket:     ErrNoSuchBucket,
 	CodeSlowDown:         ErrSlowDown,
 	CodeAccessDenied:     ErrAccessDenied,
 	CodeChecksumMismatch: ErrChecksumMismatch,
@@ -263,7 +270,9 @@ func codeForHTTP(s3Code string, status int) Code {
 		return CodeTimeout
 	case "IncompleteBody":
 		return CodeTruncated
-	case "NoSuchKey", "NoSuchUpload", "NoSuchBucket", "NoSuchVersion":
+	case "NoSuchBucket":
+		return CodeNoSuchBucket
+	case "NoSuchKey", "NoSuchUpload", "NoSuchVersion":
 		return CodeNotFound
 	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled":
 		return CodeAccessDenied

@@ -240,6 +240,21 @@ func (m *MemStore) readBody(op Op, key string, data io.Reader, size int64, f *Fa
 	return buf, etag, nil
 }
 
+// checkDigest does what S3 does with a Content-MD5 header: a digest that
+// is not 16 bytes is 400 InvalidDigest, one that differs from the MD5 of
+// the bytes received (etag) is 400 BadDigest, and nothing is stored.
+func (m *MemStore) checkDigest(op Op, key string, want []byte, etag string) error {
+	switch {
+	case want == nil:
+		return nil
+	case len(want) != md5.Size:
+		return m.fail(op, s3Error(op, key, 400, "InvalidDigest", 0))
+	case hex.EncodeToString(want) != etag:
+		return m.fail(op, s3Error(op, key, 400, "BadDigest", 0))
+	}
+	return nil
+}
+
 func (m *MemStore) flipBit(buf []byte, f *Fault) {
 	m.mu.Lock()
 	off := f.Bytes
@@ -321,6 +336,9 @@ func (m *MemStore) PutObject(ctx context.Context, key string, data io.Reader, si
 	}
 	buf, etag, err := m.readBody(OpPutObject, key, data, size, f)
 	if err != nil {
+		return ObjectInfo{}, err
+	}
+	if err := m.checkDigest(OpPutObject, key, opts.ContentMD5, etag); err != nil {
 		return ObjectInfo{}, err
 	}
 	m.mu.Lock()
@@ -443,7 +461,7 @@ func (m *MemStore) InitiateMultipart(ctx context.Context, key string, opts PutOp
 
 // UploadPart implements ObjectStore. Uploading a part number again
 // replaces that part.
-func (m *MemStore) UploadPart(ctx context.Context, key, uploadID string, number int, data io.Reader, size int64) (Part, error) {
+func (m *MemStore) UploadPart(ctx context.Context, key, uploadID string, number int, data io.Reader, size int64, opts PartOptions) (Part, error) {
 	if err := checkPart(string(OpUploadPart), key, uploadID, number, size); err != nil {
 		return Part{}, m.fail(OpUploadPart, err)
 	}
@@ -456,6 +474,9 @@ func (m *MemStore) UploadPart(ctx context.Context, key, uploadID string, number 
 	}
 	buf, etag, err := m.readBody(OpUploadPart, key, data, size, f)
 	if err != nil {
+		return Part{}, err
+	}
+	if err := m.checkDigest(OpUploadPart, key, opts.ContentMD5, etag); err != nil {
 		return Part{}, err
 	}
 	m.mu.Lock()

@@ -83,7 +83,7 @@ func TestMemStoreInvalidInput(t *testing.T) {
 		{"empty key", func() error { _, err := s.PutObject(ctx, "", nil, 0, PutOptions{}); return err }},
 		{"negative size", func() error { _, err := s.PutObject(ctx, "k", nil, -1, PutOptions{}); return err }},
 		{"bad range", func() error { _, err := s.GetObjectRange(ctx, "k", -1, 3); return err }},
-		{"part zero", func() error { _, err := s.UploadPart(ctx, "k", "id", 0, nil, 0); return err }},
+		{"part zero", func() error { _, err := s.UploadPart(ctx, "k", "id", 0, nil, 0, PartOptions{}); return err }},
 		{"no parts", func() error { _, err := s.CompleteMultipart(ctx, "k", "id", nil); return err }},
 	}
 	for _, tc := range tests {
@@ -108,9 +108,9 @@ func TestMemStoreMultipart(t *testing.T) {
 	s := NewMemStore(WithMinPartSize(4))
 	id, err := s.InitiateMultipart(ctx, "big", PutOptions{Metadata: map[string]string{"k": "v"}})
 	require.NoError(t, err)
-	p2, err := s.UploadPart(ctx, "big", id, 2, strings.NewReader("EFG"), 3)
+	p2, err := s.UploadPart(ctx, "big", id, 2, strings.NewReader("EFG"), 3, PartOptions{})
 	require.NoError(t, err)
-	p1, err := s.UploadPart(ctx, "big", id, 1, strings.NewReader("ABCD"), 4)
+	p1, err := s.UploadPart(ctx, "big", id, 1, strings.NewReader("ABCD"), 4, PartOptions{})
 	require.NoError(t, err)
 
 	_, err = s.StatObject(ctx, "big")
@@ -143,9 +143,9 @@ func TestMemStoreMultipartTooSmall(t *testing.T) {
 	s := NewMemStore() // S3's 5 MiB minimum
 	id, err := s.InitiateMultipart(ctx, "k", PutOptions{})
 	require.NoError(t, err)
-	p1, err := s.UploadPart(ctx, "k", id, 1, strings.NewReader("tiny"), 4)
+	p1, err := s.UploadPart(ctx, "k", id, 1, strings.NewReader("tiny"), 4, PartOptions{})
 	require.NoError(t, err)
-	p2, err := s.UploadPart(ctx, "k", id, 2, strings.NewReader("tiny"), 4)
+	p2, err := s.UploadPart(ctx, "k", id, 2, strings.NewReader("tiny"), 4, PartOptions{})
 	require.NoError(t, err)
 	_, err = s.CompleteMultipart(ctx, "k", id, []Part{p1, p2})
 	require.Error(t, err)
@@ -157,7 +157,7 @@ func TestMemStoreAbort(t *testing.T) {
 	s := NewMemStore()
 	id, err := s.InitiateMultipart(ctx, "k", PutOptions{})
 	require.NoError(t, err)
-	p, err := s.UploadPart(ctx, "k", id, 1, strings.NewReader("abc"), 3)
+	p, err := s.UploadPart(ctx, "k", id, 1, strings.NewReader("abc"), 3, PartOptions{})
 	require.NoError(t, err)
 	require.NoError(t, s.AbortMultipart(ctx, "k", id))
 	ups, err := s.ListMultipartUploads(ctx, "")
@@ -165,7 +165,7 @@ func TestMemStoreAbort(t *testing.T) {
 	assert.Empty(t, ups)
 	_, err = s.CompleteMultipart(ctx, "k", id, []Part{p})
 	require.ErrorIs(t, err, ErrNotFound)
-	_, err = s.UploadPart(ctx, "k", id, 2, strings.NewReader("abc"), 3)
+	_, err = s.UploadPart(ctx, "k", id, 2, strings.NewReader("abc"), 3, PartOptions{})
 	require.ErrorIs(t, err, ErrNotFound)
 	require.ErrorIs(t, s.AbortMultipart(ctx, "k", id), ErrNotFound)
 	assert.Equal(t, 0, s.Len())

@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -159,7 +160,7 @@ func (s *MinIOStore) PutObject(ctx context.Context, key string, data io.Reader, 
 		return ObjectInfo{}, err
 	}
 	ctx, ra := captureRetryAfter(ctx)
-	info, err := s.core.PutObject(ctx, s.bucket, key, data, size, "", "", s.putOpts(opts))
+	info, err := s.core.PutObject(ctx, s.bucket, key, data, size, md5Base64(opts.ContentMD5), "", s.putOpts(opts))
 	if err != nil {
 		return ObjectInfo{}, s.wrap(op, key, err, ra)
 	}
@@ -269,13 +270,14 @@ func (s *MinIOStore) InitiateMultipart(ctx context.Context, key string, opts Put
 }
 
 // UploadPart implements ObjectStore.
-func (s *MinIOStore) UploadPart(ctx context.Context, key, uploadID string, number int, data io.Reader, size int64) (Part, error) {
+func (s *MinIOStore) UploadPart(ctx context.Context, key, uploadID string, number int, data io.Reader, size int64, opts PartOptions) (Part, error) {
 	const op = "UploadPart"
 	if err := checkPart(op, key, uploadID, number, size); err != nil {
 		return Part{}, err
 	}
 	ctx, ra := captureRetryAfter(ctx)
-	p, err := s.core.PutObjectPart(ctx, s.bucket, key, uploadID, number, data, size, minio.PutObjectPartOptions{})
+	p, err := s.core.PutObjectPart(ctx, s.bucket, key, uploadID, number, data, size,
+		minio.PutObjectPartOptions{Md5Base64: md5Base64(opts.ContentMD5)})
 	if err != nil {
 		return Part{}, s.wrap(op, key, err, ra)
 	}
@@ -365,6 +367,14 @@ func (s *MinIOStore) ListMultipartUploads(ctx context.Context, prefix string) ([
 		return out[i].UploadID < out[j].UploadID
 	})
 	return out, nil
+}
+
+// md5Base64 is the Content-MD5 header value of an MD5 digest ("" for none).
+func md5Base64(sum []byte) string {
+	if len(sum) == 0 {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(sum)
 }
 
 func (s *MinIOStore) putOpts(opts PutOptions) minio.PutObjectOptions {
@@ -469,26 +479,49 @@ func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	return resp, err
 }
 
-// parseRetryAfter parses a Retry-After value: delay-seconds or an HTTP date.
+// maxRetryAfterHeader bounds a parsed Retry-After: longer waits are
+// taken as this long (callers cap further, see MaxRetryAfter).
+const maxRetryAfterHeader = time.Hour
+
+// parseRetryAfter parses a Retry-After value: delay-seconds (digits,
+// optionally with a decimal fraction; no sign, exponent, NaN or Inf) or
+// an HTTP date. The result is within [0, maxRetryAfterHeader].
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0, false
 	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs < 0 {
-			return 0, false
+	if isDecimal(v) {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || secs >= maxRetryAfterHeader.Seconds() {
+			// Only a value too large for a float64 fails to parse here.
+			return maxRetryAfterHeader, true
 		}
 		return time.Duration(secs * float64(time.Second)), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		d := t.Sub(now)
-		if d < 0 {
-			d = 0
-		}
-		return d, true
+		return min(max(d, 0), maxRetryAfterHeader), true
 	}
 	return 0, false
+}
+
+// isDecimal reports whether v is digits with at most one decimal point
+// between digits.
+func isDecimal(v string) bool {
+	intPart, frac, hasFrac := strings.Cut(v, ".")
+	digits := func(s string) bool {
+		if s == "" {
+			return false
+		}
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	return digits(intPart) && (!hasFrac || digits(frac))
 }
 
 func checkKey(op, key string) error {

@@ -242,13 +242,31 @@ func (u *ParallelUploader) uploadItem(ctx context.Context, budget *retryBudget, 
 		res.Info, res.Attempts, res.Err = u.uploadMultipart(ctx, budget, it)
 		return res
 	}
+	opts := it.Opts
+	if u.cfg.ContentMD5 && opts.ContentMD5 == nil {
+		sum, err := md5Of(it.Body, 0, it.Size)
+		if err != nil {
+			res.Err = newError(string(OpPutObject), it.Key, CodeInvalidArgument, fmt.Errorf("read body: %w", err))
+			return res
+		}
+		opts.ContentMD5 = sum
+	}
 	budget.request()
 	res.Attempts, res.Err = u.retry(ctx, budget, string(OpPutObject), it.Key, func(ctx context.Context) error {
-		info, err := u.store.PutObject(ctx, it.Key, io.NewSectionReader(it.Body, 0, it.Size), it.Size, it.Opts)
+		info, err := u.store.PutObject(ctx, it.Key, io.NewSectionReader(it.Body, 0, it.Size), it.Size, opts)
 		res.Info = info
 		return err
 	})
 	return res
+}
+
+// md5Of returns the MD5 digest of size bytes of r from off.
+func md5Of(r io.ReaderAt, off, size int64) ([]byte, error) {
+	h := md5.New()
+	if _, err := io.Copy(h, io.NewSectionReader(r, off, size)); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
 }
 
 func checkItem(it Item) error {
@@ -388,9 +406,17 @@ func (u *ParallelUploader) uploadMultipart(ctx context.Context, budget *retryBud
 		off := int64(i) * u.cfg.PartSize
 		size := min(u.cfg.PartSize, it.Size-off)
 		g.Go(func() error {
+			var popts PartOptions
+			if u.cfg.ContentMD5 {
+				sum, err := md5Of(it.Body, off, size)
+				if err != nil {
+					return newError(string(OpUploadPart), it.Key, CodeInvalidArgument, fmt.Errorf("read part %d: %w", i+1, err))
+				}
+				popts.ContentMD5 = sum
+			}
 			budget.request()
 			n, err := u.retry(gctx, budget, string(OpUploadPart), it.Key, func(ctx context.Context) error {
-				p, err := u.store.UploadPart(ctx, it.Key, uploadID, i+1, io.NewSectionReader(it.Body, off, size), size)
+				p, err := u.store.UploadPart(ctx, it.Key, uploadID, i+1, io.NewSectionReader(it.Body, off, size), size, popts)
 				parts[i] = p
 				return err
 			})

@@ -32,6 +32,19 @@ type PutOptions struct {
 	Metadata map[string]string
 	// ContentType of the object; empty means application/octet-stream.
 	ContentType string
+	// ContentMD5, if set, is the MD5 digest (16 bytes) of the body of a
+	// PutObject. It is sent as Content-MD5, and the store refuses a body
+	// that does not match it (S3 BadDigest: CodeChecksumMismatch), so
+	// bytes changed on the way are never stored. InitiateMultipart ignores
+	// it (parts carry their own, see PartOptions).
+	ContentMD5 []byte
+}
+
+// PartOptions carries optional settings for an UploadPart call.
+type PartOptions struct {
+	// ContentMD5, if set, is the MD5 digest of the part's body; see
+	// PutOptions.ContentMD5.
+	ContentMD5 []byte
 }
 
 // Part identifies one uploaded part of a multipart upload.
@@ -76,7 +89,7 @@ type ObjectStore interface {
 	// InitiateMultipart starts a multipart upload for key.
 	InitiateMultipart(ctx context.Context, key string, opts PutOptions) (uploadID string, err error)
 	// UploadPart uploads part number (1-based) of an upload.
-	UploadPart(ctx context.Context, key, uploadID string, number int, data io.Reader, size int64) (Part, error)
+	UploadPart(ctx context.Context, key, uploadID string, number int, data io.Reader, size int64, opts PartOptions) (Part, error)
 	// CompleteMultipart makes the object visible from the given parts, in order.
 	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) (ObjectInfo, error)
 	// AbortMultipart discards an upload and its parts.

@@ -45,7 +45,7 @@ func TestCodesAndStatuses(t *testing.T) {
 		CodePayloadTooLarge: http.StatusRequestEntityTooLarge, CodeQuotaExceeded: http.StatusTooManyRequests,
 		CodeStorageUnavailable: http.StatusServiceUnavailable, CodeInsufficientStorage: http.StatusInsufficientStorage,
 		CodeDataCorrupted: http.StatusInternalServerError, CodeInternal: http.StatusInternalServerError,
-		CodeUnimplemented: http.StatusNotImplemented,
+		CodeUnimplemented: http.StatusNotImplemented, CodeBucketNotFound: http.StatusServiceUnavailable,
 	}
 	for code, status := range want {
 		require.Equal(t, status, HTTPStatus(code), code)

@@ -22,6 +22,9 @@ const (
 	CodeQuotaExceeded = "quota_exceeded"
 	// CodeStorageUnavailable: S3 could not be reached or failed within the deadline (503).
 	CodeStorageUnavailable = "storage_unavailable"
+	// CodeBucketNotFound: S3 answered that tierd's bucket does not exist (NoSuchBucket):
+	// it was deleted or another one is configured; nothing was changed (503).
+	CodeBucketNotFound = "bucket_not_found"
 	// CodeInsufficientStorage: the local data volume is full (ENOSPC) (507).
 	CodeInsufficientStorage = "insufficient_storage"
 	// CodeDataCorrupted: a snapshot failed its size or checksum check; the message names it (500).
@@ -45,7 +48,7 @@ func HTTPStatus(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case CodeQuotaExceeded:
 		return http.StatusTooManyRequests
-	case CodeStorageUnavailable:
+	case CodeStorageUnavailable, CodeBucketNotFound:
 		return http.StatusServiceUnavailable
 	case CodeInsufficientStorage:
 		return http.StatusInsufficientStorage

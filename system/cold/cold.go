@@ -1,8 +1,9 @@
 // Package cold is tierd's view of the object store: key layout under
 // {prefix}collections/{name}/, a deadline and bounded retries per S3
-// operation, verified uploads (single PUT or multipart for large
-// snapshots) that clean up after themselves on failure, and verified
-// downloads.
+// operation (scaled with the size for transfers), uploads whose every
+// request carries a Content-MD5 the store checks (single PUT or multipart
+// for large snapshots) and that clean up after themselves on failure, and
+// downloads bounded by the size the caller expects.
 package cold
 
 import (
@@ -26,11 +27,18 @@ var ErrUnavailable = errors.New("object storage unavailable")
 // ErrMissing marks an object that does not exist.
 var ErrMissing = errors.New("object missing")
 
+// ErrNoBucket marks a bucket that does not exist (S3 NoSuchBucket): it
+// was deleted, or tierd is configured with another one. It says nothing
+// about any object.
+var ErrNoBucket = errors.New("object storage bucket does not exist")
+
 // Options configures a Store.
 type Options struct {
 	// Prefix is prepended to every key; empty or ending in '/'.
 	Prefix string
-	// OpTimeout bounds one logical operation including its retries.
+	// OpTimeout bounds one logical operation including its retries; a
+	// download gets one per PartSize bytes more (see ReadBudget), an
+	// upload one per round of parts (see Budget).
 	OpTimeout time.Duration
 	// MaxRetries is the number of retries of a retryable failure.
 	MaxRetries int
@@ -79,6 +87,7 @@ func New(objs uploader.ObjectStore, opts Options, log *slog.Logger) (*Store, err
 	pc.MultipartThreshold = opts.PartSize
 	pc.AttemptTimeout = opts.OpTimeout
 	pc.AbortTimeout = opts.CleanupTimeout
+	pc.ContentMD5 = true
 	up, err := uploader.NewParallelUploader(objs, pc, uploader.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("cold: %w", err)
@@ -109,7 +118,14 @@ func (s *Store) RootPrefix() string { return s.opts.Prefix + "collections/" }
 
 // do runs op with retries of retryable failures, all within OpTimeout.
 func (s *Store) do(ctx context.Context, name, key string, op func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
+	return s.doWithin(ctx, s.opts.OpTimeout, name, key, op)
+}
+
+// doWithin runs op with retries of retryable failures, all within limit.
+// A wait that would end past the deadline (a server's Retry-After, or the
+// backoff) is not slept: the operation fails at once.
+func (s *Store) doWithin(ctx context.Context, limit time.Duration, name, key string, op func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
@@ -117,9 +133,15 @@ func (s *Store) do(ctx context.Context, name, key string, op func(ctx context.Co
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, snapshot.ErrCorrupt) {
+			return fmt.Errorf("%s %s: %w", name, key, err)
+		}
 		cl := uploader.Classify(err)
-		if cl.Code == uploader.CodeNotFound {
+		switch cl.Code {
+		case uploader.CodeNotFound:
 			return fmt.Errorf("%s %s: %w: %w", name, key, ErrMissing, err)
+		case uploader.CodeNoSuchBucket:
+			return fmt.Errorf("%s %s: %w: %w", name, key, ErrNoBucket, err)
 		}
 		if !cl.Retryable || attempt >= s.opts.MaxRetries || ctx.Err() != nil {
 			return fmt.Errorf("%s %s (attempt %d): %w: %w", name, key, attempt+1, ErrUnavailable, err)
@@ -127,6 +149,10 @@ func (s *Store) do(ctx context.Context, name, key string, op func(ctx context.Co
 		wait := backoff/2 + rand.N(backoff/2+1)
 		if cl.RetryAfter > wait {
 			wait = cl.RetryAfter
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+			return fmt.Errorf("%s %s (attempt %d): %w: the next attempt (in %s) would start after the deadline: %w",
+				name, key, attempt+1, ErrUnavailable, wait, err)
 		}
 		if s.opts.OnRetry != nil {
 			s.opts.OnRetry(name)
@@ -166,9 +192,12 @@ func (s *Store) Budget(size int64) time.Duration {
 // Put stores data (described by info, whose checksum goes into the object
 // metadata) under key with the uploader's ParallelUploader: one PUT, or a
 // multipart upload with parallel parts when larger than PartSize, retrying
-// retryable failures with backoff within ctx (see Budget). A failed
+// retryable failures with backoff within ctx (see Budget). Every request
+// carries the MD5 of its body as Content-MD5, so the store refuses bytes
+// changed on the way (BadDigest) rather than keep them. A failed
 // multipart upload is aborted by the uploader; the caller deletes what a
-// failed single PUT may have stored (Cleanup). Errors wrap ErrUnavailable.
+// failed single PUT may have stored (Cleanup). Errors wrap ErrUnavailable
+// (ErrNoBucket for a missing bucket).
 func (s *Store) Put(ctx context.Context, key string, data []byte, info snapshot.Info) error {
 	parts := (int64(len(data)) + s.opts.PartSize - 1) / s.opts.PartSize
 	requests := int64(1)
@@ -184,7 +213,11 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, info snapshot.
 		}
 	}
 	if res.Err != nil {
-		return fmt.Errorf("put %s (%d attempts): %w: %w", key, res.Attempts, ErrUnavailable, res.Err)
+		cause := ErrUnavailable
+		if errors.Is(res.Err, uploader.ErrNoSuchBucket) {
+			cause = ErrNoBucket
+		}
+		return fmt.Errorf("put %s (%d attempts): %w: %w", key, res.Attempts, cause, res.Err)
 	}
 	return nil
 }
@@ -207,7 +240,7 @@ func (s *Store) Verify(ctx context.Context, key string, info snapshot.Info) erro
 		return fmt.Errorf("verify %s: %w: metadata checksum %q, expected %q", key, snapshot.ErrCorrupt, got, info.Checksum)
 	}
 	if s.opts.VerifyReadback {
-		data, err := s.Download(ctx, key)
+		data, err := s.Download(ctx, key, info.Size)
 		if err != nil {
 			return err
 		}
@@ -243,17 +276,44 @@ func (s *Store) Cleanup(key string) error {
 	return errors.Join(errs...)
 }
 
-// Download reads the whole object under key.
-func (s *Store) Download(ctx context.Context, key string) ([]byte, error) {
+// ReadBudget is the deadline of a download of size bytes, retries
+// included: one OpTimeout, and one more per PartSize bytes, so that a
+// large object is not bound to the deadline of a small one (it assumes
+// at least PartSize per OpTimeout, 0.8 MiB/s with the defaults).
+func (s *Store) ReadBudget(size int64) time.Duration {
+	return time.Duration(1+max(size, 0)/s.opts.PartSize) * s.opts.OpTimeout
+}
+
+// Download reads the object under key, which must be exactly size bytes
+// (the size the manifest records), within ReadBudget(size). An object of
+// another size fails with snapshot.ErrCorrupt after at most size+1 bytes
+// were read (at once if the store announces its size), never retried.
+func (s *Store) Download(ctx context.Context, key string, size int64) ([]byte, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("get %s: %w: negative size %d", key, snapshot.ErrCorrupt, size)
+	}
 	var data []byte
-	err := s.do(ctx, "get", key, func(ctx context.Context) error {
-		rc, _, err := s.objs.GetObject(ctx, key)
+	err := s.doWithin(ctx, s.ReadBudget(size), "get", key, func(ctx context.Context) error {
+		rc, info, err := s.objs.GetObject(ctx, key)
 		if err != nil {
 			return err
 		}
 		defer rc.Close()
-		data, err = io.ReadAll(rc)
-		return err
+		if info.Size >= 0 && info.Size != size {
+			return fmt.Errorf("%w: object %s is %d bytes, expected %d", snapshot.ErrCorrupt, key, info.Size, size)
+		}
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(rc, buf); err != nil {
+			return err
+		}
+		var extra [1]byte
+		if n, err := io.ReadFull(rc, extra[:]); n > 0 {
+			return fmt.Errorf("%w: object %s is longer than the expected %d bytes", snapshot.ErrCorrupt, key, size)
+		} else if !errors.Is(err, io.EOF) {
+			return err
+		}
+		data = buf
+		return nil
 	})
 	return data, err
 }

@@ -39,7 +39,7 @@ func TestUploadVerifyDownload(t *testing.T) {
 	require.NoError(t, err)
 	key := s.DataKey("c", "1")
 	require.NoError(t, s.Upload(ctx, key, data, info))
-	got, err := s.Download(ctx, key)
+	got, err := s.Download(ctx, key, info.Size)
 	require.NoError(t, err)
 	require.Equal(t, data, got)
 	// A stored object whose metadata checksum differs fails verification.
@@ -50,11 +50,11 @@ func TestUploadVerifyDownload(t *testing.T) {
 	bad.Size++
 	require.ErrorIs(t, s.Verify(ctx, key, bad), snapshot.ErrCorrupt)
 	// Missing objects are ErrMissing, unreachable S3 is ErrUnavailable.
-	_, err = s.Download(ctx, s.DataKey("c", "nope"))
+	_, err = s.Download(ctx, s.DataKey("c", "nope"), 1)
 	require.ErrorIs(t, err, ErrMissing)
 	id, err := m.Inject(uploader.Fault{Kind: uploader.FaultConnReset})
 	require.NoError(t, err)
-	_, err = s.Download(ctx, key)
+	_, err = s.Download(ctx, key, info.Size)
 	require.ErrorIs(t, err, ErrUnavailable)
 	require.ErrorIs(t, s.Cleanup(key), ErrUnavailable)
 	m.RemoveFault(id)

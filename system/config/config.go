@@ -103,6 +103,12 @@ type WAL struct {
 	// GroupCommitWindow is how long the writer waits to gather more records
 	// before an fsync (0: sync as soon as the previous sync ends).
 	GroupCommitWindow Duration `yaml:"group_commit_window"`
+	// Repair lets start-up go on past WAL damage that is not a torn tail
+	// (a bad record followed by intact ones, or damage in an older
+	// segment): the segment is copied to wal/quarantine/ and rewritten with
+	// its intact records, and the damaged records are lost. Without it
+	// tierd refuses to start on such damage.
+	Repair bool `yaml:"repair"`
 }
 
 // Config is tierd's whole configuration.
@@ -290,6 +296,7 @@ var envVars = []envVar{
 	{"TIERD_WORKER_CHECKPOINT_BYTES", bytesize(func(c *Config) *int64 { return &c.Worker.CheckpointBytes })},
 	{"TIERD_WAL_SEGMENT_BYTES", bytesize(func(c *Config) *int64 { return &c.WAL.SegmentBytes })},
 	{"TIERD_WAL_GROUP_COMMIT_WINDOW", duration(func(c *Config) *Duration { return &c.WAL.GroupCommitWindow })},
+	{"TIERD_WAL_REPAIR", boolean(func(c *Config) *bool { return &c.WAL.Repair })},
 }
 
 // EnvNames returns the names of all environment variables FromEnv reads.

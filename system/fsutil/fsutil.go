@@ -1,7 +1,9 @@
 // Package fsutil writes files atomically: a temporary file in the same
 // folder, fsync, rename over the target, fsync of the folder. A failure
 // (including ENOSPC) removes the temporary file, so no partial file is
-// left behind under any name.
+// left behind under any name. Folders it creates are fsynced into their
+// parents, so a committed file cannot vanish with its folder after a
+// power loss.
 package fsutil
 
 import (
@@ -20,11 +22,19 @@ const TempSuffix = ".tmp"
 // ErrNoSpace wraps ENOSPC and EDQUOT.
 var ErrNoSpace = errors.New("no space left on the data volume")
 
-// WriteAtomic writes the output of fill to path atomically.
-func WriteAtomic(path string, fill func(w io.Writer) error) (err error) {
+// WriteAtomic writes the output of fill to path atomically, creating its
+// folder (see MkdirAll) if needed. An error after the rename (the folder
+// fsync) leaves the new file in place.
+func WriteAtomic(path string, fill func(w io.Writer) error) error {
+	return writeAtomic(path, fill, SyncDir)
+}
+
+// writeAtomic is WriteAtomic with the folder fsync passed in (tests
+// record or fail it).
+func writeAtomic(path string, fill func(w io.Writer) error, syncDir func(dir string) error) (err error) {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return wrap("mkdir", dir, err)
+	if err := mkdirAll(dir, syncDir); err != nil {
+		return err
 	}
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".*"+TempSuffix)
 	if err != nil {
@@ -49,7 +59,45 @@ func WriteAtomic(path string, fill func(w io.Writer) error) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return wrap("rename", tmp, err)
 	}
-	return SyncDir(dir)
+	return syncDir(dir)
+}
+
+// MkdirAll creates dir and its missing parents like os.MkdirAll, and
+// fsyncs the parent of every folder it creates, top down, so that each
+// new folder's entry is durable before anything is written into it.
+func MkdirAll(dir string) error { return mkdirAll(dir, SyncDir) }
+
+func mkdirAll(dir string, syncDir func(string) error) error {
+	dir = filepath.Clean(dir)
+	var missing []string
+	for d := dir; ; {
+		info, err := os.Stat(d)
+		if err == nil {
+			if !info.IsDir() {
+				return wrap("mkdir", dir, fmt.Errorf("%s is not a folder", d))
+			}
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return wrap("mkdir", d, err)
+		}
+		missing = append(missing, d)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		d := missing[i]
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return wrap("mkdir", d, err)
+		}
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SyncDir fsyncs a folder so that renames and removals in it are durable.

@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,11 +31,18 @@ const pageSize = 4096
 //
 //  1. write the new JSON, padded with spaces to the spare's size, over the
 //     spare's already allocated bytes, and fsync it;
-//  2. hard-link the current manifest as KeepName (its blocks stay allocated);
+//  2. hard-link the current manifest as KeepName (its blocks stay
+//     allocated; a KeepName left by an earlier failed step is removed
+//     first: it is never read);
 //  3. rename the spare over FileName (atomic: readers and a crash see the
 //     old or the new manifest, never a mix);
 //  4. rename KeepName to SpareName: the old manifest is the next spare;
-//  5. fsync the folder.
+//  5. fsync the folder. If that fails, steps 2-4 are undone (the old
+//     manifest is FileName again, the new one the spare) and the commit
+//     fails, so that the caller's view (the commit did not happen) and
+//     the folder agree; the next commit first retries the folder fsync
+//     and fails if it still fails, so that no spare whose inode might
+//     still be the durable manifest is overwritten.
 //
 // Links and renames only change directory entries, and overwriting
 // allocated bytes allocates nothing, so commits work on a full volume:
@@ -56,6 +62,14 @@ type File struct {
 	manSize   int64 // size of FileName
 	spareSize int64 // size of SpareName, 0 if there is none
 	closed    bool
+	// unsynced: a folder fsync failed and its retry too; the next Save
+	// must see one succeed before it changes anything.
+	unsynced bool
+	// failed: an undo after a failed folder fsync failed too, so which
+	// manifest is in place is unknown; every later Save fails.
+	failed error
+	// syncDir fsyncs the data folder (fsutil.SyncDir; tests fail it).
+	syncDir func(dir string) error
 }
 
 func (mf *File) path(name string) string { return filepath.Join(mf.dir, name) }
@@ -64,7 +78,7 @@ func (mf *File) path(name string) string { return filepath.Join(mf.dir, name) }
 // missing one is created empty) and makes sure a spare exists (best
 // effort: without room for it, commits write a new file until there is).
 func Open(dir string) (*File, *Manifest, error) {
-	mf := &File{dir: dir}
+	mf := &File{dir: dir, syncDir: fsutil.SyncDir}
 	if err := mf.recoverKeep(); err != nil {
 		return nil, nil, err
 	}
@@ -153,6 +167,15 @@ func (mf *File) Save(m *Manifest) error {
 	if mf.closed {
 		return errors.New("manifest: file is closed")
 	}
+	if mf.failed != nil {
+		return fmt.Errorf("manifest: an earlier commit could not be undone, restart tierd: %w", mf.failed)
+	}
+	if mf.unsynced {
+		if err := mf.syncDir(mf.dir); err != nil {
+			return fmt.Errorf("manifest: the folder fsync still fails: %w", err)
+		}
+		mf.unsynced = false
+	}
 	if int64(len(body)) < mf.spareSize {
 		return mf.swap(body)
 	}
@@ -180,41 +203,104 @@ func (mf *File) swap(body []byte) error {
 	if err != nil {
 		return fmt.Errorf("manifest: write %s: %w", SpareName, classify(err))
 	}
+	return mf.install(mf.path(SpareName), mf.spareSize)
+}
+
+// install makes src, a complete manifest file of size bytes in the
+// folder, the manifest (steps 2-5 above); the old manifest becomes the
+// spare.
+func (mf *File) install(src string, size int64) error {
 	keep := mf.path(KeepName)
+	if err := os.Remove(keep); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("manifest: remove a stale %s: %w", KeepName, classify(err))
+	}
 	if err := os.Link(mf.path(FileName), keep); err != nil {
 		return fmt.Errorf("manifest: %w", classify(err))
 	}
-	if err := os.Rename(mf.path(SpareName), mf.path(FileName)); err != nil {
+	if err := os.Rename(src, mf.path(FileName)); err != nil {
 		_ = os.Remove(keep)
 		return fmt.Errorf("manifest: %w", classify(err))
 	}
-	mf.manSize, mf.spareSize = mf.spareSize, 0
-	if err := os.Rename(keep, mf.path(SpareName)); err == nil {
-		st, serr := os.Stat(mf.path(SpareName))
-		if serr == nil {
-			mf.spareSize = st.Size()
-		}
+	oldSize := mf.manSize
+	mf.manSize, mf.spareSize = size, 0
+	// Without a spare (the rename failed), the next Save writes a new
+	// file and removes KeepName first.
+	spared := os.Rename(keep, mf.path(SpareName)) == nil
+	if spared {
+		mf.spareSize = oldSize
 	}
-	// Without a spare now (rename failed), the next Save writes a new file
-	// and Open turns KeepName back into the spare.
-	if err := fsutil.SyncDir(mf.dir); err != nil {
-		return fmt.Errorf("manifest: %w", err)
+	if err := mf.syncDir(mf.dir); err != nil {
+		return mf.undo(spared, oldSize, size, err)
 	}
 	return nil
 }
 
+// undo puts the old manifest back in place after the folder fsync that
+// ended a commit failed (cause); the new one becomes the spare. It
+// returns the error for Save.
+func (mf *File) undo(spared bool, oldSize, newSize int64, cause error) error {
+	keep, man, spare := mf.path(KeepName), mf.path(FileName), mf.path(SpareName)
+	var err error
+	if spared {
+		// FileName is the new manifest, SpareName the old one.
+		if err = os.Link(man, keep); err == nil {
+			if err = os.Rename(spare, man); err == nil {
+				mf.manSize, mf.spareSize = oldSize, 0
+				if os.Rename(keep, spare) == nil {
+					mf.spareSize = newSize
+				}
+			}
+		}
+	} else if err = os.Rename(keep, man); err == nil {
+		// KeepName was the old manifest; the new one is gone.
+		mf.manSize, mf.spareSize = oldSize, 0
+	}
+	if err != nil {
+		mf.failed = fmt.Errorf("fsync of %s failed (%w) and undoing the commit failed: %w", mf.dir, cause, err)
+		return fmt.Errorf("manifest: %w", mf.failed)
+	}
+	if mf.syncDir(mf.dir) != nil {
+		mf.unsynced = true
+	}
+	return fmt.Errorf("manifest: fsync of %s after the commit failed, the previous manifest is back in place: %w", mf.dir, cause)
+}
+
 // writeNew replaces the manifest through a new temporary file with twice
-// the capacity body needs.
+// the capacity body needs (the first manifest: a plain atomic write).
 func (mf *File) writeNew(body []byte) error {
 	size := capacityFor(len(body))
-	if err := fsutil.WriteAtomic(mf.path(FileName), func(w io.Writer) error {
+	fill := func(w io.Writer) error {
 		_, err := w.Write(padded(body, size))
 		return err
-	}); err != nil {
-		return fmt.Errorf("manifest: %w", err)
 	}
-	mf.manSize = size
-	return nil
+	if _, err := os.Lstat(mf.path(FileName)); errors.Is(err, os.ErrNotExist) {
+		if err := fsutil.WriteAtomic(mf.path(FileName), fill); err != nil {
+			return fmt.Errorf("manifest: %w", err)
+		}
+		mf.manSize = size
+		return nil
+	}
+	f, err := os.CreateTemp(mf.dir, FileName+".*"+fsutil.TempSuffix)
+	if err != nil {
+		return fmt.Errorf("manifest: %w", classify(err))
+	}
+	tmp := f.Name()
+	err = fill(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = mf.install(tmp, size)
+	} else {
+		err = fmt.Errorf("manifest: write %s: %w", tmp, classify(err))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
 }
 
 // makeSpare (re)creates the spare with size bytes, every one written so
@@ -249,14 +335,6 @@ func padded(body []byte, size int64) []byte {
 	copy(b, body)
 	b[size-1] = '\n'
 	return b
-}
-
-func encode(m *Manifest) ([]byte, error) {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
-	}
-	return b, nil
 }
 
 // classify marks ENOSPC and EDQUOT with fsutil.ErrNoSpace.

@@ -2,20 +2,30 @@
 // identity, tier, data snapshot (local file or S3 object, with size and
 // checksum), the WAL position that snapshot covers, and its user
 // snapshots; plus object keys awaiting deletion and uploads in progress.
-// It is one JSON file, never updated in place: a commit writes a
-// preallocated spare and renames it over the manifest (see File), so that
-// a commit needs no free space on the data volume.
+// It is one JSON file with a checksum, never updated in place: a commit
+// writes a preallocated spare and renames it over the manifest (see
+// File), so that a commit needs no free space on the data volume.
 package manifest
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"maps"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tierchaos/tierchaos/system/api"
 )
+
+// ErrCorrupt marks a manifest file that cannot be trusted: its checksum
+// does not match, it does not parse, or an entry is invalid (for
+// instance a local path leading out of the data folder).
+var ErrCorrupt = errors.New("manifest corrupt")
 
 // Version is the current format version.
 const Version = 1
@@ -87,27 +97,145 @@ func (m *Manifest) Clone() *Manifest {
 	return c
 }
 
-// decode parses and validates a manifest's JSON; name is used in errors.
+// The file is {"checksum":"crc32c:<8 hex digits>","manifest":<catalogue>}
+// (padded with whitespace, see File): the checksum is the CRC-32C of the
+// exact bytes of <catalogue>, the compact JSON of a Manifest.
+const checksumPrefix = "crc32c:"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func checksumOf(b []byte) string {
+	return fmt.Sprintf("%s%08x", checksumPrefix, crc32.Checksum(b, castagnoli))
+}
+
+// envelope is the file's outer object.
+type envelope struct {
+	Checksum string          `json:"checksum"`
+	Manifest json.RawMessage `json:"manifest"`
+}
+
+// encode returns the file's JSON for m (without padding).
+func encode(m *Manifest) ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	out := make([]byte, 0, len(b)+64)
+	out = append(out, `{"checksum":"`...)
+	out = append(out, checksumOf(b)...)
+	out = append(out, `","manifest":`...)
+	out = append(out, b...)
+	return append(out, '}'), nil
+}
+
+// decode checks a manifest file's checksum, parses and validates it; name
+// is used in errors. Every failure wraps ErrCorrupt.
 func decode(name string, b []byte) (*Manifest, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("manifest %s: %w: %s", name, ErrCorrupt, fmt.Sprintf(format, args...))
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var env envelope
+	if err := dec.Decode(&env); err != nil {
+		return nil, bad("%v", err)
+	}
+	if rest := b[dec.InputOffset():]; len(bytes.TrimSpace(rest)) > 0 {
+		return nil, bad("%d bytes of data after the JSON object", len(bytes.TrimSpace(rest)))
+	}
+	if env.Checksum == "" || len(env.Manifest) == 0 {
+		return nil, bad("no checksum and catalogue: not a manifest this tierd writes")
+	}
+	if got := checksumOf(env.Manifest); got != env.Checksum {
+		return nil, bad("checksum mismatch: the file records %s, its content has %s", env.Checksum, got)
+	}
 	m := New()
-	if err := json.Unmarshal(b, m); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", name, err)
+	if err := json.Unmarshal(env.Manifest, m); err != nil {
+		return nil, bad("%v", err)
 	}
 	if m.Version != Version {
-		return nil, fmt.Errorf("manifest %s: version %d, this tierd reads %d", name, m.Version, Version)
+		return nil, bad("version %d, this tierd reads %d", m.Version, Version)
 	}
 	if m.Collections == nil {
 		m.Collections = map[string]*Entry{}
 	}
 	for key, e := range m.Collections {
-		if e == nil || e.Name != key || !e.Tier.Valid() || !e.Metric.Valid() || e.Dimension < 1 {
-			return nil, fmt.Errorf("manifest %s: invalid entry %q", name, key)
-		}
-		if e.Tier != api.TierHot && e.Data == nil {
-			return nil, fmt.Errorf("manifest %s: %s collection %q has no data snapshot", name, e.Tier, key)
+		if err := e.validate(key); err != nil {
+			return nil, bad("entry %q: %v", key, err)
 		}
 	}
 	return m, nil
+}
+
+// validate checks an entry stored under key.
+func (e *Entry) validate(key string) error {
+	if e == nil {
+		return errors.New("null")
+	}
+	if e.Name != key {
+		return fmt.Errorf("name %q", e.Name)
+	}
+	if err := api.ValidateName(e.Name); err != nil {
+		return err
+	}
+	if !e.Tier.Valid() || !e.Metric.Valid() || e.Dimension < 1 {
+		return fmt.Errorf("tier %q, metric %q, dimension %d", e.Tier, e.Metric, e.Dimension)
+	}
+	switch {
+	case e.Tier != api.TierHot && e.Data == nil:
+		return fmt.Errorf("%s collection has no data snapshot", e.Tier)
+	case e.Tier == api.TierCold && e.Data.Key == "":
+		return errors.New("cold collection has no object key")
+	case e.Tier != api.TierCold && e.Data != nil && e.Data.File == "":
+		return fmt.Errorf("%s collection's data has no local file", e.Tier)
+	}
+	if e.Data != nil {
+		if err := e.Data.validate(); err != nil {
+			return fmt.Errorf("data: %w", err)
+		}
+	}
+	for _, s := range e.Snapshots {
+		if err := s.validate(); err != nil {
+			return fmt.Errorf("snapshot: %w", err)
+		}
+		if s.Key == "" {
+			return fmt.Errorf("snapshot %q has no object key", s.ID)
+		}
+	}
+	return nil
+}
+
+// validate checks that a reference can only name a file inside the data
+// folder's local/ tree.
+func (r *SnapshotRef) validate() error {
+	if !validID(r.ID) {
+		return fmt.Errorf("id %q: 1-64 characters of [A-Za-z0-9_-]", r.ID)
+	}
+	if r.Size < 0 || r.Count < 0 {
+		return fmt.Errorf("%q: size %d, count %d", r.ID, r.Size, r.Count)
+	}
+	if f := r.File; f != "" {
+		if !filepath.IsLocal(f) || filepath.Clean(f) != f || strings.ContainsRune(f, '\\') || !strings.HasPrefix(f, LocalDir+"/") {
+			return fmt.Errorf("%q: local file %q is not a clean relative path under %s/", r.ID, f, LocalDir)
+		}
+	}
+	return nil
+}
+
+// LocalDir is the folder of the data folder that holds every local file a
+// manifest may refer to.
+const LocalDir = "local"
+
+func validID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ReferencedKeys returns every object key the manifest refers to.

@@ -75,11 +75,11 @@ func (h *haltableObjects) InitiateMultipart(ctx context.Context, key string, opt
 	return h.objs.InitiateMultipart(ctx, key, opts)
 }
 
-func (h *haltableObjects) UploadPart(ctx context.Context, key, uploadID string, number int, data io.Reader, size int64) (uploader.Part, error) {
+func (h *haltableObjects) UploadPart(ctx context.Context, key, uploadID string, number int, data io.Reader, size int64, opts uploader.PartOptions) (uploader.Part, error) {
 	if err := h.check("UploadPart", key); err != nil {
 		return uploader.Part{}, err
 	}
-	return h.objs.UploadPart(ctx, key, uploadID, number, data, size)
+	return h.objs.UploadPart(ctx, key, uploadID, number, data, size, opts)
 }
 
 func (h *haltableObjects) CompleteMultipart(ctx context.Context, key, uploadID string, parts []uploader.Part) (uploader.ObjectInfo, error) {

@@ -84,7 +84,7 @@ func (s *Store) readData(ctx context.Context, c *collection, tier api.Tier, ref 
 	if err != nil {
 		return nil, nil, err
 	}
-	data, err := cs.Download(ctx, ref.Key)
+	data, err := cs.Download(ctx, ref.Key, ref.Size)
 	if err == nil {
 		err = snapshot.Verify(ref.Key, data, ref.Size, ref.Checksum)
 	}

@@ -63,7 +63,7 @@ func (s *Store) CreateSnapshot(ctx context.Context, name string) (api.Snapshot, 
 		}
 		info = snapshot.Info{Size: ref.Size, Checksum: ref.Checksum, Count: ref.Count, Dimension: c.dim}
 	case api.TierCold:
-		data, err = cs.Download(ctx, ref.Key)
+		data, err = cs.Download(ctx, ref.Key, ref.Size)
 		if err == nil {
 			err = snapshot.Verify(ref.Key, data, ref.Size, ref.Checksum)
 		}
@@ -156,7 +156,7 @@ func (s *Store) Restore(ctx context.Context, name, snapshotID string) (api.Colle
 	if idx < 0 {
 		return api.Collection{}, api.Errorf(api.CodeNotFound, "collection %q has no snapshot %q", name, snapshotID)
 	}
-	data, err := cs.Download(ctx, sn.Key)
+	data, err := cs.Download(ctx, sn.Key, sn.Size)
 	if err == nil {
 		err = snapshot.Verify(sn.Key, data, sn.Size, sn.Checksum)
 	}

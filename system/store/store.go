@@ -182,7 +182,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("store: data dir is empty")
 	}
-	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+	if err := fsutil.MkdirAll(opts.DataDir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := &Store{opts: opts, log: log, colls: map[string]*collection{}, inflight: map[string]int{}}
@@ -193,6 +193,9 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 		log.Warn("recovery: removed stray temporary files", "files", removed)
 	}
 	mf, man, err := manifest.Open(opts.DataDir)
+	if errors.Is(err, manifest.ErrCorrupt) {
+		return nil, api.Errorf(api.CodeDataCorrupted, "store: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -206,7 +209,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	replayed := 0
 	w, st, err := wal.Open(filepath.Join(opts.DataDir, "wal"), wal.Options{
 		SegmentBytes: opts.WAL.SegmentBytes, GroupCommitWindow: opts.WAL.GroupCommitWindow.D(),
-		OnSync: s.metrics.observeSync,
+		OnSync: s.metrics.observeSync, Repair: opts.WAL.Repair,
 	}, log, func(lsn uint64, payload []byte) error {
 		rec, err := decodeInsert(payload)
 		if err != nil {
@@ -233,6 +236,10 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	})
 	if err != nil {
 		_ = mf.Close()
+		if errors.Is(err, wal.ErrCorrupt) {
+			return nil, api.Errorf(api.CodeDataCorrupted,
+				"store: %w (start with wal.repair / TIERD_WAL_REPAIR=true to quarantine the segment and keep its intact records)", err)
+		}
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s.wal = w
@@ -255,7 +262,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 		log.Warn("recovery: could not remove unreferenced local files", "err", err)
 	}
 	log.Info("store recovered", "collections", len(s.colls), "wal_segments", st.Segments, "wal_records", st.Records,
-		"replayed", replayed, "wal_truncated_bytes", st.Truncated, "last_lsn", st.LastLSN)
+		"replayed", replayed, "wal_truncated_bytes", st.Truncated, "wal_repaired_segments", len(st.Repaired), "last_lsn", st.LastLSN)
 	return s, nil
 }
 

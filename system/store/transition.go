@@ -52,6 +52,8 @@ func (s *Store) coldStore() (*cold.Store, error) {
 // storageError maps a cold-tier error to an API error.
 func storageError(what string, err error) error {
 	switch {
+	case errors.Is(err, cold.ErrNoBucket):
+		return api.Errorf(api.CodeBucketNotFound, "%s: %w", what, err)
 	case errors.Is(err, snapshot.ErrCorrupt), errors.Is(err, cold.ErrMissing):
 		return api.Errorf(api.CodeDataCorrupted, "%s: %w", what, err)
 	default:
@@ -106,11 +108,17 @@ func (s *Store) writeLocal(rel string, data []byte) error {
 	if err := s.reserveWarm(int64(len(data))); err != nil {
 		return err
 	}
-	err := fsutil.WriteAtomic(filepath.Join(s.opts.DataDir, filepath.FromSlash(rel)), func(w io.Writer) error {
+	path := filepath.Join(s.opts.DataDir, filepath.FromSlash(rel))
+	err := fsutil.WriteAtomic(path, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
 	if err != nil {
+		// A failed folder fsync comes after the rename: the file is there
+		// but the write failed, and nothing will refer to it.
+		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			s.log.Warn("local file of a failed write not removed; recovery will remove it", "file", rel, "err", rerr)
+		}
 		s.warmBytes.Add(-int64(len(data)))
 		return localError("write "+rel, err)
 	}
@@ -310,7 +318,7 @@ func (s *Store) promote(ctx context.Context, c *collection, from, target api.Tie
 		if err != nil {
 			return err
 		}
-		data, err = cs.Download(ctx, ref.Key)
+		data, err = cs.Download(ctx, ref.Key, ref.Size)
 		if err == nil {
 			err = snapshot.Verify(ref.Key, data, ref.Size, ref.Checksum)
 		}

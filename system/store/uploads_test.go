@@ -55,7 +55,7 @@ func TestCrashedUploadIsAbortedByExactKey(t *testing.T) {
 	require.NoError(t, f.objs.DeleteObject(ctx, key))
 	id, err := f.objs.InitiateMultipart(ctx, key, uploader.PutOptions{})
 	require.NoError(t, err)
-	_, err = f.objs.UploadPart(ctx, key, id, 1, bytes.NewReader([]byte("part")), 4)
+	_, err = f.objs.UploadPart(ctx, key, id, 1, bytes.NewReader([]byte("part")), 4, uploader.PartOptions{})
 	require.NoError(t, err)
 
 	minio := exactKeyLister{f.objs}

@@ -1,7 +1,8 @@
 // Package wal is tierd's write-ahead log: records with a CRC-32C each,
 // appended by many goroutines and made durable together (group commit:
 // one write and one fsync per batch), in size-bounded segment files.
-// Opening a log replays it and truncates a torn tail.
+// Opening a log replays it and truncates a torn tail; other damage stops
+// it (see CorruptError) unless it is opened to repair.
 //
 // Record layout: u32 little-endian body length, u32 CRC-32C (Castagnoli)
 // of the body, body = u64 LSN + payload. Segment files are named
@@ -9,13 +10,11 @@
 package wal
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -24,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tierchaos/tierchaos/system/fsutil"
 )
 
 // ErrHalted is returned by Append after Halt.
@@ -32,7 +33,7 @@ var ErrHalted = errors.New("wal: halted")
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("wal closed")
 
-// ErrCorrupt marks a bad record before the last segment's tail.
+// ErrCorrupt marks damage that is not a torn tail (see CorruptError).
 var ErrCorrupt = errors.New("wal corrupt")
 
 // MaxRecord is the largest accepted payload.
@@ -52,6 +53,11 @@ type Options struct {
 	// OnSync, if set, is called after every fsync with its duration and
 	// the number of records it made durable.
 	OnSync func(d time.Duration, records int)
+	// Repair lets Open go on past damage that is not a torn tail: the
+	// damaged segment is copied to QuarantineDir, then rewritten with its
+	// intact records only (the damaged bytes are lost). Without it such
+	// damage fails Open with a *CorruptError and changes nothing.
+	Repair bool
 }
 
 // ReplayStats describes what Open found.
@@ -63,6 +69,8 @@ type ReplayStats struct {
 	// dropped, the one before the newest segment's first.
 	LastLSN   uint64
 	Truncated int64 // bytes cut from a torn tail
+	// Repaired lists the segments that Options.Repair rewrote.
+	Repaired []Repair
 }
 
 type segment struct {
@@ -71,11 +79,12 @@ type segment struct {
 }
 
 type batch struct {
-	buf     []byte
-	records int
-	lastLSN uint64
-	done    chan struct{}
-	err     error
+	buf      []byte
+	records  int
+	firstLSN uint64
+	lastLSN  uint64
+	done     chan struct{}
+	err      error
 }
 
 // WAL is an open write-ahead log.
@@ -84,9 +93,12 @@ type WAL struct {
 	opts Options
 	log  *slog.Logger
 
-	// fileMu guards file and fileSize: the writer holds it per batch,
-	// Rotate to switch segments between batches.
+	// fileMu guards file, fileSize and written: the writer holds it per
+	// batch, Rotate to switch segments between batches.
 	fileMu sync.Mutex
+	// written is the LSN of the last record written to a segment (under
+	// fileMu, unlike durable, which the writer updates after it).
+	written uint64
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -104,13 +116,17 @@ type WAL struct {
 }
 
 // Open opens (creating) the log in dir, calls replay for every intact
-// record in LSN order, truncates a torn tail, and starts a new segment for
-// appends. A replay error aborts Open.
+// record in LSN order, truncates a torn tail of the last segment, and
+// starts a new segment for appends. A torn tail is damage with no intact
+// record after it; damage followed by an intact record, or damage in an
+// older segment, fails Open with a *CorruptError naming the segment and
+// the offset, leaving the files as they are (unless opts.Repair). A
+// replay error aborts Open.
 func Open(dir string, opts Options, log *slog.Logger, replay func(lsn uint64, payload []byte) error) (*WAL, ReplayStats, error) {
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = 64 << 20
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsutil.MkdirAll(dir); err != nil {
 		return nil, ReplayStats{}, fmt.Errorf("wal: %w", err)
 	}
 	segs, err := listSegments(dir)
@@ -122,7 +138,7 @@ func Open(dir string, opts Options, log *slog.Logger, replay func(lsn uint64, pa
 	w.cond = sync.NewCond(&w.mu)
 	for i, s := range segs {
 		last := i == len(segs)-1
-		size, cut, err := replaySegment(s.path, last, &st, replay)
+		size, cut, err := replaySegment(s.path, last, opts.Repair, &st, log, replay)
 		if err != nil {
 			return nil, st, err
 		}
@@ -132,6 +148,10 @@ func Open(dir string, opts Options, log *slog.Logger, replay func(lsn uint64, pa
 		}
 		w.bytes += size
 		st.Segments++
+	}
+	for _, r := range st.Repaired {
+		log.Error("wal: damaged segment rewritten with its intact records; the original is quarantined",
+			"segment", r.Segment, "quarantine", r.Quarantine, "first_damage", r.FirstDamage, "dropped_bytes", r.Dropped)
 	}
 	w.segments = segs
 	// A segment's name is the first LSN it was opened for, so every LSN
@@ -145,7 +165,7 @@ func Open(dir string, opts Options, log *slog.Logger, replay func(lsn uint64, pa
 		st.LastLSN = segs[n-1].first - 1
 	}
 	w.nextLSN = st.LastLSN + 1
-	w.durable = st.LastLSN
+	w.durable, w.written = st.LastLSN, st.LastLSN
 	if err := w.rotate(); err != nil {
 		return nil, st, err
 	}
@@ -184,79 +204,10 @@ func listSegments(dir string) ([]segment, error) {
 	return segs, nil
 }
 
-// replaySegment replays one file and returns its intact size and the bytes
-// cut from its tail (only allowed for the last segment).
-func replaySegment(path string, last bool, st *ReplayStats, replay func(uint64, []byte) error) (int64, int64, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return 0, 0, fmt.Errorf("wal: %w", err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return 0, 0, fmt.Errorf("wal: %w", err)
-	}
-	total := info.Size()
-	r := bufio.NewReaderSize(f, 1<<20)
-	var off int64
-	var hdr [headerLen]byte
-	var reason string
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			if errors.Is(err, io.EOF) {
-				return off, 0, nil
-			}
-			reason = "short header"
-			break
-		}
-		n := binary.LittleEndian.Uint32(hdr[0:4])
-		sum := binary.LittleEndian.Uint32(hdr[4:8])
-		if n < 8 || n > MaxRecord+8 || int64(n) > total-off-headerLen {
-			reason = fmt.Sprintf("bad length %d", n)
-			break
-		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r, body); err != nil {
-			reason = "short body"
-			break
-		}
-		if crc32.Checksum(body, castagnoli) != sum {
-			reason = "crc mismatch"
-			break
-		}
-		lsn := binary.LittleEndian.Uint64(body[:8])
-		if lsn <= st.LastLSN {
-			reason = fmt.Sprintf("lsn %d not after %d", lsn, st.LastLSN)
-			break
-		}
-		if err := replay(lsn, body[8:]); err != nil {
-			return off, 0, fmt.Errorf("wal: replay lsn %d from %s: %w", lsn, path, err)
-		}
-		st.LastLSN = lsn
-		st.Records++
-		off += headerLen + int64(n)
-	}
-	if !last {
-		return off, 0, fmt.Errorf("%w: %s at offset %d: %s", ErrCorrupt, path, off, reason)
-	}
-	if err := f.Truncate(off); err != nil {
-		return off, 0, fmt.Errorf("wal: truncate %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return off, 0, fmt.Errorf("wal: sync %s: %w", path, err)
-	}
-	return off, total - off, nil
-}
-
-// rotate closes the current segment and starts one at nextLSN. Caller
-// holds no lock or is the writer (sole user of file).
+// rotate starts the segment appends go to when the log is opened: one
+// named nextLSN, or that segment itself if it is the newest already (it
+// is then empty). Only Open calls it, before the writer starts.
 func (w *WAL) rotate() error {
-	if w.file != nil {
-		if err := w.file.Close(); err != nil {
-			return fmt.Errorf("wal: close segment: %w", err)
-		}
-		w.file = nil
-	}
 	path := filepath.Join(w.dir, segName(w.nextLSN))
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
@@ -271,11 +222,9 @@ func (w *WAL) rotate() error {
 		f.Close()
 		return err
 	}
-	w.mu.Lock()
 	if n := len(w.segments); n == 0 || w.segments[n-1].path != path {
 		w.segments = append(w.segments, segment{first: w.nextLSN, path: path})
 	}
-	w.mu.Unlock()
 	w.file, w.fileSize = f, info.Size()
 	return nil
 }
@@ -308,7 +257,7 @@ func (w *WAL) Append(ctx context.Context, payload []byte) (uint64, error) {
 		return 0, ErrClosed
 	}
 	if w.cur == nil {
-		w.cur = &batch{done: make(chan struct{})}
+		w.cur = &batch{done: make(chan struct{}), firstLSN: w.nextLSN}
 	}
 	b := w.cur
 	lsn := w.nextLSN
@@ -401,9 +350,24 @@ func (w *WAL) writer() {
 	}
 }
 
+// writeBatch writes b to the current segment and fsyncs it. A full
+// segment is first closed and a new one started, named after b's first
+// LSN; if the new one cannot be created (ENOSPC, EMFILE, ...) b goes to
+// the current segment and the next batch tries again. So a batch is
+// reported failed only if its own write or fsync failed: once synced it
+// is durable and acknowledged.
 func (w *WAL) writeBatch(b *batch) error {
 	w.fileMu.Lock()
 	defer w.fileMu.Unlock()
+	if w.fileSize >= w.opts.SegmentBytes {
+		if err := w.rotateTo(b.firstLSN); err != nil {
+			var sf *syncFailure
+			if errors.As(err, &sf) {
+				return err
+			}
+			w.log.Warn("wal: cannot start a new segment; writing on to the current one", "size", w.fileSize, "err", err)
+		}
+	}
 	if _, err := w.file.Write(b.buf); err != nil {
 		// Cut the partial write so the segment stays a sequence of whole
 		// records; if even that fails the log cannot continue.
@@ -420,33 +384,39 @@ func (w *WAL) writeBatch(b *batch) error {
 		w.opts.OnSync(time.Since(start), b.records)
 	}
 	w.fileSize += int64(len(b.buf))
-	if w.fileSize >= w.opts.SegmentBytes {
-		if err := w.rotateTo(b.lastLSN + 1); err != nil {
-			return err
-		}
-	}
+	w.written = b.lastLSN
 	return nil
 }
 
-// rotateTo closes the full segment and starts the next one, named after
-// the first LSN it will hold. Only the writer goroutine calls it.
+// rotateTo starts the next segment, named after the first LSN it will
+// hold, and only then closes the current one: if the new segment cannot
+// be created the log stays on the current one, which is still open.
+// Every record written so far must have an LSN below first. The caller
+// holds fileMu.
+//
+// A failed fsync of the folder after the new file was created is a
+// *syncFailure (the log must stop): the new file is removed, but whether
+// its entry is gone is as unknown as whether it was durable.
 func (w *WAL) rotateTo(first uint64) error {
-	if err := w.file.Close(); err != nil {
-		return fmt.Errorf("wal: close segment: %w", err)
-	}
 	path := filepath.Join(w.dir, segName(first))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("wal: new segment: %w", err)
 	}
 	if err := syncDir(w.dir); err != nil {
 		f.Close()
-		return err
+		_ = os.Remove(path)
+		return &syncFailure{fmt.Errorf("wal: new segment %s: %w", path, err)}
 	}
+	old := w.file
 	w.mu.Lock()
 	w.segments = append(w.segments, segment{first: first, path: path})
 	w.mu.Unlock()
 	w.file, w.fileSize = f, 0
+	if err := old.Close(); err != nil {
+		// Its records were fsynced when written; nothing is lost.
+		w.log.Warn("wal: closing a full segment failed", "err", err)
+	}
 	return nil
 }
 
@@ -459,15 +429,16 @@ func (w *WAL) Rotate() error {
 		return nil
 	}
 	w.mu.Lock()
-	// Every record written so far has an LSN <= durable: the next segment
-	// starts after it (records of a failed batch were cut from the file).
-	first := w.durable + 1
 	closed := w.closed
 	w.mu.Unlock()
 	if closed {
 		return ErrClosed
 	}
-	return w.rotateTo(first)
+	// Every record in the file has an LSN <= written (records of a failed
+	// batch were cut from it): the next segment starts after it. durable
+	// would not do: the writer raises it only after releasing fileMu, so
+	// it can lag behind a batch already in the file.
+	return w.rotateTo(w.written + 1)
 }
 
 // DropBefore removes every segment all of whose records have an LSN below
