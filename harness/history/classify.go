@@ -8,7 +8,7 @@ import (
 
 // definite lists the error codes with which tierd promises that an
 // operation had no effect. The 4xx codes are rejections before any change;
-// storage_unavailable (503), insufficient_storage (507) and data_corrupted
+// storage_unavailable and bucket_not_found (503), insufficient_storage (507) and data_corrupted
 // (500) are failed transitions or promotions that tierd's design requires to
 // roll back completely ("any failure before the flip leaves the collection
 // fully usable in its old tier"), so a checker that treats them as "not
@@ -21,6 +21,7 @@ var definite = map[string]bool{
 	api.CodePayloadTooLarge:      true,
 	api.CodeQuotaExceeded:        true,
 	api.CodeStorageUnavailable:   true,
+	api.CodeBucketNotFound:       true,
 	api.CodeInsufficientStorage:  true,
 	api.CodeDataCorrupted:        true,
 	api.CodeUnimplemented:        true,

@@ -151,6 +151,7 @@ func TestClassify(t *testing.T) {
 		{"transition in progress", 409, api.CodeTransitionInProgress, errors.New("x"), Failed},
 		{"quota", 429, api.CodeQuotaExceeded, errors.New("x"), Failed},
 		{"storage unavailable rolled back", 503, api.CodeStorageUnavailable, errors.New("x"), Failed},
+		{"bucket missing rolled back", 503, api.CodeBucketNotFound, errors.New("x"), Failed},
 		{"disk full rolled back", 507, api.CodeInsufficientStorage, errors.New("x"), Failed},
 		{"internal may have applied", 500, api.CodeInternal, errors.New("x"), Unknown},
 		{"proxy error without body", 502, "", errors.New("x"), Unknown},
