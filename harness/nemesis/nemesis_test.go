@@ -127,6 +127,8 @@ func TestScheduleRejectsBadInput(t *testing.T) {
 			s.Steps[0] = Step{At: s.Steps[0].At, Fault: fault.Spec{Fault: fault.Net{Toxic: "down"}}}
 		}},
 		{"no rate", func(s *Schedule) { s.Traffic.Rate = 0 }},
+		{"without an unknown operation", func(s *Schedule) { s.Traffic.Without = []string{"insert", "compact"} }},
+		{"without every operation", func(s *Schedule) { s.Traffic.Without = OpNames() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -397,4 +399,23 @@ func TestTrafficHasReadOnlyLulls(t *testing.T) {
 	assert.True(t, tr.lull(999))
 	assert.True(t, isWrite("restore"))
 	assert.False(t, isWrite("list_vectors"))
+}
+
+func TestTrafficWithoutLeavesOperationsOut(t *testing.T) {
+	tr := Traffic{Rate: 1, Collections: 1, Dimension: 2, Without: []string{"restore", "delete"}}
+	require.NoError(t, tr.Validate())
+	var names []string
+	for _, m := range tr.mix() {
+		names = append(names, m.name)
+	}
+	assert.NotContains(t, names, "restore")
+	assert.NotContains(t, names, "delete")
+	assert.Len(t, names, len(OpNames())-2)
+	assert.Equal(t, OpNames(), func() []string {
+		var all []string
+		for _, m := range (Traffic{}).mix() {
+			all = append(all, m.name)
+		}
+		return all
+	}(), "no Without: the whole mix")
 }

@@ -100,6 +100,18 @@ type Traffic struct {
 	Seed uint64 `json:"seed"`
 	// MaxInFlight bounds concurrent requests (0: the driver's default).
 	MaxInFlight int `json:"max_in_flight,omitempty"`
+	// Without leaves these operations out of the mix (names as in
+	// OpNames); the others keep their weights.
+	Without []string `json:"without,omitempty"`
+}
+
+// OpNames are the traffic's operations, in the mix's order.
+func OpNames() []string {
+	var out []string
+	for _, m := range trafficMix() {
+		out = append(out, m.name)
+	}
+	return out
 }
 
 // Validate checks the traffic.
@@ -111,6 +123,15 @@ func (t Traffic) Validate() error {
 		return fmt.Errorf("%w: traffic collections %d (hot %d)", ErrSchedule, t.Collections, t.HotCollections)
 	case t.Dimension < 1:
 		return fmt.Errorf("%w: traffic dimension %d", ErrSchedule, t.Dimension)
+	}
+	names := OpNames()
+	for _, w := range t.Without {
+		if !slices.Contains(names, w) {
+			return fmt.Errorf("%w: traffic without %q: not an operation (one of %v)", ErrSchedule, w, names)
+		}
+	}
+	if len(t.mix()) == 0 {
+		return fmt.Errorf("%w: traffic without every operation", ErrSchedule)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,21 +15,26 @@ import (
 	"github.com/tierchaos/tierchaos/system/client"
 )
 
+// mixEntry is one operation of the traffic and its weight.
+type mixEntry struct {
+	name   string
+	weight float64
+}
+
 // The traffic's operations and their weights: every tierd operation, with
 // the operations that wipe a collection's content (restore, delete, and a
 // create that may re-create) rare enough that an acknowledged insert stays
 // checkable for a while.
-func trafficMix() []struct {
-	name   string
-	weight float64
-} {
-	return []struct {
-		name   string
-		weight float64
-	}{
+func trafficMix() []mixEntry {
+	return []mixEntry{
 		{"insert", 35}, {"search", 20}, {"list_vectors", 8}, {"get", 6}, {"set_tier", 12},
 		{"snapshot", 6}, {"list_snapshots", 4}, {"restore", 2}, {"delete", 1}, {"create", 3},
 	}
+}
+
+// mix is the traffic's operations without those t leaves out.
+func (t Traffic) mix() []mixEntry {
+	return slices.DeleteFunc(trafficMix(), func(m mixEntry) bool { return slices.Contains(t.Without, m.name) })
 }
 
 // seedVectors is how many vectors each collection starts with.
@@ -88,7 +94,7 @@ func (t *traffic) setup(ctx context.Context) error {
 
 // ops returns the driver's operations.
 func (t *traffic) ops() []load.Op {
-	mix := trafficMix()
+	mix := t.tr.mix()
 	out := make([]load.Op, 0, len(mix))
 	for _, m := range mix {
 		name := m.name
