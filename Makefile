@@ -52,17 +52,23 @@ vet: ## go vet, with and without the e2e tag
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./...
 
-# make repro SCENARIO='^TestFailure$$/^s3-proxy-down$$' SEED=123 COUNT=50 RACE=1 [SUT=inprocess] [PKG=./scenarios/failure]
-# reruns one case many times with one seed and stops at the first failure.
-SCENARIO ?= .
-SEED     ?=
-COUNT    ?= 20
-RACE     ?=
-SUT      ?=
-PKG      ?= ./scenarios/...
-repro: images ## rerun SCENARIO (regex) COUNT times with SEED, stop at the first failure (RACE=1, SUT=inprocess)
-	TIERCHAOS_SUT=$(SUT) $(GO) test -tags e2e $(if $(RACE),-race) -failfast -count=$(COUNT) -timeout 60m \
-		-run '$(SCENARIO)' $(PKG) $(if $(SEED),-args -chaos.seed=$(SEED))
+# make repro SCENARIO='^TestFailure$$/^s3-proxy-down$$' [SEED=R] [CASE_SEED=S] [COUNT=20] [RACE=1] [SUT=inprocess] [PKG=./scenarios/failure]
+# runs the cases SCENARIO selects COUNT times in one process (one stack) and stops at the first failure.
+# Each iteration of a case draws its own case seed: iteration 1 the one derived from the run seed SEED
+# (random when unset) and the case's name, or CASE_SEED when given (SCENARIO must then select one case);
+# iteration n one derived from iteration 1's seed and n. A failing iteration prints its rerun line
+# (-chaos.seed=R -chaos.case-seed=S -count=1), which replays exactly that iteration: SEED=R CASE_SEED=S COUNT=1.
+SCENARIO  ?= .
+SEED      ?=
+CASE_SEED ?=
+COUNT     ?= 20
+RACE      ?=
+SUT       ?=
+PKG       ?= ./scenarios/...
+REPRO_ARGS = $(strip $(if $(SEED),-chaos.seed=$(SEED)) $(if $(CASE_SEED),-chaos.case-seed=$(CASE_SEED)))
+repro: images ## run SCENARIO (regex) COUNT times, each iteration with its own case seed (SEED, CASE_SEED, RACE=1, SUT=inprocess); stop at the first failure
+	$(if $(SUT),TIERCHAOS_SUT=$(SUT)) $(GO) test -tags e2e $(if $(RACE),-race) -failfast -count=$(COUNT) -timeout 60m \
+		-run '$(SCENARIO)' $(PKG) $(if $(REPRO_ARGS),-args $(REPRO_ARGS))
 
 actionlint: ## lint the GitHub workflows
 	$(GO) run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12 .github/workflows/*.yml

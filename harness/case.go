@@ -22,7 +22,8 @@ import (
 type Case struct {
 	// Stack is the shared stack.
 	Stack *Stack
-	// Seed is the case's seed (derived from -chaos.seed and the test name).
+	// Seed is the case's seed (derived from -chaos.seed, the test name and
+	// the iteration, or pinned by -chaos.case-seed).
 	Seed *seed.Case
 	// Rand is the case's main random stream; use Seed.Stream(name) for one
 	// per goroutine.
@@ -55,15 +56,10 @@ func (s *Stack) NewCase(t *testing.T) *Case {
 			t.Errorf("clear faults after the case: %v", err)
 		}
 	})
+	// Under go test -count=N the same test names run again in this
+	// process against this stack: seed.For gives each iteration its own
+	// case seed (and so its own collection names).
 	sc := seed.For(t)
-	if n := s.iteration(t.Name()); n > 1 {
-		// go test -count=N reruns the same test names in this process
-		// against this stack: derive iteration n's randomness (and so its
-		// collection names) from the name and n, or it would collide with
-		// iteration 1's.
-		sc.Seed = seed.Derive(sc.Seed, fmt.Sprintf("#%d", n))
-		t.Logf("chaos: iteration %d of this case in this process (case seed now %d): reproduce with -count=%d", n, sc.Seed, n)
-	}
 	rec := history.NewRecorder()
 	return &Case{Stack: s, Seed: sc, Rand: sc.Rand(), Rec: rec, Client: history.NewRecordingClient(s.Tierd, rec)}
 }
@@ -81,17 +77,6 @@ func (c *Case) Check(ctx context.Context, t *testing.T, cfg check.Config, names 
 		return false
 	}
 	return check.All(t, c.Rec.Ops(), final, cfg)
-}
-
-// iteration counts the cases of one test name this stack has seen.
-func (s *Stack) iteration(name string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.iterations == nil {
-		s.iterations = map[string]int{}
-	}
-	s.iterations[name]++
-	return s.iterations[name]
 }
 
 // ClearFaults removes every network and S3 fault, resets the fault layer's
