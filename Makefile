@@ -8,25 +8,49 @@ E2E_FLAGS ?= -count=1 -timeout 20m
 # Where no registry answers, never try to pull (build from source at once).
 export TIERCHAOS_PULL ?= auto
 
-.PHONY: help test unit e2e e2e-race nemesis images cleanup lint vet fmt actionlint repro load nightly bench-upload
+# Results: unit, e2e and e2e-race run go test through gotestsum, which writes $(RESULTS)/<part>.xml
+# (JUnit) and $(RESULTS)/<part>.json (go test -json events); `make results` merges the parts into
+# $(RESULTS)/junit.xml. Failing cases write their files (checker histories, violations and
+# timelines, tierd's container log, nemesis runs) under $(RESULTS)/artifacts/<part>/ (TIERCHAOS_ARTIFACTS).
+RESULTS ?= test-results
+PARTS   ?= unit e2e e2e-race
+TAGS    ?=
+ifeq ($(origin GOTESTSUM),undefined)
+GOTESTSUM := $(or $(shell command -v gotestsum 2>/dev/null),$(wildcard $(shell $(GO) env GOPATH 2>/dev/null)/bin/gotestsum))
+endif
+need-gotestsum = $(if $(GOTESTSUM),,$(error gotestsum not found: install it with 'go install gotest.tools/gotestsum@v1.13.0' (it lands in $$(go env GOPATH)/bin), or set GOTESTSUM=/path/to/gotestsum))
+# $(call gotest,PART): gotestsum writing PART's results, then "--" and the go test arguments.
+gotest = $(need-gotestsum)TIERCHAOS_ARTIFACTS=$(abspath $(RESULTS))/artifacts/$(1) $(GOTESTSUM) --format standard-quiet \
+	--junitfile $(RESULTS)/$(1).xml --jsonfile $(RESULTS)/$(1).json --
+
+.PHONY: help test unit e2e e2e-race results nemesis images cleanup lint vet fmt actionlint repro load nightly bench-upload
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: unit e2e e2e-race ## unit tests with -race, then the chaos suites in both modes (container; in process with -race)
+test: ## unit, e2e and e2e-race (each runs even when one before failed), then results; fails if any did
+	rm -rf -- '$(RESULTS)'
+	@rc=0; for part in $(PARTS); do $(MAKE) --no-print-directory $$part || rc=1; done; \
+	$(MAKE) --no-print-directory results || rc=1; exit $$rc
 
-unit: ## unit tests of every package, with the race detector
-	$(GO) test -race -count=1 $(PKGS)
+$(RESULTS):
+	mkdir -p $@
 
-e2e: images ## the chaos suites and the harness self-tests against the container stack
-	$(GO) test -tags e2e $(E2E_FLAGS) $(SCENARIOS) $(SELFTESTS)
+results: ## merge test-results/<part>.xml of PARTS into test-results/junit.xml and list the failing cases
+	$(GO) run ./cmd/tierchaos junit -o $(RESULTS)/junit.xml $(foreach p,$(PARTS),$(RESULTS)/$(p).xml)
+
+unit: | $(RESULTS) ## unit tests of every package, with the race detector (PKGS, TAGS)
+	$(call gotest,unit) -race -count=1 $(if $(TAGS),-tags $(TAGS)) $(PKGS)
+
+e2e: images | $(RESULTS) ## the chaos suites and the harness self-tests against the container stack
+	$(call gotest,e2e) -tags e2e $(E2E_FLAGS) $(SCENARIOS) $(SELFTESTS)
 
 NEMESIS_FLAGS ?=
 nemesis: images ## the nemesis rows (random fault schedules under load); NEMESIS_FLAGS='-chaos.duration=10m -chaos.shrink=20m'
 	$(GO) test -tags e2e -count=1 -timeout 90m -v -run '^TestNemesis' ./scenarios/nemesis $(NEMESIS_FLAGS)
 
-e2e-race: images ## the chaos suites with tierd in the test process, under the race detector
-	TIERCHAOS_SUT=inprocess $(GO) test -race -tags e2e $(E2E_FLAGS) $(SCENARIOS)
+e2e-race: images | $(RESULTS) ## the chaos suites with tierd in the test process, under the race detector
+	TIERCHAOS_SUT=inprocess $(call gotest,e2e-race) -race -tags e2e $(E2E_FLAGS) $(SCENARIOS)
 
 load: images ## 60 s at 100 req/s of the default mix against the stack; report in load-report/ (budgets reported, not enforced)
 	$(GO) run ./cmd/tierload -rate 100 -duration 60s -out load-report -fail-on-budget=false
