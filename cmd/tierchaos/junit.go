@@ -74,7 +74,9 @@ func partOf(file string) string {
 
 // mergeJUnit reads the JUnit files of the parts and returns one document
 // holding every suite, each suite and class name suffixed with " [part]"
-// (the e2e and e2e-race parts test the same packages). A file that is
+// (the e2e and e2e-race parts test the same packages); a case without a
+// class name (gotestsum's TestMain case of a package that failed outside
+// its tests) gets its suite's name. A file that is
 // missing or unreadable is reported in the error; the others are merged.
 func mergeJUnit(files []string) (*junitSuites, error) {
 	out := &junitSuites{}
@@ -93,10 +95,13 @@ func mergeJUnit(files []string) (*junitSuites, error) {
 		}
 		tag := " [" + partOf(f) + "]"
 		for _, s := range doc.Suites {
-			s.Name += tag
 			for i := range s.Cases {
+				if s.Cases[i].Classname == "" {
+					s.Cases[i].Classname = s.Name // a package that failed outside its tests (TestMain)
+				}
 				s.Cases[i].Classname += tag
 			}
+			s.Name += tag
 			out.Suites = append(out.Suites, s)
 		}
 		out.Tests += doc.Tests

@@ -18,6 +18,9 @@ func junitDoc(t *testing.T, dir, part string, cases map[string]bool) string {
 	s := junitSuite{Name: "example.com/p", Time: "1.5"}
 	for name, failed := range cases {
 		c := junitCase{Classname: "example.com/p", Name: name, Time: "0.1"}
+		if name == "TestMain" {
+			c.Classname = "" // as gotestsum writes a package that failed outside its tests
+		}
 		if failed {
 			c.Failure = &junitResult{Message: "Failed", Body: "--- FAIL: " + name}
 			s.Failures++
@@ -47,6 +50,9 @@ func TestJUnitMergesEveryPart(t *testing.T) {
 			"unit": {"TestA": false},
 			"e2e":  {"TestB": false, "TestB/x": true},
 		}, nil, 3, []string{"example.com/p [e2e] TestB/x"}, false},
+		{"a-package-that-failed-in-testmain", map[string]map[string]bool{
+			"e2e": {"TestMain": true},
+		}, nil, 1, []string{"example.com/p [e2e] TestMain"}, false},
 		{"a-missing-part-is-an-error-but-the-rest-is-merged", map[string]map[string]bool{
 			"unit": {"TestA": true},
 		}, []string{"e2e-race"}, 1, []string{"example.com/p [unit] TestA"}, true},
