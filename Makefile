@@ -37,6 +37,7 @@ $(RESULTS):
 	mkdir -p $@
 
 results: ## merge test-results/<part>.xml of PARTS into test-results/junit.xml and list the failing cases
+	-find $(RESULTS)/artifacts -mindepth 1 -type d -empty -delete 2>/dev/null
 	$(GO) run ./cmd/tierchaos junit -o $(RESULTS)/junit.xml $(foreach p,$(PARTS),$(RESULTS)/$(p).xml)
 
 unit: | $(RESULTS) ## unit tests of every package, with the race detector (PKGS, TAGS)
