@@ -8,25 +8,50 @@ E2E_FLAGS ?= -count=1 -timeout 20m
 # Where no registry answers, never try to pull (build from source at once).
 export TIERCHAOS_PULL ?= auto
 
-.PHONY: help test unit e2e e2e-race nemesis images cleanup lint vet fmt actionlint repro load nightly bench-upload
+# Results: unit, e2e and e2e-race run go test through gotestsum, which writes $(RESULTS)/<part>.xml
+# (JUnit) and $(RESULTS)/<part>.json (go test -json events); `make results` merges the parts into
+# $(RESULTS)/junit.xml. Failing cases write their files (checker histories, violations and
+# timelines, tierd's container log, nemesis runs) under $(RESULTS)/artifacts/<part>/ (TIERCHAOS_ARTIFACTS).
+RESULTS ?= test-results
+PARTS   ?= unit e2e e2e-race
+TAGS    ?=
+ifeq ($(origin GOTESTSUM),undefined)
+GOTESTSUM := $(or $(shell command -v gotestsum 2>/dev/null),$(wildcard $(shell $(GO) env GOPATH 2>/dev/null)/bin/gotestsum))
+endif
+need-gotestsum = $(if $(GOTESTSUM),,$(error gotestsum not found: install it with 'go install gotest.tools/gotestsum@v1.13.0' (it lands in $$(go env GOPATH)/bin), or set GOTESTSUM=/path/to/gotestsum))
+# $(call gotest,PART): gotestsum writing PART's results, then "--" and the go test arguments.
+gotest = $(need-gotestsum)TIERCHAOS_ARTIFACTS=$(abspath $(RESULTS))/artifacts/$(1) $(GOTESTSUM) --format standard-quiet \
+	--junitfile $(RESULTS)/$(1).xml --jsonfile $(RESULTS)/$(1).json --
+
+.PHONY: help test unit e2e e2e-race results nemesis images cleanup lint vet fmt actionlint repro load nightly bench-upload
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: unit e2e e2e-race ## unit tests with -race, then the chaos suites in both modes (container; in process with -race)
+test: ## unit, e2e and e2e-race (each runs even when one before failed), then results; fails if any did
+	rm -rf -- '$(RESULTS)'
+	@rc=0; for part in $(PARTS); do $(MAKE) --no-print-directory $$part || rc=1; done; \
+	$(MAKE) --no-print-directory results || rc=1; exit $$rc
 
-unit: ## unit tests of every package, with the race detector
-	$(GO) test -race -count=1 $(PKGS)
+$(RESULTS):
+	mkdir -p $@
 
-e2e: images ## the chaos suites and the harness self-tests against the container stack
-	$(GO) test -tags e2e $(E2E_FLAGS) $(SCENARIOS) $(SELFTESTS)
+results: ## merge test-results/<part>.xml of PARTS into test-results/junit.xml and list the failing cases
+	-find $(RESULTS)/artifacts -mindepth 1 -type d -empty -delete 2>/dev/null
+	$(GO) run ./cmd/tierchaos junit -o $(RESULTS)/junit.xml $(foreach p,$(PARTS),$(RESULTS)/$(p).xml)
+
+unit: | $(RESULTS) ## unit tests of every package, with the race detector (PKGS, TAGS)
+	$(call gotest,unit) -race -count=1 $(if $(TAGS),-tags $(TAGS)) $(PKGS)
+
+e2e: images | $(RESULTS) ## the chaos suites and the harness self-tests against the container stack
+	$(call gotest,e2e) -tags e2e $(E2E_FLAGS) $(SCENARIOS) $(SELFTESTS)
 
 NEMESIS_FLAGS ?=
 nemesis: images ## the nemesis rows (random fault schedules under load); NEMESIS_FLAGS='-chaos.duration=10m -chaos.shrink=20m'
 	$(GO) test -tags e2e -count=1 -timeout 90m -v -run '^TestNemesis' ./scenarios/nemesis $(NEMESIS_FLAGS)
 
-e2e-race: images ## the chaos suites with tierd in the test process, under the race detector
-	TIERCHAOS_SUT=inprocess $(GO) test -race -tags e2e $(E2E_FLAGS) $(SCENARIOS)
+e2e-race: images | $(RESULTS) ## the chaos suites with tierd in the test process, under the race detector
+	TIERCHAOS_SUT=inprocess $(call gotest,e2e-race) -race -tags e2e $(E2E_FLAGS) $(SCENARIOS)
 
 load: images ## 60 s at 100 req/s of the default mix against the stack; report in load-report/ (budgets reported, not enforced)
 	$(GO) run ./cmd/tierload -rate 100 -duration 60s -out load-report -fail-on-budget=false
@@ -52,17 +77,23 @@ vet: ## go vet, with and without the e2e tag
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./...
 
-# make repro SCENARIO='^TestFailure$$/^s3-proxy-down$$' SEED=123 COUNT=50 RACE=1 [SUT=inprocess] [PKG=./scenarios/failure]
-# reruns one case many times with one seed and stops at the first failure.
-SCENARIO ?= .
-SEED     ?=
-COUNT    ?= 20
-RACE     ?=
-SUT      ?=
-PKG      ?= ./scenarios/...
-repro: images ## rerun SCENARIO (regex) COUNT times with SEED, stop at the first failure (RACE=1, SUT=inprocess)
-	TIERCHAOS_SUT=$(SUT) $(GO) test -tags e2e $(if $(RACE),-race) -failfast -count=$(COUNT) -timeout 60m \
-		-run '$(SCENARIO)' $(PKG) $(if $(SEED),-args -chaos.seed=$(SEED))
+# make repro SCENARIO='^TestFailure$$/^s3-proxy-down$$' [SEED=R] [CASE_SEED=S] [COUNT=20] [RACE=1] [SUT=inprocess] [PKG=./scenarios/failure]
+# runs the cases SCENARIO selects COUNT times in one process (one stack) and stops at the first failure.
+# Each iteration of a case draws its own case seed: iteration 1 the one derived from the run seed SEED
+# (random when unset) and the case's name, or CASE_SEED when given (SCENARIO must then select one case);
+# iteration n one derived from iteration 1's seed and n. A failing iteration prints its rerun line
+# (-chaos.seed=R -chaos.case-seed=S -count=1), which replays exactly that iteration: SEED=R CASE_SEED=S COUNT=1.
+SCENARIO  ?= .
+SEED      ?=
+CASE_SEED ?=
+COUNT     ?= 20
+RACE      ?=
+SUT       ?=
+PKG       ?= ./scenarios/...
+REPRO_ARGS = $(strip $(if $(SEED),-chaos.seed=$(SEED)) $(if $(CASE_SEED),-chaos.case-seed=$(CASE_SEED)))
+repro: images ## run SCENARIO (regex) COUNT times, each iteration with its own case seed (SEED, CASE_SEED, RACE=1, SUT=inprocess); stop at the first failure
+	$(if $(SUT),TIERCHAOS_SUT=$(SUT)) $(GO) test -tags e2e $(if $(RACE),-race) -failfast -count=$(COUNT) -timeout 60m \
+		-run '$(SCENARIO)' $(PKG) $(if $(REPRO_ARGS),-args $(REPRO_ARGS))
 
 actionlint: ## lint the GitHub workflows
 	$(GO) run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12 .github/workflows/*.yml

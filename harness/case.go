@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tierchaos/tierchaos/harness/artifacts"
 	"github.com/tierchaos/tierchaos/harness/check"
 	"github.com/tierchaos/tierchaos/harness/history"
 	"github.com/tierchaos/tierchaos/harness/seed"
@@ -22,7 +25,8 @@ import (
 type Case struct {
 	// Stack is the shared stack.
 	Stack *Stack
-	// Seed is the case's seed (derived from -chaos.seed and the test name).
+	// Seed is the case's seed (derived from -chaos.seed, the test name and
+	// the iteration, or pinned by -chaos.case-seed).
 	Seed *seed.Case
 	// Rand is the case's main random stream; use Seed.Stream(name) for one
 	// per goroutine.
@@ -31,41 +35,64 @@ type Case struct {
 	Rec *history.Recorder
 	// Client is tierd's client, recording into Rec.
 	Client *history.RecordingClient
+	// ArtifactDir is the case's folder for the files that explain a
+	// failure (artifacts.Dir): Check's checker artifacts and, when tierd
+	// runs in a container, its whole log. It is removed at the end if
+	// empty.
+	ArtifactDir string
 }
 
 // NewCase prepares t on the shared stack: every fault left by an earlier
 // case is cleared (Toxiproxy toxics removed and the proxy enabled, S3 fault
 // rules and counters reset, tierd running and not paused), and the same
 // clearing is registered to run when t ends, even when it fails. When t
-// fails, tierd's log is attached.
+// fails, the tail of tierd's log is attached and, for a tierd container,
+// the whole log is written to the case's artifact folder.
 func (s *Stack) NewCase(t *testing.T) *Case {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	dir, err := artifacts.Dir(t) // registered first: its cleanup runs last
+	require.NoError(t, err)
 	require.NoError(t, s.ClearFaults(ctx), "clear faults before the case")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if t.Failed() {
-			if logs, err := s.TierdLogs(ctx); err == nil {
-				t.Logf("tierd log (last 4 KiB):\n%s", tail(logs, 4<<10))
-			}
+			s.keepTierdLog(ctx, t, dir)
 		}
 		if err := s.ClearFaults(ctx); err != nil {
 			t.Errorf("clear faults after the case: %v", err)
 		}
 	})
+	// Under go test -count=N the same test names run again in this
+	// process against this stack: seed.For gives each iteration its own
+	// case seed (and so its own collection names).
 	sc := seed.For(t)
-	if n := s.iteration(t.Name()); n > 1 {
-		// go test -count=N reruns the same test names in this process
-		// against this stack: derive iteration n's randomness (and so its
-		// collection names) from the name and n, or it would collide with
-		// iteration 1's.
-		sc.Seed = seed.Derive(sc.Seed, fmt.Sprintf("#%d", n))
-		t.Logf("chaos: iteration %d of this case in this process (case seed now %d): reproduce with -count=%d", n, sc.Seed, n)
-	}
 	rec := history.NewRecorder()
-	return &Case{Stack: s, Seed: sc, Rand: sc.Rand(), Rec: rec, Client: history.NewRecordingClient(s.Tierd, rec)}
+	return &Case{Stack: s, Seed: sc, Rand: sc.Rand(), Rec: rec, Client: history.NewRecordingClient(s.Tierd, rec), ArtifactDir: dir}
+}
+
+// keepTierdLog attaches the tail of tierd's log to t and, when tierd runs
+// in a container, writes the whole log to dir/tierd.log. (An in-process
+// tierd logs into the test's own output.)
+func (s *Stack) keepTierdLog(ctx context.Context, t *testing.T, dir string) {
+	t.Helper()
+	logs, err := s.TierdLogs(ctx)
+	if err != nil {
+		t.Logf("tierd log: %v", err)
+		return
+	}
+	t.Logf("tierd log (last 4 KiB):\n%s", tail(logs, 4<<10))
+	if _, inContainer := s.currentSUT().(*containerSUT); !inContainer {
+		return
+	}
+	file := filepath.Join(dir, "tierd.log")
+	if err := os.WriteFile(file, []byte(logs), 0o644); err != nil {
+		t.Logf("tierd log: %v", err)
+		return
+	}
+	t.Logf("tierd log: %s", file)
 }
 
 // Check reads the final state of the named collections through the
@@ -80,18 +107,10 @@ func (c *Case) Check(ctx context.Context, t *testing.T, cfg check.Config, names 
 		t.Errorf("read final state: %v", err)
 		return false
 	}
-	return check.All(t, c.Rec.Ops(), final, cfg)
-}
-
-// iteration counts the cases of one test name this stack has seen.
-func (s *Stack) iteration(name string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.iterations == nil {
-		s.iterations = map[string]int{}
+	if cfg.ArtifactDir == "" {
+		cfg.ArtifactDir = c.ArtifactDir
 	}
-	s.iterations[name]++
-	return s.iterations[name]
+	return check.All(t, c.Rec.Ops(), final, cfg)
 }
 
 // ClearFaults removes every network and S3 fault, resets the fault layer's

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,8 +22,12 @@ import (
 // binary re-executes itself for that), so it must be the first thing
 // TestMain does.
 //
-// Without a Docker engine the package fails when CI is set and is skipped
-// (exit 0 with a message) otherwise.
+// Without a Docker engine, or with -short, the package fails when CI is set
+// and is skipped otherwise (exit 0). A skip prints its reason and the
+// testing package's "no tests to run" warning, so that go test marks the
+// package "ok ... [no tests to run]" even where it hides a passing
+// package's output (package list mode without -v); when that output is
+// hidden and a terminal is at hand, the reason is also written to it.
 func Main(m *testing.M, opts Options, use func(*Stack)) int {
 	if runID := os.Getenv(cleanup.EnvWatchdog); runID != "" {
 		return watchdog(runID)
@@ -34,18 +39,21 @@ func Main(m *testing.M, opts Options, use func(*Stack)) int {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
+	ci := os.Getenv("CI") != ""
 	if testing.Short() {
-		fmt.Fprintln(os.Stderr, "harness: -short: skipping the container suites")
-		return 0
+		if ci {
+			fmt.Fprintln(os.Stderr, "harness: FAIL: CI is set and -short would skip the container suites")
+			return 1
+		}
+		return skip("-short skips the container suites")
 	}
 	ctx := context.Background()
 	if err := probeDocker(ctx); err != nil {
-		if os.Getenv("CI") != "" {
+		if ci {
 			fmt.Fprintf(os.Stderr, "harness: FAIL: CI is set and no Docker engine answers: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(os.Stderr, "harness: SKIP: no Docker engine answers (%v); set CI=true to make this a failure\n", err)
-		return 0
+		return skip(fmt.Sprintf("no Docker engine answers (%v); set CI=true to make this a failure", err))
 	}
 	run, err := cleanup.NewRun()
 	if err != nil {
@@ -142,4 +150,39 @@ func probeDocker(ctx context.Context) error {
 		return err
 	}
 	return cli.Close()
+}
+
+// noTestsWarning is the line the testing package prints when a test binary
+// ran no test; go test then adds "[no tests to run]" to the package's ok
+// line.
+const noTestsWarning = "testing: warning: no tests to run"
+
+// skip reports that the package's container tests do not run, and why, and
+// returns the exit code 0. go test shows a passing package's output only
+// with -v, -json, or in local directory mode; otherwise only its ok line,
+// which the warning marks "[no tests to run]". When the output is hidden
+// that way (stdout is not a terminal, -v is off) and the process has a
+// controlling terminal, the reason is also written there.
+func skip(reason string) int {
+	pkg := seed.Environment().Package
+	fmt.Fprintf(os.Stdout, "harness: SKIP %s: %s\n%s\n", pkg, reason, noTestsWarning)
+	if outputShown() {
+		return 0
+	}
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		fmt.Fprintf(tty, "harness: SKIP %s: %s\n", pkg, reason)
+		_ = tty.Close()
+	}
+	return 0
+}
+
+// outputShown reports whether the test binary's output reaches the user as
+// it is: -test.v is on (also under -json), or stdout is a terminal (go test
+// in local directory mode).
+func outputShown() bool {
+	if f := flag.Lookup("test.v"); f != nil && f.Value.String() != "false" {
+		return true
+	}
+	st, err := os.Stdout.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

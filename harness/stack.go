@@ -142,7 +142,6 @@ type Stack struct {
 	network    *testcontainers.DockerNetwork
 	mu         sync.Mutex
 	containers map[string]testcontainers.Container
-	iterations map[string]int
 	volume     string
 	seed       uint64
 	// sutMu guards sut: restarts replace it while traffic dials it.

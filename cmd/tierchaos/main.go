@@ -2,6 +2,9 @@
 //
 //	tierchaos images    make sure every image of the stack exists (build what is missing)
 //	tierchaos cleanup   remove leftovers of dead runs (-all: of every run)
+//	tierchaos junit     merge the JUnit files of make test's parts into one (-o FILE PART.xml...)
+//	tierchaos summary   Markdown of the failing tests of go test -json files, with their rerun
+//	                    commands and artifact folders (-artifacts DIR PART.json...)
 package main
 
 import (
@@ -27,7 +30,14 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: tierchaos images | cleanup [-all]")
+		return fmt.Errorf("usage: tierchaos images | cleanup [-all] | junit [-o FILE] PART.xml... | summary [-artifacts DIR] PART.json...")
+	}
+	// The test-result commands need no Docker engine.
+	switch args[0] {
+	case "junit":
+		return runJUnit(args[1:], os.Stdout)
+	case "summary":
+		return runSummary(args[1:], os.Stdout)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,11 +1,9 @@
 package check
 
 import (
-	"flag"
-	"os"
-	"regexp"
 	"testing"
 
+	"github.com/tierchaos/tierchaos/harness/artifacts"
 	"github.com/tierchaos/tierchaos/harness/history"
 )
 
@@ -13,9 +11,10 @@ import (
 // (without stopping it) with one readable message per failing checker that
 // names the artifact files. It reports whether the history passed.
 //
-// Artifacts go to cfg.ArtifactDir if set, else to t.ArtifactDir() when the
-// test binary runs with -artifacts, else to a new directory under
-// os.TempDir() that outlives the test.
+// Artifacts go to cfg.ArtifactDir if set, else to artifacts.Dir(t): the
+// testing package's folder with -artifacts, a folder under
+// $TIERCHAOS_ARTIFACTS, or a new folder under os.TempDir(); it outlives
+// the test when the checkers wrote into it.
 func All(t testing.TB, ops []history.Op, final history.Final, cfg Config) bool {
 	t.Helper()
 	if cfg.ArtifactDir == "" {
@@ -33,22 +32,14 @@ func All(t testing.TB, ops []history.Op, final history.Final, cfg Config) bool {
 	return true
 }
 
-var unsafePath = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
-
-// artifactDir picks the directory for a test's artifacts.
+// artifactDir picks the directory for a test's artifacts (artifacts.Dir);
+// on error it leaves the choice to the checker, which makes a temporary
+// one or reports why it could not.
 func artifactDir(t testing.TB) string {
-	if f := flag.Lookup("test.artifacts"); f != nil && f.Value.String() == "true" {
-		return t.ArtifactDir()
-	}
-	dir, err := os.MkdirTemp("", "tierchaos-check-"+unsafePath.ReplaceAllString(t.Name(), "_")+"-")
+	dir, err := artifacts.Dir(t)
 	if err != nil {
-		// Leave it to the checker, which retries and reports the error.
+		t.Logf("check: %v", err)
 		return ""
 	}
-	t.Cleanup(func() {
-		if !t.Failed() {
-			_ = os.Remove(dir) // only succeeds while still empty
-		}
-	})
 	return dir
 }

@@ -25,3 +25,20 @@ func TestDemo(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoIterations fails when its case's first draw is a multiple of
+// unluckyEvery, so under -count=N only the iterations whose own case seed
+// gives such a draw fail (same gating as TestDemo).
+func TestDemoIterations(t *testing.T) {
+	if os.Getenv("TIERCHAOS_DEMO") == "" {
+		t.Skip("set TIERCHAOS_DEMO=1")
+	}
+	t.Run("draw", func(t *testing.T) {
+		c := seed.For(t)
+		draw := c.Rand().Uint64()
+		t.Logf("iteration %d draws %d", c.Iteration, draw)
+		if draw%unluckyEvery == 0 {
+			t.Errorf("unlucky draw %d", draw)
+		}
+	})
+}

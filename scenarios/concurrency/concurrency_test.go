@@ -669,8 +669,8 @@ func workerVsAPI(ctx context.Context, t *testing.T, tc *harness.Case) {
 	for _, e := range cycleErrs {
 		// A promotion racing the cycle adds its key to the pending
 		// deletes between the cycle's retry and its count, and deletes
-		// it itself a moment later (see /work/tierd-bugs.md): allowed
-		// here only because the quiet cycle below must drain it.
+		// it itself a moment later: allowed here only because the
+		// quiet cycle below must drain it.
 		require.Regexp(t, `^\d+ object deletes still pending$`, e, "worker cycle error")
 	}
 	for key := range answers {
