@@ -3,7 +3,6 @@ package datavol_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -11,13 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/tierchaos/tierchaos/harness/datavol"
-	"github.com/tierchaos/tierchaos/internal/tmpfs"
+	"github.com/tierchaos/tierchaos/internal/tmpfs/tmpfstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,20 +32,6 @@ func backends(t *testing.T, dir string) map[string]datavol.Volume {
 	require.NoError(t, err)
 	t.Cleanup(srv.Client().CloseIdleConnections)
 	return map[string]datavol.Volume{"dir": datavol.Dir(dir), "sidecar": c.Volume("data")}
-}
-
-// newTmpfs returns a 1 MiB tmpfs, skipped outside CI where none can be made.
-func newTmpfs(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	f, err := tmpfs.New(ctx, "1m", tmpfs.ModeAuto)
-	if errors.Is(err, tmpfs.ErrUnavailable) && os.Getenv("CI") == "" {
-		t.Skipf("no tmpfs can be made here (set CI=true to make this a failure): %v", err)
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, f.Close()) })
-	return f.Dir()
 }
 
 func write(t *testing.T, dir, rel, content string) {
@@ -186,7 +170,7 @@ func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.
 // TestFillAndFree fills a 1 MiB tmpfs to ENOSPC through each backend and
 // frees it again.
 func TestFillAndFree(t *testing.T) {
-	dir := newTmpfs(t)
+	dir := tmpfstest.Dir(t, "1m")
 	write(t, dir, "manifest.json", "{}")
 	for name, v := range backends(t, dir) {
 		t.Run(name, func(t *testing.T) {
