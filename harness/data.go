@@ -137,7 +137,7 @@ func (s *Stack) closeTierdDir() error {
 
 // DataDir returns the path of tierd's data directory on this machine,
 // which exists only with tierd in the test process (with
-// Options.TierdDataTmpfs it is /proc/<helper>/root/..., see
+// Options.TierdDataTmpfs it is /proc/<helper>/root/tmp, see
 // internal/tmpfs). With tierd in a container its data is in a Docker
 // volume and the error wraps ErrNoDataDir: use TierdData. The path stays
 // the same across tierd restarts.

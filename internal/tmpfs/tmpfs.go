@@ -5,11 +5,12 @@
 // namespace of its own: for root a mount namespace alone, for any other
 // user also a user namespace of its own that maps the caller's uid and gid
 // to 0, which needs no privilege where user namespaces are enabled. The
-// child mounts the tmpfs on a fresh, empty directory and waits; the caller,
-// same uid, reaches the tmpfs through /proc/<child>/root/<directory>, which
-// FS.Dir returns. The mount exists only in the child's namespace: when the
-// child ends (Close, or the caller's death closing the child's stdin) the
-// kernel frees the tmpfs, so nothing is ever left mounted on the host.
+// child mounts the tmpfs and waits; the caller,
+// same uid, reaches the tmpfs through /proc/<child>/root/tmp, which FS.Dir
+// returns. The mount exists only in the child's namespace, where it covers
+// /tmp: nothing is created or mounted in the caller's file system, and when
+// the child ends (Close, or the caller's death closing the child's stdin)
+// the kernel frees the tmpfs, so nothing is ever left behind.
 //
 // The helper's entry point runs from this package's init function when the
 // helper's environment variables are set, so every binary that links this
@@ -88,15 +89,14 @@ func ParseSize(size string) (int64, error) {
 
 // FS is a tmpfs that a helper child process holds mounted.
 type FS struct {
-	dir        string // the tmpfs as this process reaches it
-	mountPoint string // the empty directory the helper mounted it on
-	mode       Mode
-	size       int64
-	helper     *helperProc
+	dir    string // the tmpfs as this process reaches it
+	mode   Mode
+	size   int64
+	helper *helperProc
 }
 
 // Dir returns the tmpfs's path as this process reaches it
-// (/proc/<helper>/root/<mount point>). It exists until Close.
+// (/proc/<helper>/root/tmp). It exists until Close.
 func (f *FS) Dir() string { return f.dir }
 
 // Mode returns how the helper got the right to mount.
@@ -104,7 +104,3 @@ func (f *FS) Mode() Mode { return f.mode }
 
 // Size returns the tmpfs's size in bytes.
 func (f *FS) Size() int64 { return f.size }
-
-// MountPoint returns the directory the helper mounted the tmpfs on. In
-// the caller's own mount namespace it stays an empty directory.
-func (f *FS) MountPoint() string { return f.mountPoint }

@@ -21,6 +21,11 @@ const (
 	envSize = "TIERCHAOS_TMPFS_HELPER_SIZE"
 )
 
+// mountPoint is where the helper mounts the tmpfs in its own namespace:
+// a directory every Linux system has, so that nothing is created in the
+// caller's file system.
+const mountPoint = "/tmp"
+
 // tmpfsMagic is statfs's f_type of a tmpfs (TMPFS_MAGIC).
 const tmpfsMagic = 0x01021994
 
@@ -71,16 +76,12 @@ func New(ctx context.Context, size string, mode Mode) (*FS, error) {
 	return nil, errors.Join(errs...)
 }
 
-// newFS makes the mount point, starts the helper in mode and checks its
-// tmpfs.
+// newFS starts the helper in mode and checks its tmpfs.
 func newFS(ctx context.Context, size string, bytes int64, mode Mode) (*FS, error) {
-	mountPoint, err := os.MkdirTemp("", "tierchaos-tmpfs-")
-	if err != nil {
-		return nil, fmt.Errorf("tmpfs: mount point: %w", err)
-	}
-	f := &FS{mountPoint: mountPoint, mode: mode, size: bytes}
+	f := &FS{mode: mode, size: bytes}
+	var err error
 	if f.helper, err = startHelper(ctx, mountPoint, size, mode); err != nil {
-		return nil, errors.Join(err, f.Close())
+		return nil, err
 	}
 	f.dir = filepath.Join("/proc", strconv.Itoa(f.helper.cmd.Process.Pid), "root", mountPoint)
 	if err := f.verify(); err != nil {
@@ -180,24 +181,16 @@ func (f *FS) verify() error {
 	return errors.Join(probe.Close(), os.Remove(probe.Name()))
 }
 
-// Close ends the helper, which frees the tmpfs and everything in it, and
-// removes the empty mount point. Files this process still holds open keep
-// their content until it closes them. Close is idempotent.
+// Close ends the helper, which frees the tmpfs and everything in it.
+// Files this process still holds open keep their content until it closes
+// them. Close is idempotent.
 func (f *FS) Close() error {
-	var errs []error
-	if f.helper != nil {
-		if err := f.helper.stop(); err != nil {
-			errs = append(errs, err)
-		}
-		f.helper = nil
+	if f.helper == nil {
+		return nil
 	}
-	if f.mountPoint != "" {
-		if err := os.Remove(f.mountPoint); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("tmpfs: remove mount point: %w", err))
-		}
-		f.mountPoint = ""
-	}
-	return errors.Join(errs...)
+	err := f.helper.stop()
+	f.helper = nil
+	return err
 }
 
 // stop closes the helper's stdin (it exits at EOF) and reaps it; a helper
