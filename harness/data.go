@@ -185,19 +185,24 @@ func (s *Stack) DataTmpfs() error {
 }
 
 // RequireDataTmpfs ends a test that needs tierd's data on a tmpfs of the
-// harness (FillData, a real ENOSPC) when the stack has none: a failure
-// when CI is set, else a skip that says why and where the test runs (with
-// tierd in a container, where the tmpfs is a Docker volume).
+// harness (FillData, a real ENOSPC) when the stack has none. When the
+// stack asked for one (Options.TierdDataTmpfs) and fell back to a plain
+// directory because this machine allows no tmpfs in process mode, the test
+// is skipped with the reason and where it runs (with tierd in a
+// container), or fails when CI is set; a stack that never asked for one
+// fails the test.
 func (s *Stack) RequireDataTmpfs(t testing.TB) {
 	t.Helper()
 	err := s.DataTmpfs()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
+	switch {
+	case err == nil:
+	case s.tmpfsErr == nil:
 		t.Fatalf("harness: this test needs tierd's data on a tmpfs: %v", err)
+	case os.Getenv("CI") != "":
+		t.Fatalf("harness: this test needs tierd's data on a tmpfs, and CI is set: %v", err)
+	default:
+		t.Skipf("harness: this test needs tierd's data on a tmpfs, which it has here only with tierd in a container (TIERCHAOS_SUT=container); set CI=true to make this a failure: %v", err)
 	}
-	t.Skipf("harness: this test needs tierd's data on a tmpfs, which it has here only with tierd in a container (TIERCHAOS_SUT=container); set CI=true to make this a failure: %v", err)
 }
 
 // FillData fills the file system of tierd's data directory until it is
