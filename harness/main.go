@@ -92,8 +92,10 @@ func Main(m *testing.M, opts Options, use func(*Stack)) int {
 // process (its parent) before that can die, waits for it to end or to stop
 // the watchdog, and removes the run's Docker objects. When the test process
 // died, it also removes the Docker objects of the other stacks that process
-// started (runs of their own, started by tests). Then it unmounts and
-// removes the host tmpfs folders of the run and of that process.
+// started (runs of their own, started by tests). Nothing is mounted on
+// the host: tmpfs data lives in Docker volumes (removed with the run's
+// objects) or in a helper child's mount namespace, which ends with the
+// test process.
 func watchdog(runID string) int {
 	ppid := os.Getppid()
 	pstart, _ := procStart(ppid)
@@ -112,15 +114,6 @@ func watchdog(runID string) int {
 			}
 			_ = cli.Close()
 		}
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := removeHostDirs(log, func(o hostOwner) bool {
-		return o.run == runID || (o.pid == ppid && pstart != "" && o.pidStart == pstart)
-	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "tierchaos watchdog: run %s: host tmpfs: %v\n", runID, err)
-	} else if n > 0 {
-		fmt.Fprintf(os.Stderr, "tierchaos watchdog: run %s: removed %d host tmpfs folders\n", runID, n)
 	}
 	return 0
 }

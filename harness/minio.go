@@ -63,7 +63,7 @@ func (s *Stack) minioContainer() (testcontainers.Container, error) {
 }
 
 // StopMinIO stops MinIO gracefully (SIGTERM, then SIGKILL after 10 s).
-// Its objects stay on the host tmpfs. It needs Options.RestartableMinIO
+// Its objects stay on its tmpfs volume. It needs Options.RestartableMinIO
 // (else ErrMinIONotRestartable).
 func (s *Stack) StopMinIO(ctx context.Context) error {
 	c, err := s.minioContainer()

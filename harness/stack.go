@@ -26,17 +26,18 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/moby/moby/api/types/container"
 	dockernet "github.com/moby/moby/api/types/network"
-	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tierchaos/tierchaos/harness/cleanup"
+	"github.com/tierchaos/tierchaos/harness/datavol"
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
 	"github.com/tierchaos/tierchaos/harness/images"
 	"github.com/tierchaos/tierchaos/harness/netfault"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/internal/tmpfs"
 	tierclient "github.com/tierchaos/tierchaos/system/client"
 	"github.com/tierchaos/tierchaos/system/config"
 )
@@ -71,24 +72,23 @@ type Options struct {
 	Progress io.Writer
 	// TierdEnv adds or overrides environment variables of tierd.
 	TierdEnv map[string]string
-	// TierdDataTmpfs, when set (e.g. "64m"), puts tierd's data directory
-	// on a tmpfs of that size so that a test can fill it (ENOSPC). Its
-	// content does not survive a container restart.
+	// TierdDataTmpfs, when set (e.g. "4m", "256m"), puts tierd's data
+	// directory on a tmpfs of that size, so that a test can fill it
+	// (FillData, a real ENOSPC). Its content survives KillTierd,
+	// StartTierd, RestartTierd and ReconfigureTierd. With tierd in a
+	// container it is a Docker volume of the local driver with tmpfs
+	// options, which the data sidecar keeps mounted; with tierd in the test
+	// process it is a tmpfs that a helper child holds in a mount namespace
+	// of its own (internal/tmpfs), which needs no root where user
+	// namespaces are enabled (elsewhere, outside CI, a plain directory:
+	// see DataTmpfs).
 	TierdDataTmpfs string
-	// TierdDataHostTmpfs, when set (e.g. "256m"), mounts a tmpfs of that
-	// size on a new host directory (needs root) and makes it tierd's data
-	// directory: bind-mounted as /data in container mode, so that the data
-	// survives KillTierd, StartTierd, RestartTierd and ReconfigureTierd;
-	// the data directory itself in process mode. DataDir returns it and
-	// FillData can fill it. It is unmounted and removed at Close. Exclusive
-	// with TierdDataTmpfs.
-	TierdDataHostTmpfs string
-	// RestartableMinIO puts MinIO's /data on a host tmpfs (needs root)
-	// instead of a container tmpfs, so that objects survive StopMinIO,
-	// StartMinIO and RestartMinIO, which need it.
+	// RestartableMinIO puts MinIO's /data on a Docker tmpfs volume that
+	// the data sidecar keeps mounted, instead of a container tmpfs, so that
+	// objects survive StopMinIO, StartMinIO and RestartMinIO, which need it.
 	RestartableMinIO bool
-	// MinIODataHostTmpfs is the size of that tmpfs; "1g" when empty.
-	MinIODataHostTmpfs string
+	// MinIODataTmpfs is the size of that volume; "1g" when empty.
+	MinIODataTmpfs string
 	// Seed seeds the S3 fault layer's probabilistic rules.
 	Seed uint64
 	// SUT is SUTContainer or SUTInProcess; from TIERCHAOS_SUT when empty,
@@ -142,20 +142,29 @@ type Stack struct {
 	network    *testcontainers.DockerNetwork
 	mu         sync.Mutex
 	containers map[string]testcontainers.Container
-	volume     string
 	seed       uint64
 	// sutMu guards sut: restarts replace it while traffic dials it.
 	sutMu      sync.RWMutex
 	sut        sut
 	tierdExtra map[string]string
-	dataTmpfs  string
 	transport  *http.Transport
 
-	// host holds the host tmpfs mounts (nil without any).
-	host             *hostDirs
-	tierdHostData    string
+	// dataTmpfs is Options.TierdDataTmpfs. volume is tierd's data volume
+	// (tierd in a container); tierdDir its data directory (in process), a
+	// tmpfs of tierdTmpfs or a temporary directory of the stack
+	// (ownTierdDir); tmpfsErr says why it is not a tmpfs although one was
+	// asked for.
+	dataTmpfs   string
+	volume      string
+	tierdDir    string
+	ownTierdDir bool
+	tierdTmpfs  *tmpfs.FS
+	tmpfsErr    error
+	// dataVol is the data sidecar's client (nil without the sidecar).
+	dataVol *datavol.Client
+
 	restartableMinIO bool
-	minioHostData    string
+	minioVolume      string // MinIO's tmpfs volume (RestartableMinIO)
 	minioAddr        string // MinIO's current host:port; guarded by mu
 	s3Transport      *http.Transport
 	defects          *defects
@@ -173,15 +182,30 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 2 * time.Minute
 	}
+	mode := opts.SUT
+	if mode == "" {
+		mode = os.Getenv(EnvSUT)
+	}
+	if mode == "" {
+		mode = SUTContainer
+	}
+	if mode != SUTContainer && mode != SUTInProcess {
+		return nil, fmt.Errorf("harness: %s=%q: want %q or %q", EnvSUT, mode, SUTContainer, SUTInProcess)
+	}
+	if opts.RestartableMinIO && opts.MinIODataTmpfs == "" {
+		opts.MinIODataTmpfs = minioTmpfsDefault
+	}
+	for name, size := range map[string]string{"TierdDataTmpfs": opts.TierdDataTmpfs, "MinIODataTmpfs": opts.MinIODataTmpfs} {
+		if _, err := tmpfs.ParseSize(size); size != "" && err != nil {
+			return nil, fmt.Errorf("harness: Options.%s: %w", name, err)
+		}
+	}
 	docker, err := dockerenv.Client(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if opts.TierdDataTmpfs != "" && opts.TierdDataHostTmpfs != "" {
-		return nil, errors.Join(errors.New("harness: TierdDataTmpfs and TierdDataHostTmpfs exclude each other"), docker.Close())
-	}
 	s := &Stack{
-		Run: run, log: opts.Logger, docker: docker, seed: opts.Seed, dataTmpfs: opts.TierdDataTmpfs,
+		Run: run, Mode: mode, log: opts.Logger, docker: docker, seed: opts.Seed, dataTmpfs: opts.TierdDataTmpfs,
 		containers: map[string]testcontainers.Container{}, restartableMinIO: opts.RestartableMinIO,
 		defects: &defects{log: opts.Logger},
 	}
@@ -197,10 +221,6 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 	} else if rep.Containers+rep.Networks+rep.Volumes > 0 {
 		opts.Logger.Info("removed leftovers of dead runs", "containers", rep.Containers, "networks", rep.Networks, "volumes", rep.Volumes)
 	}
-	removeDeadHostDirs(opts.Logger)
-	if err := s.mountHostData(opts); err != nil {
-		return nil, err
-	}
 	if s.Images, err = images.Ensure(ctx, docker, images.Options{Progress: opts.Progress}); err != nil {
 		return nil, err
 	}
@@ -211,20 +231,29 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 	if err := s.startNetwork(ctx); err != nil {
 		return nil, err
 	}
+	// Volumes exist before the containers that mount them: Docker would
+	// otherwise create them unlabelled and without their options.
+	if mode == SUTContainer {
+		if s.volume, err = s.createVolume(ctx, "tierd-data", opts.TierdDataTmpfs); err != nil {
+			return nil, err
+		}
+	} else if err := s.makeTierdDir(ctx); err != nil {
+		return nil, err
+	}
+	if opts.RestartableMinIO {
+		if s.minioVolume, err = s.createVolume(ctx, "minio-data", opts.MinIODataTmpfs); err != nil {
+			return nil, err
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.startMinIO(gctx) })
 	g.Go(func() error { return s.startToxiproxy(gctx) })
 	g.Go(func() error { return s.startS3Fault(gctx) })
-	g.Go(func() error { return s.createVolume(gctx) })
+	if s.volume != "" || s.minioVolume != "" {
+		g.Go(func() error { return s.startDataVol(gctx) })
+	}
 	if err := g.Wait(); err != nil {
 		return nil, err
-	}
-	mode := opts.SUT
-	if mode == "" {
-		mode = os.Getenv(EnvSUT)
-	}
-	if mode == "" {
-		mode = SUTContainer
 	}
 	if err := s.startTierd(ctx, mode, opts.TierdEnv); err != nil {
 		return nil, err
@@ -238,48 +267,12 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 
 func (s *Stack) labels() map[string]string { return s.Run.Labels() }
 
-// mountHostData mounts the host tmpfs folders the options ask for.
-func (s *Stack) mountHostData(opts Options) error {
-	if opts.TierdDataHostTmpfs == "" && !opts.RestartableMinIO {
-		return nil
-	}
-	h, err := newHostDirs(s.Run.ID, s.Run.PID, s.Run.PIDStart)
-	if err != nil {
-		return err
-	}
-	s.host = h
-	if opts.TierdDataHostTmpfs != "" {
-		if s.tierdHostData, err = h.mount("tierd-data", opts.TierdDataHostTmpfs); err != nil {
-			return err
-		}
-	}
-	if opts.RestartableMinIO {
-		size := opts.MinIODataHostTmpfs
-		if size == "" {
-			size = minioHostTmpfsDefault
-		}
-		if s.minioHostData, err = h.mount("minio-data", size); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (s *Stack) startNetwork(ctx context.Context) error {
 	nw, err := newNetwork(ctx, s.labels())
 	if err != nil {
 		return fmt.Errorf("harness: network: %w", err)
 	}
 	s.network = nw
-	return nil
-}
-
-func (s *Stack) createVolume(ctx context.Context) error {
-	name := "tierchaos-" + s.Run.ID + "-tierd-data"
-	if _, err := s.docker.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: s.labels()}); err != nil {
-		return fmt.Errorf("harness: volume: %w", err)
-	}
-	s.volume = name
 	return nil
 }
 
@@ -347,11 +340,11 @@ func (s *Stack) startMinIO(ctx context.Context) error {
 		WaitingFor: wait.ForHTTP("/minio/health/ready").WithPort(minioPort).WithStartupTimeout(time.Minute).
 			WithPollInterval(50 * time.Millisecond),
 	}
-	if s.minioHostData != "" {
-		// A host tmpfs survives a stop of the container; a container
-		// tmpfs does not.
+	if s.minioVolume != "" {
+		// The sidecar keeps the volume, and its objects, when MinIO's
+		// container stops; a container tmpfs would be lost.
 		req.Tmpfs = map[string]string{"/tmp": "rw"}
-		req.HostConfigModifier = bindMount(s.minioHostData, "/data")
+		req.Mounts = testcontainers.Mounts(testcontainers.VolumeMount(s.minioVolume, "/data"))
 	}
 	c, err := s.run(ctx, minioAlias, req)
 	if err != nil {
@@ -477,14 +470,9 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 			WaitingFor: wait.ForHTTP("/readyz").WithPort(tierdAPIPort).
 				WithStartupTimeout(time.Minute).WithPollInterval(50 * time.Millisecond),
 		}
-		switch {
-		case s.tierdHostData != "":
-			req.HostConfigModifier = bindMount(s.tierdHostData, "/data")
-		case s.dataTmpfs != "":
-			req.Tmpfs = map[string]string{"/data": "rw,size=" + s.dataTmpfs}
-		default:
-			req.Mounts = testcontainers.Mounts(testcontainers.VolumeMount(s.volume, "/data"))
-		}
+		// A plain volume, or a tmpfs volume with TierdDataTmpfs; the
+		// sidecar keeps either mounted across tierd's restarts.
+		req.Mounts = testcontainers.Mounts(testcontainers.VolumeMount(s.volume, "/data"))
 		c, err := s.run(ctx, "tierd", req)
 		if err != nil {
 			return err
@@ -496,18 +484,7 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 		if err != nil {
 			return fmt.Errorf("harness: tierd config: %w", err)
 		}
-		dataDir := s.tierdHostData
-		old, reuse := s.currentSUT().(*inProcessSUT)
-		if reuse {
-			dataDir = old.dataDir
-		}
-		in, err := newInProcessSUT(cfg, s.log, dataDir, s.dataTmpfs, s.defects)
-		if err != nil {
-			return err
-		}
-		if reuse {
-			in.mounted, in.owned = old.mounted, old.owned
-		}
+		in := newInProcessSUT(cfg, s.log, s.tierdDir, s.defects)
 		s.setSUT(in)
 		if err := in.start(ctx); err != nil {
 			return err
@@ -515,7 +492,6 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 	default:
 		return fmt.Errorf("harness: %s=%q: want %q or %q", EnvSUT, mode, SUTContainer, SUTInProcess)
 	}
-	s.Mode = mode
 	s.tierdExtra = extra
 	if s.transport != nil {
 		s.transport.CloseIdleConnections()
@@ -674,6 +650,10 @@ func (s *Stack) Close(ctx context.Context) error {
 	if s.currentSUT() != nil {
 		errs = append(errs, s.currentSUT().close(ctx))
 	}
+	// After the in-process tierd that used it.
+	if err := s.closeTierdDir(); err != nil {
+		errs = append(errs, fmt.Errorf("harness: tierd's data directory: %w", err))
+	}
 	if s.docker != nil {
 		rep, err := cleanup.RemoveRun(ctx, s.docker, s.Run.ID)
 		if err != nil {
@@ -683,21 +663,7 @@ func (s *Stack) Close(ctx context.Context) error {
 			"volumes", rep.Volumes, "duration", time.Since(start).Round(time.Millisecond))
 		errs = append(errs, s.docker.Close())
 	}
-	// After the containers that bind-mount them are gone.
-	if s.host != nil {
-		if err := s.host.close(s.log); err != nil {
-			s.log.Warn("host tmpfs left behind (the next run removes it once this process is gone)", "dir", s.host.root, "err", err)
-			errs = append(errs, err)
-		}
-	}
 	return errors.Join(errs...)
-}
-
-// bindMount returns a host config change that bind-mounts host at target.
-func bindMount(host, target string) func(*container.HostConfig) {
-	return func(hc *container.HostConfig) {
-		hc.Binds = append(hc.Binds, host+":"+target)
-	}
 }
 
 func newNetwork(ctx context.Context, labels map[string]string) (*testcontainers.DockerNetwork, error) {

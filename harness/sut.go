@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -144,16 +142,12 @@ func (s *containerSUT) logs(ctx context.Context) (string, error) {
 func (s *containerSUT) close(context.Context) error { return nil }
 
 // inProcessSUT runs tierd's server package inside the test process on
-// loopback listeners, with its data in a temporary directory that survives
-// kill and restart.
+// loopback listeners, on a data directory of the stack that survives kill
+// and restart.
 type inProcessSUT struct {
 	cfg     config.Config
 	log     *slog.Logger
 	dataDir string
-	// owned: the harness created dataDir for this tierd (removed at close);
-	// mounted: and mounted a tmpfs on it.
-	owned   bool
-	mounted bool
 	defects *defects
 
 	mu        sync.Mutex
@@ -167,28 +161,11 @@ type inProcessSUT struct {
 	abandoned []*server.Server
 }
 
-// newInProcessSUT prepares an in-process tierd on dataDir, or on a new
-// temporary directory when dataDir is empty; with tmpfsSize set, the new
-// directory is a tmpfs of that size (needs root, as CI has). Its API
-// handler is wrapped with d.
-func newInProcessSUT(cfg config.Config, log *slog.Logger, dataDir, tmpfsSize string, d *defects) (*inProcessSUT, error) {
-	mounted, owned := false, false
-	if dataDir == "" {
-		owned = true
-		dir, err := os.MkdirTemp("", "tierchaos-tierd-")
-		if err != nil {
-			return nil, fmt.Errorf("harness: data dir: %w", err)
-		}
-		if tmpfsSize != "" {
-			if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+tmpfsSize); err != nil {
-				return nil, errors.Join(fmt.Errorf("harness: tmpfs data dir (needs root): %w", err), os.Remove(dir))
-			}
-			mounted = true
-		}
-		dataDir = dir
-	}
+// newInProcessSUT prepares an in-process tierd on dataDir (the stack
+// creates and removes it). Its API handler is wrapped with d.
+func newInProcessSUT(cfg config.Config, log *slog.Logger, dataDir string, d *defects) *inProcessSUT {
 	cfg.DataDir = dataDir
-	return &inProcessSUT{cfg: cfg, log: log.With("sut", "inprocess"), dataDir: dataDir, owned: owned, mounted: mounted, defects: d, gate: newGate()}, nil
+	return &inProcessSUT{cfg: cfg, log: log.With("sut", "inprocess"), dataDir: dataDir, defects: d, gate: newGate()}
 }
 
 func (s *inProcessSUT) addrs() (string, string, error) {
@@ -287,13 +264,7 @@ func (s *inProcessSUT) close(ctx context.Context) error {
 	}
 	s.abandoned = nil
 	s.mu.Unlock()
-	if !s.owned {
-		return err // the stack's host tmpfs: the stack removes it
-	}
-	if s.mounted {
-		err = errors.Join(err, syscall.Unmount(s.dataDir, 0))
-	}
-	return errors.Join(err, os.RemoveAll(s.dataDir))
+	return err
 }
 
 // gate holds API requests while an in-process tierd is "paused", as

@@ -180,8 +180,8 @@ func (w Worker) Apply(ctx context.Context, s *harness.Stack) (Active, error) {
 }
 
 // Disk fills tierd's data filesystem to ENOSPC (a window: freed at
-// removal). It needs a stack whose tierd data directory is on the host
-// (harness.Options.TierdDataHostTmpfs, or in-process mode).
+// removal). It needs a stack with tierd's data on a tmpfs of the harness
+// (harness.Options.TierdDataTmpfs, see Stack.DataTmpfs).
 type Disk struct{}
 
 // Kind is KindDiskFill.
@@ -198,8 +198,8 @@ func (Disk) String() string { return KindDiskFill }
 
 // Apply fills the data filesystem; Remove frees it.
 func (d Disk) Apply(ctx context.Context, s *harness.Stack) (Active, error) {
-	if _, err := s.DataDir(); err != nil {
-		return nil, &Error{Code: CodeUnsupported, Kind: d.Kind(), Msg: "no host data directory", Err: err}
+	if err := s.DataTmpfs(); err != nil {
+		return nil, &Error{Code: CodeUnsupported, Kind: d.Kind(), Msg: "tierd's data is not on a tmpfs of the harness", Err: err}
 	}
 	if _, err := s.FillData(ctx); err != nil {
 		return nil, fmt.Errorf("fault %s: %w", d.Kind(), err)

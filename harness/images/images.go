@@ -37,6 +37,8 @@ const (
 	EnvToxiproxyImage = "TIERCHAOS_TOXIPROXY_IMAGE"
 	EnvTierdImage     = "TIERCHAOS_TIERD_IMAGE"
 	EnvS3FaultImage   = "TIERCHAOS_S3FAULT_IMAGE"
+	// EnvDataVolImage names the data sidecar's image (harness/datavol).
+	EnvDataVolImage = "TIERCHAOS_DATAVOL_IMAGE"
 	// EnvPull is "auto" (default: try the pinned official image once, with a
 	// short deadline) or "never" (machines known to have no registry).
 	EnvPull = "TIERCHAOS_PULL"
@@ -51,6 +53,9 @@ type Set struct {
 	Toxiproxy string
 	Tierd     string
 	S3Fault   string
+	// DataVol is the data sidecar (harness/datavol/cmd/datavold), built
+	// from this repository like tierd.
+	DataVol string
 }
 
 // Options configures Ensure.
@@ -101,6 +106,9 @@ func Ensure(ctx context.Context, cli client.APIClient, opts Options) (Set, error
 		return Set{}, err
 	}
 	if set.S3Fault, err = b.ensureOwn(ctx, own{name: "s3faultd", envVar: EnvS3FaultImage, pkg: "./cmd/s3faultd"}); err != nil {
+		return Set{}, err
+	}
+	if set.DataVol, err = b.ensureOwn(ctx, own{name: "datavold", envVar: EnvDataVolImage, pkg: "./harness/datavol/cmd/datavold"}); err != nil {
 		return Set{}, err
 	}
 	return set, nil

@@ -43,10 +43,10 @@ var (
 
 func TestMain(m *testing.M) {
 	opts := harness.Options{
-		TierdEnv:           suiteEnv,
-		TierdDataHostTmpfs: "256m",
-		RestartableMinIO:   true,
-		StartTimeout:       3 * time.Minute,
+		TierdEnv:         suiteEnv,
+		TierdDataTmpfs:   "256m",
+		RestartableMinIO: true,
+		StartTimeout:     3 * time.Minute,
 	}
 	os.Exit(harness.Main(m, opts, func(s *harness.Stack) { stack = s }))
 }

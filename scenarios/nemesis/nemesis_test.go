@@ -198,6 +198,12 @@ func runOnce(ctx context.Context, t *testing.T, sch nemesis.Schedule, budgets []
 // it and shrinks it when -chaos.shrink is set.
 func runSchedule(t *testing.T, sch nemesis.Schedule, budgets []nemesis.Budget) {
 	t.Helper()
+	for _, st := range sch.Steps {
+		if st.Fault.Family() == fault.FamilyDisk {
+			stack.RequireDataTmpfs(t) // disk faults fill tierd's data tmpfs
+			break
+		}
+	}
 	ctx := context.Background()
 	dir := artifactDir(t, sch)
 	res := runOnce(ctx, t, sch, budgets, dir, nil)
@@ -267,10 +273,13 @@ func shrink(ctx context.Context, t *testing.T, sch nemesis.Schedule, budgets []n
 }
 
 // TestNemesisStackSupportsEveryFamily: the stack serves the disk and MinIO
-// faults the rows draw (a host data directory, a restartable MinIO).
+// faults the rows draw (tierd's data on a tmpfs, a restartable MinIO).
 func TestNemesisStackSupportsEveryFamily(t *testing.T) {
 	stack.NewCase(t)
-	_, err := stack.DataDir()
-	require.NoError(t, err, "disk faults need tierd's data directory on the host")
 	require.NoError(t, stack.RestartMinIO(context.Background()), "MinIO faults need a restartable MinIO")
+	stack.RequireDataTmpfs(t) // disk faults need tierd's data on a tmpfs of the harness
+	n, err := stack.FillData(context.Background())
+	require.NoError(t, err, "disk faults fill tierd's data tmpfs")
+	require.Positive(t, n)
+	require.NoError(t, stack.FreeData(context.Background()))
 }

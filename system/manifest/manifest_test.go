@@ -2,17 +2,16 @@ package manifest
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tierchaos/tierchaos/internal/tmpfs/tmpfstest"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/fsutil"
 )
@@ -194,17 +193,10 @@ func TestLoadRejectsBadManifests(t *testing.T) {
 // fit the spare still succeed (they overwrite allocated pages and only
 // link and rename); one that must grow the file fails with ErrNoSpace and
 // keeps the last commit.
-// Mounting needs root; without it the test skips.
+// The tmpfs needs no root (internal/tmpfs); where none can be made the
+// test skips with the reason, or fails in CI.
 func TestSaveOnAFullVolume(t *testing.T) {
-	vol := filepath.Join(t.TempDir(), "vol")
-	require.NoError(t, os.MkdirAll(vol, 0o755))
-	if err := syscall.Mount("tmpfs", vol, "tmpfs", 0, "size=1m"); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			t.Skip("mounting a tmpfs needs root")
-		}
-		require.NoError(t, err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(vol, syscall.MNT_DETACH) })
+	vol := tmpfstest.Dir(t, "1m")
 	f, m := openFile(t, vol)
 	fill, err := os.Create(filepath.Join(vol, "filler"))
 	require.NoError(t, err)

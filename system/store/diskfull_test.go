@@ -6,12 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tierchaos/tierchaos/internal/tmpfs/tmpfstest"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/store"
 )
@@ -19,17 +18,10 @@ import (
 // TestDiskFullFailsTransitionCleanly runs the store on a 1 MiB tmpfs and
 // fills it: a transition that needs the local volume fails with
 // insufficient_storage, keeps the old tier and leaves no partial file.
-// Mounting needs root (as in the e2e harness); without it the test skips.
+// The tmpfs needs no root (internal/tmpfs); where none can be made the
+// test skips with the reason, or fails in CI.
 func TestDiskFullFailsTransitionCleanly(t *testing.T) {
-	vol := filepath.Join(t.TempDir(), "vol")
-	require.NoError(t, mkdir(vol))
-	if err := syscall.Mount("tmpfs", vol, "tmpfs", 0, "size=1m"); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			t.Skip("mounting a tmpfs needs root")
-		}
-		require.NoError(t, err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(vol, syscall.MNT_DETACH) })
+	vol := tmpfstest.Dir(t, "1m")
 	ctx := context.Background()
 	f := newFixture(t, nil)
 	f.dir = vol
@@ -110,15 +102,7 @@ func TestFullVolumeCanBeFreedThroughTheAPI(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			vol := filepath.Join(t.TempDir(), "vol")
-			require.NoError(t, mkdir(vol))
-			if err := syscall.Mount("tmpfs", vol, "tmpfs", 0, "size=1m"); err != nil {
-				if errors.Is(err, syscall.EPERM) {
-					t.Skip("mounting a tmpfs needs root")
-				}
-				require.NoError(t, err)
-			}
-			t.Cleanup(func() { _ = syscall.Unmount(vol, syscall.MNT_DETACH) })
+			vol := tmpfstest.Dir(t, "1m")
 			ctx := context.Background()
 			f := newFixture(t, nil)
 			f.dir = vol

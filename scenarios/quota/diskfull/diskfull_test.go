@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -63,6 +61,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			stack.RequireDataTmpfs(t) // a real ENOSPC needs the 4 MiB tmpfs
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			t.Cleanup(cancel)
 			t.Logf("fault: %s", tc.fault)
@@ -194,29 +193,9 @@ func deleteAll(ctx context.Context) error {
 	return nil
 }
 
-// wipe stops tierd, empties its data directory and starts it again. In a
-// container the tmpfs is new after the restart; in process its content
-// is removed while tierd is stopped.
+// wipe stops tierd, empties its data directory and starts it again.
 func wipe(ctx context.Context) error {
-	dir, dirErr := datadir.Dir(ctx, stack)
-	if err := stack.StopTierd(ctx); err != nil {
-		return err
-	}
-	if stack.Mode == harness.SUTInProcess {
-		if dirErr != nil {
-			return dirErr
-		}
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				return err
-			}
-		}
-	}
-	return stack.StartTierd(ctx)
+	return stack.WipeTierdData(ctx)
 }
 
 // runWorker runs one worker cycle (it drops the WAL segments that

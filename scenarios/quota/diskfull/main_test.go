@@ -11,8 +11,10 @@ import (
 
 // stack is the one stack this package's cases share. tierd's data
 // directory (WAL included) is a 4 MiB tmpfs, so a case can fill it for a
-// real ENOSPC. The data does not survive a container restart, so no case
-// here restarts tierd (scenarios/quota holds the cases that do).
+// real ENOSPC: a Docker tmpfs volume with tierd in a container, a tmpfs in
+// a helper's mount namespace in process mode (harness.Options.TierdDataTmpfs;
+// no root needed). The quota cases that need room and restarts are in
+// scenarios/quota.
 var stack *harness.Stack
 
 func TestMain(m *testing.M) {

@@ -13,17 +13,20 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	dockerclient "github.com/moby/moby/client"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/cleanup"
+	"github.com/tierchaos/tierchaos/harness/datavol"
+	"github.com/tierchaos/tierchaos/harness/dockerenv"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 )
 
 // startStack starts a stack of its own (a run of its own, so that closing
 // it leaves the package's shared stack alone) and closes it when t ends,
-// checking that its host tmpfs folders are gone.
+// checking that its data directory and its Docker volumes are gone.
 func startStack(t *testing.T, opts harness.Options) *harness.Stack {
 	t.Helper()
 	run, err := cleanup.NewRun()
@@ -41,8 +44,25 @@ func startStack(t *testing.T, opts harness.Options) *harness.Stack {
 			_, err := os.Stat(dir)
 			require.ErrorIs(t, err, os.ErrNotExist, "data directory %s removed at Close", dir)
 		}
+		require.Empty(t, runVolumes(ctx, t, run.ID), "the run's volumes are removed at Close")
 	})
 	return s
+}
+
+// runVolumes returns the Docker volumes labelled with the run, by name,
+// with their driver options.
+func runVolumes(ctx context.Context, t *testing.T, runID string) map[string]map[string]string {
+	t.Helper()
+	cli, err := dockerenv.Client(ctx)
+	require.NoError(t, err)
+	defer cli.Close()
+	vs, err := cli.VolumeList(ctx, dockerclient.VolumeListOptions{Filters: make(dockerclient.Filters).Add("label", cleanup.LabelRun+"="+runID)})
+	require.NoError(t, err)
+	out := map[string]map[string]string{}
+	for _, v := range vs.Items {
+		out[v.Name] = v.Options
+	}
+	return out
 }
 
 // vectors returns n vectors of dimension dim with ids prefix-0000...
@@ -74,25 +94,61 @@ func requireVectors(ctx context.Context, t *testing.T, s *harness.Stack, name st
 	require.Equal(t, want, got)
 }
 
-// TestHostTmpfs runs tierd in a container with its data and MinIO's on
-// host tmpfs mounts: data survives a tierd kill, the data file system can
-// be filled and freed, and MinIO restarts keep every object.
-func TestHostTmpfs(t *testing.T) {
+// TestDataTmpfs runs tierd, in each mode, with its data on a tmpfs and
+// MinIO's on a tmpfs volume: data survives a tierd kill, the data file
+// system can be filled and freed, MinIO restarts keep every object, and
+// the volumes are Docker tmpfs volumes with the run's labels.
+func TestDataTmpfs(t *testing.T) {
+	for _, mode := range []string{harness.SUTContainer, harness.SUTInProcess} {
+		t.Run(mode, func(t *testing.T) {
+			testDataTmpfs(t, mode)
+		})
+	}
+}
+
+func testDataTmpfs(t *testing.T, mode string) {
 	s := startStack(t, harness.Options{
-		SUT: harness.SUTContainer, TierdDataHostTmpfs: "32m",
-		RestartableMinIO: true, MinIODataHostTmpfs: "256m",
+		SUT: mode, TierdDataTmpfs: "32m",
+		RestartableMinIO: true, MinIODataTmpfs: "256m",
 	})
-	dir, err := s.DataDir()
+	s.RequireDataTmpfs(t)
+	data, err := s.TierdData()
 	require.NoError(t, err)
+
+	t.Run("volumes", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		want := map[string]map[string]string{
+			"tierchaos-" + s.Run.ID + "-minio-data": {"type": "tmpfs", "device": "tmpfs", "o": "size=256m"},
+		}
+		if mode == harness.SUTContainer {
+			want["tierchaos-"+s.Run.ID+"-tierd-data"] = map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=32m"}
+		}
+		require.Equal(t, want, runVolumes(ctx, t, s.Run.ID), "labelled tmpfs volumes of the local driver")
+		sp, err := data.Statfs(ctx)
+		require.NoError(t, err)
+		require.True(t, sp.Tmpfs, "tierd's data is on a tmpfs")
+		require.Equal(t, int64(32<<20), sp.Total)
+		minio, err := s.MinIOData()
+		require.NoError(t, err)
+		sp, err = minio.Statfs(ctx)
+		require.NoError(t, err)
+		require.True(t, sp.Tmpfs, "MinIO's data is on a tmpfs")
+		require.Equal(t, int64(256<<20), sp.Total)
+	})
 
 	t.Run("data-survives-kill", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		vs := vectors("k", 50, 8)
 		createWith(ctx, t, s, "survive", vs)
-		require.FileExists(t, filepath.Join(dir, "manifest.json"), "tierd writes to the host directory")
+		b, err := data.ReadFile(ctx, "manifest.json")
+		require.NoError(t, err, "tierd writes to its data tmpfs")
+		require.Contains(t, string(b), `"survive"`)
 		require.NoError(t, s.KillTierd(ctx))
 		require.NoError(t, s.StartTierd(ctx))
+		requireVectors(ctx, t, s, "survive", vs)
+		require.NoError(t, s.ReconfigureTierd(ctx, map[string]string{"TIERD_WAL_SEGMENT_BYTES": "65536"}))
 		requireVectors(ctx, t, s, "survive", vs)
 	})
 
@@ -103,6 +159,9 @@ func TestHostTmpfs(t *testing.T) {
 		n, err := s.FillData(ctx)
 		require.NoError(t, err)
 		require.Positive(t, n)
+		sp, err := data.Statfs(ctx)
+		require.NoError(t, err)
+		require.Zero(t, sp.Free, "a full data file system")
 		// More than a page: the batch cannot fit in the WAL's last page.
 		batch := vectors("b", 64, 64)
 		_, err = s.Tierd.Insert(ctx, "fill", batch)
@@ -159,14 +218,30 @@ func TestHostTmpfs(t *testing.T) {
 		require.True(t, ok)
 	})
 
-	t.Run("defect-unsupported", func(t *testing.T) {
-		require.ErrorIs(t, s.ArmDefect(harness.DefectDropInsert), harness.ErrDefectUnsupported)
+	t.Run("wipe", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		require.NoError(t, s.WipeTierdData(ctx))
+		list, err := s.Tierd.ListCollections(ctx)
+		require.NoError(t, err)
+		require.Empty(t, list, "tierd starts on an empty data directory")
+		l, err := data.List(ctx)
+		require.NoError(t, err)
+		for p := range l {
+			require.NotContains(t, p, "local/", "no data file of a wiped collection")
+		}
 	})
+
+	if mode == harness.SUTContainer {
+		t.Run("defect-unsupported", func(t *testing.T) {
+			require.ErrorIs(t, s.ArmDefect(harness.DefectDropInsert), harness.ErrDefectUnsupported)
+		})
+	}
 }
 
-// TestWithoutHostTmpfs checks the errors of the controls the shared stack
-// was not started for.
-func TestWithoutHostTmpfs(t *testing.T) {
+// TestWithoutDataTmpfs checks the errors of the controls the shared stack
+// was not started for, and that its data reads in both modes.
+func TestWithoutDataTmpfs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.ErrorIs(t, stack.RestartMinIO(ctx), harness.ErrMinIONotRestartable)
@@ -177,14 +252,28 @@ func TestWithoutHostTmpfs(t *testing.T) {
 		require.NoError(t, err, "in process the data directory is on the host")
 	}
 	_, err = stack.FillData(ctx)
-	require.ErrorIs(t, err, harness.ErrNoDataDir, "FillData never fills the host's own disk")
+	require.ErrorIs(t, err, harness.ErrNoDataDir, "FillData never fills a real disk")
+	require.ErrorIs(t, stack.FreeData(ctx), harness.ErrNoDataDir)
+	require.ErrorIs(t, stack.DataTmpfs(), harness.ErrNoDataDir)
+	_, err = stack.MinIOData()
+	require.ErrorIs(t, err, harness.ErrMinIONotRestartable)
+	data, err := stack.TierdData()
+	require.NoError(t, err, "tierd's data reads in every mode")
+	if stack.Mode == harness.SUTContainer {
+		// A plain Docker volume lives on the daemon's disk. (In process the
+		// temporary directory may be on a tmpfs /tmp: not tried.)
+		_, err = data.Fill(ctx)
+		require.ErrorIs(t, err, datavol.ErrNotTmpfs, "the data volume itself refuses to be filled")
+	}
+	_, err = data.ReadFile(ctx, "../etc/passwd")
+	require.ErrorIs(t, err, datavol.ErrBadPath)
 }
 
 // TestDefectDropInsert proves the drop_insert defect loses exactly one
 // acknowledged insert in process mode, passes on inserts tierd would
 // reject, and is disarmed by ClearFaults.
 func TestDefectDropInsert(t *testing.T) {
-	s := startStack(t, harness.Options{SUT: harness.SUTInProcess, TierdDataHostTmpfs: "32m"})
+	s := startStack(t, harness.Options{SUT: harness.SUTInProcess, TierdDataTmpfs: "32m"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir, err := s.DataDir()
