@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -180,7 +179,7 @@ func newInProcessSUT(cfg config.Config, log *slog.Logger, dataDir, tmpfsSize str
 			return nil, fmt.Errorf("harness: data dir: %w", err)
 		}
 		if tmpfsSize != "" {
-			if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+tmpfsSize); err != nil {
+			if err := mountTmpfs(dir, tmpfsSize); err != nil {
 				return nil, errors.Join(fmt.Errorf("harness: tmpfs data dir (needs root): %w", err), os.Remove(dir))
 			}
 			mounted = true
@@ -291,7 +290,7 @@ func (s *inProcessSUT) close(ctx context.Context) error {
 		return err // the stack's host tmpfs: the stack removes it
 	}
 	if s.mounted {
-		err = errors.Join(err, syscall.Unmount(s.dataDir, 0))
+		err = errors.Join(err, unmountTmpfs(s.dataDir))
 	}
 	return errors.Join(err, os.RemoveAll(s.dataDir))
 }

@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/moby/moby/client"
 
@@ -196,9 +195,5 @@ func Statfs(ctx context.Context, s *harness.Stack) (Space, error) {
 	if err != nil {
 		return Space{}, err
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return Space{}, fmt.Errorf("datadir: statfs %s: %w", dir, err)
-	}
-	return Space{Total: int64(st.Blocks) * st.Bsize, Free: int64(st.Bavail) * st.Bsize}, nil
+	return statfs(dir)
 }
