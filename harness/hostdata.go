@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tierchaos/tierchaos/harness/cleanup"
 )
 
 // ErrNoDataDir is returned when tierd's data directory is not on the host
@@ -90,36 +92,11 @@ func readHostOwner(root string) (hostOwner, error) {
 	return hostOwner{pid: pid, pidStart: f[1], run: f[2]}, nil
 }
 
-// alive reports whether the owning process still exists (same PID and
-// start time).
+// alive reports whether the owning process may still exist: it is not
+// known to be gone (same PID and start time; an owner file of an older
+// harness, whose start cannot be judged, counts as alive).
 func (o hostOwner) alive() bool {
-	start, err := procStart(o.pid)
-	return err == nil && start == o.pidStart
-}
-
-// procStart returns field 22 (starttime) of /proc/PID/stat.
-func procStart(pid int) (string, error) {
-	_, start, err := procStat(pid)
-	return start, err
-}
-
-// procStat returns fields 3 (state, 'Z' for a zombie) and 22 (starttime)
-// of /proc/PID/stat.
-func procStat(pid int) (byte, string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, "", err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, "", fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 {
-		return 0, "", fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	return fields[0][0], fields[19], nil
+	return cleanup.ProcessLiveness(context.Background(), strconv.Itoa(o.pid), o.pidStart) != cleanup.LivenessDead
 }
 
 // removeHostDirs unmounts and removes the host folders of runs that match

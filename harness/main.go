@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/client"
-
 	"github.com/tierchaos/tierchaos/harness/cleanup"
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
 	"github.com/tierchaos/tierchaos/harness/seed"
@@ -57,6 +55,7 @@ func Main(m *testing.M, opts Options, use func(*Stack)) int {
 		fmt.Fprintf(os.Stderr, "harness: %v\n", err)
 		return 1
 	}
+	fmt.Fprintf(os.Stderr, "harness: run %s: the cleanup watchdog logs to %s\n", run.ID, wd.LogPath())
 	defer func() {
 		if err := wd.Stop(); err != nil {
 			opts.Logger.Warn("watchdog", "err", err)
@@ -84,35 +83,44 @@ func Main(m *testing.M, opts Options, use func(*Stack)) int {
 // process (its parent) before that can die, waits for it to end or to stop
 // the watchdog, and removes the run's Docker objects. When the test process
 // died, it also removes the Docker objects of the other stacks that process
-// started (runs of their own, started by tests). Then it unmounts and
-// removes the host tmpfs folders of the run and of that process.
+// started (runs of their own, started by tests) and of other dead runs of
+// this origin. Then it unmounts and removes the host tmpfs folders of the
+// run and of that process. It logs to its standard error, the log file
+// cleanup.StartWatchdog gave it.
 func watchdog(runID string) int {
 	ppid := os.Getppid()
-	pstart, _ := procStart(ppid)
+	pstart := ""
+	if p, err := cleanup.LookupProcess(context.Background(), ppid); err == nil {
+		pstart = cleanup.FormatStart(p.Start)
+	}
 	if !cleanup.RunWatchdogIfRequested() {
 		return 0
 	}
+	log := cleanup.WatchdogLogger(runID)
 	if parentDied(ppid, pstart) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if cli, err := client.New(client.FromEnv); err == nil {
-			if rep, err := cleanup.RemoveDead(ctx, cli); err != nil {
-				fmt.Fprintf(os.Stderr, "tierchaos watchdog: run %s: other stacks: %v\n", runID, err)
-			} else if rep.Containers+rep.Networks+rep.Volumes > 0 {
-				fmt.Fprintf(os.Stderr, "tierchaos watchdog: run %s: removed %d containers, %d networks, %d volumes of other stacks\n",
-					runID, rep.Containers, rep.Networks, rep.Volumes)
+		if cli, err := dockerenv.Client(ctx); err != nil {
+			log.Error("no Docker engine: leftovers of other stacks stay", "err", err)
+		} else {
+			rep, err := cleanup.RemoveDead(ctx, cli)
+			if err != nil {
+				log.Error("removing the objects of other stacks", "err", err)
+			}
+			if rep.Removed() > 0 {
+				log.Info("removed the objects of other stacks", "containers", rep.Containers, "networks", rep.Networks, "volumes", rep.Volumes)
 			}
 			_ = cli.Close()
 		}
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	n, err := removeHostDirs(log, func(o hostOwner) bool {
-		return o.run == runID || (o.pid == ppid && pstart != "" && o.pidStart == pstart)
+		return o.run == runID || (o.pid == ppid && pstart != "" && cleanup.SameStart(o.pidStart, pstart))
 	})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "tierchaos watchdog: run %s: host tmpfs: %v\n", runID, err)
-	} else if n > 0 {
-		fmt.Fprintf(os.Stderr, "tierchaos watchdog: run %s: removed %d host tmpfs folders\n", runID, n)
+		log.Error("removing host tmpfs folders", "err", err)
+	}
+	if n > 0 {
+		log.Info("removed host tmpfs folders", "folders", n)
 	}
 	return 0
 }
@@ -121,16 +129,17 @@ func watchdog(runID string) int {
 // ended; it waits up to 5 s for a zombie to be reaped, because cleanup
 // counts a zombie's runs as live.
 func parentDied(pid int, start string) bool {
+	ctx := context.Background()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		state, now, err := procStat(pid)
-		if err != nil || now != start {
+		p, err := cleanup.LookupProcess(ctx, pid)
+		if err != nil || !cleanup.SameStart(cleanup.FormatStart(p.Start), start) {
 			return true
 		}
-		if state != 'Z' || time.Now().After(deadline) {
-			return state == 'Z'
+		if !p.Zombie || time.Now().After(deadline) {
+			return p.Zombie
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // poll interval, bounded by the deadline
 	}
 }
 
