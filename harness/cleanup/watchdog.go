@@ -34,6 +34,7 @@ type Watchdog struct {
 	cmd     *exec.Cmd
 	pipe    io.WriteCloser
 	logPath string
+	relay   io.Writer // where Stop copies the log: os.Stderr
 }
 
 // WatchdogLogPath is where the watchdog of run id logs.
@@ -66,7 +67,7 @@ func StartWatchdog(run Run) (*Watchdog, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, errors.Join(fmt.Errorf("cleanup: watchdog: %w", err), os.Remove(logPath))
 	}
-	return &Watchdog{cmd: cmd, pipe: pipe, logPath: logPath}, nil
+	return &Watchdog{cmd: cmd, pipe: pipe, logPath: logPath, relay: os.Stderr}, nil
 }
 
 // LogPath is the watchdog's log file.
@@ -80,7 +81,7 @@ func (w *Watchdog) Stop() error {
 	werr := w.cmd.Wait()
 	b, rerr := os.ReadFile(w.logPath)
 	if len(bytes.TrimSpace(b)) > 0 {
-		fmt.Fprintf(os.Stderr, "tierchaos watchdog log (%s):\n%s", w.logPath, b)
+		fmt.Fprintf(w.relay, "tierchaos watchdog log (%s):\n%s", w.logPath, b)
 	}
 	if rerr == nil {
 		rerr = os.Remove(w.logPath)
