@@ -146,9 +146,12 @@ func parentDied(pid int, start string) bool {
 func probeDocker(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cli, err := dockerenv.Client(ctx)
+	cli, override, err := dockerenv.Open(ctx)
 	if err != nil {
 		return err
+	}
+	if override.Set {
+		fmt.Fprintf(os.Stderr, "harness: %s=%s (%s)\n", dockerenv.EnvHostOverride, override.Value, override.Reason)
 	}
 	return cli.Close()
 }
