@@ -155,6 +155,8 @@ func TestWatchdogRemovesTheRunAndReports(t *testing.T) {
 	assert.Equal(t, [3]int{0, 0, 0}, left(ctx, t, cli, run.ID))
 	out := relayed.String()
 	assert.True(t, strings.Contains(out, "removed the run's objects") && strings.Contains(out, "volumes=1"), "relayed log:\n%s", out)
-	assert.Contains(t, out, "run="+run.ID)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		assert.Contains(t, line, "component=tierchaos-watchdog run="+run.ID, "only the watchdog's own lines")
+	}
 	assert.NoFileExists(t, wd.LogPath())
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	tclog "github.com/testcontainers/testcontainers-go/log"
+
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
 )
 
@@ -114,6 +116,9 @@ func RunWatchdogIfRequested() bool {
 		return false
 	}
 	_, _ = io.Copy(io.Discard, os.Stdin)
+	// Testcontainers' banner on every client would fill the log that Stop
+	// shows; this process logs only what it does.
+	tclog.SetDefault(tclog.NewNoopLogger())
 	log := WatchdogLogger(runID)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
