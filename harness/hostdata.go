@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/tierchaos/tierchaos/harness/cleanup"
 )
 
 // ErrNoDataDir is returned when tierd's data directory is not on the host
@@ -92,11 +90,11 @@ func readHostOwner(root string) (hostOwner, error) {
 	return hostOwner{pid: pid, pidStart: f[1], run: f[2]}, nil
 }
 
-// alive reports whether the owning process may still exist: it is not
-// known to be gone (same PID and start time; an owner file of an older
-// harness, whose start cannot be judged, counts as alive).
+// alive reports whether the owning process still exists (same PID and
+// start time).
 func (o hostOwner) alive() bool {
-	return cleanup.ProcessLiveness(context.Background(), strconv.Itoa(o.pid), o.pidStart) != cleanup.LivenessDead
+	start, err := procStart(o.pid)
+	return err == nil && start == o.pidStart
 }
 
 // removeHostDirs unmounts and removes the host folders of runs that match

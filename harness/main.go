@@ -89,10 +89,7 @@ func Main(m *testing.M, opts Options, use func(*Stack)) int {
 // cleanup.StartWatchdog gave it.
 func watchdog(runID string) int {
 	ppid := os.Getppid()
-	pstart := ""
-	if p, err := cleanup.LookupProcess(context.Background(), ppid); err == nil {
-		pstart = cleanup.FormatStart(p.Start)
-	}
+	pstart, _ := procStart(ppid)
 	if !cleanup.RunWatchdogIfRequested() {
 		return 0
 	}
@@ -114,7 +111,7 @@ func watchdog(runID string) int {
 		}
 	}
 	n, err := removeHostDirs(log, func(o hostOwner) bool {
-		return o.run == runID || (o.pid == ppid && pstart != "" && cleanup.SameStart(o.pidStart, pstart))
+		return o.run == runID || (o.pid == ppid && pstart != "" && o.pidStart == pstart)
 	})
 	if err != nil {
 		log.Error("removing host tmpfs folders", "err", err)
@@ -129,17 +126,16 @@ func watchdog(runID string) int {
 // ended; it waits up to 5 s for a zombie to be reaped, because cleanup
 // counts a zombie's runs as live.
 func parentDied(pid int, start string) bool {
-	ctx := context.Background()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		p, err := cleanup.LookupProcess(ctx, pid)
-		if err != nil || !cleanup.SameStart(cleanup.FormatStart(p.Start), start) {
+		state, now, err := procStat(pid)
+		if err != nil || now != start {
 			return true
 		}
-		if !p.Zombie || time.Now().After(deadline) {
-			return p.Zombie
+		if state != 'Z' || time.Now().After(deadline) {
+			return state == 'Z'
 		}
-		time.Sleep(20 * time.Millisecond) // poll interval, bounded by the deadline
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

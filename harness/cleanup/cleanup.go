@@ -30,7 +30,13 @@ const (
 	// LabelHost is the host name of the run's machine or container, for
 	// people reading labels; no decision depends on it.
 	LabelHost     = "org.tierchaos.host"
-	LabelPID      = "org.tierchaos.pid"
+	LabelPID = "org.tierchaos.pid"
+	// LabelPIDStarted is the owner's start time in FormatStart's form; runs
+	// of this origin are judged by it.
+	LabelPIDStarted = "org.tierchaos.pid-started"
+	// LabelPIDStart is the owner's start as older harness versions write
+	// and judge it (clock ticks since boot from /proc on Linux): kept so
+	// that an older harness sharing the engine sees this run as alive.
 	LabelPIDStart = "org.tierchaos.pid-start"
 )
 
@@ -41,9 +47,14 @@ type Run struct {
 	// name.
 	Origin Origin
 	Host   string
-	// PID and PIDStart identify the owning process; PIDStart (its start
-	// time in FormatStart's form) guards against PID reuse.
-	PID      int
+	// PID and PIDStarted identify the owning process; PIDStarted (its
+	// start time in FormatStart's form, through gopsutil) guards against
+	// PID reuse.
+	PID        int
+	PIDStarted string
+	// PIDStart is the start as older harness versions wrote it (clock
+	// ticks since boot from /proc/PID/stat on Linux; PIDStarted
+	// elsewhere). The host tmpfs owner files of package harness use it.
 	PIDStart string
 }
 
@@ -59,21 +70,30 @@ func NewRun() (Run, error) {
 	if err != nil {
 		return Run{}, err
 	}
+	started := FormatStart(p.Start)
+	legacy, err := legacyStart(pid)
+	if err != nil {
+		return Run{}, err
+	}
+	if legacy == "" {
+		legacy = started
+	}
 	return Run{
 		ID: hex.EncodeToString(b[:]), Origin: LocalOrigin(ctx), Host: hostname(),
-		PID: pid, PIDStart: FormatStart(p.Start),
+		PID: pid, PIDStarted: started, PIDStart: legacy,
 	}, nil
 }
 
 // Labels returns the labels for objects of this run.
 func (r Run) Labels() map[string]string {
 	return map[string]string{
-		LabelManaged:  "true",
-		LabelRun:      r.ID,
-		LabelOrigin:   string(r.Origin),
-		LabelHost:     r.Host,
-		LabelPID:      strconv.Itoa(r.PID),
-		LabelPIDStart: r.PIDStart,
+		LabelManaged:    "true",
+		LabelRun:        r.ID,
+		LabelOrigin:     string(r.Origin),
+		LabelHost:       r.Host,
+		LabelPID:        strconv.Itoa(r.PID),
+		LabelPIDStarted: r.PIDStarted,
+		LabelPIDStart:   r.PIDStart,
 	}
 }
 

@@ -107,7 +107,10 @@ func TestRemoveDeadLeavesOtherOrigins(t *testing.T) {
 	require.NoError(t, err)
 	dead := alive
 	dead.ID = randomID(t)
-	dead.PIDStart = FormatStart(self.Start.Add(-time.Hour)) // this PID, reused by us
+	// This PID, reused by us. The older harness's label stays right, so
+	// that older harness versions sharing this engine leave every planted
+	// run alone.
+	dead.PIDStarted = FormatStart(self.Start.Add(-time.Hour))
 	foreign := dead
 	foreign.ID = randomID(t)
 	foreign.Origin = Origin("e2e-other-host:" + randomID(t))
@@ -117,7 +120,7 @@ func TestRemoveDeadLeavesOtherOrigins(t *testing.T) {
 	for _, r := range []Run{alive, dead, foreign, legacy} {
 		plant(ctx, t, cli, set.Toxiproxy, r)
 	}
-	require.Equal(t, LivenessDead, ProcessLiveness(ctx, foreign.Labels()[LabelPID], foreign.PIDStart),
+	require.Equal(t, LivenessDead, ProcessLiveness(ctx, foreign.Labels()[LabelPID], foreign.PIDStarted),
 		"the other origin's run would count as dead if it were judged here")
 
 	rep, err := RemoveDead(ctx, cli)

@@ -123,7 +123,7 @@ func (p Policy) Judge(ctx context.Context, labels map[string]string, created tim
 		if liveness == nil {
 			liveness = ProcessLiveness
 		}
-		switch liveness(ctx, labels[LabelPID], labels[LabelPIDStart]) {
+		switch liveness(ctx, labels[LabelPID], labels[LabelPIDStarted]) {
 		case LivenessDead:
 			return Verdict{Remove: true, Reason: ReasonOwnerDead}
 		case LivenessAlive:

@@ -14,7 +14,7 @@ func TestJudge(t *testing.T) {
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	const self, other = Origin("linux:boot=a:pidns=1"), Origin("linux:boot=b:pidns=1")
 	labels := func(origin Origin, pid string) map[string]string {
-		l := map[string]string{LabelManaged: "true", LabelRun: "r", LabelPID: pid, LabelPIDStart: "1765108800000"}
+		l := map[string]string{LabelManaged: "true", LabelRun: "r", LabelPID: pid, LabelPIDStarted: "1765108800000", LabelPIDStart: "4242"}
 		if origin != "" {
 			l[LabelOrigin] = string(origin)
 		}
