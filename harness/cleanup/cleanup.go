@@ -29,8 +29,8 @@ const (
 	LabelOrigin = "org.tierchaos.origin"
 	// LabelHost is the host name of the run's machine or container, for
 	// people reading labels; no decision depends on it.
-	LabelHost     = "org.tierchaos.host"
-	LabelPID = "org.tierchaos.pid"
+	LabelHost = "org.tierchaos.host"
+	LabelPID  = "org.tierchaos.pid"
 	// LabelPIDStarted is the owner's start time in FormatStart's form; runs
 	// of this origin are judged by it.
 	LabelPIDStarted = "org.tierchaos.pid-started"

@@ -95,6 +95,7 @@ func left(ctx context.Context, t *testing.T, cli *client.Client, runID string) [
 // origin whose PID is dead here, and a run of an older harness without an
 // origin stay (they are minutes old, far below the foreign age).
 func TestRemoveDeadLeavesOtherOrigins(t *testing.T) {
+	t.Setenv(EnvForeignAge, "") // the default age, whatever the caller set
 	cli := docker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
