@@ -60,7 +60,7 @@ nightly: images ## the seed's gate: 100 req/s for 10 minutes, p95 < 25 ms, error
 	$(GO) run ./cmd/tierload -rate 100 -duration 10m -out nightly-report -progress plain -budget-p95 25ms \
 		-budget-error-rate 0.001 -budget-rate-ratio 0.99 -budget-cpu 0.8 -budget-heap-growth 0.1
 
-bench-upload: ## uploader benchmark sweep against MinIO (direct and through Toxiproxy); prints one table
+bench-upload: ## uploader benchmark sweep against MinIO (the harness's images, built or pulled; direct and through Toxiproxy); prints one table
 	bash uploader/bench-minio.sh
 
 images: ## make sure MinIO, Toxiproxy and tierd images exist (builds what is missing)
@@ -72,10 +72,13 @@ cleanup: ## remove containers, networks and volumes left by dead runs
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')
 
-vet: ## go vet, with and without the e2e tag
+vet: ## gofmt, go vet with and without the e2e tag, and both again for macOS (GOOS=darwin)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./...
+	GOOS=darwin $(GO) vet ./...
+	GOOS=darwin $(GO) vet -tags e2e ./...
+	GOOS=darwin $(GO) build ./...
 
 # make repro SCENARIO='^TestFailure$$/^s3-proxy-down$$' [SEED=R] [CASE_SEED=S] [COUNT=20] [RACE=1] [SUT=inprocess] [PKG=./scenarios/failure]
 # runs the cases SCENARIO selects COUNT times in one process (one stack) and stops at the first failure.

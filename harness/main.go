@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/client"
-
 	"github.com/tierchaos/tierchaos/harness/cleanup"
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
 	"github.com/tierchaos/tierchaos/harness/seed"
@@ -65,6 +63,7 @@ func Main(m *testing.M, opts Options, use func(*Stack)) int {
 		fmt.Fprintf(os.Stderr, "harness: %v\n", err)
 		return 1
 	}
+	fmt.Fprintf(os.Stderr, "harness: run %s: the cleanup watchdog logs to %s\n", run.ID, wd.LogPath())
 	defer func() {
 		if err := wd.Stop(); err != nil {
 			opts.Logger.Warn("watchdog", "err", err)
@@ -92,25 +91,30 @@ func Main(m *testing.M, opts Options, use func(*Stack)) int {
 // process (its parent) before that can die, waits for it to end or to stop
 // the watchdog, and removes the run's Docker objects. When the test process
 // died, it also removes the Docker objects of the other stacks that process
-// started (runs of their own, started by tests). Nothing is mounted on
-// the host: tmpfs data lives in Docker volumes (removed with the run's
-// objects) or in a helper child's mount namespace, which ends with the
-// test process.
+// started (runs of their own, started by tests) and of other dead runs of
+// this origin. Nothing is mounted on the host: tmpfs data lives in Docker
+// volumes (removed with the run's objects) or in a helper child's mount
+// namespace, which ends with the test process. It logs to its standard
+// error, the log file cleanup.StartWatchdog gave it.
 func watchdog(runID string) int {
 	ppid := os.Getppid()
 	pstart, _ := procStart(ppid)
 	if !cleanup.RunWatchdogIfRequested() {
 		return 0
 	}
+	log := cleanup.WatchdogLogger(runID)
 	if parentDied(ppid, pstart) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if cli, err := client.New(client.FromEnv); err == nil {
-			if rep, err := cleanup.RemoveDead(ctx, cli); err != nil {
-				fmt.Fprintf(os.Stderr, "tierchaos watchdog: run %s: other stacks: %v\n", runID, err)
-			} else if rep.Containers+rep.Networks+rep.Volumes > 0 {
-				fmt.Fprintf(os.Stderr, "tierchaos watchdog: run %s: removed %d containers, %d networks, %d volumes of other stacks\n",
-					runID, rep.Containers, rep.Networks, rep.Volumes)
+		if cli, err := dockerenv.Client(ctx); err != nil {
+			log.Error("no Docker engine: leftovers of other stacks stay", "err", err)
+		} else {
+			rep, err := cleanup.RemoveDead(ctx, cli)
+			if err != nil {
+				log.Error("removing the objects of other stacks", "err", err)
+			}
+			if rep.Removed() > 0 {
+				log.Info("removed the objects of other stacks", "containers", rep.Containers, "networks", rep.Networks, "volumes", rep.Volumes)
 			}
 			_ = cli.Close()
 		}
@@ -124,12 +128,12 @@ func watchdog(runID string) int {
 func parentDied(pid int, start string) bool {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		state, now, err := procStat(pid)
+		zombie, now, err := procStat(pid)
 		if err != nil || now != start {
 			return true
 		}
-		if state != 'Z' || time.Now().After(deadline) {
-			return state == 'Z'
+		if !zombie || time.Now().After(deadline) {
+			return zombie
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -138,9 +142,12 @@ func parentDied(pid int, start string) bool {
 func probeDocker(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cli, err := dockerenv.Client(ctx)
+	cli, override, err := dockerenv.Open(ctx)
 	if err != nil {
 		return err
+	}
+	if override.Set {
+		fmt.Fprintf(os.Stderr, "harness: %s=%s (%s)\n", dockerenv.EnvHostOverride, override.Value, override.Reason)
 	}
 	return cli.Close()
 }

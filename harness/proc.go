@@ -1,33 +1,26 @@
 package harness
 
 import (
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
+	"context"
+
+	"github.com/tierchaos/tierchaos/harness/cleanup"
 )
 
-// procStart returns field 22 (starttime) of /proc/PID/stat.
+// procStart returns the start time of process pid in cleanup's label form
+// (cleanup.FormatStart), which tells it apart from a later process that
+// reuses the PID.
 func procStart(pid int) (string, error) {
 	_, start, err := procStat(pid)
 	return start, err
 }
 
-// procStat returns fields 3 (state, 'Z' for a zombie) and 22 (starttime)
-// of /proc/PID/stat.
-func procStat(pid int) (byte, string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+// procStat returns whether process pid is a zombie (ended, not reaped) and
+// its start time in cleanup's label form. It works wherever gopsutil reads
+// processes (Linux, macOS).
+func procStat(pid int) (zombie bool, start string, err error) {
+	p, err := cleanup.LookupProcess(context.Background(), pid)
 	if err != nil {
-		return 0, "", err
+		return false, "", err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, "", fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 {
-		return 0, "", fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	return fields[0][0], fields[19], nil
+	return p.Zombie, cleanup.FormatStart(p.Start), nil
 }

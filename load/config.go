@@ -23,8 +23,9 @@ const (
 	// average ~0.5 ms after their due time. The delay is measured (start lag)
 	// and included in latency.
 	PacingCoarse Pacing = "coarse"
-	// PacingFine sleeps in the kernel (nanosleep) for short waits: ~60 µs
-	// start lag, at ~25-40 µs of CPU per wake-up.
+	// PacingFine sleeps in the kernel for short waits (nanosleep on Linux,
+	// select on macOS, the runtime timer elsewhere): ~60 µs start lag on
+	// Linux, at ~25-40 µs of CPU per wake-up.
 	PacingFine Pacing = "fine"
 )
 

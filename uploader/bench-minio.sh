@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
 # Runs the uploader's MinIO benchmark sweep (or its e2e test) against a
-# MinIO with data on tmpfs, reached directly and through Toxiproxy, all on
-# loopback, started here from the binaries the harness caches.
+# MinIO with data on tmpfs, reached directly and through Toxiproxy, on
+# loopback. MinIO and Toxiproxy run as containers of the images the harness
+# uses (`go run ./cmd/tierchaos images`: built from source or pulled,
+# whichever this machine has), with host networking on Linux so that they
+# listen on loopback as plain processes would; elsewhere (Docker Desktop)
+# on a network of their own with ports published on 127.0.0.1.
 #
 #   uploader/bench-minio.sh            # benchmark sweep, prints one table
 #   uploader/bench-minio.sh e2e        # e2e: 1000 uploads under reset_peer
 #
-# Environment: TIERCHAOS_BIN (binary cache, default /root/.cache/tierchaos/bin),
-# BENCHTIME (go test -benchtime, default 3x), COUNT (go test -count, default 3; the table shows medians), BENCH (regexp, default all
+# Environment: BENCHTIME (go test -benchtime, default 3x), COUNT (go test
+# -count, default 3; the table shows medians), BENCH (regexp, default all
 # MinIO benchmarks), MINIO_PORT / TOXI_PORT / PROXY_PORT (defaults 19100,
-# 19174, 19166). If TIERCHAOS_S3_ENDPOINT is already set, nothing is started
+# 19174, 19166), TIERCHAOS_MINIO_IMAGE / TIERCHAOS_TOXIPROXY_IMAGE (as for
+# the harness). If TIERCHAOS_S3_ENDPOINT is already set, nothing is started
 # and the given endpoints are used.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 mode=${1:-bench}
-bin=${TIERCHAOS_BIN:-/root/.cache/tierchaos/bin}
 out=${OUT:-$(mktemp -d)}
-pids=()
-data=""
+containers=()
+net=""
 
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	if [[ -n "$data" ]]; then rm -rf "$data"; fi
+	for c in ${containers[@]+"${containers[@]}"}; do
+		docker logs "$c" >"$out/$c.log" 2>&1 || true
+		docker rm -f "$c" >/dev/null 2>&1 || true
+	done
+	if [[ -n "$net" ]]; then docker network rm "$net" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT INT TERM
 
@@ -39,27 +45,46 @@ wait_http() { # url deadline-seconds
 }
 
 if [[ -z "${TIERCHAOS_S3_ENDPOINT:-}" ]]; then
-	minio=$(ls -d "$bin"/minio-*/minio 2>/dev/null | tail -1)
-	toxi=$(ls -d "$bin"/toxiproxy-*/server 2>/dev/null | tail -1)
+	images=$(go run ./cmd/tierchaos images)
+	minio=$(awk '$1 == "minio" {print $2}' <<<"$images")
+	toxi=$(awk '$1 == "toxiproxy" {print $2}' <<<"$images")
 	if [[ -z "$minio" || -z "$toxi" ]]; then
-		echo "minio or toxiproxy binary missing under $bin (the harness builds them)" >&2
+		echo "tierchaos images named no MinIO or Toxiproxy image:" >&2
+		echo "$images" >&2
 		exit 1
 	fi
+	echo "MinIO image $minio, Toxiproxy image $toxi"
 	mport=${MINIO_PORT:-19100}
 	tport=${TOXI_PORT:-19174}
 	pport=${PROXY_PORT:-19166}
-	data=$(mktemp -d /dev/shm/tierchaos-minio.XXXXXX)
+	name=tierchaos-bench-$$
 	export TIERCHAOS_S3_ACCESS_KEY=tierchaos TIERCHAOS_S3_SECRET_KEY=tierchaos-secret-key
-	MINIO_ROOT_USER=$TIERCHAOS_S3_ACCESS_KEY MINIO_ROOT_PASSWORD=$TIERCHAOS_S3_SECRET_KEY \
-		"$minio" server --quiet --address "127.0.0.1:$mport" --console-address "127.0.0.1:$((mport + 1))" "$data" \
-		>"$out/minio.log" 2>&1 &
-	pids+=($!)
-	"$toxi" -host 127.0.0.1 -port "$tport" >"$out/toxiproxy.log" 2>&1 &
-	pids+=($!)
-	wait_http "http://127.0.0.1:$mport/minio/health/live" 30
+	common=(--detach --label org.tierchaos.bench=true --tmpfs /data)
+	if [[ $(uname -s) == Linux ]]; then
+		minio_net=(--network host)
+		toxi_net=(--network host)
+		minio_addr=127.0.0.1:$mport console_addr=127.0.0.1:$((mport + 1))
+		toxi_args=(-host 127.0.0.1 -port "$tport")
+		listen=127.0.0.1:$pport upstream=127.0.0.1:$mport
+	else
+		net=$name
+		docker network create --label org.tierchaos.bench=true "$net" >/dev/null
+		minio_net=(--network "$net" --network-alias minio -p "127.0.0.1:$mport:9000")
+		toxi_net=(--network "$net" -p "127.0.0.1:$tport:8474" -p "127.0.0.1:$pport:8666")
+		minio_addr=:9000 console_addr=:9001
+		toxi_args=(-host 0.0.0.0 -port 8474)
+		listen=0.0.0.0:8666 upstream=minio:9000
+	fi
+	containers+=("$name-minio")
+	docker run "${common[@]}" --name "$name-minio" "${minio_net[@]}" \
+		-e MINIO_ROOT_USER="$TIERCHAOS_S3_ACCESS_KEY" -e MINIO_ROOT_PASSWORD="$TIERCHAOS_S3_SECRET_KEY" \
+		"$minio" server --quiet --address "$minio_addr" --console-address "$console_addr" /data >/dev/null
+	containers+=("$name-toxiproxy")
+	docker run "${common[@]}" --name "$name-toxiproxy" "${toxi_net[@]}" "$toxi" "${toxi_args[@]}" >/dev/null
+	wait_http "http://127.0.0.1:$mport/minio/health/live" 60
 	wait_http "http://127.0.0.1:$tport/version" 30
 	curl -sf -o /dev/null -X POST "http://127.0.0.1:$tport/proxies" \
-		-d "{\"name\":\"s3\",\"listen\":\"127.0.0.1:$pport\",\"upstream\":\"127.0.0.1:$mport\",\"enabled\":true}"
+		-d "{\"name\":\"s3\",\"listen\":\"$listen\",\"upstream\":\"$upstream\",\"enabled\":true}"
 	export TIERCHAOS_S3_ENDPOINT=127.0.0.1:$mport
 	export TIERCHAOS_S3_PROXY_ENDPOINT=127.0.0.1:$pport
 	export TIERCHAOS_TOXIPROXY_URL=http://127.0.0.1:$tport

@@ -23,11 +23,11 @@ import (
 // goInstall builds a third-party binary with `go install module@version`
 // into the cache (once; later calls find the cached binary) and returns its
 // path. Progress is reported every few seconds since MinIO takes minutes.
-func (b *builder) goInstall(ctx context.Context, tp thirdParty) (string, error) {
-	dir := filepath.Join(b.cache, "bin", tp.name+"-"+tp.version)
-	bin := filepath.Join(dir, tp.binary)
+func (b *builder) goInstall(ctx context.Context, tp ThirdParty) (string, error) {
+	dir := filepath.Join(b.cache, "bin", tp.Name+"-"+tp.Version)
+	bin := filepath.Join(dir, tp.Binary)
 	if st, err := os.Stat(bin); err == nil && st.Mode().IsRegular() && st.Size() > 0 {
-		b.logf("%s: using cached binary %s", tp.name, bin)
+		b.logf("%s: using cached binary %s", tp.Name, bin)
 		return bin, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -40,14 +40,14 @@ func (b *builder) goInstall(ctx context.Context, tp thirdParty) (string, error) 
 		return "", fmt.Errorf("images: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	b.logf("%s: building %s@%s from source (with a cold Go build cache MinIO takes 3 to 5 minutes)", tp.name, tp.module, tp.version)
-	cmd := exec.CommandContext(ctx, "go", "install", "-v", tp.module+"@"+tp.version)
+	b.logf("%s: building %s@%s from source (with a cold Go build cache MinIO takes 3 to 5 minutes)", tp.Name, tp.Module, tp.Version)
+	cmd := exec.CommandContext(ctx, "go", "install", "-v", tp.Module+"@"+tp.Version)
 	cmd.Dir = tmp
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOBIN="+tmp, "GOFLAGS=-buildvcs=false")
-	if err := b.runWithProgress(ctx, tp.name, cmd); err != nil {
-		return "", fmt.Errorf("images: go install %s@%s: %w", tp.module, tp.version, err)
+	if err := b.runWithProgress(ctx, tp.Name, cmd); err != nil {
+		return "", fmt.Errorf("images: go install %s@%s: %w", tp.Module, tp.Version, err)
 	}
-	if err := os.Rename(filepath.Join(tmp, tp.binary), bin); err != nil {
+	if err := os.Rename(filepath.Join(tmp, tp.Binary), bin); err != nil {
 		return "", fmt.Errorf("images: %w", err)
 	}
 	return bin, nil

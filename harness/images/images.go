@@ -4,6 +4,11 @@
 // otherwise the image is built from source with the Go toolchain (go install
 // into a cache folder, then a FROM scratch image). tierd and the S3 fault
 // layer are always built from this repository.
+//
+// A local tag never names two different builds: a third-party image built
+// from source is tagged src-<module version> (SourceTag), a pulled release
+// pull-<release tag> (PulledTag), so tierchaos/minio:src-20260212-7aac2a2c5b7c
+// and tierchaos/minio:pull-RELEASE.2025-09-07T16-13-09Z are two images.
 package images
 
 import (
@@ -20,8 +25,11 @@ import (
 )
 
 // Versions pinned by the harness. MinIO has no semver tags on the Go module
-// proxy, so it is pinned by pseudo-version (a commit of February 2026).
+// proxy, so it is pinned by pseudo-version (a commit of February 2026); its
+// official image is a release of its own, another build.
 const (
+	MinIORepo       = "tierchaos/minio"
+	ToxiproxyRepo   = "tierchaos/toxiproxy"
 	MinIOModule     = "github.com/minio/minio"
 	MinIOVersion    = "v0.0.0-20260212201848-7aac2a2c5b7c"
 	MinIOOfficial   = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
@@ -33,6 +41,9 @@ const (
 
 // Environment variables that override image names and behaviour.
 const (
+	// EnvMinIOImage and EnvToxiproxyImage name an image to use instead: a
+	// local one, else (TIERCHAOS_PULL=auto) one pulled under that name;
+	// the harness never builds into a name it did not choose.
 	EnvMinIOImage     = "TIERCHAOS_MINIO_IMAGE"
 	EnvToxiproxyImage = "TIERCHAOS_TOXIPROXY_IMAGE"
 	EnvTierdImage     = "TIERCHAOS_TIERD_IMAGE"
@@ -78,28 +89,10 @@ func Ensure(ctx context.Context, cli client.APIClient, opts Options) (Set, error
 		return Set{}, err
 	}
 	var set Set
-	if set.MinIO, err = b.ensureThirdParty(ctx, thirdParty{
-		name:     "minio",
-		envVar:   EnvMinIOImage,
-		module:   MinIOModule,
-		version:  MinIOVersion,
-		binary:   "minio",
-		official: MinIOOfficial,
-		local:    "tierchaos/minio:" + shortVersion(MinIOVersion),
-		docker:   "FROM scratch\nCOPY minio /minio\nENTRYPOINT [\"/minio\"]\n",
-	}); err != nil {
+	if set.MinIO, err = b.ensureThirdParty(ctx, MinIO()); err != nil {
 		return Set{}, err
 	}
-	if set.Toxiproxy, err = b.ensureThirdParty(ctx, thirdParty{
-		name:     "toxiproxy",
-		envVar:   EnvToxiproxyImage,
-		module:   ToxiproxyModule,
-		version:  ToxiproxyVersion,
-		binary:   "server",
-		official: ToxiproxyOfficial,
-		local:    "tierchaos/toxiproxy:" + strings.TrimPrefix(ToxiproxyVersion, "v"),
-		docker:   "FROM scratch\nCOPY server /toxiproxy\nENTRYPOINT [\"/toxiproxy\"]\nCMD [\"-host=0.0.0.0\"]\n",
-	}); err != nil {
+	if set.Toxiproxy, err = b.ensureThirdParty(ctx, Toxiproxy()); err != nil {
 		return Set{}, err
 	}
 	if set.Tierd, err = b.ensureOwn(ctx, own{name: "tierd", envVar: EnvTierdImage, pkg: "./cmd/tierd"}); err != nil {
@@ -177,45 +170,119 @@ func (b *builder) logf(format string, args ...any) {
 	fmt.Fprintf(b.progress, "images: "+format+"\n", args...)
 }
 
-// thirdParty describes an image built from another project's Go module.
-type thirdParty struct {
-	name, envVar    string
-	module, version string
-	binary          string
-	official, local string
-	docker          string
+// ThirdParty describes an image of another project: pulled as a pinned
+// official release, or built from its Go module.
+type ThirdParty struct {
+	// Name is the short name ("minio"); EnvVar the override variable.
+	Name, EnvVar string
+	// Repo is the local repository ("tierchaos/minio").
+	Repo string
+	// Module and Version are what a source build installs; Binary is the
+	// name of the binary go install makes.
+	Module, Version, Binary string
+	// Official is the pinned release image; empty when there is none.
+	Official string
+	// Dockerfile builds the source image from the binary.
+	Dockerfile string
 }
 
-func (b *builder) ensureThirdParty(ctx context.Context, tp thirdParty) (string, error) {
-	ref := tp.local
-	if v := b.getenv(tp.envVar); v != "" {
-		ref = v
+// MinIO is MinIO's image description.
+func MinIO() ThirdParty {
+	return ThirdParty{
+		Name: "minio", EnvVar: EnvMinIOImage, Repo: MinIORepo,
+		Module: MinIOModule, Version: MinIOVersion, Binary: "minio",
+		Official:   MinIOOfficial,
+		Dockerfile: "FROM scratch\nCOPY minio /minio\nENTRYPOINT [\"/minio\"]\n",
 	}
-	if ok, err := b.exists(ctx, ref); err != nil || ok {
-		return ref, err
+}
+
+// Toxiproxy is Toxiproxy's image description.
+func Toxiproxy() ThirdParty {
+	return ThirdParty{
+		Name: "toxiproxy", EnvVar: EnvToxiproxyImage, Repo: ToxiproxyRepo,
+		Module: ToxiproxyModule, Version: ToxiproxyVersion, Binary: "server",
+		Official:   ToxiproxyOfficial,
+		Dockerfile: "FROM scratch\nCOPY server /toxiproxy\nENTRYPOINT [\"/toxiproxy\"]\nCMD [\"-host=0.0.0.0\"]\n",
 	}
-	if b.getenv(EnvPull) != "never" && tp.official != "" {
-		if err := b.pull(ctx, tp.official, ref); err == nil {
-			return ref, nil
-		} else {
-			b.logf("%s: pull of %s failed (%v); building from source", tp.name, tp.official, err)
+}
+
+// SourceTag is the local tag of the image built from source: the module
+// version, shortened for pseudo-versions
+// (tierchaos/minio:src-20260212-7aac2a2c5b7c, tierchaos/toxiproxy:src-2.12.0).
+func (tp ThirdParty) SourceTag() string {
+	return tp.Repo + ":src-" + shortVersion(tp.Version)
+}
+
+// PulledTag is the local tag of the pulled official release: its tag
+// (tierchaos/minio:pull-RELEASE.2025-09-07T16-13-09Z); empty without one.
+func (tp ThirdParty) PulledTag() string {
+	if tp.Official == "" {
+		return ""
+	}
+	ref := tp.Official
+	if i := strings.LastIndexByte(ref, '@'); i >= 0 {
+		ref = ref[:i] // a digest is not a tag
+	}
+	tag := "latest"
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		tag = ref[i+1:]
+	}
+	return tp.Repo + ":pull-" + tag
+}
+
+// ensureThirdParty returns the image the env override names, else a local
+// source build, else a local pulled release, else pulls the release
+// (TIERCHAOS_PULL=auto), else builds from source.
+func (b *builder) ensureThirdParty(ctx context.Context, tp ThirdParty) (string, error) {
+	if v := b.getenv(tp.EnvVar); v != "" {
+		return b.ensureNamed(ctx, tp.EnvVar, v)
+	}
+	src, pulled := tp.SourceTag(), tp.PulledTag()
+	for _, ref := range []string{src, pulled} {
+		if ref == "" {
+			continue
+		}
+		if ok, err := b.exists(ctx, ref); err != nil || ok {
+			return ref, err
 		}
 	}
-	unlock, err := lockFile(ctx, filepath.Join(b.cache, "locks", tp.name+".lock"))
+	if b.getenv(EnvPull) != "never" && pulled != "" {
+		err := b.pull(ctx, tp.Official, pulled)
+		if err == nil {
+			return pulled, nil
+		}
+		b.logf("%s: pull of %s failed (%v); building from source", tp.Name, tp.Official, err)
+	}
+	unlock, err := lockFile(ctx, filepath.Join(b.cache, "locks", tp.Name+".lock"))
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
 	// Another process may have built it while we waited for the lock.
-	if ok, err := b.exists(ctx, ref); err != nil || ok {
-		return ref, err
+	if ok, err := b.exists(ctx, src); err != nil || ok {
+		return src, err
 	}
 	bin, err := b.goInstall(ctx, tp)
 	if err != nil {
 		return "", err
 	}
-	if err := b.dockerBuild(ctx, ref, tp.docker, map[string]string{tp.binary: bin}); err != nil {
+	if err := b.dockerBuild(ctx, src, tp.Dockerfile, map[string]string{tp.Binary: bin}); err != nil {
 		return "", err
+	}
+	return src, nil
+}
+
+// ensureNamed makes sure the image an override names exists: a local one,
+// else one pulled under that very name (unless TIERCHAOS_PULL=never).
+func (b *builder) ensureNamed(ctx context.Context, envVar, ref string) (string, error) {
+	if ok, err := b.exists(ctx, ref); err != nil || ok {
+		return ref, err
+	}
+	if b.getenv(EnvPull) == "never" {
+		return "", fmt.Errorf("images: %s=%s names an image that does not exist locally (and %s=never)", envVar, ref, EnvPull)
+	}
+	if err := b.pull(ctx, ref, ref); err != nil {
+		return "", fmt.Errorf("images: %s=%s names an image that does not exist locally and cannot be pulled: %w", envVar, ref, err)
 	}
 	return ref, nil
 }
@@ -278,6 +345,9 @@ func (b *builder) pull(ctx context.Context, official, ref string) error {
 	defer resp.Close()
 	if err := resp.Wait(ctx); err != nil {
 		return err
+	}
+	if official == ref {
+		return nil
 	}
 	if _, err := b.cli.ImageTag(ctx, client.ImageTagOptions{Source: official, Target: ref}); err != nil {
 		return fmt.Errorf("tag %s as %s: %w", official, ref, err)

@@ -1,6 +1,6 @@
 // Package monitor samples a target's resource use (CPU, resident memory,
 // goroutines) every second into memory and a CSV file. Samplers read a
-// local process from /proc or a container from the Docker stats API; the
+// local process through gopsutil or a container from the Docker stats API; the
 // goroutine count comes from the target's pprof or Prometheus endpoint.
 package monitor
 

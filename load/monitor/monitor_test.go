@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/pprof"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -131,8 +132,32 @@ func TestProcSamplesOwnProcess(t *testing.T) {
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, b.CPU, a.CPU)
 
-	_, err = NewProc(1<<30, "")
-	require.ErrorIs(t, err, ErrSample)
+}
+
+func TestNewProcRejects(t *testing.T) {
+	tests := []struct {
+		name     string
+		pid      int
+		procRoot string
+	}{
+		{"no such process", 1 << 30, ""},
+		{"zero", 0, ""},
+		{"negative", -1, ""},
+		{"beyond int32", 1 << 40, ""},
+	}
+	if runtime.GOOS == "linux" {
+		tests = append(tests, struct {
+			name     string
+			pid      int
+			procRoot string
+		}{"proc root without this process", os.Getpid(), t.TempDir()})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewProc(tt.pid, tt.procRoot)
+			require.ErrorIs(t, err, ErrSample)
+		})
+	}
 }
 
 func TestGoroutineCounters(t *testing.T) {

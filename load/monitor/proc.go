@@ -3,48 +3,69 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
-	"github.com/prometheus/procfs"
+	"github.com/shirou/gopsutil/v4/common"
+	"github.com/shirou/gopsutil/v4/process"
 )
 
-// Proc samples a local process from /proc.
+// Proc samples a local process through gopsutil: /proc on Linux, the
+// kernel's process table on macOS and other systems.
 type Proc struct {
 	pid int
-	fs  procfs.FS
+	p   *process.Process
+	env common.EnvMap
 }
 
-// NewProc returns a sampler of process pid, reading procRoot ("" for /proc).
+// NewProc returns a sampler of process pid, after one reading to make sure
+// the process can be sampled. procRoot ("" for /proc) names
+// another mount of the proc file system on Linux (for example the host's,
+// seen from a container); other systems have none and ignore it.
 func NewProc(pid int, procRoot string) (*Proc, error) {
-	if procRoot == "" {
-		procRoot = procfs.DefaultMountPoint
+	if pid <= 0 || pid > math.MaxInt32 {
+		return nil, fmt.Errorf("%w: pid %d out of range", ErrSample, pid)
 	}
-	fs, err := procfs.NewFS(procRoot)
+	s := &Proc{pid: pid}
+	if procRoot != "" {
+		s.env = common.EnvMap{common.HostProcEnvKey: procRoot}
+	}
+	p, err := process.NewProcessWithContext(s.ctx(context.Background()), int32(pid))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSample, err)
-	}
-	if _, err := fs.Proc(pid); err != nil {
 		return nil, fmt.Errorf("%w: pid %d: %w", ErrSample, pid, err)
 	}
-	return &Proc{pid: pid, fs: fs}, nil
+	s.p = p
+	if _, err := s.Sample(context.Background()); err != nil {
+		return nil, err // a process that cannot be sampled now never will be
+	}
+	return s, nil
+}
+
+// ctx carries procRoot to gopsutil.
+func (p *Proc) ctx(ctx context.Context) context.Context {
+	if p.env == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, common.EnvKey, p.env)
 }
 
 // Name implements Sampler.
 func (p *Proc) Name() string { return "proc:" + strconv.Itoa(p.pid) }
 
-// Sample implements Sampler.
-func (p *Proc) Sample(context.Context) (Raw, error) {
-	pr, err := p.fs.Proc(p.pid)
+// Sample implements Sampler: user + system CPU time and resident memory.
+func (p *Proc) Sample(ctx context.Context) (Raw, error) {
+	ctx = p.ctx(ctx)
+	times, err := p.p.TimesWithContext(ctx)
 	if err != nil {
-		return Raw{}, fmt.Errorf("%w: %w", ErrSample, err)
+		return Raw{}, fmt.Errorf("%w: pid %d: cpu times: %w", ErrSample, p.pid, err)
 	}
-	st, err := pr.Stat()
+	mem, err := p.p.MemoryInfoWithContext(ctx)
 	if err != nil {
-		return Raw{}, fmt.Errorf("%w: %w", ErrSample, err)
+		return Raw{}, fmt.Errorf("%w: pid %d: memory: %w", ErrSample, p.pid, err)
 	}
 	return Raw{
-		CPU: time.Duration(st.CPUTime() * float64(time.Second)),
-		RSS: uint64(st.ResidentMemory()),
+		CPU: time.Duration((times.User + times.System) * float64(time.Second)),
+		RSS: mem.RSS,
 	}, nil
 }
