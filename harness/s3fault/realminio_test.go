@@ -1,7 +1,10 @@
 package s3fault
 
 import (
+	"archive/tar"
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -12,8 +15,12 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/harness/dockerenv"
 )
 
 // minioBinary finds a MinIO server binary: $S3FAULT_MINIO_BIN, else the
@@ -46,13 +53,57 @@ func freeLoopbackAddr(t *testing.T) string {
 	return addr
 }
 
+// minioFromImage copies the MinIO binary out of the harness's source-built
+// MinIO image (tierchaos/minio:src-*, whose binary is /minio) into a
+// temporary folder, through the Docker engine, so that any user of the
+// engine can run it; "" when there is no engine or no such image.
+func minioFromImage(t *testing.T) string {
+	t.Helper()
+	ctx := t.Context()
+	cli, err := dockerenv.Client(ctx)
+	if err != nil {
+		t.Logf("no Docker engine to take MinIO from: %v", err)
+		return ""
+	}
+	defer func() { _ = cli.Close() }()
+	imgs, err := cli.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("reference", "tierchaos/minio:src-*")})
+	if err != nil || len(imgs.Items) == 0 || len(imgs.Items[0].RepoTags) == 0 {
+		t.Logf("no source-built MinIO image (make images builds it): %v", err)
+		return ""
+	}
+	ref := imgs.Items[0].RepoTags[0]
+	c, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: &container.Config{Image: ref}})
+	require.NoError(t, err, "create a container of %s", ref)
+	defer func() { _, _ = cli.ContainerRemove(context.WithoutCancel(ctx), c.ID, client.ContainerRemoveOptions{Force: true}) }()
+	res, err := cli.CopyFromContainer(ctx, c.ID, client.CopyFromContainerOptions{SourcePath: "/minio"})
+	require.NoError(t, err, "copy /minio out of %s", ref)
+	defer func() { _ = res.Content.Close() }()
+	tr := tar.NewReader(res.Content)
+	hdr, err := tr.Next()
+	require.NoError(t, err, "read the archive of /minio")
+	require.Equal(t, byte(tar.TypeReg), hdr.Typeflag, "/minio in %s is a regular file", ref)
+	bin := filepath.Join(t.TempDir(), "minio")
+	f, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
+	require.NoError(t, err)
+	_, err = io.Copy(f, tr)
+	require.NoError(t, errors.Join(err, f.Close()), "write %s", bin)
+	t.Logf("MinIO binary taken from image %s", ref)
+	return bin
+}
+
 // startMinIO runs a real MinIO server on loopback for the test and returns
 // its host:port.
 func startMinIO(t *testing.T) string {
 	t.Helper()
 	bin := minioBinary()
 	if bin == "" {
-		t.Skip("no MinIO binary: set S3FAULT_MINIO_BIN to run the real-MinIO test")
+		bin = minioFromImage(t)
+	}
+	if bin == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no MinIO binary: no S3FAULT_MINIO_BIN, none in the build cache, no tierchaos/minio:src-* image (run make images)")
+		}
+		t.Skip("no MinIO binary: set S3FAULT_MINIO_BIN, or run make images to build the MinIO image")
 	}
 	addr := freeLoopbackAddr(t)
 	cmd := exec.Command(bin, "server", "--quiet", "--address", addr, t.TempDir())
