@@ -74,7 +74,9 @@ func minioFromImage(t *testing.T) string {
 	ref := imgs.Items[0].RepoTags[0]
 	c, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: &container.Config{Image: ref}})
 	require.NoError(t, err, "create a container of %s", ref)
-	defer func() { _, _ = cli.ContainerRemove(context.WithoutCancel(ctx), c.ID, client.ContainerRemoveOptions{Force: true}) }()
+	defer func() {
+		_, _ = cli.ContainerRemove(context.WithoutCancel(ctx), c.ID, client.ContainerRemoveOptions{Force: true})
+	}()
 	res, err := cli.CopyFromContainer(ctx, c.ID, client.CopyFromContainerOptions{SourcePath: "/minio"})
 	require.NoError(t, err, "copy /minio out of %s", ref)
 	defer func() { _ = res.Content.Close() }()
