@@ -20,11 +20,18 @@ import (
 // TestNemesisCatchesPlantedDefect shows the nemesis can fail: with a
 // test-only defect that answers one insert as acknowledged without passing
 // it to tierd, a short run under worker cycles must fail and name the lost
-// ids. The defect lives in the in-process tierd, so this runs in
-// TIERCHAOS_SUT=inprocess mode (make e2e-race).
+// ids. The defect lives in the in-process tierd, so the planted run is in
+// TIERCHAOS_SUT=inprocess mode (make e2e-race); in container mode the test
+// checks that arming it is refused.
 func TestNemesisCatchesPlantedDefect(t *testing.T) {
 	if stack.Mode != harness.SUTInProcess {
-		t.Skip("the planted defect needs tierd in the test process: run with TIERCHAOS_SUT=inprocess (make e2e-race runs it)")
+		// A container's tierd cannot carry a test-only defect: arming one
+		// must be refused, never silently ignored (a run would then pass
+		// and prove nothing). The planted run itself is in process mode.
+		require.ErrorIs(t, stack.ArmDefect(harness.DefectDropInsert), harness.ErrDefectUnsupported)
+		require.False(t, stack.DefectFired())
+		t.Logf("container mode refuses the planted defect; TIERCHAOS_SUT=inprocess (make e2e-race) runs the planted run")
+		return
 	}
 	c := stack.NewCase(t)
 	p := nemesis.Profile{Name: "planted-defect", Families: []nemesis.Weight{{Family: fault.FamilyWorker, Weight: 1}},

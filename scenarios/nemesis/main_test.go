@@ -35,7 +35,7 @@ var suiteEnv = map[string]string{
 var (
 	flagDuration   = flag.Duration("chaos.duration", 0, "length of every nemesis row (0: each row's default)")
 	flagRate       = flag.Float64("chaos.rate", 0, "traffic rate of every nemesis row in requests/s (0: each row's default)")
-	flagReplay     = flag.String("chaos.replay", "", "replay this schedule file (TestNemesisReplay)")
+	flagReplay     = flag.String("chaos.replay", "", "replay this schedule file instead of running the rows (TestNemesis)")
 	flagShrink     = flag.Duration("chaos.shrink", 0, "on a failure, shrink the schedule for at most this long")
 	flagShrinkRuns = flag.Int("chaos.shrink-runs", 3, "runs per shrinking candidate; one failure keeps it")
 	flagArtifacts  = flag.String("chaos.artifacts", "", "folder for schedules, histories, reports and profiles (default: $TIERCHAOS_ARTIFACTS, else a temporary folder)")

@@ -100,9 +100,16 @@ func rows() []row {
 }
 
 // TestNemesis runs every row with a schedule generated from its case seed.
+// With -chaos.replay=FILE it reruns that schedule file instead, exactly:
+// the same steps at the same offsets and the same traffic seed, judged by
+// the budgets of the row whose profile made it.
 func TestNemesis(t *testing.T) {
 	if *flagReplay != "" {
-		t.Skip("-chaos.replay is set: only TestNemesisReplay runs")
+		stack.NewCase(t)
+		sch, err := nemesis.ReadSchedule(*flagReplay)
+		require.NoError(t, err)
+		runSchedule(t, sch, budgetsFor(sch.Profile.Name))
+		return
 	}
 	for _, r := range rows() {
 		t.Run(r.Name, func(t *testing.T) {
@@ -122,18 +129,6 @@ func TestNemesis(t *testing.T) {
 			runSchedule(t, sch, r.Budgets)
 		})
 	}
-}
-
-// TestNemesisReplay reruns the schedule file named by -chaos.replay
-// exactly: the same steps at the same offsets and the same traffic seed.
-func TestNemesisReplay(t *testing.T) {
-	if *flagReplay == "" {
-		t.Skip("set -chaos.replay=FILE to replay a schedule")
-	}
-	stack.NewCase(t)
-	sch, err := nemesis.ReadSchedule(*flagReplay)
-	require.NoError(t, err)
-	runSchedule(t, sch, budgetsFor(sch.Profile.Name))
 }
 
 // TestNemesisRegressions replays every shrunk schedule kept under
@@ -226,7 +221,7 @@ func runSchedule(t *testing.T, sch nemesis.Schedule, budgets []nemesis.Budget) {
 // replayCommand is the command that replays a schedule file.
 func replayCommand(file string) string {
 	b := seed.Environment()
-	cmd := seed.Command("TestNemesisReplay", 0, b)
+	cmd := seed.Command("TestNemesis", 0, b)
 	cmd = strings.Replace(cmd, "-"+seed.FlagName+"=0", "-chaos.replay="+file, 1)
 	return cmd
 }
