@@ -419,3 +419,37 @@ func TestTrafficWithoutLeavesOperationsOut(t *testing.T) {
 		return all
 	}(), "no Without: the whole mix")
 }
+
+func TestRecoveryGraceLeavesOutOperationsRightAfterTheLastFault(t *testing.T) {
+	ms := int64(time.Millisecond)
+	sch := Schedule{Profile: Profile{Length: fault.Duration(10 * time.Second)}}
+	applied := []Applied{{Step: 0, Kind: fault.KindMinIOStop, Family: fault.FamilyMinIO, Start: 2 * time.Second, End: 4 * time.Second}}
+	var ops []history.Op
+	for i := int64(0); i < 10; i++ { // right after the removal: they share a failure begun under the fault
+		ops = append(ops, op(len(ops), history.KindInsert, "x-c1", (4000+i*100)*ms, (7000+i)*ms, history.Failed, "storage_unavailable"))
+	}
+	for i := int64(0); i < 40; i++ { // later: all fine
+		ops = append(ops, op(len(ops), history.KindInsert, "x-c1", (7100+i*50)*ms, (7102+i*50)*ms, history.OK, ""))
+	}
+	tests := []struct {
+		name   string
+		grace  time.Duration
+		failed bool
+	}{
+		{"no grace: the early failures count", 0, true},
+		{"a grace shorter than the early failures", 500 * time.Millisecond, true},
+		{"a grace covering them", 3 * time.Second, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := Budget{Phase: PhaseRecovery, MaxErrorRate: 0.05, Grace: fault.Duration(tt.grace)}
+			for _, r := range phaseReports(ops, applied, 0, sch, []Budget{b}) {
+				if r.Phase == PhaseRecovery {
+					assert.Equal(t, tt.failed, len(r.Failed) > 0, "%v", r.Failed)
+					return
+				}
+			}
+			t.Fatal("no recovery phase")
+		})
+	}
+}

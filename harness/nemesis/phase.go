@@ -56,6 +56,11 @@ type Budget struct {
 	// the always-expected ones); "unknown" stands for answers without a
 	// code (timeouts, transport errors).
 	AllowedCodes []string `json:"allowed_codes,omitempty"`
+	// Grace, for the recovery phase, leaves out operations called within
+	// this long of the last fault's removal: they may join work that began
+	// under the fault (a promotion whose S3 attempt started while S3 was
+	// down) and share its failure. Zero judges every recovery operation.
+	Grace fault.Duration `json:"grace,omitempty"`
 	// FirstOKWithin bounds, for a fault phase, the time from each fault's
 	// removal to the first ok operation of the judged kinds.
 	FirstOKWithin fault.Duration `json:"first_ok_within,omitempty"`
@@ -174,7 +179,13 @@ func phaseReports(ops []history.Op, applied []Applied, runStart int64, sch Sched
 			if b.Phase != p && !(b.Phase == PhaseAnyFault && strings.HasPrefix(p, "fault:")) {
 				continue
 			}
-			judge(&rep, b, byPhase[p])
+			judged := byPhase[p]
+			if b.Grace > 0 && p == PhaseRecovery {
+				judged = slices.DeleteFunc(slices.Clone(judged), func(op history.Op) bool {
+					return op.Call-runStart < last+int64(b.Grace)
+				})
+			}
+			judge(&rep, b, judged)
 			if b.FirstOKWithin > 0 && strings.HasPrefix(p, "fault:") {
 				for _, w := range wins {
 					if FaultPhase(w.fam) != p {

@@ -46,8 +46,11 @@ var (
 	catalog = nemesis.Budget{Phase: nemesis.PhaseAnyFault, Ops: []history.Kind{history.KindCreateCollection, history.KindGetCollection, history.KindListSnapshots},
 		Max: d(2 * time.Second), MaxErrorRate: 0.01}
 	// steady and recovery: the whole mix works without faults.
-	steady   = nemesis.Budget{Phase: nemesis.PhaseSteady, P95: d(500 * time.Millisecond), MaxErrorRate: 0.01}
-	recovery = nemesis.Budget{Phase: nemesis.PhaseRecovery, Ops: hotOps, P95: d(time.Second), MaxErrorRate: 0.05}
+	steady = nemesis.Budget{Phase: nemesis.PhaseSteady, P95: d(500 * time.Millisecond), MaxErrorRate: 0.01}
+	// recovery judges from one S3 operation timeout (the suite's 3 s) after
+	// the last fault: an operation called earlier may join a promotion
+	// whose S3 attempt began under the fault and share its failure.
+	recovery = nemesis.Budget{Phase: nemesis.PhaseRecovery, Ops: hotOps, P95: d(time.Second), MaxErrorRate: 0.05, Grace: d(3 * time.Second)}
 	// backSoon: after each fault of a family is removed, an ok search
 	// comes within this bound.
 	backSoon = func(f fault.Family, within time.Duration) nemesis.Budget {
@@ -59,7 +62,7 @@ func rows() []row {
 	tr := nemesis.Traffic{Rate: 100, Collections: 8, HotCollections: 2, Dimension: 8}
 	base := func(name string, fams ...nemesis.Weight) nemesis.Profile {
 		return nemesis.Profile{Name: name, Families: fams, MeanFault: d(2 * time.Second), MeanGap: d(2 * time.Second),
-			MaxOverlap: 1, Quiet: d(3 * time.Second), Recovery: d(4 * time.Second)}
+			MaxOverlap: 1, Quiet: d(3 * time.Second), Recovery: d(6 * time.Second)}
 	}
 	withKinds := func(p nemesis.Profile, kinds ...string) nemesis.Profile { p.Kinds = kinds; return p }
 	withOverlap := func(p nemesis.Profile, n int) nemesis.Profile { p.MaxOverlap = n; return p }
