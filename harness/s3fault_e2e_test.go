@@ -133,7 +133,7 @@ func TestS3Faults(t *testing.T) {
 			id, err := stack.S3Faults.AddRule(ctx, tc.rule)
 			if apiErr := (*s3fault.APIError)(nil); errors.As(err, &apiErr) &&
 				apiErr.Code == s3fault.CodeActionNotApplicable && apiErr.Field == "action.kind" {
-				t.Skip("s3faultd has no upstream credentials (S3FAULT_ACCESS_KEY, S3FAULT_SECRET_KEY): ", apiErr.Message)
+				t.Fatal("the stack started s3faultd without upstream credentials (S3FAULT_ACCESS_KEY, S3FAULT_SECRET_KEY): ", apiErr.Message)
 			}
 			require.NoError(t, err)
 			tc.observe(ctx, t, s3, key, body)
