@@ -122,8 +122,9 @@ func TestS3Faults(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			c := stack.NewCase(t)
+			accessKey, secretKey := stack.S3Credentials()
 			s3, err := minio.New(stack.S3FaultEndpoint, &minio.Options{
-				Creds: credentials.NewStaticV4(harness.AccessKey, harness.SecretKey, ""), MaxRetries: 1,
+				Creds: credentials.NewStaticV4(accessKey, secretKey, ""), MaxRetries: 1,
 			})
 			require.NoError(t, err)
 			body := make([]byte, size)

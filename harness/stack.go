@@ -59,9 +59,6 @@ const (
 	S3ProxyName = "s3"
 	// Bucket is the bucket tierd stores its cold tier in.
 	Bucket = "tierd"
-	// AccessKey and SecretKey are MinIO's root credentials in the stack.
-	AccessKey = "tierchaos"
-	SecretKey = "tierchaos-secret-key"
 )
 
 // Options configures Start.
@@ -163,6 +160,9 @@ type Stack struct {
 	// dataVol is the data sidecar's client (nil without the sidecar).
 	dataVol *datavol.Client
 
+	// secrets are the run's random credentials (secrets.go).
+	secrets secrets
+
 	restartableMinIO bool
 	minioVolume      string // MinIO's tmpfs volume (RestartableMinIO)
 	minioAddr        string // MinIO's current host:port; guarded by mu
@@ -200,12 +200,17 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 			return nil, fmt.Errorf("harness: Options.%s: %w", name, err)
 		}
 	}
+	sec, err := newSecrets()
+	if err != nil {
+		return nil, err
+	}
 	docker, err := dockerenv.Client(ctx)
 	if err != nil {
 		return nil, err
 	}
 	s := &Stack{
-		Run: run, Mode: mode, log: opts.Logger, docker: docker, seed: opts.Seed, dataTmpfs: opts.TierdDataTmpfs,
+		secrets: sec,
+		Run:     run, Mode: mode, log: opts.Logger, docker: docker, seed: opts.Seed, dataTmpfs: opts.TierdDataTmpfs,
 		containers: map[string]testcontainers.Container{}, restartableMinIO: opts.RestartableMinIO,
 		defects: &defects{log: opts.Logger},
 	}
@@ -333,7 +338,7 @@ func (s *Stack) startMinIO(ctx context.Context) error {
 	req := testcontainers.ContainerRequest{
 		Image:        s.Images.MinIO,
 		Cmd:          []string{"server", "/data", "--address", ":9000", "--console-address", ":9001", "--quiet"},
-		Env:          map[string]string{"MINIO_ROOT_USER": AccessKey, "MINIO_ROOT_PASSWORD": SecretKey, "MINIO_BROWSER": "off"},
+		Env:          map[string]string{"MINIO_ROOT_USER": s.secrets.accessKey, "MINIO_ROOT_PASSWORD": s.secrets.secretKey, "MINIO_BROWSER": "off"},
 		ExposedPorts: []string{minioPort},
 		Tmpfs:        map[string]string{"/data": "rw", "/tmp": "rw"},
 		// "ready" (unlike "live") answers once MinIO serves S3 requests.
@@ -358,7 +363,7 @@ func (s *Stack) startMinIO(ctx context.Context) error {
 	s.mu.Unlock()
 	s.s3Transport = s.minioTransport()
 	s.S3, err = minio.New(s.S3Endpoint, &minio.Options{
-		Creds:      credentials.NewStaticV4(AccessKey, SecretKey, ""),
+		Creds:      credentials.NewStaticV4(s.secrets.accessKey, s.secrets.secretKey, ""),
 		MaxRetries: 1,
 		Transport:  s.s3Transport,
 	})
@@ -390,8 +395,8 @@ func (s *Stack) startS3Fault(ctx context.Context) error {
 			"S3FAULT_UPSTREAM": "http://" + toxiproxyAlias + ":" + strings.TrimSuffix(s3ProxyPort, "/tcp"),
 			"S3FAULT_SEED":     strconv.FormatUint(s.seed, 10),
 			// For actions that sign their own requests to the upstream.
-			"S3FAULT_ACCESS_KEY": AccessKey,
-			"S3FAULT_SECRET_KEY": SecretKey,
+			"S3FAULT_ACCESS_KEY": s.secrets.accessKey,
+			"S3FAULT_SECRET_KEY": s.secrets.secretKey,
 		},
 		ExposedPorts: []string{s3faultS3Port, s3faultAPIPort},
 		WaitingFor:   wait.ForHTTP(s3fault.PathHealth).WithPort(s3faultAPIPort).WithStartupTimeout(time.Minute),
@@ -448,8 +453,8 @@ func (s *Stack) tierdEnv(s3Endpoint string, extra map[string]string) map[string]
 		"TIERD_DEBUG_ADDR":    ":6060",
 		"TIERD_DATA_DIR":      "/data",
 		"TIERD_S3_ENDPOINT":   s3Endpoint,
-		"TIERD_S3_ACCESS_KEY": AccessKey,
-		"TIERD_S3_SECRET_KEY": SecretKey,
+		"TIERD_S3_ACCESS_KEY": s.secrets.accessKey,
+		"TIERD_S3_SECRET_KEY": s.secrets.secretKey,
 		"TIERD_S3_BUCKET":     Bucket,
 		"TIERD_S3_OP_TIMEOUT": "5s",
 	}

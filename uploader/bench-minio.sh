@@ -58,7 +58,10 @@ if [[ -z "${TIERCHAOS_S3_ENDPOINT:-}" ]]; then
 	tport=${TOXI_PORT:-19174}
 	pport=${PROXY_PORT:-19166}
 	name=tierchaos-bench-$$
-	export TIERCHAOS_S3_ACCESS_KEY=tierchaos TIERCHAOS_S3_SECRET_KEY=tierchaos-secret-key
+	# Random per run, like the harness's stack: nothing else knows them.
+	TIERCHAOS_S3_ACCESS_KEY=tc$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+	TIERCHAOS_S3_SECRET_KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+	export TIERCHAOS_S3_ACCESS_KEY TIERCHAOS_S3_SECRET_KEY
 	common=(--detach --label org.tierchaos.bench=true --tmpfs /data)
 	if [[ $(uname -s) == Linux ]]; then
 		minio_net=(--network host)

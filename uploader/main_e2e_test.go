@@ -16,11 +16,12 @@ import (
 // proxy in front of it), unless the caller set them already.
 func TestMain(m *testing.M) {
 	os.Exit(harness.Main(m, harness.Options{}, func(s *harness.Stack) {
+		accessKey, secretKey := s.S3Credentials()
 		for k, v := range map[string]string{
 			"TIERCHAOS_S3_ENDPOINT":       s.S3Endpoint,
 			"TIERCHAOS_S3_PROXY_ENDPOINT": s.S3ProxyEndpoint,
-			"TIERCHAOS_S3_ACCESS_KEY":     harness.AccessKey,
-			"TIERCHAOS_S3_SECRET_KEY":     harness.SecretKey,
+			"TIERCHAOS_S3_ACCESS_KEY":     accessKey,
+			"TIERCHAOS_S3_SECRET_KEY":     secretKey,
 			"TIERCHAOS_S3_BUCKET":         harness.Bucket,
 			"TIERCHAOS_TOXIPROXY_URL":     s.ToxiproxyURL,
 			"TIERCHAOS_TOXIPROXY_PROXY":   harness.S3ProxyName,

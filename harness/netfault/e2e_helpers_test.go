@@ -71,8 +71,9 @@ func newEnv(t *testing.T) *env {
 			t.Errorf("clear: %v", err)
 		}
 	})
+	accessKey, secretKey := stack.S3Credentials()
 	s3, err := minio.New(stack.S3ProxyEndpoint, &minio.Options{
-		Creds:      credentials.NewStaticV4(harness.AccessKey, harness.SecretKey, ""),
+		Creds:      credentials.NewStaticV4(accessKey, secretKey, ""),
 		Region:     "us-east-1",
 		MaxRetries: 1,
 	})
