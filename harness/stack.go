@@ -122,6 +122,10 @@ type Stack struct {
 	S3Faults *s3fault.Client
 	// S3FaultEndpoint is host:port of the S3 fault layer, from the host.
 	S3FaultEndpoint string
+	// S3FaultControlURL is the base URL of the fault layer's control API,
+	// from the host. It answers only requests with the run's token, which
+	// S3Faults sends.
+	S3FaultControlURL string
 	// ToxiproxyURL is the Toxiproxy API's base URL on the host.
 	ToxiproxyURL string
 	// Toxiproxy is the Toxiproxy API client.
@@ -397,9 +401,12 @@ func (s *Stack) startS3Fault(ctx context.Context) error {
 			// For actions that sign their own requests to the upstream.
 			"S3FAULT_ACCESS_KEY": s.secrets.accessKey,
 			"S3FAULT_SECRET_KEY": s.secrets.secretKey,
+			// The control API answers only requests with this token.
+			"S3FAULT_CONTROL_TOKEN": s.secrets.s3faultToken,
 		},
 		ExposedPorts: []string{s3faultS3Port, s3faultAPIPort},
-		WaitingFor:   wait.ForHTTP(s3fault.PathHealth).WithPort(s3faultAPIPort).WithStartupTimeout(time.Minute),
+		WaitingFor: wait.ForHTTP(s3fault.PathHealth).WithPort(s3faultAPIPort).WithStartupTimeout(time.Minute).
+			WithHeaders(map[string]string{"Authorization": "Bearer " + s.secrets.s3faultToken}),
 	})
 	if err != nil {
 		return err
@@ -411,7 +418,8 @@ func (s *Stack) startS3Fault(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("harness: s3fault control endpoint: %w", err)
 	}
-	if s.S3Faults, err = s3fault.NewClient(api); err != nil {
+	s.S3FaultControlURL = api
+	if s.S3Faults, err = s3fault.NewClient(api, s3fault.WithToken(s.secrets.s3faultToken)); err != nil {
 		return fmt.Errorf("harness: s3fault client: %w", err)
 	}
 	return nil

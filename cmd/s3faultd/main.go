@@ -14,6 +14,19 @@
 //	-shutdown-timeout  S3FAULT_SHUTDOWN_TIMEOUT  grace period for in-flight requests on SIGTERM (default 10s)
 //	-journal-size      S3FAULT_JOURNAL_SIZE      requests kept in the request journal, 0 for none (default 100000)
 //
+// The control API needs a bearer token (see s3fault.NewControlHandler), from
+// the environment only, so that it does not show in the process list:
+//
+//	S3FAULT_CONTROL_TOKEN  the token, at least 16 bytes; every control
+//	                       request must send "Authorization: Bearer <token>"
+//
+// Without a token s3faultd refuses to start (exit status 2), unless
+//
+//	-insecure-control  S3FAULT_INSECURE_CONTROL  serve the control API without authentication (default false)
+//
+// is given, for a layer whose control port nobody else can reach; a token
+// together with -insecure-control is refused as contradictory.
+//
 // Upstream credentials, from the environment only (no flags, so that the
 // secret does not show in the process list). They sign the layer's own
 // requests, which only the misdirect action makes (it lists the collection
@@ -59,6 +72,10 @@ type config struct {
 	journalSize int
 	// creds sign the layer's own upstream requests; zero: none.
 	creds s3fault.Credentials
+	// controlToken guards the control API; empty only with insecureControl.
+	controlToken string
+	// insecureControl serves the control API without a token.
+	insecureControl bool
 }
 
 // errConfig marks configuration errors (exit status 2).
@@ -83,6 +100,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		journal  = fs.String("journal-size", env("S3FAULT_JOURNAL_SIZE", strconv.Itoa(s3fault.DefaultJournalSize)),
 			"requests kept in the request journal, 0 for none (env S3FAULT_JOURNAL_SIZE)")
 	)
+	insecureEnv := env("S3FAULT_INSECURE_CONTROL", "false")
+	insecureDefault, insecureErr := strconv.ParseBool(insecureEnv)
+	fs.BoolVar(&cfg.insecureControl, "insecure-control", insecureDefault,
+		"serve the control API without a token: anyone reaching its port may change the faults (env S3FAULT_INSECURE_CONTROL)")
 	fs.StringVar(&cfg.s3Addr, "s3-addr", env("S3FAULT_S3_ADDR", ":9000"), "S3 listen address (env S3FAULT_S3_ADDR)")
 	fs.StringVar(&cfg.controlAddr, "control-addr", env("S3FAULT_CONTROL_ADDR", ":9100"), "control API listen address (env S3FAULT_CONTROL_ADDR)")
 	fs.StringVar(&cfg.upstream, "upstream", env("S3FAULT_UPSTREAM", ""), "upstream S3 URL, e.g. http://toxiproxy:8666 (env S3FAULT_UPSTREAM, required)")
@@ -132,6 +153,18 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if cfg.creds.AccessKey == "" && cfg.creds.Region != "" {
 		return config{}, fmt.Errorf("%w: S3FAULT_REGION needs S3FAULT_ACCESS_KEY and S3FAULT_SECRET_KEY", errConfig)
 	}
+	if insecureErr != nil {
+		return config{}, fmt.Errorf("%w: S3FAULT_INSECURE_CONTROL %q: want true or false", errConfig, insecureEnv)
+	}
+	cfg.controlToken = getenv("S3FAULT_CONTROL_TOKEN")
+	switch {
+	case cfg.controlToken == "" && !cfg.insecureControl:
+		return config{}, fmt.Errorf("%w: S3FAULT_CONTROL_TOKEN is required (or -insecure-control for a control API without authentication)", errConfig)
+	case cfg.controlToken != "" && cfg.insecureControl:
+		return config{}, fmt.Errorf("%w: S3FAULT_CONTROL_TOKEN and -insecure-control contradict each other", errConfig)
+	case cfg.controlToken != "" && len(cfg.controlToken) < s3fault.MinTokenLen:
+		return config{}, fmt.Errorf("%w: S3FAULT_CONTROL_TOKEN has %d bytes, want at least %d", errConfig, len(cfg.controlToken), s3fault.MinTokenLen)
+	}
 	return cfg, nil
 }
 
@@ -157,6 +190,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(s3, con
 		return fmt.Errorf("%w: %w", errConfig, err)
 	}
 	defer proxy.Close()
+	var control http.Handler
+	if cfg.insecureControl {
+		log.Warn("s3faultd: the control API has no authentication (-insecure-control)")
+		control = s3fault.NewInsecureControlHandler(proxy)
+	} else if control, err = s3fault.NewControlHandler(proxy, cfg.controlToken); err != nil {
+		return fmt.Errorf("%w: %w", errConfig, err)
+	}
 
 	var lc net.ListenConfig
 	s3Ln, err := lc.Listen(ctx, "tcp", cfg.s3Addr)
@@ -178,14 +218,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(s3, con
 		ErrorLog:          errLog,
 	}
 	ctlSrv := &http.Server{
-		Handler:           s3fault.NewControlHandler(proxy),
+		Handler:           control,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		ErrorLog:          errLog,
 	}
 	log.Info("s3faultd listening", "s3", s3Ln.Addr().String(), "control", ctlLn.Addr().String(),
-		"upstream", proxy.Upstream(), "seed", cfg.seed, "credentials", hasCreds, "journal_size", cfg.journalSize)
+		"upstream", proxy.Upstream(), "seed", cfg.seed, "credentials", hasCreds, "journal_size", cfg.journalSize,
+		"control_auth", !cfg.insecureControl)
 	if ready != nil {
 		ready(s3Ln.Addr(), ctlLn.Addr())
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,11 +23,17 @@ func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// testToken is the control token of the tests.
+const testToken = "s3faultd-test-token-0123456789"
+
 func TestParseConfig(t *testing.T) {
 	tests := []struct {
-		name    string
-		args    []string
-		env     map[string]string
+		name string
+		args []string
+		env  map[string]string
+		// noToken leaves S3FAULT_CONTROL_TOKEN out of env (the loop adds
+		// testToken to the others, and to want).
+		noToken bool
 		want    config
 		wantErr bool
 	}{
@@ -78,10 +85,39 @@ func TestParseConfig(t *testing.T) {
 		{name: "same ports", args: []string{"-upstream", "http://a:1", "-s3-addr", ":1", "-control-addr", ":1"}, wantErr: true},
 		{name: "unknown flag", args: []string{"-upstream", "http://a:1", "-verbose"}, wantErr: true},
 		{name: "stray argument", args: []string{"-upstream", "http://a:1", "extra"}, wantErr: true},
+		{name: "no control token", args: []string{"-upstream", "http://a:1"}, noToken: true, wantErr: true},
+		{
+			name: "short control token", args: []string{"-upstream", "http://a:1"}, noToken: true,
+			env: map[string]string{"S3FAULT_CONTROL_TOKEN": "0123456789abcde"}, wantErr: true,
+		},
+		{
+			name: "insecure control", args: []string{"-upstream", "http://a:1", "-insecure-control"}, noToken: true,
+			want: config{s3Addr: ":9000", controlAddr: ":9100", upstream: "http://a:1", logLevel: slog.LevelInfo,
+				shutdownTimeout: 10 * time.Second, journalSize: 100_000, insecureControl: true},
+		},
+		{
+			name: "insecure control from env", args: []string{"-upstream", "http://a:1"}, noToken: true,
+			env: map[string]string{"S3FAULT_INSECURE_CONTROL": "true"},
+			want: config{s3Addr: ":9000", controlAddr: ":9100", upstream: "http://a:1", logLevel: slog.LevelInfo,
+				shutdownTimeout: 10 * time.Second, journalSize: 100_000, insecureControl: true},
+		},
+		{name: "token and insecure control", args: []string{"-upstream", "http://a:1", "-insecure-control"}, wantErr: true},
+		{
+			name: "bad insecure control", args: []string{"-upstream", "http://a:1"}, noToken: true,
+			env: map[string]string{"S3FAULT_INSECURE_CONTROL": "maybe"}, wantErr: true,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseConfig(tt.args, envOf(tt.env), io.Discard)
+			env := maps.Clone(tt.env)
+			if env == nil {
+				env = map[string]string{}
+			}
+			if !tt.noToken {
+				env["S3FAULT_CONTROL_TOKEN"] = testToken
+				tt.want.controlToken = testToken
+			}
+			got, err := parseConfig(tt.args, envOf(env), io.Discard)
 			if tt.wantErr {
 				require.ErrorIs(t, err, errConfig)
 				return
@@ -92,6 +128,17 @@ func TestParseConfig(t *testing.T) {
 	}
 	_, err := parseConfig([]string{"-h"}, envOf(nil), io.Discard)
 	require.ErrorIs(t, err, flag.ErrHelp)
+}
+
+// TestServeRefusesControlWithoutToken: a configuration without a token
+// and without insecureControl does not serve at all.
+func TestServeRefusesControlWithoutToken(t *testing.T) {
+	cfg := config{s3Addr: "127.0.0.1:0", controlAddr: "127.0.0.1:0", upstream: "http://127.0.0.1:1"}
+	err := serve(t.Context(), cfg, slog.New(slog.DiscardHandler), func(_, _ net.Addr) {
+		t.Error("serve listened without a control token")
+	})
+	require.ErrorIs(t, err, errConfig)
+	require.ErrorIs(t, err, s3fault.ErrWeakToken)
 }
 
 func TestServeRejectsBadUpstream(t *testing.T) {
@@ -113,7 +160,7 @@ func TestServeProxiesAndShutsDown(t *testing.T) {
 	addrs := make(chan [2]net.Addr, 1)
 	done := make(chan error, 1)
 	cfg := config{s3Addr: "localhost:0", controlAddr: "localhost:0", upstream: upstream.URL, seed: 42,
-		shutdownTimeout: 5 * time.Second, journalSize: 2}
+		shutdownTimeout: 5 * time.Second, journalSize: 2, controlToken: testToken}
 	go func() {
 		done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(t.Output(), nil)), func(s3, ctl net.Addr) {
 			addrs <- [2]net.Addr{s3, ctl}
@@ -126,7 +173,11 @@ func TestServeProxiesAndShutsDown(t *testing.T) {
 		t.Fatalf("serve ended early: %v", err)
 	}
 
-	ctl, err := s3fault.NewClient("http://" + a[1].String())
+	anon, err := s3fault.NewClient("http://" + a[1].String())
+	require.NoError(t, err)
+	_, err = anon.Health(ctx)
+	require.ErrorIs(t, err, s3fault.ErrUnauthorized, "the control API wants the token")
+	ctl, err := s3fault.NewClient("http://"+a[1].String(), s3fault.WithToken(testToken))
 	require.NoError(t, err)
 	h, err := ctl.Health(ctx)
 	require.NoError(t, err)
@@ -197,7 +248,7 @@ func TestServeCredentialsEnableMisdirect(t *testing.T) {
 			ctlAddr := make(chan net.Addr, 1)
 			done := make(chan error, 1)
 			cfg := config{s3Addr: "localhost:0", controlAddr: "localhost:0", upstream: "http://127.0.0.1:1",
-				shutdownTimeout: 5 * time.Second, creds: tt.creds}
+				shutdownTimeout: 5 * time.Second, creds: tt.creds, controlToken: testToken}
 			go func() {
 				done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), func(_, ctl net.Addr) { ctlAddr <- ctl })
 			}()
@@ -207,7 +258,7 @@ func TestServeCredentialsEnableMisdirect(t *testing.T) {
 			case err := <-done:
 				t.Fatalf("serve ended early: %v", err)
 			}
-			ctl, err := s3fault.NewClient("http://" + addr.String())
+			ctl, err := s3fault.NewClient("http://"+addr.String(), s3fault.WithToken(testToken))
 			require.NoError(t, err)
 			_, err = ctl.AddRule(ctx, rule)
 			if tt.ok {

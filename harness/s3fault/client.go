@@ -17,8 +17,9 @@ import (
 var ErrInvalidBaseURL = errors.New("s3fault: invalid control API base URL")
 
 // APIError is a control API error response. Match it with errors.As and
-// compare Code; a rule_not_found error also matches ErrRuleNotFound and a
-// rule validation error matches ErrInvalidRule.
+// compare Code; a rule_not_found error also matches ErrRuleNotFound, an
+// unauthorized one ErrUnauthorized and a rule validation error
+// ErrInvalidRule.
 type APIError struct {
 	// StatusCode is the HTTP status.
 	StatusCode int
@@ -35,12 +36,14 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("s3fault control API: %d %s: %s", e.StatusCode, e.Code, e.Message)
 }
 
-// Is makes errors.Is(err, ErrRuleNotFound) and errors.Is(err,
-// ErrInvalidRule) work across the wire.
+// Is makes errors.Is(err, ErrRuleNotFound), errors.Is(err, ErrUnauthorized)
+// and errors.Is(err, ErrInvalidRule) work across the wire.
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrRuleNotFound:
 		return e.Code == CodeRuleNotFound
+	case ErrUnauthorized:
+		return e.Code == CodeUnauthorized
 	case ErrInvalidRule:
 		switch e.Code {
 		case CodeInvalidRule, CodeInvalidOp, CodeInvalidKeyPattern, CodeInvalidTrigger,
@@ -53,8 +56,9 @@ func (e *APIError) Is(target error) bool {
 
 // Client talks to the control API of an s3fault layer.
 type Client struct {
-	base *url.URL
-	http *http.Client
+	base  *url.URL
+	http  *http.Client
+	token string
 }
 
 // ClientOption configures a Client.
@@ -63,6 +67,10 @@ type ClientOption func(*Client)
 // WithHTTPClient sets the HTTP client (default: a client with a 30 s
 // timeout).
 func WithHTTPClient(c *http.Client) ClientOption { return func(cl *Client) { cl.http = c } }
+
+// WithToken sets the bearer token the client sends with every request (see
+// NewControlHandler).
+func WithToken(token string) ClientOption { return func(cl *Client) { cl.token = token } }
 
 // NewClient returns a client for the control API at baseURL, e.g.
 // "http://127.0.0.1:9100".
@@ -214,6 +222,9 @@ func (c *Client) doLimit(ctx context.Context, method, path string, in any, want 
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

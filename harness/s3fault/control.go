@@ -2,11 +2,14 @@ package s3fault
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 )
 
 // Control API paths.
@@ -74,7 +77,23 @@ type ErrorDetail struct {
 	Field string `json:"field,omitempty"`
 }
 
-// NewControlHandler returns the JSON control API of p:
+// MinTokenLen is the shortest bearer token NewControlHandler accepts.
+const MinTokenLen = 16
+
+// ErrWeakToken is returned (wrapped) by NewControlHandler for a token
+// shorter than MinTokenLen, the empty one included.
+var ErrWeakToken = errors.New("s3fault: control API token too short")
+
+// ErrUnauthorized matches, with errors.Is, the *APIError of a control
+// request the layer refused for its missing or wrong token.
+var ErrUnauthorized = errors.New("s3fault: control API: unauthorized")
+
+// NewControlHandler returns the JSON control API of p. Every request, the
+// health check included, must carry "Authorization: Bearer <token>";
+// others are answered 401 with the code unauthorized. The token is
+// compared in constant time. A token shorter than MinTokenLen gives an
+// error wrapping ErrWeakToken; NewInsecureControlHandler serves without a
+// token. The endpoints:
 //
 //	GET    /v1/health        Health
 //	POST   /v1/rules         add a Rule; 201 with its RuleStatus
@@ -91,7 +110,44 @@ type ErrorDetail struct {
 //	POST   /v1/upstream/close-idle  close idle upstream connections; 204
 //
 // Errors are ErrorBody documents with a stable ErrorCode.
-func NewControlHandler(p *Proxy) http.Handler {
+func NewControlHandler(p *Proxy, token string) (http.Handler, error) {
+	if len(token) < MinTokenLen {
+		return nil, fmt.Errorf("%w: %d bytes, want at least %d", ErrWeakToken, len(token), MinTokenLen)
+	}
+	want := sha256.Sum256([]byte(token))
+	next := newControlMux(p)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !bearerMatches(r.Header.Get("Authorization"), want) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="s3fault"`)
+			writeError(w, http.StatusUnauthorized, ErrorDetail{
+				Code: CodeUnauthorized, Message: "the control API needs the header Authorization: Bearer <token> with the layer's token",
+			})
+			return
+		}
+		next.ServeHTTP(w, r)
+	}), nil
+}
+
+// NewInsecureControlHandler returns the control API of p without
+// authentication: anyone who reaches it may change the faults. For tests
+// and a layer on a private loopback only; s3faultd serves it only with
+// -insecure-control.
+func NewInsecureControlHandler(p *Proxy) http.Handler { return newControlMux(p) }
+
+// bearerMatches reports whether header is "Bearer <token>" (the scheme in
+// any case, RFC 6750) with the token whose SHA-256 is want. Comparing the
+// digests keeps the time independent of the token's content and length.
+func bearerMatches(header string, want [sha256.Size]byte) bool {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// newControlMux routes the control API's endpoints.
+func newControlMux(p *Proxy) http.Handler {
 	c := &control{p: p}
 	mux := http.NewServeMux()
 	mux.HandleFunc(PathHealth, c.methods(map[string]http.HandlerFunc{http.MethodGet: c.health}))

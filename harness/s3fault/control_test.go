@@ -108,7 +108,7 @@ func TestClientInvalidRule(t *testing.T) {
 func TestControlHTTPErrors(t *testing.T) {
 	p, err := NewProxy("http://127.0.0.1:1", WithLogger(testLogger(t)))
 	require.NoError(t, err)
-	srv := httptest.NewServer(NewControlHandler(p))
+	srv := httptest.NewServer(newTestControlHandler(t, p))
 	t.Cleanup(srv.Close)
 	tests := []struct {
 		name       string
@@ -137,6 +137,7 @@ func TestControlHTTPErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req, err := http.NewRequestWithContext(t.Context(), tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
 			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+testToken)
 			resp, err := srv.Client().Do(req)
 			require.NoError(t, err)
 			defer resp.Body.Close()
@@ -153,10 +154,13 @@ func TestControlHTTPErrors(t *testing.T) {
 func TestControlHTTPRuleShape(t *testing.T) {
 	p, err := NewProxy("http://127.0.0.1:1", WithLogger(testLogger(t)))
 	require.NoError(t, err)
-	srv := httptest.NewServer(NewControlHandler(p))
+	srv := httptest.NewServer(newTestControlHandler(t, p))
 	t.Cleanup(srv.Close)
 	body := `{"ops":["PutObject"],"key":"collections/*","trigger":{"kind":"next","n":5},"action":{"kind":"slow_down","retry_after":"2s"}}`
-	resp, err := srv.Client().Post(srv.URL+"/v1/rules", "application/json", strings.NewReader(body))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/v1/rules", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := srv.Client().Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode)

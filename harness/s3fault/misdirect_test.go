@@ -533,8 +533,7 @@ func TestMisdirectControlJSON(t *testing.T) {
 		{"prefix depth", `{"ops":["GetObject"],"trigger":{"kind":"next","n":1},"action":{"kind":"misdirect","prefix_depth":2}}`, MisdirectDepth(2)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := s.http.Post(s.ctl.base.JoinPath(PathRules).String(), "application/json", strings.NewReader(tt.body))
-			require.NoError(t, err)
+			resp := ctlDo(t, s.http, http.MethodPost, s.ctl.base.JoinPath(PathRules).String(), tt.body)
 			defer resp.Body.Close()
 			require.Equal(t, http.StatusCreated, resp.StatusCode)
 			var st RuleStatus

@@ -273,6 +273,9 @@ const (
 	CodeNotFound ErrorCode = "not_found"
 	// CodeMethodNotAllowed: the endpoint does not accept the method.
 	CodeMethodNotAllowed ErrorCode = "method_not_allowed"
+	// CodeUnauthorized: the control request carries no bearer token, or
+	// not the layer's (HTTP 401).
+	CodeUnauthorized ErrorCode = "unauthorized"
 	// CodeUnexpectedStatus: set by the Client when the server answered an
 	// unexpected status without an error document.
 	CodeUnexpectedStatus ErrorCode = "unexpected_status"
