@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"github.com/tierchaos/tierchaos/harness/check"
 	"github.com/tierchaos/tierchaos/harness/history"
 	"github.com/tierchaos/tierchaos/harness/seed"
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/config"
 )
 
 // Case is one scenario case on the shared stack: its seeded randomness, a
@@ -113,10 +116,25 @@ func (c *Case) Check(ctx context.Context, t *testing.T, cfg check.Config, names 
 	return check.All(t, c.Rec.Ops(), final, cfg)
 }
 
-// ClearFaults removes every network and S3 fault, resets the fault layer's
-// counters, disarms a defect, makes sure MinIO runs (with
-// Options.RestartableMinIO) and makes sure tierd runs and is not paused.
-func (s *Stack) ClearFaults(ctx context.Context) error {
+// ClearFaults gives the next case the stack as it started: it removes
+// every network and S3 fault, resets the fault layer's counters, disarms a
+// defect, starts MinIO if it is stopped (RestartableMinIO), removes
+// FillData's fillers (tierd's data on a tmpfs of the harness) and
+// MinIO's (RestartableMinIO), makes sure tierd runs unpaused, restarts it
+// with the settings it started with (Options.TierdEnv) when a case
+// reconfigured it (ReconfigureTierd), and sets tierd's background worker
+// running, or paused when those settings start it paused
+// (TIERD_WORKER_PAUSED), whatever a case did to it (POST
+// /v1/admin/worker). It goes on after an error and returns them all.
+func (s *Stack) ClearFaults(ctx context.Context) error { return s.clearFaults(ctx, true) }
+
+// ClearFaultsKeepSettings is ClearFaults without restarting tierd to give
+// it back its start settings: for a caller in the middle of a run that
+// restores them itself later, so that no extra restart falls in its
+// recovery window (the nemesis, harness/nemesis).
+func (s *Stack) ClearFaultsKeepSettings(ctx context.Context) error { return s.clearFaults(ctx, false) }
+
+func (s *Stack) clearFaults(ctx context.Context, restoreSettings bool) error {
 	var errs []error
 	if s.defects != nil {
 		s.defects.disarm()
@@ -139,6 +157,16 @@ func (s *Stack) ClearFaults(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+		if v, err := s.MinIOData(); err == nil {
+			if _, err := v.Free(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("free MinIO's data: %w", err))
+			}
+		}
+	}
+	if s.DataTmpfs() == nil {
+		if err := s.FreeData(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if s.currentSUT() != nil {
 		if err := s.currentSUT().unpause(ctx); err != nil && !isNotPaused(err) {
@@ -149,8 +177,52 @@ func (s *Stack) ClearFaults(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+		if restoreSettings && !maps.Equal(s.tierdExtra, s.tierdBase) {
+			s.log.Info("restoring tierd's settings", "had", s.tierdExtra, "start", s.tierdBase)
+			if err := s.restartTierdWith(ctx, maps.Clone(s.tierdBase)); err != nil {
+				errs = append(errs, fmt.Errorf("restore tierd's settings: %w", err))
+			}
+		}
+		if err := s.restoreWorker(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// States of tierd's worker in api.WorkerState.
+const (
+	workerRunning = "running"
+	workerPaused  = "paused"
+)
+
+// restoreWorker sets tierd's background worker to the state its settings
+// give it (after ClearFaults, its start settings): running, or paused with
+// TIERD_WORKER_PAUSED.
+func (s *Stack) restoreWorker(ctx context.Context) error {
+	cfg, err := config.FromEnv(config.Default(), func(k string) string { return s.tierdExtra[k] })
+	if err != nil {
+		return fmt.Errorf("restore tierd's worker: tierd's settings: %w", err)
+	}
+	st, err := s.Tierd.WorkerState(ctx)
+	if err != nil {
+		return fmt.Errorf("restore tierd's worker: %w", err)
+	}
+	want, action := workerRunning, api.WorkerResume
+	if cfg.Worker.Paused {
+		want, action = workerPaused, api.WorkerPause
+	}
+	if st.State == want {
+		return nil
+	}
+	s.log.Info("restoring tierd's worker", "state", st.State, "want", want)
+	if st, err = s.Tierd.Worker(ctx, action); err != nil {
+		return fmt.Errorf("restore tierd's worker: %w", err)
+	}
+	if st.State != want {
+		return fmt.Errorf("restore tierd's worker: %s answered state %q, want %q", action, st.State, want)
+	}
+	return nil
 }
 
 // isNotPaused reports whether an unpause failed only because the container

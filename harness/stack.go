@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -148,7 +149,10 @@ type Stack struct {
 	sutMu      sync.RWMutex
 	sut        sut
 	tierdExtra map[string]string
-	transport  *http.Transport
+	// tierdBase is Options.TierdEnv: the settings ClearFaults gives tierd
+	// back after a case reconfigured it.
+	tierdBase map[string]string
+	transport *http.Transport
 
 	// dataTmpfs is Options.TierdDataTmpfs. volume is tierd's data volume
 	// (tierd in a container); tierdDir its data directory (in process), a
@@ -264,6 +268,7 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	s.tierdBase = maps.Clone(opts.TierdEnv)
 	if err := s.startTierd(ctx, mode, opts.TierdEnv); err != nil {
 		return nil, err
 	}
@@ -544,6 +549,13 @@ func (s *Stack) ReconfigureTierd(ctx context.Context, env map[string]string) err
 		}
 		merged[k] = v
 	}
+	return s.restartTierdWith(ctx, merged)
+}
+
+// restartTierdWith stops tierd gracefully and starts it again on the same
+// data with exactly the extra settings extra; when tierd does not start
+// with them, it brings it back with the ones it had.
+func (s *Stack) restartTierdWith(ctx context.Context, merged map[string]string) error {
 	if err := s.currentSUT().stop(ctx); err != nil {
 		return err
 	}

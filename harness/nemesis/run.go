@@ -215,8 +215,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
-	// Everything off, then let tierd recover and sweep.
-	if err := s.ClearFaults(ctx); err != nil {
+	// Everything off, then let tierd recover and sweep. tierd keeps the
+	// schedule's settings until restoreSettings, after the checks.
+	if err := s.ClearFaultsKeepSettings(ctx); err != nil {
 		return nil, fmt.Errorf("nemesis: clear faults after the run: %w", err)
 	}
 	rb.wait()
