@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/tierchaos/tierchaos/harness/cleanup"
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
 	"github.com/tierchaos/tierchaos/harness/seed"
@@ -69,6 +71,9 @@ func Main(m *testing.M, opts Options, use func(*Stack)) int {
 			opts.Logger.Warn("watchdog", "err", err)
 		}
 	}()
+	// Goroutines running before the stack: whatever runs beyond them once
+	// the tests are done and the stack is closed leaked.
+	before := goleak.IgnoreCurrent()
 	stack, err := Start(ctx, run, opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "harness: FAIL: start stack: %v\n", err)
@@ -82,6 +87,17 @@ func Main(m *testing.M, opts Options, use func(*Stack)) int {
 		fmt.Fprintf(os.Stderr, "harness: teardown: %v\n", err)
 		if code == 0 {
 			code = 1
+		}
+	}
+	// With tierd in the test process its goroutines live here too: after
+	// the tests and the teardown none of them, nor any of the tests', may
+	// be left.
+	if stack.Mode == SUTInProcess {
+		if err := findLeaks(before); err != nil {
+			fmt.Fprintf(os.Stderr, "harness: FAIL: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
 		}
 	}
 	return code

@@ -679,6 +679,7 @@ func (s *Stack) Close(ctx context.Context) error {
 	if err := s.closeTierdDir(); err != nil {
 		errs = append(errs, fmt.Errorf("harness: tierd's data directory: %w", err))
 	}
+	s.closeIdleClients()
 	if s.docker != nil {
 		rep, err := cleanup.RemoveRun(ctx, s.docker, s.Run.ID)
 		if err != nil {
