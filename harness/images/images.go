@@ -27,16 +27,27 @@ import (
 // Versions pinned by the harness. MinIO has no semver tags on the Go module
 // proxy, so it is pinned by pseudo-version (a commit of February 2026); its
 // official image is a release of its own, another build.
+//
+// The official images are pinned by tag and by digest: the digest is the
+// release's multi-platform index (OCI index / manifest list), so one pin
+// serves amd64 and arm64 engines, and a pull fetches exactly that content
+// whatever the tag points to now.
 const (
-	MinIORepo       = "tierchaos/minio"
-	ToxiproxyRepo   = "tierchaos/toxiproxy"
-	MinIOModule     = "github.com/minio/minio"
-	MinIOVersion    = "v0.0.0-20260212201848-7aac2a2c5b7c"
-	MinIOOfficial   = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+	MinIORepo     = "tierchaos/minio"
+	ToxiproxyRepo = "tierchaos/toxiproxy"
+	MinIOModule   = "github.com/minio/minio"
+	MinIOVersion  = "v0.0.0-20260212201848-7aac2a2c5b7c"
+	// MinIODigest is the index digest of MinIO's RELEASE.2025-09-07T16-13-09Z
+	// image (the same content on quay.io/minio/minio and docker.io/minio/minio).
+	MinIODigest     = "sha256:14cea493d9a34af32f524e538b8346cf79f3321eff8e708c1e2960462bd8936e"
+	MinIOOfficial   = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z@" + MinIODigest
 	ToxiproxyModule = "github.com/Shopify/toxiproxy/v2/cmd/server"
 	// ToxiproxyVersion is the Toxiproxy release the harness runs.
-	ToxiproxyVersion  = "v2.12.0"
-	ToxiproxyOfficial = "ghcr.io/shopify/toxiproxy:2.12.0"
+	ToxiproxyVersion = "v2.12.0"
+	// ToxiproxyDigest is the index digest of ghcr.io/shopify/toxiproxy:2.12.0
+	// (its linux/amd64 manifest is sha256:a3e24437…, linux/arm64 sha256:5ab4b4e8…).
+	ToxiproxyDigest   = "sha256:9378ed52a28bc50edc1350f936f518f31fa95f0d15917d6eb40b8e376d1a214e"
+	ToxiproxyOfficial = "ghcr.io/shopify/toxiproxy:2.12.0@" + ToxiproxyDigest
 )
 
 // Environment variables that override image names and behaviour.
@@ -219,13 +230,11 @@ func (tp ThirdParty) PulledTag() string {
 	if tp.Official == "" {
 		return ""
 	}
-	ref := tp.Official
-	if i := strings.LastIndexByte(ref, '@'); i >= 0 {
-		ref = ref[:i] // a digest is not a tag
-	}
 	tag := "latest"
-	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
-		tag = ref[i+1:]
+	if r, err := ParseReference(tp.Official); err == nil && r.Tag != "" {
+		tag = r.Tag
+	} else if err != nil {
+		return "" // Ensure refuses such a description (checkOfficial)
 	}
 	return tp.Repo + ":pull-" + tag
 }
@@ -237,13 +246,21 @@ func (b *builder) ensureThirdParty(ctx context.Context, tp ThirdParty) (string, 
 	if v := b.getenv(tp.EnvVar); v != "" {
 		return b.ensureNamed(ctx, tp.EnvVar, v)
 	}
-	src, pulled := tp.SourceTag(), tp.PulledTag()
-	for _, ref := range []string{src, pulled} {
-		if ref == "" {
-			continue
+	var official Reference
+	if tp.Official != "" {
+		var err error
+		if official, err = ParseReference(tp.Official); err != nil {
+			return "", fmt.Errorf("images: %s's official image: %w", tp.Name, err)
 		}
-		if ok, err := b.exists(ctx, ref); err != nil || ok {
-			return ref, err
+	}
+	src, pulled := tp.SourceTag(), tp.PulledTag()
+	if ok, err := b.exists(ctx, src); err != nil || ok {
+		return src, err
+	}
+	if pulled != "" {
+		// A local pulled tag counts only when it holds the pinned content.
+		if ok, err := b.hasProvenance(ctx, pulled, official); err != nil || ok {
+			return pulled, err
 		}
 	}
 	if b.getenv(EnvPull) != "never" && pulled != "" {
@@ -334,7 +351,33 @@ func (b *builder) exists(ctx context.Context, ref string) (bool, error) {
 	return false, fmt.Errorf("images: inspect %s: %w", ref, err)
 }
 
+// hasProvenance reports whether the local image ref exists and, when
+// official pins a digest, was pulled from it: its RepoDigests list the
+// official name at that digest. A tag that exists without it (an older
+// harness's pull by tag, or anything tagged over it) is logged and not
+// used.
+func (b *builder) hasProvenance(ctx context.Context, ref string, official Reference) (bool, error) {
+	img, err := b.cli.ImageInspect(ctx, ref)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("images: inspect %s: %w", ref, err)
+	}
+	if official.Digest == "" || official.matchesRepoDigest(img.RepoDigests) {
+		return true, nil
+	}
+	b.logf("%s is not %s (its repository digests: %v); not used", ref, official.Canonical(), img.RepoDigests)
+	return false, nil
+}
+
+// pull pulls official and tags it ref. A reference with a digest is pulled
+// by that digest, tagged from name@digest and checked to carry it.
 func (b *builder) pull(ctx context.Context, official, ref string) error {
+	r, err := ParseReference(official)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	b.logf("pulling %s", official)
@@ -349,8 +392,18 @@ func (b *builder) pull(ctx context.Context, official, ref string) error {
 	if official == ref {
 		return nil
 	}
-	if _, err := b.cli.ImageTag(ctx, client.ImageTagOptions{Source: official, Target: ref}); err != nil {
-		return fmt.Errorf("tag %s as %s: %w", official, ref, err)
+	source := official
+	if r.Digest != "" {
+		// The engine keeps a pull by digest as name@digest, without the tag.
+		source = r.Canonical()
+	}
+	if _, err := b.cli.ImageTag(ctx, client.ImageTagOptions{Source: source, Target: ref}); err != nil {
+		return fmt.Errorf("tag %s as %s: %w", source, ref, err)
+	}
+	if ok, err := b.hasProvenance(ctx, ref, r); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("images: %s, pulled as %s, does not carry the digest %s", ref, official, r.Digest)
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func TestTags(t *testing.T) {
 		{"toxiproxy", Toxiproxy(), "tierchaos/toxiproxy:src-2.12.0", "tierchaos/toxiproxy:pull-2.12.0"},
 		{"no official image", ThirdParty{Repo: "r/x", Version: "v1.2.3"}, "r/x:src-1.2.3", ""},
 		{"official without tag", ThirdParty{Repo: "r/x", Version: "v1.0.0", Official: "registry:5000/x"}, "r/x:src-1.0.0", "r/x:pull-latest"},
-		{"official by digest", ThirdParty{Repo: "r/x", Version: "v1.0.0", Official: "quay.io/x:1.4@sha256:abcd"}, "r/x:src-1.0.0", "r/x:pull-1.4"},
+		{"official by digest", ThirdParty{Repo: "r/x", Version: "v1.0.0", Official: "quay.io/x:1.4@sha256:" + strings.Repeat("ab", 32)}, "r/x:src-1.0.0", "r/x:pull-1.4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,7 +43,10 @@ func TestTags(t *testing.T) {
 // a set of local images, a registry that answers or not, and builds.
 type fakeEngine struct {
 	client.APIClient
-	local    map[string]bool
+	local map[string]bool
+	// repoDigests are the RepoDigests of local images (a pull by digest
+	// gives name@digest; a tag keeps its source's).
+	repoDigests map[string][]string
 	registry bool
 	pulls    []string
 	tags     [][2]string
@@ -52,7 +55,9 @@ type fakeEngine struct {
 
 func (f *fakeEngine) ImageInspect(_ context.Context, ref string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error) {
 	if f.local[ref] {
-		return client.ImageInspectResult{}, nil
+		var r client.ImageInspectResult
+		r.RepoDigests = f.repoDigests[ref]
+		return r, nil
 	}
 	return client.ImageInspectResult{}, fmt.Errorf("no such image %s: %w", ref, cerrdefs.ErrNotFound)
 }
@@ -63,12 +68,18 @@ func (f *fakeEngine) ImagePull(_ context.Context, ref string, _ client.ImagePull
 		return nil, errors.New("no registry answers")
 	}
 	f.local[ref] = true
+	if r, err := ParseReference(ref); err == nil && r.Digest != "" {
+		f.local[r.Canonical()] = true
+		f.repoDigests[ref] = []string{r.Canonical()}
+		f.repoDigests[r.Canonical()] = []string{r.Canonical()}
+	}
 	return pullResponse{io.NopCloser(strings.NewReader(""))}, nil
 }
 
 func (f *fakeEngine) ImageTag(_ context.Context, o client.ImageTagOptions) (client.ImageTagResult, error) {
 	f.tags = append(f.tags, [2]string{o.Source, o.Target})
 	f.local[o.Target] = true
+	f.repoDigests[o.Target] = f.repoDigests[o.Source]
 	return client.ImageTagResult{}, nil
 }
 
@@ -95,9 +106,11 @@ func TestEnsureThirdParty(t *testing.T) {
 	tp := MinIO()
 	src, pulled := tp.SourceTag(), tp.PulledTag()
 	const custom = "example.org/minio:custom"
+	const canonical = "quay.io/minio/minio@" + MinIODigest
 	tests := []struct {
 		name     string
 		local    []string
+		digests  map[string][]string
 		registry bool
 		env      map[string]string
 		want     string
@@ -107,10 +120,15 @@ func TestEnsureThirdParty(t *testing.T) {
 		builds   []string
 	}{
 		{name: "source build present", local: []string{src, pulled}, want: src},
-		{name: "pulled release present", local: []string{pulled}, registry: true, want: pulled},
+		{name: "pulled release present", local: []string{pulled}, digests: map[string][]string{pulled: {canonical}}, registry: true, want: pulled},
+		{name: "pulled tag without the digest is not used", local: []string{pulled}, registry: true,
+			want: pulled, pulls: []string{MinIOOfficial}, tags: [][2]string{{canonical, pulled}}},
+		{name: "pulled tag of another digest is not used, no registry: build", local: []string{pulled},
+			digests: map[string][]string{pulled: {"quay.io/minio/minio@sha256:" + strings.Repeat("0", 64)}},
+			want: src, pulls: []string{MinIOOfficial}, builds: []string{src}},
 		{name: "old shared tag is not used", local: []string{"tierchaos/minio:20260212-7aac2a2c5b7c"}, registry: true,
-			want: pulled, pulls: []string{MinIOOfficial}, tags: [][2]string{{MinIOOfficial, pulled}}},
-		{name: "registry answers", registry: true, want: pulled, pulls: []string{MinIOOfficial}, tags: [][2]string{{MinIOOfficial, pulled}}},
+			want: pulled, pulls: []string{MinIOOfficial}, tags: [][2]string{{canonical, pulled}}},
+		{name: "registry answers", registry: true, want: pulled, pulls: []string{MinIOOfficial}, tags: [][2]string{{canonical, pulled}}},
 		{name: "no registry: build", want: src, pulls: []string{MinIOOfficial}, builds: []string{src}},
 		{name: "pull never: build", registry: true, env: map[string]string{EnvPull: "never"}, want: src, builds: []string{src}},
 		{name: "override present", local: []string{custom, src}, env: map[string]string{EnvMinIOImage: custom}, want: custom},
@@ -131,7 +149,10 @@ func TestEnsureThirdParty(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			f := &fakeEngine{local: map[string]bool{}, registry: tt.registry}
+			f := &fakeEngine{local: map[string]bool{}, repoDigests: map[string][]string{}, registry: tt.registry}
+			for r, d := range tt.digests {
+				f.repoDigests[r] = d
+			}
 			for _, r := range tt.local {
 				f.local[r] = true
 			}
