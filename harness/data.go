@@ -45,7 +45,8 @@ func (s *Stack) createVolume(ctx context.Context, suffix, size string) (string, 
 	opts := client.VolumeCreateOptions{Name: "tierchaos-" + s.Run.ID + "-" + suffix, Labels: s.labels()}
 	if size != "" {
 		opts.Driver = "local"
-		opts.DriverOpts = map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=" + size}
+		// Owned by the user the images run as (images.RunUser), not root.
+		opts.DriverOpts = map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=" + size + "," + tmpfsOwner}
 	}
 	if _, err := s.docker.VolumeCreate(ctx, opts); err != nil {
 		return "", fmt.Errorf("harness: volume %s: %w", opts.Name, err)

@@ -62,6 +62,10 @@ const (
 	Bucket = "tierd"
 )
 
+// tmpfsOwner are the tmpfs mount options that give a tmpfs (a container's
+// or a tmpfs volume's) to the user every container of the stack runs as.
+var tmpfsOwner = fmt.Sprintf("uid=%d,gid=%d,mode=0755", images.RunUID, images.RunGID)
+
 // Options configures Start.
 type Options struct {
 	// Logger receives the harness's own log lines; slog.Default when nil.
@@ -345,11 +349,16 @@ func (s *Stack) run(ctx context.Context, name string, req testcontainers.Contain
 
 func (s *Stack) startMinIO(ctx context.Context) error {
 	req := testcontainers.ContainerRequest{
-		Image:        s.Images.MinIO,
-		Cmd:          []string{"server", "/data", "--address", ":9000", "--console-address", ":9001", "--quiet"},
+		Image: s.Images.MinIO,
+		// MinIO's certificates folder defaults to $HOME/.minio/certs; a
+		// non-root user of a FROM scratch image has no home.
+		Cmd: []string{"server", "/data", "--address", ":9000", "--console-address", ":9001", "--quiet",
+			"--certs-dir", "/tmp/certs"},
 		Env:          map[string]string{"MINIO_ROOT_USER": s.secrets.accessKey, "MINIO_ROOT_PASSWORD": s.secrets.secretKey, "MINIO_BROWSER": "off"},
 		ExposedPorts: []string{minioPort},
-		Tmpfs:        map[string]string{"/data": "rw", "/tmp": "rw"},
+		// Not root, even for an official image that would run as root.
+		User:  images.RunUser,
+		Tmpfs: map[string]string{"/data": "rw," + tmpfsOwner, "/tmp": "rw," + tmpfsOwner},
 		// "ready" (unlike "live") answers once MinIO serves S3 requests.
 		WaitingFor: wait.ForHTTP("/minio/health/ready").WithPort(minioPort).WithStartupTimeout(time.Minute).
 			WithPollInterval(50 * time.Millisecond),
@@ -357,7 +366,7 @@ func (s *Stack) startMinIO(ctx context.Context) error {
 	if s.minioVolume != "" {
 		// The sidecar keeps the volume, and its objects, when MinIO's
 		// container stops; a container tmpfs would be lost.
-		req.Tmpfs = map[string]string{"/tmp": "rw"}
+		req.Tmpfs = map[string]string{"/tmp": "rw," + tmpfsOwner}
 		req.Mounts = testcontainers.Mounts(testcontainers.VolumeMount(s.minioVolume, "/data"))
 	}
 	c, err := s.run(ctx, minioAlias, req)
@@ -433,6 +442,7 @@ func (s *Stack) startS3Fault(ctx context.Context) error {
 func (s *Stack) startToxiproxy(ctx context.Context) error {
 	c, err := s.run(ctx, toxiproxyAlias, testcontainers.ContainerRequest{
 		Image:        s.Images.Toxiproxy,
+		User:         images.RunUser, // also for an official image
 		ExposedPorts: []string{toxiAPIPort, s3ProxyPort},
 		WaitingFor:   wait.ForHTTP("/version").WithPort(toxiAPIPort).WithStartupTimeout(time.Minute),
 	})

@@ -62,7 +62,10 @@ if [[ -z "${TIERCHAOS_S3_ENDPOINT:-}" ]]; then
 	TIERCHAOS_S3_ACCESS_KEY=tc$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 	TIERCHAOS_S3_SECRET_KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 	export TIERCHAOS_S3_ACCESS_KEY TIERCHAOS_S3_SECRET_KEY
-	common=(--detach --label org.tierchaos.bench=true --tmpfs /data)
+	# The harness's images run as 65532:65532 (harness/images): so do the
+	# official ones here, on tmpfs mounts that user owns.
+	common=(--detach --label org.tierchaos.bench=true --user 65532:65532
+		--tmpfs /data:uid=65532,gid=65532 --tmpfs /tmp:uid=65532,gid=65532)
 	if [[ $(uname -s) == Linux ]]; then
 		minio_net=(--network host)
 		toxi_net=(--network host)
@@ -81,7 +84,7 @@ if [[ -z "${TIERCHAOS_S3_ENDPOINT:-}" ]]; then
 	containers+=("$name-minio")
 	docker run "${common[@]}" --name "$name-minio" "${minio_net[@]}" \
 		-e MINIO_ROOT_USER="$TIERCHAOS_S3_ACCESS_KEY" -e MINIO_ROOT_PASSWORD="$TIERCHAOS_S3_SECRET_KEY" \
-		"$minio" server --quiet --address "$minio_addr" --console-address "$console_addr" /data >/dev/null
+		"$minio" server --quiet --address "$minio_addr" --console-address "$console_addr" --certs-dir /tmp/certs /data >/dev/null
 	containers+=("$name-toxiproxy")
 	docker run "${common[@]}" --name "$name-toxiproxy" "${toxi_net[@]}" "$toxi" "${toxi_args[@]}" >/dev/null
 	wait_http "http://127.0.0.1:$mport/minio/health/live" 60

@@ -128,7 +128,8 @@ func (b *builder) runWithProgress(ctx context.Context, name string, cmd *exec.Cm
 }
 
 // dockerBuild builds a FROM scratch image from a Dockerfile and files
-// (name in the context -> host path), streamed as a tar context.
+// (name in the context -> host path; an empty path is an empty directory),
+// streamed as a tar context.
 func (b *builder) dockerBuild(ctx context.Context, ref, dockerfile string, files map[string]string) error {
 	start := time.Now()
 	pr, pw := io.Pipe()
@@ -161,6 +162,12 @@ func writeContext(w io.Writer, dockerfile string, files map[string]string) error
 		return err
 	}
 	for name, path := range files {
+		if path == "" {
+			if err := tw.WriteHeader(&tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := addFile(tw, name, path); err != nil {
 			return err
 		}

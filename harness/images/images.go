@@ -13,6 +13,8 @@ package images
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -49,6 +51,19 @@ const (
 	ToxiproxyDigest   = "sha256:9378ed52a28bc50edc1350f936f518f31fa95f0d15917d6eb40b8e376d1a214e"
 	ToxiproxyOfficial = "ghcr.io/shopify/toxiproxy:2.12.0@" + ToxiproxyDigest
 )
+
+// RunUID and RunGID are the user and group every image the harness builds
+// runs as (USER in its Dockerfile), and the owner of the data directories
+// the stack gives them (tmpfs volumes and container tmpfs mounts carry
+// uid=65532,gid=65532). 65532 is the "nonroot" user of distroless images:
+// an id no host account is likely to have.
+const (
+	RunUID = 65532
+	RunGID = 65532
+)
+
+// RunUser is RunUID:RunGID, as Docker's USER and container User want it.
+var RunUser = fmt.Sprintf("%d:%d", RunUID, RunGID)
 
 // Environment variables that override image names and behaviour.
 const (
@@ -106,7 +121,7 @@ func Ensure(ctx context.Context, cli client.APIClient, opts Options) (Set, error
 	if set.Toxiproxy, err = b.ensureThirdParty(ctx, Toxiproxy()); err != nil {
 		return Set{}, err
 	}
-	if set.Tierd, err = b.ensureOwn(ctx, own{name: "tierd", envVar: EnvTierdImage, pkg: "./cmd/tierd"}); err != nil {
+	if set.Tierd, err = b.ensureOwn(ctx, own{name: "tierd", envVar: EnvTierdImage, pkg: "./cmd/tierd", dataDir: "/data"}); err != nil {
 		return Set{}, err
 	}
 	if set.S3Fault, err = b.ensureOwn(ctx, own{name: "s3faultd", envVar: EnvS3FaultImage, pkg: "./cmd/s3faultd"}); err != nil {
@@ -203,7 +218,7 @@ func MinIO() ThirdParty {
 		Name: "minio", EnvVar: EnvMinIOImage, Repo: MinIORepo,
 		Module: MinIOModule, Version: MinIOVersion, Binary: "minio",
 		Official:   MinIOOfficial,
-		Dockerfile: "FROM scratch\nCOPY minio /minio\nENTRYPOINT [\"/minio\"]\n",
+		Dockerfile: "FROM scratch\nCOPY minio /minio\nUSER " + RunUser + "\nENTRYPOINT [\"/minio\"]\n",
 	}
 }
 
@@ -213,15 +228,17 @@ func Toxiproxy() ThirdParty {
 		Name: "toxiproxy", EnvVar: EnvToxiproxyImage, Repo: ToxiproxyRepo,
 		Module: ToxiproxyModule, Version: ToxiproxyVersion, Binary: "server",
 		Official:   ToxiproxyOfficial,
-		Dockerfile: "FROM scratch\nCOPY server /toxiproxy\nENTRYPOINT [\"/toxiproxy\"]\nCMD [\"-host=0.0.0.0\"]\n",
+		Dockerfile: "FROM scratch\nCOPY server /toxiproxy\nUSER " + RunUser + "\nENTRYPOINT [\"/toxiproxy\"]\nCMD [\"-host=0.0.0.0\"]\n",
 	}
 }
 
 // SourceTag is the local tag of the image built from source: the module
-// version, shortened for pseudo-versions
-// (tierchaos/minio:src-20260212-7aac2a2c5b7c, tierchaos/toxiproxy:src-2.12.0).
+// version, shortened for pseudo-versions, and the user it runs as
+// (tierchaos/minio:src-20260212-7aac2a2c5b7c-u65532,
+// tierchaos/toxiproxy:src-2.12.0-u65532). Source builds of older harness
+// versions, which ran as root, had no -u suffix and are not used.
 func (tp ThirdParty) SourceTag() string {
-	return tp.Repo + ":src-" + shortVersion(tp.Version)
+	return fmt.Sprintf("%s:src-%s-u%d", tp.Repo, shortVersion(tp.Version), RunUID)
 }
 
 // PulledTag is the local tag of the pulled official release: its tag
@@ -307,7 +324,28 @@ func (b *builder) ensureNamed(ctx context.Context, envVar, ref string) (string, 
 // own describes an image built from this repository.
 type own struct {
 	name, envVar, pkg string
+	// dataDir, when set, is an empty directory of the image owned by
+	// RunUID:RunGID. A plain Docker volume mounted there takes its owner
+	// (Docker copies an image directory's content and owner into an empty
+	// volume), so the program can write it without root.
+	dataDir string
 }
+
+// dockerfile is o's FROM scratch Dockerfile: the binary, dataDir, and
+// USER RunUser.
+func (o own) dockerfile() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "FROM scratch\nCOPY %s /%s\n", o.name, o.name)
+	if o.dataDir != "" {
+		fmt.Fprintf(&b, "COPY --chown=%s %s %s\n", RunUser, ownDataDir, o.dataDir)
+	}
+	fmt.Fprintf(&b, "USER %s\nENTRYPOINT [\"/%s\"]\n", RunUser, o.name)
+	return b.String()
+}
+
+// ownDataDir is the empty directory of the build context that becomes
+// own.dataDir.
+const ownDataDir = "datadir"
 
 func (b *builder) ensureOwn(ctx context.Context, o own) (string, error) {
 	if v := b.getenv(o.envVar); v != "" {
@@ -329,12 +367,19 @@ func (b *builder) ensureOwn(ctx context.Context, o own) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ref := "tierchaos/" + o.name + ":" + sum[:12]
+	// The tag names the binary and the Dockerfile: a change of either is
+	// another image.
+	dockerfile := o.dockerfile()
+	tag := sha256.Sum256([]byte(sum + "\n" + dockerfile))
+	ref := "tierchaos/" + o.name + ":" + hex.EncodeToString(tag[:])[:12]
 	if ok, err := b.exists(ctx, ref); err != nil || ok {
 		return ref, err
 	}
-	dockerfile := fmt.Sprintf("FROM scratch\nCOPY %s /%s\nENTRYPOINT [\"/%s\"]\n", o.name, o.name, o.name)
-	if err := b.dockerBuild(ctx, ref, dockerfile, map[string]string{o.name: bin}); err != nil {
+	files := map[string]string{o.name: bin}
+	if o.dataDir != "" {
+		files[ownDataDir] = "" // an empty directory
+	}
+	if err := b.dockerBuild(ctx, ref, dockerfile, files); err != nil {
 		return "", err
 	}
 	return ref, nil

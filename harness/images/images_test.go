@@ -1,6 +1,8 @@
 package images
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,11 +26,11 @@ func TestTags(t *testing.T) {
 		tp          ThirdParty
 		src, pulled string
 	}{
-		{"minio", MinIO(), "tierchaos/minio:src-20260212-7aac2a2c5b7c", "tierchaos/minio:pull-RELEASE.2025-09-07T16-13-09Z"},
-		{"toxiproxy", Toxiproxy(), "tierchaos/toxiproxy:src-2.12.0", "tierchaos/toxiproxy:pull-2.12.0"},
-		{"no official image", ThirdParty{Repo: "r/x", Version: "v1.2.3"}, "r/x:src-1.2.3", ""},
-		{"official without tag", ThirdParty{Repo: "r/x", Version: "v1.0.0", Official: "registry:5000/x"}, "r/x:src-1.0.0", "r/x:pull-latest"},
-		{"official by digest", ThirdParty{Repo: "r/x", Version: "v1.0.0", Official: "quay.io/x:1.4@sha256:" + strings.Repeat("ab", 32)}, "r/x:src-1.0.0", "r/x:pull-1.4"},
+		{"minio", MinIO(), "tierchaos/minio:src-20260212-7aac2a2c5b7c-u65532", "tierchaos/minio:pull-RELEASE.2025-09-07T16-13-09Z"},
+		{"toxiproxy", Toxiproxy(), "tierchaos/toxiproxy:src-2.12.0-u65532", "tierchaos/toxiproxy:pull-2.12.0"},
+		{"no official image", ThirdParty{Repo: "r/x", Version: "v1.2.3"}, "r/x:src-1.2.3-u65532", ""},
+		{"official without tag", ThirdParty{Repo: "r/x", Version: "v1.0.0", Official: "registry:5000/x"}, "r/x:src-1.0.0-u65532", "r/x:pull-latest"},
+		{"official by digest", ThirdParty{Repo: "r/x", Version: "v1.0.0", Official: "quay.io/x:1.4@sha256:" + strings.Repeat("ab", 32)}, "r/x:src-1.0.0-u65532", "r/x:pull-1.4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,10 +49,10 @@ type fakeEngine struct {
 	// repoDigests are the RepoDigests of local images (a pull by digest
 	// gives name@digest; a tag keeps its source's).
 	repoDigests map[string][]string
-	registry bool
-	pulls    []string
-	tags     [][2]string
-	builds   []string
+	registry    bool
+	pulls       []string
+	tags        [][2]string
+	builds      []string
 }
 
 func (f *fakeEngine) ImageInspect(_ context.Context, ref string, _ ...client.ImageInspectOption) (client.ImageInspectResult, error) {
@@ -120,12 +122,14 @@ func TestEnsureThirdParty(t *testing.T) {
 		builds   []string
 	}{
 		{name: "source build present", local: []string{src, pulled}, want: src},
+		{name: "root source build of an older harness is not used", local: []string{"tierchaos/minio:src-20260212-7aac2a2c5b7c"},
+			want: src, pulls: []string{MinIOOfficial}, builds: []string{src}},
 		{name: "pulled release present", local: []string{pulled}, digests: map[string][]string{pulled: {canonical}}, registry: true, want: pulled},
 		{name: "pulled tag without the digest is not used", local: []string{pulled}, registry: true,
 			want: pulled, pulls: []string{MinIOOfficial}, tags: [][2]string{{canonical, pulled}}},
 		{name: "pulled tag of another digest is not used, no registry: build", local: []string{pulled},
 			digests: map[string][]string{pulled: {"quay.io/minio/minio@sha256:" + strings.Repeat("0", 64)}},
-			want: src, pulls: []string{MinIOOfficial}, builds: []string{src}},
+			want:    src, pulls: []string{MinIOOfficial}, builds: []string{src}},
 		{name: "old shared tag is not used", local: []string{"tierchaos/minio:20260212-7aac2a2c5b7c"}, registry: true,
 			want: pulled, pulls: []string{MinIOOfficial}, tags: [][2]string{{canonical, pulled}}},
 		{name: "registry answers", registry: true, want: pulled, pulls: []string{MinIOOfficial}, tags: [][2]string{{canonical, pulled}}},
@@ -171,4 +175,39 @@ func TestEnsureThirdParty(t *testing.T) {
 			assert.Equal(t, tt.builds, f.builds, "builds")
 		})
 	}
+}
+
+// TestImagesRunAsNonRoot: every Dockerfile the harness builds ends with
+// USER 65532:65532, and tierd's gives it a /data it owns.
+func TestImagesRunAsNonRoot(t *testing.T) {
+	for _, df := range []string{
+		MinIO().Dockerfile, Toxiproxy().Dockerfile,
+		own{name: "tierd", dataDir: "/data"}.dockerfile(), own{name: "s3faultd"}.dockerfile(), own{name: "datavold"}.dockerfile(),
+	} {
+		assert.Contains(t, df, "\nUSER 65532:65532\n", df)
+		assert.Less(t, strings.Index(df, "USER"), strings.Index(df, "ENTRYPOINT"), df)
+	}
+	tierd := own{name: "tierd", dataDir: "/data"}.dockerfile()
+	assert.Contains(t, tierd, "COPY --chown=65532:65532 datadir /data\n")
+	assert.NotContains(t, own{name: "s3faultd"}.dockerfile(), "datadir")
+}
+
+// TestWriteContextEmptyDir: an empty path in files is an empty directory
+// of the build context.
+func TestWriteContextEmptyDir(t *testing.T) {
+	var buf bytes.Buffer
+	require.NoError(t, writeContext(&buf, "FROM scratch\n", map[string]string{"datadir": ""}))
+	tr := tar.NewReader(&buf)
+	var dirs []string
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		if h.Typeflag == tar.TypeDir {
+			dirs = append(dirs, h.Name)
+		}
+	}
+	assert.Equal(t, []string{"datadir/"}, dirs)
 }
