@@ -39,11 +39,11 @@ func TestContainersRunAsNonRoot(t *testing.T) {
 		inspect, err := cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
 		require.NoError(t, err)
 		require.Equal(t, images.RunUser, inspect.Container.Config.User, "%s's configured user", name)
-		top, err := cli.ContainerTop(ctx, c.ID, client.ContainerTopOptions{Arguments: []string{"-o", "uid,gid,comm"}})
+		top, err := cli.ContainerTop(ctx, c.ID, client.ContainerTopOptions{Arguments: []string{"-o", "pid,uid,gid,comm"}})
 		require.NoError(t, err)
 		require.NotEmpty(t, top.Processes, name)
 		for _, p := range top.Processes {
-			require.Equal(t, []string{"65532", "65532"}, p[:2], "%s: process %v (%v)", name, p, top.Titles)
+			require.Equal(t, []string{"65532", "65532"}, p[1:3], "%s: process %v (%v)", name, p, top.Titles)
 		}
 	}
 	want := []string{"minio", "toxiproxy", "s3fault"}
