@@ -118,11 +118,13 @@ func testDataTmpfs(t *testing.T, mode string) {
 	t.Run("volumes", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		// Owned by the user the containers run as, not root.
+		const owner = "uid=65532,gid=65532,mode=0755"
 		want := map[string]map[string]string{
-			"tierchaos-" + s.Run.ID + "-minio-data": {"type": "tmpfs", "device": "tmpfs", "o": "size=256m"},
+			"tierchaos-" + s.Run.ID + "-minio-data": {"type": "tmpfs", "device": "tmpfs", "o": "size=256m," + owner},
 		}
 		if mode == harness.SUTContainer {
-			want["tierchaos-"+s.Run.ID+"-tierd-data"] = map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=32m"}
+			want["tierchaos-"+s.Run.ID+"-tierd-data"] = map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=32m," + owner}
 		}
 		require.Equal(t, want, runVolumes(ctx, t, s.Run.ID), "labelled tmpfs volumes of the local driver")
 		sp, err := data.Statfs(ctx)
