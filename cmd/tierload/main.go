@@ -8,7 +8,8 @@
 //
 //	tierload -rate 100 -duration 60s -out load-report
 //	tierload -url http://127.0.0.1:8080 -pprof http://127.0.0.1:6060/debug/pprof -pid 1234
-//	tierload -rate 1000 -duration 5m -s3-latency 5ms -budget-p95 25ms
+//	tierload -rate 1000 -duration 5m -s3-latency 5ms -budget 'search:p95=25ms,insert:p95=50ms,tier:p95=1s,*:errors=0.1%'
+
 //
 // Exit status: 0 when every budget gate held (or -fail-on-budget=false),
 // 1 when one failed, 2 on a usage or setup error.
@@ -32,6 +33,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
 	"github.com/tierchaos/tierchaos/harness/netfault"
 	"github.com/tierchaos/tierchaos/load"
+	"github.com/tierchaos/tierchaos/load/budget"
 	"github.com/tierchaos/tierchaos/load/monitor"
 	"github.com/tierchaos/tierchaos/load/progress"
 	"github.com/tierchaos/tierchaos/load/runner"
@@ -68,7 +70,12 @@ type config struct {
 	failOnBudget bool
 	seedSet      bool
 	logLevel     string
+	opBudget     string
 }
+
+// DefaultOpBudget is the seed plan's per-operation gate: searches answer
+// within 25 ms at p95 and every operation fails less than 0.1% of the time.
+const DefaultOpBudget = "search:p95=25ms,*:errors=0.1%"
 
 func parse(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
@@ -102,8 +109,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&o.KeepData, "keep-data", false, "leave the seeded collections in tierd")
 	fs.DurationVar(&o.CPUWindow, "cpu-window", 10*time.Second, "length of each CPU profile")
 	fs.DurationVar(&o.CPUEvery, "cpu-every", 60*time.Second, "start a CPU profile this often")
-	fs.DurationVar(&o.Budget.P95, "budget-p95", 25*time.Millisecond, "p95 latency budget (0: unchecked)")
-	fs.DurationVar(&o.Budget.P99, "budget-p99", 0, "p99 latency budget (0: unchecked)")
+	fs.StringVar(&c.opBudget, "budget", DefaultOpBudget, "per-operation gates: 'op:metric=value,...' with op an operation, '*' (each op) or 'all' (whole mix), metric p50|p90|p95|p99|p99.9|max|errors ('' : none)")
+	fs.DurationVar(&o.Budget.P95, "budget-p95", 0, "whole-mix p95 latency budget (0: unchecked)")
+	fs.DurationVar(&o.Budget.P99, "budget-p99", 0, "whole-mix p99 latency budget (0: unchecked)")
 	fs.Float64Var(&o.Budget.MaxErrorRate, "budget-error-rate", 0.001, "largest error rate (0: unchecked)")
 	fs.Float64Var(&o.Budget.MinRateRatio, "budget-rate-ratio", 0.99, "smallest achieved/target rate (0: unchecked)")
 	fs.Float64Var(&o.Budget.MaxCPU, "budget-cpu", 0.8, "largest average tierd CPU in cores, after warm-up (0: unchecked)")
@@ -127,6 +135,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		o.Workload.Seed = rand.Uint64() >> 12 // short enough to retype
 	}
 	var err error
+	if o.OpBudget, err = budget.ParseSpec(c.opBudget); err != nil {
+		return nil, fmt.Errorf("-budget: %w", err)
+	}
 	if o.Workload.Mix, err = workload.ParseMix(c.mix); err != nil {
 		return nil, err
 	}

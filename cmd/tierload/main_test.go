@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierchaos/tierchaos/load"
+	"github.com/tierchaos/tierchaos/load/budget"
 	"github.com/tierchaos/tierchaos/load/progress"
 	"github.com/tierchaos/tierchaos/load/workload"
 )
@@ -24,7 +25,8 @@ func TestParse(t *testing.T) {
 		{"defaults: the seed's gate", nil, true, func(t *testing.T, c *config) {
 			assert.Equal(t, 100.0, c.opts.Rate)
 			assert.Equal(t, 60*time.Second, c.opts.Duration)
-			assert.Equal(t, 25*time.Millisecond, c.opts.Budget.P95)
+			assert.Zero(t, c.opts.Budget.P95, "no whole-mix p95 gate: tier requests alone sit near 25 ms")
+			assert.Equal(t, "search:p95=25ms,*:errors=0.1%", c.opts.OpBudget.String())
 			assert.Equal(t, 0.001, c.opts.Budget.MaxErrorRate)
 			assert.Equal(t, 0.8, c.opts.Budget.MaxCPU)
 			assert.Equal(t, 0.1, c.opts.Budget.MaxHeapGrowth)
@@ -43,6 +45,12 @@ func TestParse(t *testing.T) {
 			assert.Equal(t, progress.Plain, c.opts.Progress)
 		}},
 		{"stack with fault", []string{"-s3-latency", "20ms", "-s3-jitter", "5ms"}, true, nil},
+		{"per-op budget", []string{"-budget", "search:p95=25ms,insert:p95=50ms,tier:p95=1s,*:errors=0.1%"}, true, func(t *testing.T, c *config) {
+			require.Len(t, c.opts.OpBudget, 4)
+			assert.Equal(t, budget.Gate{Scope: "tier", Metric: budget.MetricP95, Limit: time.Second}, c.opts.OpBudget[2])
+		}},
+		{"no per-op budget", []string{"-budget", ""}, true, func(t *testing.T, c *config) { assert.Empty(t, c.opts.OpBudget) }},
+		{"bad budget", []string{"-budget", "search:p95=soon"}, false, nil},
 		{"bad mix", []string{"-mix", "delete=1"}, false, nil},
 		{"bad arrival", []string{"-arrival", "bursty"}, false, nil},
 		{"bad progress", []string{"-progress", "fancy"}, false, nil},
@@ -75,4 +83,7 @@ func TestRunUsageErrorExitStatus(t *testing.T) {
 	assert.Equal(t, exitError, run([]string{"-rate", "-1"}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "rate -1 must be positive")
 	assert.Equal(t, exitOK, run([]string{"-h"}, &out, &errOut))
+	errOut.Reset()
+	assert.Equal(t, exitError, run([]string{"-budget", "search:p95"}, &out, &errOut))
+	assert.Contains(t, errOut.String(), "-budget: budget_spec: clause 1")
 }

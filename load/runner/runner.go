@@ -62,8 +62,12 @@ type Options struct {
 	WarmUp time.Duration
 	// CPUWindow and CPUEvery schedule CPU profiles (defaults 10 s and 60 s).
 	CPUWindow, CPUEvery time.Duration
-	// Budget is checked at the end; a zero Budget checks nothing.
+	// Budget holds the whole-run gates checked at the end; a zero Budget
+	// checks nothing.
 	Budget budget.Budget
+	// OpBudget holds per-operation gates (budget.ParseSpec), checked at the
+	// end before the whole-run gates.
+	OpBudget budget.Spec
 	// Progress selects the live display, written to ProgressOut (default os.Stderr).
 	Progress    progress.Mode
 	ProgressOut io.Writer
@@ -236,6 +240,9 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		}
 	}
 	br := budget.Check(o.Budget, measured)
+	opsM, allM := budget.OpsFromResult(res)
+	br.Lines = append(budget.CheckSpec(o.OpBudget, opsM, allM), br.Lines...)
+	br.Spec = o.OpBudget.String()
 	in.Budget = &br
 	for _, f := range files {
 		if rel, err := filepath.Rel(o.OutDir, f); err == nil {
