@@ -10,7 +10,6 @@
 //	tierload -url http://127.0.0.1:8080 -pprof http://127.0.0.1:6060/debug/pprof -pid 1234
 //	tierload -rate 1000 -duration 5m -s3-latency 5ms -budget 'search:p95=25ms,insert:p95=50ms,tier:p95=1s,*:errors=0.1%'
 
-//
 // Exit status: 0 when every budget gate held (or -fail-on-budget=false),
 // 1 when one failed, 2 on a usage or setup error.
 package main
