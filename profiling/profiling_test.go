@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,10 +83,10 @@ func TestSessionCapturesAndAnalyses(t *testing.T) {
 	runtime.KeepAlive(kept)
 	runtime.KeepAlive(baseline)
 
-	for _, f := range []string{"heap-base", "goroutine-base", "cpu-00", "heap-end", "goroutine-end"} {
+	for _, f := range []string{"heap-base", "goroutine-base", "cpu-00", "block-00", "mutex-00", "heap-end", "goroutine-end"} {
 		assert.FileExists(t, filepath.Join(dir, f+".pb.gz"))
 	}
-	assert.Len(t, sum.Files, 5)
+	assert.Len(t, sum.Files, 7)
 	assert.Empty(t, sum.Errors)
 	assert.Greater(t, sum.HeapEnd, sum.HeapBase+16<<20, "32 MiB retained")
 	assert.Greater(t, sum.HeapGrowth, 0.0)
@@ -105,6 +106,128 @@ func TestSessionCapturesAndAnalyses(t *testing.T) {
 	t.Cleanup(func() { f.Close() })
 	_, err = profile.Parse(f)
 	require.NoError(t, err)
+}
+
+//go:noinline
+func holdLockWhileOthersWait(mu *sync.Mutex, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		mu.Lock()
+		time.Sleep(2 * time.Millisecond)
+		mu.Unlock()
+	}
+}
+
+//go:noinline
+func waitOnSlowChannel(ch <-chan int, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ch:
+		}
+	}
+}
+
+// contend runs lock holders and channel waiters until stop closes.
+func contend(stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range 3 {
+		wg.Go(func() { holdLockWhileOthersWait(&mu, stop) })
+	}
+	ch := make(chan int)
+	wg.Go(func() { waitOnSlowChannel(ch, stop) })
+	wg.Go(func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				select {
+				case ch <- 1:
+				case <-stop:
+					return
+				}
+			}
+		}
+	})
+	return &wg
+}
+
+// TestSessionCapturesContention: with block and mutex profiling on, the
+// windows beside each CPU window name the function that holds a contended
+// lock and the one that waits on a channel; with the rates at 0 (tierd's
+// default) the same load leaves both empty.
+func TestSessionCapturesContention(t *testing.T) {
+	srv := pprofServer(t)
+	run := func(t *testing.T, blockRate, mutexFraction int) *Summary {
+		t.Helper()
+		runtime.SetBlockProfileRate(blockRate)
+		prev := runtime.SetMutexProfileFraction(mutexFraction)
+		t.Cleanup(func() { runtime.SetBlockProfileRate(0); runtime.SetMutexProfileFraction(prev) })
+		c, err := New(srv.URL+"/debug/pprof", t.TempDir(), nil)
+		require.NoError(t, err)
+		stop := make(chan struct{})
+		wg := contend(stop)
+		s := c.Start(context.Background(), Plan{Duration: 1500 * time.Millisecond, CPUWindow: time.Second, CPUEvery: time.Minute}, nil)
+		sum, err := s.Finish(context.Background())
+		close(stop)
+		wg.Wait()
+		require.NoError(t, err)
+		assert.Empty(t, sum.Errors)
+		return sum
+	}
+	names := func(fs []Func) string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Name)
+		}
+		return strings.Join(out, " ")
+	}
+
+	t.Run("on", func(t *testing.T) {
+		sum := run(t, 1, 1)
+		assert.Positive(t, sum.BlockDelay)
+		assert.Positive(t, sum.MutexDelay)
+		assert.Contains(t, names(sum.MutexHotspots), "holdLockWhileOthersWait")
+		// Blocking is charged to the waiting frame: the lock waiters and
+		// the channel receiver both appear (by cum).
+		all, err := Top(mustParse(t, sum.Files, "block-00"), ContentionSampleType, 0)
+		require.NoError(t, err)
+		assert.Contains(t, names(all), "waitOnSlowChannel")
+		assert.Contains(t, names(all), "holdLockWhileOthersWait")
+		require.NotEmpty(t, sum.BlockHotspots)
+	})
+	t.Run("off", func(t *testing.T) {
+		sum := run(t, 0, 0)
+		assert.Zero(t, sum.BlockDelay)
+		assert.Zero(t, sum.MutexDelay)
+		assert.Empty(t, sum.BlockHotspots)
+		assert.Empty(t, sum.MutexHotspots)
+	})
+}
+
+func mustParse(t *testing.T, files []string, name string) *profile.Profile {
+	t.Helper()
+	for _, f := range files {
+		if filepath.Base(f) == name+".pb.gz" {
+			fh, err := os.Open(f)
+			require.NoError(t, err)
+			defer fh.Close()
+			p, err := profile.Parse(fh)
+			require.NoError(t, err)
+			return p
+		}
+	}
+	t.Fatalf("no %s among %v", name, files)
+	return nil
 }
 
 func TestFetchErrors(t *testing.T) {

@@ -87,6 +87,24 @@ func Markdown(r *Report) string {
 			}
 			b.WriteString("\n")
 		}
+		contention := func(title string, total float64, hs []Hotspot, off string) {
+			fmt.Fprintf(&b, "### %s\n\n", title)
+			if total == 0 {
+				fmt.Fprintf(&b, "None recorded (%s).\n\n", off)
+				return
+			}
+			fmt.Fprintf(&b, "%s waited in all, over the profile windows.\n\n| function | flat | cum |\n|---|---:|---:|\n", msf(total))
+			for _, h := range hs {
+				fmt.Fprintf(&b, "| `%s` | %.1f%% | %.1f%% |\n", h.Function, h.FlatPct, h.CumPct)
+			}
+			b.WriteString("\n")
+		}
+		if len(p.CPUHotspots) > 0 {
+			contention("Block hotspots (time blocked)", p.BlockDelayMS, p.BlockHotspots,
+				"the target's block profile rate is 0, e.g. tierd without TIERD_BLOCK_PROFILE_RATE")
+			contention("Mutex hotspots (time waiting on contended locks)", p.MutexDelayMS, p.MutexHotspots,
+				"the target's mutex profile fraction is 0, e.g. tierd without TIERD_MUTEX_PROFILE_FRACTION")
+		}
 		if len(p.HeapGrowthBy) > 0 {
 			b.WriteString("### Heap growth by function\n\n| function | Δ in-use |\n|---|---:|\n")
 			for _, h := range p.HeapGrowthBy {

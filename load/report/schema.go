@@ -158,10 +158,17 @@ type HeapGrowth struct {
 // Profiles summarises the captured pprof profiles.
 type Profiles struct {
 	// HeapBaseBytes and HeapEndBytes are the in-use heap after warm-up and at the end.
-	HeapBaseBytes int64        `json:"heap_base_bytes"`
-	HeapEndBytes  int64        `json:"heap_end_bytes"`
-	HeapGrowth    float64      `json:"heap_growth"`
-	CPUHotspots   []Hotspot    `json:"cpu_hotspots"`
+	HeapBaseBytes int64     `json:"heap_base_bytes"`
+	HeapEndBytes  int64     `json:"heap_end_bytes"`
+	HeapGrowth    float64   `json:"heap_growth"`
+	CPUHotspots   []Hotspot `json:"cpu_hotspots"`
+	// BlockHotspots and MutexHotspots rank functions by time spent blocked
+	// and waiting on contended locks (flat/cum % of BlockDelayMS /
+	// MutexDelayMS, the windows' totals; 0 when the target records none).
+	BlockHotspots []Hotspot    `json:"block_hotspots,omitempty"`
+	MutexHotspots []Hotspot    `json:"mutex_hotspots,omitempty"`
+	BlockDelayMS  float64      `json:"block_delay_ms"`
+	MutexDelayMS  float64      `json:"mutex_delay_ms"`
 	HeapGrowthBy  []HeapGrowth `json:"heap_growth_by_function"`
 	Files         []string     `json:"files"`
 }

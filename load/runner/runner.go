@@ -263,9 +263,17 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 
 func profilesOf(s *profiling.Summary, outDir string) *report.Profiles {
 	p := &report.Profiles{HeapBaseBytes: s.HeapBase, HeapEndBytes: s.HeapEnd, HeapGrowth: s.HeapGrowth}
-	for _, h := range s.CPUHotspots {
-		p.CPUHotspots = append(p.CPUHotspots, report.Hotspot{Function: h.Name, FlatPct: h.FlatPct, CumPct: h.CumPct})
+	hot := func(fs []profiling.Func) []report.Hotspot {
+		var out []report.Hotspot
+		for _, h := range fs {
+			out = append(out, report.Hotspot{Function: h.Name, FlatPct: h.FlatPct, CumPct: h.CumPct})
+		}
+		return out
 	}
+	p.CPUHotspots = hot(s.CPUHotspots)
+	p.BlockHotspots, p.MutexHotspots = hot(s.BlockHotspots), hot(s.MutexHotspots)
+	p.BlockDelayMS = float64(s.BlockDelay) / float64(time.Millisecond)
+	p.MutexDelayMS = float64(s.MutexDelay) / float64(time.Millisecond)
 	for _, d := range s.HeapGrowthBy {
 		p.HeapGrowthBy = append(p.HeapGrowthBy, report.HeapGrowth{Function: d.Name, DeltaBytes: d.Delta})
 	}

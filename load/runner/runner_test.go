@@ -75,7 +75,8 @@ func TestRunWritesReportFolder(t *testing.T) {
 	assert.Contains(t, string(md), "| (run) | p95 | ≤ 1µs | ")
 
 	for _, f := range []string{report.JSONFile, report.MDFile, report.PNGFile, ResourcesCSV,
-		filepath.Join(ProfilesDir, "heap-base.pb.gz"), filepath.Join(ProfilesDir, "heap-end.pb.gz"), filepath.Join(ProfilesDir, "cpu-00.pb.gz")} {
+		filepath.Join(ProfilesDir, "heap-base.pb.gz"), filepath.Join(ProfilesDir, "heap-end.pb.gz"), filepath.Join(ProfilesDir, "cpu-00.pb.gz"),
+		filepath.Join(ProfilesDir, "block-00.pb.gz"), filepath.Join(ProfilesDir, "mutex-00.pb.gz")} {
 		assert.FileExists(t, filepath.Join(out, f))
 	}
 	rep, err := report.Read(filepath.Join(out, report.JSONFile))
