@@ -24,6 +24,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +35,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness/netfault"
 	"github.com/tierchaos/tierchaos/load"
 	"github.com/tierchaos/tierchaos/load/budget"
+	"github.com/tierchaos/tierchaos/load/capacity"
 	"github.com/tierchaos/tierchaos/load/monitor"
 	"github.com/tierchaos/tierchaos/load/progress"
 	"github.com/tierchaos/tierchaos/load/runner"
@@ -70,6 +73,10 @@ type config struct {
 	seedSet      bool
 	logLevel     string
 	opBudget     string
+	// findMax runs the capacity search instead of one run.
+	findMax   bool
+	find      capacity.Plan
+	findStage time.Duration
 }
 
 // DefaultOpBudget is the seed plan's per-operation gate: searches answer
@@ -118,6 +125,13 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&o.Budget.HeapSlackBytes, "budget-heap-slack", 4<<20, "heap growth up to this many bytes always holds (0: none)")
 	fs.BoolVar(&c.failOnBudget, "fail-on-budget", true, "exit with status 1 when a budget gate fails")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.findMax, "find-max", false, "capacity search: stages at rising rates until a budget fails, then bisection (-rate and -duration are not used)")
+	fs.Float64Var(&c.find.Start, "find-start", 50, "with -find-max: the first stage's rate (req/s)")
+	fs.Float64Var(&c.find.Factor, "find-factor", 2, "with -find-max: multiply the rate by this after a stage that held")
+	fs.Float64Var(&c.find.Max, "find-max-rate", 2000, "with -find-max: the highest rate tried (req/s)")
+	fs.Float64Var(&c.find.Resolution, "find-resolution", 0.1, "with -find-max: bisect until the failed-held gap is at most this share of the held rate")
+	fs.IntVar(&c.find.MaxStages, "find-max-stages", 20, "with -find-max: at most this many stages")
+	fs.DurationVar(&c.findStage, "find-stage", 20*time.Second, "with -find-max: each stage's duration")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -165,6 +179,15 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if err := o.Workload.Validate(); err != nil {
 		return nil, err
 	}
+	if c.findMax {
+		if err := c.find.Validate(); err != nil {
+			return nil, err
+		}
+		if err := load.ValidateSchedule(c.find.Start, c.findStage, 0); err != nil {
+			return nil, fmt.Errorf("-find-stage: %w", err)
+		}
+		return c, nil
+	}
 	if err := load.ValidateSchedule(o.Rate, o.Duration, o.RampUp); err != nil {
 		return nil, err
 	}
@@ -191,20 +214,82 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	fmt.Fprintf(stderr, "tierload: seed %d (rerun with -seed %d)\n", c.opts.Workload.Seed, c.opts.Workload.Seed)
-	oc, err := execute(ctx, c, log)
+	code, err := execute(ctx, c, log, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "tierload:", err)
 		return exitError
 	}
-	fmt.Fprintf(stdout, "%s\nreport: %s\n", summary(oc), c.opts.OutDir)
-	if !oc.Passed() && c.failOnBudget {
-		return exitBudget
+	return code
+}
+
+// drive runs the configured load against the target in o: one run, or
+// the capacity search.
+func (c *config) drive(ctx context.Context, o runner.Options, stdout io.Writer) (int, error) {
+	if c.findMax {
+		return c.capacity(ctx, o, stdout)
 	}
-	return exitOK
+	oc, err := runner.Run(ctx, o)
+	if err != nil {
+		return exitError, err
+	}
+	fmt.Fprintf(stdout, "%s\nreport: %s\n", summary(oc), o.OutDir)
+	if !oc.Passed() && c.failOnBudget {
+		return exitBudget, nil
+	}
+	return exitOK, nil
+}
+
+// capacity runs the capacity search: each stage is one runner run of
+// -find-stage at its rate, judged by the same budgets except heap growth
+// (stages are too short for a warm-up heap baseline; no profiles are
+// taken). Stage reports go to <out>/stages/NN-<rate>/, the search's table
+// and plot to <out>/capacity.{md,json,png}. Exit status 1 when not even the
+// start rate held.
+func (c *config) capacity(ctx context.Context, o runner.Options, stdout io.Writer) (int, error) {
+	base := o
+	base.Duration, base.RampUp, base.WarmUp = c.findStage, 0, 0
+	base.PprofURL = ""
+	base.Budget.MaxHeapGrowth, base.Budget.HeapSlackBytes = 0, 0
+	res, err := capacity.Find(ctx, c.find, func(ctx context.Context, i int, rate float64) (capacity.Stage, error) {
+		so := base
+		so.Rate = rate
+		so.Name = fmt.Sprintf("%s stage %d", o.Name, i)
+		so.OutDir = filepath.Join(o.OutDir, "stages", fmt.Sprintf("%02d-%greqs", i, rate))
+		oc, err := runner.Run(ctx, so)
+		if err != nil {
+			return capacity.Stage{}, err
+		}
+		st := capacity.StageOf(oc.Report, oc.Budget)
+		st.Dir = so.OutDir
+		fmt.Fprintf(stdout, "stage %d: %.4g req/s: %s\n", i, rate, stageLine(st))
+		return st, nil
+	})
+	if res == nil {
+		return exitError, err
+	}
+	res.StageDuration = c.findStage
+	if _, werr := capacity.Write(o.OutDir, res); werr != nil {
+		return exitError, errors.Join(err, werr)
+	}
+	if err != nil {
+		return exitError, err
+	}
+	fmt.Fprintf(stdout, "%s\nreport: %s\n", res.Verdict(), filepath.Join(o.OutDir, capacity.MDFile))
+	if res.MaxHeld == 0 {
+		return exitBudget, nil
+	}
+	return exitOK, nil
+}
+
+func stageLine(st capacity.Stage) string {
+	if st.Held {
+		return fmt.Sprintf("held (p95 all %.2fms)", st.P95MS["all"])
+	}
+	return "failed: " + strings.Join(st.Failed, ", ")
 }
 
 // execute runs against -url, or starts the harness stack around the run.
-func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome, error) {
+func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer) (int, error) {
 	o := c.opts
 	if o.TierdURL != "" {
 		o.Target = o.TierdURL
@@ -212,27 +297,27 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 		case c.pid != 0:
 			s, err := monitor.NewProc(c.pid, "")
 			if err != nil {
-				return nil, err
+				return exitError, err
 			}
 			o.Sampler = s
 		case c.container != "":
 			cli, err := dockerenv.Client(ctx)
 			if err != nil {
-				return nil, err
+				return exitError, err
 			}
 			defer cli.Close()
 			o.Sampler = monitor.NewDocker(cli, c.container)
 		}
-		return runner.Run(ctx, o)
+		return c.drive(ctx, o, stdout)
 	}
 
 	run, err := cleanup.NewRun()
 	if err != nil {
-		return nil, err
+		return exitError, err
 	}
 	wd, err := cleanup.StartWatchdog(run)
 	if err != nil {
-		return nil, err
+		return exitError, err
 	}
 	defer func() {
 		if err := wd.Stop(); err != nil {
@@ -241,7 +326,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 	}()
 	stack, err := harness.Start(ctx, run, harness.Options{Logger: log, Seed: o.Workload.Seed, SUT: c.sut})
 	if err != nil {
-		return nil, fmt.Errorf("start stack: %w", err)
+		return exitError, fmt.Errorf("start stack: %w", err)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
@@ -251,11 +336,11 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 		}
 	}()
 	if o.TierdURL, err = stack.TierdURL(); err != nil {
-		return nil, err
+		return exitError, err
 	}
 	dbg, err := stack.DebugURL()
 	if err != nil {
-		return nil, err
+		return exitError, err
 	}
 	if o.PprofURL == "" {
 		o.PprofURL = dbg + "/debug/pprof"
@@ -264,14 +349,14 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 	if stack.Mode == harness.SUTContainer {
 		cli, err := dockerenv.Client(ctx)
 		if err != nil {
-			return nil, err
+			return exitError, err
 		}
 		defer cli.Close()
 		o.Sampler = monitor.NewDocker(cli, stack.TierdContainerID())
 	} else {
 		s, err := monitor.NewProc(os.Getpid(), "")
 		if err != nil {
-			return nil, err
+			return exitError, err
 		}
 		o.Sampler = s
 		o.Target += "; CPU and RSS include the driver"
@@ -279,7 +364,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 	if c.s3Latency > 0 {
 		f, err := stack.Net.Apply(ctx, netfault.Latency(c.s3Latency).Jitter(c.s3Jitter))
 		if err != nil {
-			return nil, fmt.Errorf("apply S3 latency: %w", err)
+			return exitError, fmt.Errorf("apply S3 latency: %w", err)
 		}
 		defer func() {
 			if err := f.Remove(context.WithoutCancel(ctx)); err != nil {
@@ -288,7 +373,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 		}()
 		o.Target += fmt.Sprintf("; S3 latency %v±%v", c.s3Latency, c.s3Jitter)
 	}
-	return runner.Run(ctx, o)
+	return c.drive(ctx, o, stdout)
 }
 
 // summary renders the closing table printed on stdout.

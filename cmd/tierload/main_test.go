@@ -2,7 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,8 +16,12 @@ import (
 
 	"github.com/tierchaos/tierchaos/load"
 	"github.com/tierchaos/tierchaos/load/budget"
+	"github.com/tierchaos/tierchaos/load/capacity"
 	"github.com/tierchaos/tierchaos/load/progress"
 	"github.com/tierchaos/tierchaos/load/workload"
+	tierdconfig "github.com/tierchaos/tierchaos/system/config"
+	"github.com/tierchaos/tierchaos/system/server"
+	"github.com/tierchaos/tierchaos/uploader"
 )
 
 func TestParse(t *testing.T) {
@@ -51,6 +60,15 @@ func TestParse(t *testing.T) {
 		}},
 		{"no per-op budget", []string{"-budget", ""}, true, func(t *testing.T, c *config) { assert.Empty(t, c.opts.OpBudget) }},
 		{"bad budget", []string{"-budget", "search:p95=soon"}, false, nil},
+		{"find-max", []string{"-find-max", "-find-start", "10", "-find-factor", "1.5", "-find-max-rate", "90", "-find-stage", "5s", "-find-resolution", "0.2", "-find-max-stages", "7"}, true, func(t *testing.T, c *config) {
+			assert.True(t, c.findMax)
+			assert.Equal(t, capacity.Plan{Start: 10, Factor: 1.5, Max: 90, Resolution: 0.2, MaxStages: 7}, c.find)
+			assert.Equal(t, 5*time.Second, c.findStage)
+		}},
+		{"find-max ignores -rate", []string{"-find-max", "-rate", "0"}, true, nil},
+		{"find-max bad factor", []string{"-find-max", "-find-factor", "1"}, false, nil},
+		{"find-max max below start", []string{"-find-max", "-find-start", "100", "-find-max-rate", "50"}, false, nil},
+		{"find-max zero stage", []string{"-find-max", "-find-stage", "0s"}, false, nil},
 		{"bad mix", []string{"-mix", "delete=1"}, false, nil},
 		{"bad arrival", []string{"-arrival", "bursty"}, false, nil},
 		{"bad progress", []string{"-progress", "fancy"}, false, nil},
@@ -86,4 +104,56 @@ func TestRunUsageErrorExitStatus(t *testing.T) {
 	errOut.Reset()
 	assert.Equal(t, exitError, run([]string{"-budget", "search:p95"}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "-budget: budget_spec: clause 1")
+}
+
+// tierdURL starts tierd in the test process (object store in memory) and
+// returns its API URL.
+func tierdURL(t *testing.T) string {
+	t.Helper()
+	cfg := tierdconfig.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.S3.Endpoint = ""
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.New(context.Background(), cfg, log, server.WithObjectStore(uploader.NewMemStore()))
+	require.NoError(t, err)
+	api := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		api.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, srv.Close(ctx))
+	})
+	return api.URL
+}
+
+// TestFindMaxAgainstTierd runs the capacity search for real against an
+// in-process tierd with two one-second stages; a 1µs search p95 budget
+// makes the start rate fail, a 10s one lets both stages hold.
+func TestFindMaxAgainstTierd(t *testing.T) {
+	url := tierdURL(t)
+	common := []string{"-url", url, "-find-max", "-find-start", "10", "-find-factor", "2", "-find-max-rate", "20",
+		"-find-stage", "1s", "-collections", "4", "-vectors", "20", "-dim", "8", "-progress", "plain", "-seed", "5",
+		"-budget-cpu", "0", "-log-level", "error"}
+	t.Run("held up to max", func(t *testing.T) {
+		out := t.TempDir()
+		var stdout, stderr bytes.Buffer
+		code := run(append(common, "-out", out, "-budget", "search:p95=10s"), &stdout, &stderr)
+		require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		assert.Contains(t, stdout.String(), "stage 0: 10 req/s: held")
+		assert.Contains(t, stdout.String(), "stage 1: 20 req/s: held")
+		assert.Contains(t, stdout.String(), "up to the search's maximum, 20 req/s")
+		for _, f := range []string{capacity.JSONFile, capacity.MDFile, capacity.PNGFile, "stages/00-10reqs/report.json", "stages/01-20reqs/report.json"} {
+			assert.FileExists(t, filepath.Join(out, f))
+		}
+	})
+	t.Run("start fails", func(t *testing.T) {
+		out := t.TempDir()
+		var stdout, stderr bytes.Buffer
+		code := run(append(common, "-out", out, "-budget", "search:p95=1us"), &stdout, &stderr)
+		require.Equal(t, exitBudget, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		assert.Contains(t, stdout.String(), "stage 0: 10 req/s: failed: search p95")
+		md, err := os.ReadFile(filepath.Join(out, capacity.MDFile))
+		require.NoError(t, err)
+		assert.Contains(t, string(md), "the start rate 10 req/s already failed a budget")
+	})
 }
