@@ -21,6 +21,12 @@ func Markdown(r *Report) string {
 	fmt.Fprintf(&b, "Started %s; %s arrivals at %.0f req/s for %.0f s (ramp-up %.0f s, seed %d, pacing %s, max in flight %d, peak %d).",
 		r.Started.Format("2006-01-02 15:04:05 UTC"), ri.Arrival, ri.Rate, ri.DurationS, ri.RampUpS, ri.Seed, ri.Pacing,
 		ri.MaxInFlight, ri.PeakInFlight)
+	if n := len(ri.MergedFrom); n > 0 {
+		fmt.Fprintf(&b, " Merged from %d reports (%s): counts and rates are sums, latency and service time come from the merged histograms; start lag, intervals, resources and profiles are in each shard's own report.",
+			n, "`"+strings.Join(ri.MergedFrom, "`, `")+"`")
+	} else if sh := ri.Shard; sh != nil {
+		fmt.Fprintf(&b, " Shard %d of %d (run seed %d).", sh.Index, sh.Count, sh.RunSeed)
+	}
 	if ri.Interrupted {
 		fmt.Fprintf(&b, " **Interrupted after %.1f s.**", ri.ElapsedS)
 	}
