@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +39,7 @@ import (
 	"github.com/tierchaos/tierchaos/load/capacity"
 	"github.com/tierchaos/tierchaos/load/monitor"
 	"github.com/tierchaos/tierchaos/load/progress"
+	"github.com/tierchaos/tierchaos/load/report"
 	"github.com/tierchaos/tierchaos/load/runner"
 	"github.com/tierchaos/tierchaos/load/workload"
 )
@@ -77,6 +79,8 @@ type config struct {
 	findMax   bool
 	find      capacity.Plan
 	findStage time.Duration
+	// shard is -shard i/N ("" for an unsharded run).
+	shard string
 }
 
 // DefaultOpBudget is the seed plan's per-operation gate: searches answer
@@ -125,6 +129,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&o.Budget.HeapSlackBytes, "budget-heap-slack", 4<<20, "heap growth up to this many bytes always holds (0: none)")
 	fs.BoolVar(&c.failOnBudget, "fail-on-budget", true, "exit with status 1 when a budget gate fails")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.shard, "shard", "", "i/N: drive shard i (0-based) of N: 1/N of -rate, seed derived from -seed and i, collections prefixed load-s<i>; needs -url and -seed")
 	fs.BoolVar(&c.findMax, "find-max", false, "capacity search: stages at rising rates until a budget fails, then bisection (-rate and -duration are not used)")
 	fs.Float64Var(&c.find.Start, "find-start", 50, "with -find-max: the first stage's rate (req/s)")
 	fs.Float64Var(&c.find.Factor, "find-factor", 2, "with -find-max: multiply the rate by this after a stage that held")
@@ -146,6 +151,22 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	o.Workload.Seed = *seed
 	if !c.seedSet {
 		o.Workload.Seed = rand.Uint64() >> 12 // short enough to retype
+	}
+	if c.shard != "" {
+		i, n, err := parseShard(c.shard)
+		if err != nil {
+			return nil, err
+		}
+		if !c.seedSet || o.TierdURL == "" || c.findMax {
+			return nil, errors.New("-shard needs -seed (the run's seed, the same for every shard) and -url (one tierd for all shards), and no -find-max")
+		}
+		o.Shard = &report.Shard{Index: i, Count: n, RunSeed: o.Workload.Seed}
+		o.Rate /= float64(n)
+		o.Workload.Seed = runner.ShardSeed(o.Workload.Seed, i)
+		o.Workload.Prefix = fmt.Sprintf("load-s%d", i)
+		if o.Name == "tierload" {
+			o.Name = fmt.Sprintf("tierload shard %d/%d", i, n)
+		}
 	}
 	var err error
 	if o.OpBudget, err = budget.ParseSpec(c.opBudget); err != nil {
@@ -221,13 +242,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	fmt.Fprintf(stderr, "tierload: seed %d (rerun with -seed %d)\n", c.opts.Workload.Seed, c.opts.Workload.Seed)
+	if sh := c.opts.Shard; sh != nil {
+		fmt.Fprintf(stderr, "tierload: shard %d/%d, run seed %d, shard seed %d\n", sh.Index, sh.Count, sh.RunSeed, c.opts.Workload.Seed)
+	} else {
+		fmt.Fprintf(stderr, "tierload: seed %d (rerun with -seed %d)\n", c.opts.Workload.Seed, c.opts.Workload.Seed)
+	}
 	code, err := execute(ctx, c, log, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "tierload:", err)
 		return exitError
 	}
 	return code
+}
+
+// parseShard parses -shard's "i/N" (0 ≤ i < N).
+func parseShard(s string) (i, n int, err error) {
+	a, b, ok := strings.Cut(s, "/")
+	if ok {
+		i, err = strconv.Atoi(strings.TrimSpace(a))
+		if err == nil {
+			n, err = strconv.Atoi(strings.TrimSpace(b))
+		}
+	}
+	if !ok || err != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, fmt.Errorf("-shard %q: want i/N with 0 ≤ i < N, e.g. 0/3", s)
+	}
+	return i, n, nil
 }
 
 // drive runs the configured load against the target in o: one run, or

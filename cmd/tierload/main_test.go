@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -18,6 +19,8 @@ import (
 	"github.com/tierchaos/tierchaos/load/budget"
 	"github.com/tierchaos/tierchaos/load/capacity"
 	"github.com/tierchaos/tierchaos/load/progress"
+	"github.com/tierchaos/tierchaos/load/report"
+	"github.com/tierchaos/tierchaos/load/runner"
 	"github.com/tierchaos/tierchaos/load/workload"
 	tierdconfig "github.com/tierchaos/tierchaos/system/config"
 	"github.com/tierchaos/tierchaos/system/server"
@@ -69,6 +72,21 @@ func TestParse(t *testing.T) {
 		{"find-max bad factor", []string{"-find-max", "-find-factor", "1"}, false, nil},
 		{"find-max max below start", []string{"-find-max", "-find-start", "100", "-find-max-rate", "50"}, false, nil},
 		{"find-max zero stage", []string{"-find-max", "-find-stage", "0s"}, false, nil},
+		{"shard", []string{"-url", "http://x:1", "-seed", "77", "-rate", "90", "-shard", "2/3"}, true, func(t *testing.T, c *config) {
+			assert.Equal(t, &report.Shard{Index: 2, Count: 3, RunSeed: 77}, c.opts.Shard)
+			assert.Equal(t, 30.0, c.opts.Rate)
+			assert.Equal(t, runner.ShardSeed(77, 2), c.opts.Workload.Seed)
+			assert.NotEqual(t, runner.ShardSeed(77, 1), c.opts.Workload.Seed)
+			assert.Equal(t, "load-s2", c.opts.Workload.Prefix)
+			assert.Equal(t, "tierload shard 2/3", c.opts.Name)
+		}},
+		{"shard without seed", []string{"-url", "http://x:1", "-shard", "0/3"}, false, nil},
+		{"shard without url", []string{"-seed", "1", "-shard", "0/3"}, false, nil},
+		{"shard index out of range", []string{"-url", "http://x:1", "-seed", "1", "-shard", "3/3"}, false, nil},
+		{"shard negative", []string{"-url", "http://x:1", "-seed", "1", "-shard", "-1/3"}, false, nil},
+		{"shard zero count", []string{"-url", "http://x:1", "-seed", "1", "-shard", "0/0"}, false, nil},
+		{"shard garbage", []string{"-url", "http://x:1", "-seed", "1", "-shard", "first"}, false, nil},
+		{"shard with find-max", []string{"-url", "http://x:1", "-seed", "1", "-shard", "0/2", "-find-max"}, false, nil},
 		{"bad mix", []string{"-mix", "delete=1"}, false, nil},
 		{"bad arrival", []string{"-arrival", "bursty"}, false, nil},
 		{"bad progress", []string{"-progress", "fancy"}, false, nil},
@@ -156,4 +174,63 @@ func TestFindMaxAgainstTierd(t *testing.T) {
 		require.NoError(t, err)
 		assert.Contains(t, string(md), "the start rate 10 req/s already failed a budget")
 	})
+}
+
+// TestShardsMergeAgainstTierd runs three shards one after the other
+// against one in-process tierd and merges them: per-operation counts are
+// the sums of the shards' (seeds and collection prefixes per shard are
+// checked in TestParse).
+func TestShardsMergeAgainstTierd(t *testing.T) {
+	url := tierdURL(t)
+	root := t.TempDir()
+	var dirs []string
+	for i := range 3 {
+		dir := filepath.Join(root, fmt.Sprintf("shard-%d", i))
+		dirs = append(dirs, dir)
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"-url", url, "-shard", fmt.Sprintf("%d/3", i), "-seed", "11", "-rate", "60", "-duration", "1s",
+			"-collections", "3", "-vectors", "20", "-dim", "8", "-progress", "plain", "-budget", "*:p95=1h", "-budget-cpu", "0",
+			"-budget-heap-growth", "0", "-log-level", "error", "-out", dir}, &stdout, &stderr)
+		require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		assert.Contains(t, stderr.String(), fmt.Sprintf("shard %d/3, run seed 11", i))
+	}
+	var shards []*report.Report
+	for _, d := range dirs {
+		r, err := report.Read(filepath.Join(d, report.JSONFile))
+		require.NoError(t, err)
+		require.NotNil(t, r.Run.Shard)
+		assert.Equal(t, 20.0, r.Run.Rate, "1/3 of 60 req/s")
+		shards = append(shards, r)
+	}
+	assert.NotEqual(t, shards[0].Run.Seed, shards[1].Run.Seed)
+
+	out := filepath.Join(root, "merged")
+	var stdout, stderr bytes.Buffer
+	code := run(append([]string{"merge", "-out", out, "-budget", "search:p95=1h"}, dirs...), &stdout, &stderr)
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	m, err := report.Read(filepath.Join(out, report.JSONFile))
+	require.NoError(t, err)
+	assert.Equal(t, 60.0, m.Run.Rate)
+	assert.Equal(t, uint64(11), m.Run.Seed)
+	for _, op := range append(m.Ops, m.Overall) {
+		var sent, completed int64
+		for _, s := range shards {
+			for _, so := range append(s.Ops, s.Overall) {
+				if so.Name == op.Name {
+					sent += so.Sent
+					completed += so.Completed
+				}
+			}
+		}
+		assert.Equal(t, sent, op.Sent, op.Name)
+		assert.Equal(t, completed, op.Completed, op.Name)
+		assert.Equal(t, completed, op.Latency.Count, op.Name)
+	}
+	assert.Equal(t, int64(60), m.Overall.Scheduled, "3 shards × 20 req/s × 1 s")
+	require.NotNil(t, m.Budget)
+	assert.Contains(t, stdout.String(), "merged 3 reports")
+
+	// A shard merged twice is refused.
+	assert.Equal(t, exitError, run([]string{"merge", "-out", t.TempDir(), dirs[0], dirs[0]}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "both shard 0")
 }

@@ -75,6 +75,10 @@ type Options struct {
 	KeepData bool
 	// Target describes where tierd runs, for the report.
 	Target string
+	// Shard is set when this run drives one shard of a sharded run (the
+	// caller has already divided the rate and set the shard's seed and
+	// collection prefix; see ShardSeed).
+	Shard *report.Shard
 	Logger *slog.Logger
 }
 
@@ -208,7 +212,7 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	}
 
 	measured := budget.FromResult(res)
-	in := report.Input{Name: o.Name, Target: o.Target, Result: res, Mix: mix}
+	in := report.Input{Name: o.Name, Target: o.Target, Result: res, Mix: mix, Shard: o.Shard}
 	if sess != nil {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		sum, err := sess.Finish(fctx)
@@ -283,6 +287,16 @@ func profilesOf(s *profiling.Summary, outDir string) *report.Profiles {
 		}
 	}
 	return p
+}
+
+// ShardSeed derives shard i's seed from the run's seed (a SplitMix64 step
+// of run and i), so shards draw independent data, arrivals and op
+// sequences that one run seed reproduces.
+func ShardSeed(run uint64, i int) uint64 {
+	z := run + uint64(i+1)*0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
 
 // waitHealthy polls tierd's /healthz until it answers or limit passes.
