@@ -1,17 +1,41 @@
 // Command tierload drives tierd with the open-loop load driver and writes
 // a report folder (report.json, report.md, latency.png, resources.csv,
-// profiles/*.pb.gz).
+// profiles/*.pb.gz with CPU, block and mutex windows).
 //
 // By default it starts the harness stack (MinIO behind Toxiproxy, the S3
-// fault layer, tierd in a container) and removes it afterwards; with -url it
-// drives an existing tierd instead.
+// fault layer, tierd in a container, block and mutex profiling on) and
+// removes it afterwards; with -url it drives an existing tierd instead.
 //
 //	tierload -rate 100 -duration 60s -out load-report
 //	tierload -url http://127.0.0.1:8080 -pprof http://127.0.0.1:6060/debug/pprof -pid 1234
 //	tierload -rate 1000 -duration 5m -s3-latency 5ms -budget 'search:p95=25ms,insert:p95=50ms,tier:p95=1s,*:errors=0.1%'
-
-// Exit status: 0 when every budget gate held (or -fail-on-budget=false),
-// 1 when one failed, 2 on a usage or setup error.
+//
+// Budgets: -budget holds per-operation gates, "scope:metric=value" joined
+// by commas, scope an operation, "*" (each operation without its own gate
+// of that metric) or "all" (the whole mix), metric p50, p90, p95, p99,
+// p99.9, max (a Go duration) or errors (0.1% or 0.001); the -budget-*
+// flags hold the whole-run gates (CPU, heap growth, achieved rate, ...).
+//
+// Capacity search: -find-max runs stages of -find-stage from -find-start
+// req/s, multiplying the rate by -find-factor after each stage that held
+// every budget (up to -find-max-rate), then bisects between the highest
+// held and the lowest failed rate until their gap is at most
+// -find-resolution of the held rate (at most -find-max-stages stages). It
+// writes capacity.md, capacity.json and capacity.png (p95 per operation
+// against rate) and each stage's report under stages/.
+//
+// Shards: -shard i/N (with -url and -seed) drives 1/N of -rate with a
+// seed derived from -seed and i and collections named load-s<i>-*; the
+// report records the shard. Subcommands:
+//
+//	tierload merge [-out DIR] [-budget SPEC] SHARD_DIR...
+//	    merge the shards' reports (HDR histograms merged exactly)
+//	tierload compare [-p50 0.2] [-p95 0.2] [-p99 0.5] [-min-delta 2ms] [-errors 0.001] [-rate-drop 0.01] OLD/report.json NEW/report.json
+//	    per-operation deltas as Markdown; exit 1 past a threshold
+//
+// Exit status: 0 when every budget gate held (or -fail-on-budget=false;
+// with -find-max: when the start rate held; compare: no regression), 1
+// when one failed (a regression), 2 on a usage or setup error.
 package main
 
 import (
@@ -92,6 +116,13 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	o := &c.opts
 	fs := flag.NewFlagSet("tierload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: tierload [flags]                      one run (or -find-max: capacity search)
+       tierload merge [flags] SHARD_DIR...    merge -shard i/N reports (tierload merge -h)
+       tierload compare [flags] OLD NEW       per-operation trend of two report.json (tierload compare -h)
+`)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.TierdURL, "url", "", "drive an existing tierd at this URL instead of starting the harness stack")
 	fs.StringVar(&o.PprofURL, "pprof", "", "tierd's pprof base URL (…/debug/pprof); with the stack: its debug port")
 	fs.IntVar(&c.pid, "pid", 0, "with -url: sample this local tierd process from /proc")

@@ -119,6 +119,7 @@ func TestRunUsageErrorExitStatus(t *testing.T) {
 	assert.Equal(t, exitError, run([]string{"-rate", "-1"}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "rate -1 must be positive")
 	assert.Equal(t, exitOK, run([]string{"-h"}, &out, &errOut))
+	assert.Contains(t, errOut.String(), "tierload merge [flags] SHARD_DIR...")
 	errOut.Reset()
 	assert.Equal(t, exitError, run([]string{"-budget", "search:p95"}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "-budget: budget_spec: clause 1")
