@@ -78,7 +78,7 @@ type Options struct {
 	// Shard is set when this run drives one shard of a sharded run (the
 	// caller has already divided the rate and set the shard's seed and
 	// collection prefix; see ShardSeed).
-	Shard *report.Shard
+	Shard  *report.Shard
 	Logger *slog.Logger
 }
 
