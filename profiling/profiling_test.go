@@ -196,7 +196,11 @@ func TestSessionCapturesContention(t *testing.T) {
 		sum := run(t, 1, 1)
 		assert.Positive(t, sum.BlockDelay)
 		assert.Positive(t, sum.MutexDelay)
-		assert.Contains(t, names(sum.MutexHotspots), "holdLockWhileOthersWait")
+		// The site, not sync.(*Mutex).Unlock, tops the list.
+		require.NotEmpty(t, sum.MutexHotspots)
+		assert.Contains(t, sum.MutexHotspots[0].Name, "holdLockWhileOthersWait")
+		assert.Contains(t, names(sum.BlockHotspots), "holdLockWhileOthersWait")
+		assert.Contains(t, names(sum.BlockHotspots), "waitOnSlowChannel")
 		// Blocking is charged to the waiting frame: the lock waiters and
 		// the channel receiver both appear (by cum).
 		all, err := Top(mustParse(t, sum.Files, "block-00"), ContentionSampleType, 0)
@@ -228,6 +232,25 @@ func mustParse(t *testing.T, files []string, name string) *profile.Profile {
 	}
 	t.Fatalf("no %s among %v", name, files)
 	return nil
+}
+
+func TestTopSitesSkipsRuntimeFrames(t *testing.T) {
+	p := synthetic("delay", [][]string{
+		{"sync.(*Mutex).Unlock", "store.(*Store).commit", "main"},
+		{"sync.(*Mutex).Unlock", "store.(*Store).commit", "main"},
+		{"runtime.selectgo", "internal/poll.wait", "worker.(*Worker).run"},
+		{"runtime.gopark"},
+	}, []int64{60, 30, 10, 5})
+	got, err := TopSites(p, "delay", 0)
+	require.NoError(t, err)
+	assert.Equal(t, []Func{
+		{Name: "store.(*Store).commit", Flat: 90, Cum: 90, FlatPct: 90.0 / 105 * 100, CumPct: 90.0 / 105 * 100},
+		{Name: "worker.(*Worker).run", Flat: 10, Cum: 10, FlatPct: 10.0 / 105 * 100, CumPct: 10.0 / 105 * 100},
+		{Name: "runtime.gopark", Flat: 5, Cum: 5, FlatPct: 5.0 / 105 * 100, CumPct: 5.0 / 105 * 100},
+	}, got)
+	top, err := TopSites(p, "delay", 1)
+	require.NoError(t, err)
+	assert.Len(t, top, 1)
 }
 
 func TestFetchErrors(t *testing.T) {
@@ -308,6 +331,8 @@ func TestTopTotalGrowth(t *testing.T) {
 	assert.Equal(t, []Delta{{"leak", 400}, {"cache", -20}}, g)
 
 	_, err = Top(end, "cpu", 1)
+	require.ErrorIs(t, err, ErrNoValue)
+	_, err = TopSites(end, "delay", 1)
 	require.ErrorIs(t, err, ErrNoValue)
 	_, err = Total(&profile.Profile{}, "")
 	require.ErrorIs(t, err, ErrNoValue)

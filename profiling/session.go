@@ -51,9 +51,10 @@ type Summary struct {
 	GoroutinesBase, GoroutinesEnd int64
 	// CPUHotspots are the top functions over all CPU windows.
 	CPUHotspots []Func
-	// BlockHotspots and MutexHotspots are the top functions by time spent
+	// BlockHotspots and MutexHotspots are the top sites by time spent
 	// blocked / waiting on contended locks over all windows (sample type
-	// "delay", nanoseconds).
+	// "delay", nanoseconds; flat charged to the first frame outside the
+	// runtime and sync packages, see TopSites).
 	BlockHotspots, MutexHotspots []Func
 	// BlockDelay and MutexDelay are the windows' total waiting time in
 	// nanoseconds (0 when the target records none: its rate is 0).
@@ -251,6 +252,6 @@ func contention(ps []*profile.Profile, n int) ([]Func, int64, error) {
 	if total == 0 {
 		return nil, 0, nil
 	}
-	top, err := Top(merged, ContentionSampleType, n)
+	top, err := TopSites(merged, ContentionSampleType, n)
 	return top, total, err
 }
