@@ -251,6 +251,17 @@ func TestTopSitesSkipsRuntimeFrames(t *testing.T) {
 	top, err := TopSites(p, "delay", 1)
 	require.NoError(t, err)
 	assert.Len(t, top, 1)
+
+	// The profile endpoint's own wait is not a hotspot of the target.
+	withPprof := synthetic("delay", [][]string{
+		{"runtime.gopark", "time.Sleep", "net/http/pprof.sleep", "net/http/pprof.handler.serveDeltaProfile"},
+		{"sync.(*Mutex).Lock", "store.(*Store).commit"},
+	}, []int64{1000, 7})
+	hot, total, err := contention([]*profile.Profile{withPprof}, 0)
+	require.NoError(t, err)
+	assert.Equal(t, int64(7), total)
+	require.Len(t, hot, 1)
+	assert.Equal(t, "store.(*Store).commit", hot[0].Name)
 }
 
 func TestFetchErrors(t *testing.T) {
