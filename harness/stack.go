@@ -480,6 +480,9 @@ func (s *Stack) tierdEnv(s3Endpoint string, extra map[string]string) map[string]
 		"TIERD_S3_SECRET_KEY": s.secrets.secretKey,
 		"TIERD_S3_BUCKET":     Bucket,
 		"TIERD_S3_OP_TIMEOUT": "5s",
+		// Block and mutex profiles for load runs (off in tierd's defaults).
+		"TIERD_BLOCK_PROFILE_RATE":     "10000",
+		"TIERD_MUTEX_PROFILE_FRACTION": "10",
 	}
 	for k, v := range extra {
 		env[k] = v
@@ -512,6 +515,7 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 		if err != nil {
 			return fmt.Errorf("harness: tierd config: %w", err)
 		}
+		cfg.ApplyProfileRates() // what tierd's main does; process-wide
 		in := newInProcessSUT(cfg, s.log, s.tierdDir, s.defects)
 		s.setSUT(in)
 		if err := in.start(ctx); err != nil {

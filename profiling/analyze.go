@@ -3,6 +3,7 @@ package profiling
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/google/pprof/profile"
 )
@@ -46,6 +47,75 @@ func Top(p *profile.Profile, sampleType string, n int) ([]Func, error) {
 		funcs = funcs[:n]
 	}
 	return funcs, nil
+}
+
+// TopSites is Top for block and mutex profiles: the flat value is charged
+// not to the leaf frame, which is nearly always the same runtime or sync
+// function (runtime.selectgo, sync.(*Mutex).Unlock), but to the first
+// frame outside the runtime, sync and internal packages — the code that
+// waited, or that held the lock. Cum is as in Top.
+func TopSites(p *profile.Profile, sampleType string, n int) ([]Func, error) {
+	idx, err := valueIndex(p, sampleType)
+	if err != nil {
+		return nil, err
+	}
+	_, cum, total := byFunction(p, idx)
+	flat := map[string]int64{}
+	for _, s := range p.Sample {
+		flat[siteOf(s)] += s.Value[idx]
+	}
+	funcs := make([]Func, 0, len(flat))
+	for name, f := range flat {
+		fn := Func{Name: name, Flat: f, Cum: cum[name]}
+		if total != 0 {
+			fn.FlatPct = 100 * float64(fn.Flat) / float64(total)
+			fn.CumPct = 100 * float64(fn.Cum) / float64(total)
+		}
+		funcs = append(funcs, fn)
+	}
+	sort.Slice(funcs, func(i, j int) bool {
+		if funcs[i].Flat != funcs[j].Flat {
+			return funcs[i].Flat > funcs[j].Flat
+		}
+		return funcs[i].Name < funcs[j].Name
+	})
+	if n > 0 && len(funcs) > n {
+		funcs = funcs[:n]
+	}
+	return funcs, nil
+}
+
+// siteOf returns the first function of a sample's stack (leaf first) that
+// is not in the runtime, sync or internal packages; the leaf when all are.
+func siteOf(s *profile.Sample) string {
+	leaf := ""
+	for _, loc := range s.Location {
+		for _, line := range loc.Line {
+			if line.Function == nil {
+				continue
+			}
+			name := line.Function.Name
+			if leaf == "" {
+				leaf = name
+			}
+			if !runtimeFrame(name) {
+				return name
+			}
+		}
+	}
+	if leaf == "" {
+		return "?"
+	}
+	return leaf
+}
+
+func runtimeFrame(name string) bool {
+	for _, p := range []string{"runtime.", "sync.", "sync/atomic.", "internal/", "time.Sleep"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Total returns the sum of sampleType over all samples (for a heap

@@ -1,8 +1,9 @@
 // Package profiling captures pprof profiles from a running target's
-// /debug/pprof endpoint: CPU windows during a load run, and heap and
-// goroutine profiles after warm-up and at the end. Every profile is saved as
-// a .pb.gz file for `go tool pprof`, and parsed (github.com/google/pprof/profile)
-// to report the top CPU hotspots and the heap growth by function.
+// /debug/pprof endpoint: CPU windows during a load run with block and mutex
+// windows alongside, and heap and goroutine profiles after warm-up and at
+// the end. Every profile is saved as a .pb.gz file for `go tool pprof`, and
+// parsed (github.com/google/pprof/profile) to report the top CPU, blocking
+// and lock-contention hotspots and the heap growth by function.
 package profiling
 
 import (
@@ -36,7 +37,15 @@ const (
 	CPU       Kind = "profile"
 	Heap      Kind = "heap"
 	Goroutine Kind = "goroutine"
+	// Block and Mutex are recorded only while the target's runtime has a
+	// block profile rate / mutex profile fraction above 0.
+	Block Kind = "block"
+	Mutex Kind = "mutex"
 )
+
+// ContentionSampleType is the sample type of block and mutex profiles
+// that hotspots rank by: nanoseconds spent waiting.
+const ContentionSampleType = "delay"
 
 // Client fetches profiles from one pprof base URL and saves them in Dir.
 type Client struct {
@@ -71,11 +80,24 @@ type Capture struct {
 
 // CPUProfile records CPU for d and saves it as <name>.pb.gz.
 func (c *Client) CPUProfile(ctx context.Context, d time.Duration, name string) (*Capture, error) {
-	secs := int(d.Round(time.Second) / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
-	return c.fetch(ctx, CPU, "?seconds="+strconv.Itoa(secs), name)
+	return c.fetch(ctx, CPU, "?seconds="+strconv.Itoa(seconds(d)), name)
+}
+
+// BlockProfile records where goroutines blocked (channel operations,
+// select, sync primitives, I/O waits) for d — the delta of
+// /block?seconds=N — and saves it as <name>.pb.gz.
+func (c *Client) BlockProfile(ctx context.Context, d time.Duration, name string) (*Capture, error) {
+	return c.fetch(ctx, Block, "?seconds="+strconv.Itoa(seconds(d)), name)
+}
+
+// MutexProfile records contended mutexes (the time waiters spent, charged
+// to the holder's unlock) for d and saves it as <name>.pb.gz.
+func (c *Client) MutexProfile(ctx context.Context, d time.Duration, name string) (*Capture, error) {
+	return c.fetch(ctx, Mutex, "?seconds="+strconv.Itoa(seconds(d)), name)
+}
+
+func seconds(d time.Duration) int {
+	return max(1, int(d.Round(time.Second)/time.Second))
 }
 
 // HeapProfile saves the heap profile (after a forced GC, so in-use figures

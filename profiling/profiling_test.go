@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,10 +83,10 @@ func TestSessionCapturesAndAnalyses(t *testing.T) {
 	runtime.KeepAlive(kept)
 	runtime.KeepAlive(baseline)
 
-	for _, f := range []string{"heap-base", "goroutine-base", "cpu-00", "heap-end", "goroutine-end"} {
+	for _, f := range []string{"heap-base", "goroutine-base", "cpu-00", "block-00", "mutex-00", "heap-end", "goroutine-end"} {
 		assert.FileExists(t, filepath.Join(dir, f+".pb.gz"))
 	}
-	assert.Len(t, sum.Files, 5)
+	assert.Len(t, sum.Files, 7)
 	assert.Empty(t, sum.Errors)
 	assert.Greater(t, sum.HeapEnd, sum.HeapBase+16<<20, "32 MiB retained")
 	assert.Greater(t, sum.HeapGrowth, 0.0)
@@ -105,6 +106,162 @@ func TestSessionCapturesAndAnalyses(t *testing.T) {
 	t.Cleanup(func() { f.Close() })
 	_, err = profile.Parse(f)
 	require.NoError(t, err)
+}
+
+//go:noinline
+func holdLockWhileOthersWait(mu *sync.Mutex, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		mu.Lock()
+		time.Sleep(2 * time.Millisecond)
+		mu.Unlock()
+	}
+}
+
+//go:noinline
+func waitOnSlowChannel(ch <-chan int, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ch:
+		}
+	}
+}
+
+// contend runs lock holders and channel waiters until stop closes.
+func contend(stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range 3 {
+		wg.Go(func() { holdLockWhileOthersWait(&mu, stop) })
+	}
+	ch := make(chan int)
+	wg.Go(func() { waitOnSlowChannel(ch, stop) })
+	wg.Go(func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				select {
+				case ch <- 1:
+				case <-stop:
+					return
+				}
+			}
+		}
+	})
+	return &wg
+}
+
+// TestSessionCapturesContention: with block and mutex profiling on, the
+// windows beside each CPU window name the function that holds a contended
+// lock and the one that waits on a channel; with the rates at 0 (tierd's
+// default) the same load leaves both empty.
+func TestSessionCapturesContention(t *testing.T) {
+	srv := pprofServer(t)
+	run := func(t *testing.T, blockRate, mutexFraction int) *Summary {
+		t.Helper()
+		runtime.SetBlockProfileRate(blockRate)
+		prev := runtime.SetMutexProfileFraction(mutexFraction)
+		t.Cleanup(func() { runtime.SetBlockProfileRate(0); runtime.SetMutexProfileFraction(prev) })
+		c, err := New(srv.URL+"/debug/pprof", t.TempDir(), nil)
+		require.NoError(t, err)
+		stop := make(chan struct{})
+		wg := contend(stop)
+		s := c.Start(context.Background(), Plan{Duration: 1500 * time.Millisecond, CPUWindow: time.Second, CPUEvery: time.Minute}, nil)
+		sum, err := s.Finish(context.Background())
+		close(stop)
+		wg.Wait()
+		require.NoError(t, err)
+		assert.Empty(t, sum.Errors)
+		return sum
+	}
+	names := func(fs []Func) string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Name)
+		}
+		return strings.Join(out, " ")
+	}
+
+	t.Run("on", func(t *testing.T) {
+		sum := run(t, 1, 1)
+		assert.Positive(t, sum.BlockDelay)
+		assert.Positive(t, sum.MutexDelay)
+		// The site, not sync.(*Mutex).Unlock, tops the list.
+		require.NotEmpty(t, sum.MutexHotspots)
+		assert.Contains(t, sum.MutexHotspots[0].Name, "holdLockWhileOthersWait")
+		assert.Contains(t, names(sum.BlockHotspots), "holdLockWhileOthersWait")
+		assert.Contains(t, names(sum.BlockHotspots), "waitOnSlowChannel")
+		// Blocking is charged to the waiting frame: the lock waiters and
+		// the channel receiver both appear (by cum).
+		all, err := Top(mustParse(t, sum.Files, "block-00"), ContentionSampleType, 0)
+		require.NoError(t, err)
+		assert.Contains(t, names(all), "waitOnSlowChannel")
+		assert.Contains(t, names(all), "holdLockWhileOthersWait")
+		require.NotEmpty(t, sum.BlockHotspots)
+	})
+	t.Run("off", func(t *testing.T) {
+		sum := run(t, 0, 0)
+		assert.Zero(t, sum.BlockDelay)
+		assert.Zero(t, sum.MutexDelay)
+		assert.Empty(t, sum.BlockHotspots)
+		assert.Empty(t, sum.MutexHotspots)
+	})
+}
+
+func mustParse(t *testing.T, files []string, name string) *profile.Profile {
+	t.Helper()
+	for _, f := range files {
+		if filepath.Base(f) == name+".pb.gz" {
+			fh, err := os.Open(f)
+			require.NoError(t, err)
+			defer fh.Close()
+			p, err := profile.Parse(fh)
+			require.NoError(t, err)
+			return p
+		}
+	}
+	t.Fatalf("no %s among %v", name, files)
+	return nil
+}
+
+func TestTopSitesSkipsRuntimeFrames(t *testing.T) {
+	p := synthetic("delay", [][]string{
+		{"sync.(*Mutex).Unlock", "store.(*Store).commit", "main"},
+		{"sync.(*Mutex).Unlock", "store.(*Store).commit", "main"},
+		{"runtime.selectgo", "internal/poll.wait", "worker.(*Worker).run"},
+		{"runtime.gopark"},
+	}, []int64{60, 30, 10, 5})
+	got, err := TopSites(p, "delay", 0)
+	require.NoError(t, err)
+	assert.Equal(t, []Func{
+		{Name: "store.(*Store).commit", Flat: 90, Cum: 90, FlatPct: 90.0 / 105 * 100, CumPct: 90.0 / 105 * 100},
+		{Name: "worker.(*Worker).run", Flat: 10, Cum: 10, FlatPct: 10.0 / 105 * 100, CumPct: 10.0 / 105 * 100},
+		{Name: "runtime.gopark", Flat: 5, Cum: 5, FlatPct: 5.0 / 105 * 100, CumPct: 5.0 / 105 * 100},
+	}, got)
+	top, err := TopSites(p, "delay", 1)
+	require.NoError(t, err)
+	assert.Len(t, top, 1)
+
+	// The profile endpoint's own wait is not a hotspot of the target.
+	withPprof := synthetic("delay", [][]string{
+		{"runtime.gopark", "time.Sleep", "net/http/pprof.sleep", "net/http/pprof.handler.serveDeltaProfile"},
+		{"sync.(*Mutex).Lock", "store.(*Store).commit"},
+	}, []int64{1000, 7})
+	hot, total, err := contention([]*profile.Profile{withPprof}, 0)
+	require.NoError(t, err)
+	assert.Equal(t, int64(7), total)
+	require.Len(t, hot, 1)
+	assert.Equal(t, "store.(*Store).commit", hot[0].Name)
 }
 
 func TestFetchErrors(t *testing.T) {
@@ -185,6 +342,8 @@ func TestTopTotalGrowth(t *testing.T) {
 	assert.Equal(t, []Delta{{"leak", 400}, {"cache", -20}}, g)
 
 	_, err = Top(end, "cpu", 1)
+	require.ErrorIs(t, err, ErrNoValue)
+	_, err = TopSites(end, "delay", 1)
 	require.ErrorIs(t, err, ErrNoValue)
 	_, err = Total(&profile.Profile{}, "")
 	require.ErrorIs(t, err, ErrNoValue)

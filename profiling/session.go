@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,9 @@ type Plan struct {
 	CPUEvery time.Duration
 	// Top is how many hotspots and heap growers to report (default 15).
 	Top int
+	// NoContention skips the block and mutex windows that otherwise run
+	// alongside every CPU window.
+	NoContention bool
 }
 
 func (p Plan) withDefaults() Plan {
@@ -48,6 +52,14 @@ type Summary struct {
 	GoroutinesBase, GoroutinesEnd int64
 	// CPUHotspots are the top functions over all CPU windows.
 	CPUHotspots []Func
+	// BlockHotspots and MutexHotspots are the top sites by time spent
+	// blocked / waiting on contended locks over all windows (sample type
+	// "delay", nanoseconds; flat charged to the first frame outside the
+	// runtime and sync packages, see TopSites).
+	BlockHotspots, MutexHotspots []Func
+	// BlockDelay and MutexDelay are the windows' total waiting time in
+	// nanoseconds (0 when the target records none: its rate is 0).
+	BlockDelay, MutexDelay int64
 	// HeapGrowthBy are the functions whose in-use heap grew most.
 	HeapGrowthBy []Delta
 	// Files are all saved .pb.gz paths.
@@ -68,6 +80,8 @@ type Session struct {
 	mu    sync.Mutex
 	base  map[Kind]*Capture
 	cpu   []*profile.Profile
+	block []*profile.Profile
+	mutex []*profile.Profile
 	files []string
 	errs  []string
 }
@@ -101,8 +115,20 @@ func (s *Session) loop(ctx context.Context) {
 		if !s.sleepUntil(ctx, at) {
 			return
 		}
-		s.record(s.c.CPUProfile(ctx, s.plan.CPUWindow, fmt.Sprintf("cpu-%02d", i)))
+		s.window(ctx, i)
 	}
+}
+
+// window records CPU for one window, with block and mutex profiles over
+// the same span unless the plan says not to.
+func (s *Session) window(ctx context.Context, i int) {
+	var wg sync.WaitGroup
+	if !s.plan.NoContention {
+		wg.Go(func() { s.record(s.c.BlockProfile(ctx, s.plan.CPUWindow, fmt.Sprintf("block-%02d", i))) })
+		wg.Go(func() { s.record(s.c.MutexProfile(ctx, s.plan.CPUWindow, fmt.Sprintf("mutex-%02d", i))) })
+	}
+	s.record(s.c.CPUProfile(ctx, s.plan.CPUWindow, fmt.Sprintf("cpu-%02d", i)))
+	wg.Wait()
 }
 
 func (s *Session) sleepUntil(ctx context.Context, at time.Duration) bool {
@@ -134,6 +160,10 @@ func (s *Session) record(c *Capture, err error) {
 	switch c.Kind {
 	case CPU:
 		s.cpu = append(s.cpu, c.Profile)
+	case Block:
+		s.block = append(s.block, c.Profile)
+	case Mutex:
+		s.mutex = append(s.mutex, c.Profile)
 	case Heap, Goroutine:
 		if _, ok := s.base[c.Kind]; !ok {
 			s.base[c.Kind] = c
@@ -193,9 +223,61 @@ func (s *Session) Finish(ctx context.Context) (*Summary, error) {
 			return sum, err
 		}
 	}
+	if sum.BlockHotspots, sum.BlockDelay, err = contention(s.block, s.plan.Top); err != nil {
+		return sum, fmt.Errorf("profiling: block profiles: %w", err)
+	}
+	if sum.MutexHotspots, sum.MutexDelay, err = contention(s.mutex, s.plan.Top); err != nil {
+		return sum, fmt.Errorf("profiling: mutex profiles: %w", err)
+	}
 	return sum, nil
 }
 
 // HasBase reports whether the warm-up heap profile was taken (heap growth
 // is only meaningful then).
 func (s *Summary) HasBase() bool { return s.HeapBase > 0 }
+
+// contention merges block or mutex windows and returns their top functions
+// by waiting time and the total waiting time.
+func contention(ps []*profile.Profile, n int) ([]Func, int64, error) {
+	if len(ps) == 0 {
+		return nil, 0, nil
+	}
+	merged, err := Merge(ps...)
+	if err != nil {
+		return nil, 0, err
+	}
+	dropProfiler(merged)
+	total, err := Total(merged, ContentionSampleType)
+	if err != nil {
+		return nil, 0, err
+	}
+	if total == 0 {
+		return nil, 0, nil
+	}
+	top, err := TopSites(merged, ContentionSampleType, n)
+	return top, total, err
+}
+
+// dropProfiler removes the samples of the profile endpoint itself (a
+// /block?seconds=N request sleeps for its window inside net/http/pprof),
+// which would otherwise rank among the block hotspots of every run.
+func dropProfiler(p *profile.Profile) {
+	kept := p.Sample[:0]
+	for _, s := range p.Sample {
+		if !inPackage(s, "net/http/pprof.") {
+			kept = append(kept, s)
+		}
+	}
+	p.Sample = kept
+}
+
+func inPackage(s *profile.Sample, prefix string) bool {
+	for _, loc := range s.Location {
+		for _, line := range loc.Line {
+			if line.Function != nil && strings.HasPrefix(line.Function.Name, prefix) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,17 +1,41 @@
 // Command tierload drives tierd with the open-loop load driver and writes
 // a report folder (report.json, report.md, latency.png, resources.csv,
-// profiles/*.pb.gz).
+// profiles/*.pb.gz with CPU, block and mutex windows).
 //
 // By default it starts the harness stack (MinIO behind Toxiproxy, the S3
-// fault layer, tierd in a container) and removes it afterwards; with -url it
-// drives an existing tierd instead.
+// fault layer, tierd in a container, block and mutex profiling on) and
+// removes it afterwards; with -url it drives an existing tierd instead.
 //
 //	tierload -rate 100 -duration 60s -out load-report
 //	tierload -url http://127.0.0.1:8080 -pprof http://127.0.0.1:6060/debug/pprof -pid 1234
-//	tierload -rate 1000 -duration 5m -s3-latency 5ms -budget-p95 25ms
+//	tierload -rate 1000 -duration 5m -s3-latency 5ms -budget 'search:p95=25ms,insert:p95=50ms,tier:p95=1s,*:errors=0.1%'
 //
-// Exit status: 0 when every budget gate held (or -fail-on-budget=false),
-// 1 when one failed, 2 on a usage or setup error.
+// Budgets: -budget holds per-operation gates, "scope:metric=value" joined
+// by commas, scope an operation, "*" (each operation without its own gate
+// of that metric) or "all" (the whole mix), metric p50, p90, p95, p99,
+// p99.9, max (a Go duration) or errors (0.1% or 0.001); the -budget-*
+// flags hold the whole-run gates (CPU, heap growth, achieved rate, ...).
+//
+// Capacity search: -find-max runs stages of -find-stage from -find-start
+// req/s, multiplying the rate by -find-factor after each stage that held
+// every budget (up to -find-max-rate), then bisects between the highest
+// held and the lowest failed rate until their gap is at most
+// -find-resolution of the held rate (at most -find-max-stages stages). It
+// writes capacity.md, capacity.json and capacity.png (p95 per operation
+// against rate) and each stage's report under stages/.
+//
+// Shards: -shard i/N (with -url and -seed) drives 1/N of -rate with a
+// seed derived from -seed and i and collections named load-s<i>-*; the
+// report records the shard. Subcommands:
+//
+//	tierload merge [-out DIR] [-budget SPEC] SHARD_DIR...
+//	    merge the shards' reports (HDR histograms merged exactly)
+//	tierload compare [-p50 0.2] [-p95 0.2] [-p99 0.5] [-min-delta 2ms] [-errors 0.001] [-rate-drop 0.01] OLD/report.json NEW/report.json
+//	    per-operation deltas as Markdown; exit 1 past a threshold
+//
+// Exit status: 0 when every budget gate held (or -fail-on-budget=false;
+// with -find-max: when the start rate held; compare: no regression), 1
+// when one failed (a regression), 2 on a usage or setup error.
 package main
 
 import (
@@ -24,6 +48,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,8 +59,11 @@ import (
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
 	"github.com/tierchaos/tierchaos/harness/netfault"
 	"github.com/tierchaos/tierchaos/load"
+	"github.com/tierchaos/tierchaos/load/budget"
+	"github.com/tierchaos/tierchaos/load/capacity"
 	"github.com/tierchaos/tierchaos/load/monitor"
 	"github.com/tierchaos/tierchaos/load/progress"
+	"github.com/tierchaos/tierchaos/load/report"
 	"github.com/tierchaos/tierchaos/load/runner"
 	"github.com/tierchaos/tierchaos/load/workload"
 )
@@ -68,13 +98,31 @@ type config struct {
 	failOnBudget bool
 	seedSet      bool
 	logLevel     string
+	opBudget     string
+	// findMax runs the capacity search instead of one run.
+	findMax   bool
+	find      capacity.Plan
+	findStage time.Duration
+	// shard is -shard i/N ("" for an unsharded run).
+	shard string
 }
+
+// DefaultOpBudget is the seed plan's per-operation gate: searches answer
+// within 25 ms at p95 and every operation fails less than 0.1% of the time.
+const DefaultOpBudget = "search:p95=25ms,*:errors=0.1%"
 
 func parse(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	o := &c.opts
 	fs := flag.NewFlagSet("tierload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: tierload [flags]                      one run (or -find-max: capacity search)
+       tierload merge [flags] SHARD_DIR...    merge -shard i/N reports (tierload merge -h)
+       tierload compare [flags] OLD NEW       per-operation trend of two report.json (tierload compare -h)
+`)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.TierdURL, "url", "", "drive an existing tierd at this URL instead of starting the harness stack")
 	fs.StringVar(&o.PprofURL, "pprof", "", "tierd's pprof base URL (…/debug/pprof); with the stack: its debug port")
 	fs.IntVar(&c.pid, "pid", 0, "with -url: sample this local tierd process from /proc")
@@ -102,8 +150,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&o.KeepData, "keep-data", false, "leave the seeded collections in tierd")
 	fs.DurationVar(&o.CPUWindow, "cpu-window", 10*time.Second, "length of each CPU profile")
 	fs.DurationVar(&o.CPUEvery, "cpu-every", 60*time.Second, "start a CPU profile this often")
-	fs.DurationVar(&o.Budget.P95, "budget-p95", 25*time.Millisecond, "p95 latency budget (0: unchecked)")
-	fs.DurationVar(&o.Budget.P99, "budget-p99", 0, "p99 latency budget (0: unchecked)")
+	fs.StringVar(&c.opBudget, "budget", DefaultOpBudget, "per-operation gates: 'op:metric=value,...' with op an operation, '*' (each op) or 'all' (whole mix), metric p50|p90|p95|p99|p99.9|max|errors ('' : none)")
+	fs.DurationVar(&o.Budget.P95, "budget-p95", 0, "whole-mix p95 latency budget (0: unchecked)")
+	fs.DurationVar(&o.Budget.P99, "budget-p99", 0, "whole-mix p99 latency budget (0: unchecked)")
 	fs.Float64Var(&o.Budget.MaxErrorRate, "budget-error-rate", 0.001, "largest error rate (0: unchecked)")
 	fs.Float64Var(&o.Budget.MinRateRatio, "budget-rate-ratio", 0.99, "smallest achieved/target rate (0: unchecked)")
 	fs.Float64Var(&o.Budget.MaxCPU, "budget-cpu", 0.8, "largest average tierd CPU in cores, after warm-up (0: unchecked)")
@@ -111,6 +160,14 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&o.Budget.HeapSlackBytes, "budget-heap-slack", 4<<20, "heap growth up to this many bytes always holds (0: none)")
 	fs.BoolVar(&c.failOnBudget, "fail-on-budget", true, "exit with status 1 when a budget gate fails")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.shard, "shard", "", "i/N: drive shard i (0-based) of N: 1/N of -rate, seed derived from -seed and i, collections prefixed load-s<i>; needs -url and -seed")
+	fs.BoolVar(&c.findMax, "find-max", false, "capacity search: stages at rising rates until a budget fails, then bisection (-rate and -duration are not used)")
+	fs.Float64Var(&c.find.Start, "find-start", 50, "with -find-max: the first stage's rate (req/s)")
+	fs.Float64Var(&c.find.Factor, "find-factor", 2, "with -find-max: multiply the rate by this after a stage that held")
+	fs.Float64Var(&c.find.Max, "find-max-rate", 2000, "with -find-max: the highest rate tried (req/s)")
+	fs.Float64Var(&c.find.Resolution, "find-resolution", 0.1, "with -find-max: bisect until the failed-held gap is at most this share of the held rate")
+	fs.IntVar(&c.find.MaxStages, "find-max-stages", 20, "with -find-max: at most this many stages")
+	fs.DurationVar(&c.findStage, "find-stage", 20*time.Second, "with -find-max: each stage's duration")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -126,7 +183,26 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if !c.seedSet {
 		o.Workload.Seed = rand.Uint64() >> 12 // short enough to retype
 	}
+	if c.shard != "" {
+		i, n, err := parseShard(c.shard)
+		if err != nil {
+			return nil, err
+		}
+		if !c.seedSet || o.TierdURL == "" || c.findMax {
+			return nil, errors.New("-shard needs -seed (the run's seed, the same for every shard) and -url (one tierd for all shards), and no -find-max")
+		}
+		o.Shard = &report.Shard{Index: i, Count: n, RunSeed: o.Workload.Seed}
+		o.Rate /= float64(n)
+		o.Workload.Seed = runner.ShardSeed(o.Workload.Seed, i)
+		o.Workload.Prefix = fmt.Sprintf("load-s%d", i)
+		if o.Name == "tierload" {
+			o.Name = fmt.Sprintf("tierload shard %d/%d", i, n)
+		}
+	}
 	var err error
+	if o.OpBudget, err = budget.ParseSpec(c.opBudget); err != nil {
+		return nil, fmt.Errorf("-budget: %w", err)
+	}
 	if o.Workload.Mix, err = workload.ParseMix(c.mix); err != nil {
 		return nil, err
 	}
@@ -155,6 +231,15 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if err := o.Workload.Validate(); err != nil {
 		return nil, err
 	}
+	if c.findMax {
+		if err := c.find.Validate(); err != nil {
+			return nil, err
+		}
+		if err := load.ValidateSchedule(c.find.Start, c.findStage, 0); err != nil {
+			return nil, fmt.Errorf("-find-stage: %w", err)
+		}
+		return c, nil
+	}
 	if err := load.ValidateSchedule(o.Rate, o.Duration, o.RampUp); err != nil {
 		return nil, err
 	}
@@ -162,6 +247,14 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "compare":
+			return runCompare(args[1:], stdout, stderr)
+		case "merge":
+			return runMerge(args[1:], stdout, stderr)
+		}
+	}
 	c, err := parse(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -180,21 +273,102 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	fmt.Fprintf(stderr, "tierload: seed %d (rerun with -seed %d)\n", c.opts.Workload.Seed, c.opts.Workload.Seed)
-	oc, err := execute(ctx, c, log)
+	if sh := c.opts.Shard; sh != nil {
+		fmt.Fprintf(stderr, "tierload: shard %d/%d, run seed %d, shard seed %d\n", sh.Index, sh.Count, sh.RunSeed, c.opts.Workload.Seed)
+	} else {
+		fmt.Fprintf(stderr, "tierload: seed %d (rerun with -seed %d)\n", c.opts.Workload.Seed, c.opts.Workload.Seed)
+	}
+	code, err := execute(ctx, c, log, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "tierload:", err)
 		return exitError
 	}
-	fmt.Fprintf(stdout, "%s\nreport: %s\n", summary(oc), c.opts.OutDir)
-	if !oc.Passed() && c.failOnBudget {
-		return exitBudget
+	return code
+}
+
+// parseShard parses -shard's "i/N" (0 ≤ i < N).
+func parseShard(s string) (i, n int, err error) {
+	a, b, ok := strings.Cut(s, "/")
+	if ok {
+		i, err = strconv.Atoi(strings.TrimSpace(a))
+		if err == nil {
+			n, err = strconv.Atoi(strings.TrimSpace(b))
+		}
 	}
-	return exitOK
+	if !ok || err != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, fmt.Errorf("-shard %q: want i/N with 0 ≤ i < N, e.g. 0/3", s)
+	}
+	return i, n, nil
+}
+
+// drive runs the configured load against the target in o: one run, or
+// the capacity search.
+func (c *config) drive(ctx context.Context, o runner.Options, stdout io.Writer) (int, error) {
+	if c.findMax {
+		return c.capacity(ctx, o, stdout)
+	}
+	oc, err := runner.Run(ctx, o)
+	if err != nil {
+		return exitError, err
+	}
+	fmt.Fprintf(stdout, "%s\nreport: %s\n", summary(oc), o.OutDir)
+	if !oc.Passed() && c.failOnBudget {
+		return exitBudget, nil
+	}
+	return exitOK, nil
+}
+
+// capacity runs the capacity search: each stage is one runner run of
+// -find-stage at its rate, judged by the same budgets except heap growth
+// (stages are too short for a warm-up heap baseline; no profiles are
+// taken). Stage reports go to <out>/stages/NN-<rate>/, the search's table
+// and plot to <out>/capacity.{md,json,png}. Exit status 1 when not even the
+// start rate held.
+func (c *config) capacity(ctx context.Context, o runner.Options, stdout io.Writer) (int, error) {
+	base := o
+	base.Duration, base.RampUp, base.WarmUp = c.findStage, 0, 0
+	base.PprofURL = ""
+	base.Budget.MaxHeapGrowth, base.Budget.HeapSlackBytes = 0, 0
+	res, err := capacity.Find(ctx, c.find, func(ctx context.Context, i int, rate float64) (capacity.Stage, error) {
+		so := base
+		so.Rate = rate
+		so.Name = fmt.Sprintf("%s stage %d", o.Name, i)
+		so.OutDir = filepath.Join(o.OutDir, "stages", fmt.Sprintf("%02d-%greqs", i, rate))
+		oc, err := runner.Run(ctx, so)
+		if err != nil {
+			return capacity.Stage{}, err
+		}
+		st := capacity.StageOf(oc.Report, oc.Budget)
+		st.Dir = so.OutDir
+		fmt.Fprintf(stdout, "stage %d: %.4g req/s: %s\n", i, rate, stageLine(st))
+		return st, nil
+	})
+	if res == nil {
+		return exitError, err
+	}
+	res.StageDuration = c.findStage
+	if _, werr := capacity.Write(o.OutDir, res); werr != nil {
+		return exitError, errors.Join(err, werr)
+	}
+	if err != nil {
+		return exitError, err
+	}
+	fmt.Fprintf(stdout, "%s\nreport: %s\n", res.Verdict(), filepath.Join(o.OutDir, capacity.MDFile))
+	if res.MaxHeld == 0 {
+		return exitBudget, nil
+	}
+	return exitOK, nil
+}
+
+func stageLine(st capacity.Stage) string {
+	if st.Held {
+		return fmt.Sprintf("held (p95 all %.2fms)", st.P95MS["all"])
+	}
+	return "failed: " + strings.Join(st.Failed, ", ")
 }
 
 // execute runs against -url, or starts the harness stack around the run.
-func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome, error) {
+func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer) (int, error) {
 	o := c.opts
 	if o.TierdURL != "" {
 		o.Target = o.TierdURL
@@ -202,27 +376,27 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 		case c.pid != 0:
 			s, err := monitor.NewProc(c.pid, "")
 			if err != nil {
-				return nil, err
+				return exitError, err
 			}
 			o.Sampler = s
 		case c.container != "":
 			cli, err := dockerenv.Client(ctx)
 			if err != nil {
-				return nil, err
+				return exitError, err
 			}
 			defer cli.Close()
 			o.Sampler = monitor.NewDocker(cli, c.container)
 		}
-		return runner.Run(ctx, o)
+		return c.drive(ctx, o, stdout)
 	}
 
 	run, err := cleanup.NewRun()
 	if err != nil {
-		return nil, err
+		return exitError, err
 	}
 	wd, err := cleanup.StartWatchdog(run)
 	if err != nil {
-		return nil, err
+		return exitError, err
 	}
 	defer func() {
 		if err := wd.Stop(); err != nil {
@@ -231,7 +405,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 	}()
 	stack, err := harness.Start(ctx, run, harness.Options{Logger: log, Seed: o.Workload.Seed, SUT: c.sut})
 	if err != nil {
-		return nil, fmt.Errorf("start stack: %w", err)
+		return exitError, fmt.Errorf("start stack: %w", err)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
@@ -241,11 +415,11 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 		}
 	}()
 	if o.TierdURL, err = stack.TierdURL(); err != nil {
-		return nil, err
+		return exitError, err
 	}
 	dbg, err := stack.DebugURL()
 	if err != nil {
-		return nil, err
+		return exitError, err
 	}
 	if o.PprofURL == "" {
 		o.PprofURL = dbg + "/debug/pprof"
@@ -254,14 +428,14 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 	if stack.Mode == harness.SUTContainer {
 		cli, err := dockerenv.Client(ctx)
 		if err != nil {
-			return nil, err
+			return exitError, err
 		}
 		defer cli.Close()
 		o.Sampler = monitor.NewDocker(cli, stack.TierdContainerID())
 	} else {
 		s, err := monitor.NewProc(os.Getpid(), "")
 		if err != nil {
-			return nil, err
+			return exitError, err
 		}
 		o.Sampler = s
 		o.Target += "; CPU and RSS include the driver"
@@ -269,7 +443,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 	if c.s3Latency > 0 {
 		f, err := stack.Net.Apply(ctx, netfault.Latency(c.s3Latency).Jitter(c.s3Jitter))
 		if err != nil {
-			return nil, fmt.Errorf("apply S3 latency: %w", err)
+			return exitError, fmt.Errorf("apply S3 latency: %w", err)
 		}
 		defer func() {
 			if err := f.Remove(context.WithoutCancel(ctx)); err != nil {
@@ -278,7 +452,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger) (*runner.Outcome,
 		}()
 		o.Target += fmt.Sprintf("; S3 latency %v±%v", c.s3Latency, c.s3Jitter)
 	}
-	return runner.Run(ctx, o)
+	return c.drive(ctx, o, stdout)
 }
 
 // summary renders the closing table printed on stdout.

@@ -2,7 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,8 +16,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierchaos/tierchaos/load"
+	"github.com/tierchaos/tierchaos/load/budget"
+	"github.com/tierchaos/tierchaos/load/capacity"
 	"github.com/tierchaos/tierchaos/load/progress"
+	"github.com/tierchaos/tierchaos/load/report"
+	"github.com/tierchaos/tierchaos/load/runner"
 	"github.com/tierchaos/tierchaos/load/workload"
+	tierdconfig "github.com/tierchaos/tierchaos/system/config"
+	"github.com/tierchaos/tierchaos/system/server"
+	"github.com/tierchaos/tierchaos/uploader"
 )
 
 func TestParse(t *testing.T) {
@@ -24,7 +37,8 @@ func TestParse(t *testing.T) {
 		{"defaults: the seed's gate", nil, true, func(t *testing.T, c *config) {
 			assert.Equal(t, 100.0, c.opts.Rate)
 			assert.Equal(t, 60*time.Second, c.opts.Duration)
-			assert.Equal(t, 25*time.Millisecond, c.opts.Budget.P95)
+			assert.Zero(t, c.opts.Budget.P95, "no whole-mix p95 gate: tier requests alone sit near 25 ms")
+			assert.Equal(t, "search:p95=25ms,*:errors=0.1%", c.opts.OpBudget.String())
 			assert.Equal(t, 0.001, c.opts.Budget.MaxErrorRate)
 			assert.Equal(t, 0.8, c.opts.Budget.MaxCPU)
 			assert.Equal(t, 0.1, c.opts.Budget.MaxHeapGrowth)
@@ -43,6 +57,36 @@ func TestParse(t *testing.T) {
 			assert.Equal(t, progress.Plain, c.opts.Progress)
 		}},
 		{"stack with fault", []string{"-s3-latency", "20ms", "-s3-jitter", "5ms"}, true, nil},
+		{"per-op budget", []string{"-budget", "search:p95=25ms,insert:p95=50ms,tier:p95=1s,*:errors=0.1%"}, true, func(t *testing.T, c *config) {
+			require.Len(t, c.opts.OpBudget, 4)
+			assert.Equal(t, budget.Gate{Scope: "tier", Metric: budget.MetricP95, Limit: time.Second}, c.opts.OpBudget[2])
+		}},
+		{"no per-op budget", []string{"-budget", ""}, true, func(t *testing.T, c *config) { assert.Empty(t, c.opts.OpBudget) }},
+		{"bad budget", []string{"-budget", "search:p95=soon"}, false, nil},
+		{"find-max", []string{"-find-max", "-find-start", "10", "-find-factor", "1.5", "-find-max-rate", "90", "-find-stage", "5s", "-find-resolution", "0.2", "-find-max-stages", "7"}, true, func(t *testing.T, c *config) {
+			assert.True(t, c.findMax)
+			assert.Equal(t, capacity.Plan{Start: 10, Factor: 1.5, Max: 90, Resolution: 0.2, MaxStages: 7}, c.find)
+			assert.Equal(t, 5*time.Second, c.findStage)
+		}},
+		{"find-max ignores -rate", []string{"-find-max", "-rate", "0"}, true, nil},
+		{"find-max bad factor", []string{"-find-max", "-find-factor", "1"}, false, nil},
+		{"find-max max below start", []string{"-find-max", "-find-start", "100", "-find-max-rate", "50"}, false, nil},
+		{"find-max zero stage", []string{"-find-max", "-find-stage", "0s"}, false, nil},
+		{"shard", []string{"-url", "http://x:1", "-seed", "77", "-rate", "90", "-shard", "2/3"}, true, func(t *testing.T, c *config) {
+			assert.Equal(t, &report.Shard{Index: 2, Count: 3, RunSeed: 77}, c.opts.Shard)
+			assert.Equal(t, 30.0, c.opts.Rate)
+			assert.Equal(t, runner.ShardSeed(77, 2), c.opts.Workload.Seed)
+			assert.NotEqual(t, runner.ShardSeed(77, 1), c.opts.Workload.Seed)
+			assert.Equal(t, "load-s2", c.opts.Workload.Prefix)
+			assert.Equal(t, "tierload shard 2/3", c.opts.Name)
+		}},
+		{"shard without seed", []string{"-url", "http://x:1", "-shard", "0/3"}, false, nil},
+		{"shard without url", []string{"-seed", "1", "-shard", "0/3"}, false, nil},
+		{"shard index out of range", []string{"-url", "http://x:1", "-seed", "1", "-shard", "3/3"}, false, nil},
+		{"shard negative", []string{"-url", "http://x:1", "-seed", "1", "-shard", "-1/3"}, false, nil},
+		{"shard zero count", []string{"-url", "http://x:1", "-seed", "1", "-shard", "0/0"}, false, nil},
+		{"shard garbage", []string{"-url", "http://x:1", "-seed", "1", "-shard", "first"}, false, nil},
+		{"shard with find-max", []string{"-url", "http://x:1", "-seed", "1", "-shard", "0/2", "-find-max"}, false, nil},
 		{"bad mix", []string{"-mix", "delete=1"}, false, nil},
 		{"bad arrival", []string{"-arrival", "bursty"}, false, nil},
 		{"bad progress", []string{"-progress", "fancy"}, false, nil},
@@ -75,4 +119,119 @@ func TestRunUsageErrorExitStatus(t *testing.T) {
 	assert.Equal(t, exitError, run([]string{"-rate", "-1"}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "rate -1 must be positive")
 	assert.Equal(t, exitOK, run([]string{"-h"}, &out, &errOut))
+	assert.Contains(t, errOut.String(), "tierload merge [flags] SHARD_DIR...")
+	errOut.Reset()
+	assert.Equal(t, exitError, run([]string{"-budget", "search:p95"}, &out, &errOut))
+	assert.Contains(t, errOut.String(), "-budget: budget_spec: clause 1")
+}
+
+// tierdURL starts tierd in the test process (object store in memory) and
+// returns its API URL.
+func tierdURL(t *testing.T) string {
+	t.Helper()
+	cfg := tierdconfig.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.S3.Endpoint = ""
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.New(context.Background(), cfg, log, server.WithObjectStore(uploader.NewMemStore()))
+	require.NoError(t, err)
+	api := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		api.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, srv.Close(ctx))
+	})
+	return api.URL
+}
+
+// TestFindMaxAgainstTierd runs the capacity search for real against an
+// in-process tierd with two one-second stages; a 1µs search p95 budget
+// makes the start rate fail, a 10s one lets both stages hold.
+func TestFindMaxAgainstTierd(t *testing.T) {
+	url := tierdURL(t)
+	common := []string{"-url", url, "-find-max", "-find-start", "10", "-find-factor", "2", "-find-max-rate", "20",
+		"-find-stage", "1s", "-collections", "4", "-vectors", "20", "-dim", "8", "-progress", "plain", "-seed", "5",
+		"-budget-cpu", "0", "-log-level", "error"}
+	t.Run("held up to max", func(t *testing.T) {
+		out := t.TempDir()
+		var stdout, stderr bytes.Buffer
+		code := run(append(common, "-out", out, "-budget", "search:p95=10s"), &stdout, &stderr)
+		require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		assert.Contains(t, stdout.String(), "stage 0: 10 req/s: held")
+		assert.Contains(t, stdout.String(), "stage 1: 20 req/s: held")
+		assert.Contains(t, stdout.String(), "up to the search's maximum, 20 req/s")
+		for _, f := range []string{capacity.JSONFile, capacity.MDFile, capacity.PNGFile, "stages/00-10reqs/report.json", "stages/01-20reqs/report.json"} {
+			assert.FileExists(t, filepath.Join(out, f))
+		}
+	})
+	t.Run("start fails", func(t *testing.T) {
+		out := t.TempDir()
+		var stdout, stderr bytes.Buffer
+		code := run(append(common, "-out", out, "-budget", "search:p95=1us"), &stdout, &stderr)
+		require.Equal(t, exitBudget, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		assert.Contains(t, stdout.String(), "stage 0: 10 req/s: failed: search p95")
+		md, err := os.ReadFile(filepath.Join(out, capacity.MDFile))
+		require.NoError(t, err)
+		assert.Contains(t, string(md), "the start rate 10 req/s already failed a budget")
+	})
+}
+
+// TestShardsMergeAgainstTierd runs three shards one after the other
+// against one in-process tierd and merges them: per-operation counts are
+// the sums of the shards' (seeds and collection prefixes per shard are
+// checked in TestParse).
+func TestShardsMergeAgainstTierd(t *testing.T) {
+	url := tierdURL(t)
+	root := t.TempDir()
+	var dirs []string
+	for i := range 3 {
+		dir := filepath.Join(root, fmt.Sprintf("shard-%d", i))
+		dirs = append(dirs, dir)
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"-url", url, "-shard", fmt.Sprintf("%d/3", i), "-seed", "11", "-rate", "60", "-duration", "1s",
+			"-collections", "3", "-vectors", "20", "-dim", "8", "-progress", "plain", "-budget", "*:p95=1h", "-budget-cpu", "0",
+			"-budget-heap-growth", "0", "-log-level", "error", "-out", dir}, &stdout, &stderr)
+		require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		assert.Contains(t, stderr.String(), fmt.Sprintf("shard %d/3, run seed 11", i))
+	}
+	var shards []*report.Report
+	for _, d := range dirs {
+		r, err := report.Read(filepath.Join(d, report.JSONFile))
+		require.NoError(t, err)
+		require.NotNil(t, r.Run.Shard)
+		assert.Equal(t, 20.0, r.Run.Rate, "1/3 of 60 req/s")
+		shards = append(shards, r)
+	}
+	assert.NotEqual(t, shards[0].Run.Seed, shards[1].Run.Seed)
+
+	out := filepath.Join(root, "merged")
+	var stdout, stderr bytes.Buffer
+	code := run(append([]string{"merge", "-out", out, "-budget", "search:p95=1h"}, dirs...), &stdout, &stderr)
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	m, err := report.Read(filepath.Join(out, report.JSONFile))
+	require.NoError(t, err)
+	assert.Equal(t, 60.0, m.Run.Rate)
+	assert.Equal(t, uint64(11), m.Run.Seed)
+	for _, op := range append(m.Ops, m.Overall) {
+		var sent, completed int64
+		for _, s := range shards {
+			for _, so := range append(s.Ops, s.Overall) {
+				if so.Name == op.Name {
+					sent += so.Sent
+					completed += so.Completed
+				}
+			}
+		}
+		assert.Equal(t, sent, op.Sent, op.Name)
+		assert.Equal(t, completed, op.Completed, op.Name)
+		assert.Equal(t, completed, op.Latency.Count, op.Name)
+	}
+	assert.Equal(t, int64(60), m.Overall.Scheduled, "3 shards × 20 req/s × 1 s")
+	require.NotNil(t, m.Budget)
+	assert.Contains(t, stdout.String(), "merged 3 reports")
+
+	// A shard merged twice is refused.
+	assert.Equal(t, exitError, run([]string{"merge", "-out", t.TempDir(), dirs[0], dirs[0]}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "both shard 0")
 }

@@ -71,6 +71,9 @@ func FromResult(r *load.Result) Measured {
 
 // Line is one checked gate.
 type Line struct {
+	// Op is the operation a per-operation gate applies to ("all" for the
+	// whole mix); empty for whole-run gates (CPU, heap, rate, ...).
+	Op       string `json:"op,omitempty"`
 	Name     string `json:"name"`
 	Budget   string `json:"budget"`
 	Measured string `json:"measured"`
@@ -79,6 +82,8 @@ type Line struct {
 
 // Report is the outcome of Check.
 type Report struct {
+	// Spec is the per-operation budget checked (ParseSpec's grammar), if any.
+	Spec  string `json:"spec,omitempty"`
 	Lines []Line `json:"lines"`
 }
 
@@ -107,13 +112,13 @@ func (r Report) Failed() []Line {
 func (r Report) Table() string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "gate\tbudget\tmeasured\tresult")
+	fmt.Fprintln(w, "op\tgate\tbudget\tmeasured\tresult")
 	for _, l := range r.Lines {
 		res := "ok"
 		if !l.OK {
 			res = "FAIL"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", l.Name, l.Budget, l.Measured, res)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", l.scope(), l.Name, l.Budget, l.Measured, res)
 	}
 	_ = w.Flush()
 	return b.String()
@@ -122,15 +127,24 @@ func (r Report) Table() string {
 // Markdown renders the report as a Markdown table.
 func (r Report) Markdown() string {
 	var b strings.Builder
-	b.WriteString("| gate | budget | measured | result |\n|---|---:|---:|---|\n")
+	b.WriteString("| op | gate | budget | measured | result |\n|---|---|---:|---:|---|\n")
 	for _, l := range r.Lines {
 		res := "ok"
 		if !l.OK {
 			res = "**FAIL**"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", l.Name, l.Budget, l.Measured, res)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", l.scope(), l.Name, l.Budget, l.Measured, res)
 	}
 	return b.String()
+}
+
+// scope names what a line gates in tables: its operation, or "(run)" for
+// whole-run gates.
+func (l Line) scope() string {
+	if l.Op == "" {
+		return "(run)"
+	}
+	return l.Op
 }
 
 // Check compares m with b.
@@ -138,7 +152,7 @@ func Check(b Budget, m Measured) Report {
 	var r Report
 	lat := func(name string, limit, got time.Duration) {
 		if limit > 0 {
-			r.Lines = append(r.Lines, Line{name, "≤ " + fmtDur(limit), fmtDur(got), got <= limit})
+			r.Lines = append(r.Lines, Line{Name: name, Budget: "≤ " + fmtDur(limit), Measured: fmtDur(got), OK: got <= limit})
 		}
 	}
 	lat("p50", b.P50, m.P50)
@@ -147,13 +161,13 @@ func Check(b Budget, m Measured) Report {
 	lat("p99.9", b.P999, m.P999)
 	lat("max", b.Max, m.Max)
 	if b.MaxErrorRate > 0 {
-		r.Lines = append(r.Lines, Line{"error rate", "≤ " + fmtPct(b.MaxErrorRate), fmtPct(m.ErrorRate), m.ErrorRate <= b.MaxErrorRate})
+		r.Lines = append(r.Lines, Line{Name: "error rate", Budget: "≤ " + fmtPct(b.MaxErrorRate), Measured: fmtPct(m.ErrorRate), OK: m.ErrorRate <= b.MaxErrorRate})
 	}
 	if b.MinRateRatio > 0 {
-		r.Lines = append(r.Lines, Line{"achieved/target rate", "≥ " + fmtPct(b.MinRateRatio), fmtPct(m.RateRatio), m.RateRatio >= b.MinRateRatio})
+		r.Lines = append(r.Lines, Line{Name: "achieved/target rate", Budget: "≥ " + fmtPct(b.MinRateRatio), Measured: fmtPct(m.RateRatio), OK: m.RateRatio >= b.MinRateRatio})
 	}
 	if b.MaxLateRatio > 0 {
-		r.Lines = append(r.Lines, Line{"late starts", "≤ " + fmtPct(b.MaxLateRatio), fmtPct(m.LateRatio), m.LateRatio <= b.MaxLateRatio})
+		r.Lines = append(r.Lines, Line{Name: "late starts", Budget: "≤ " + fmtPct(b.MaxLateRatio), Measured: fmtPct(m.LateRatio), OK: m.LateRatio <= b.MaxLateRatio})
 	}
 	if b.MaxCPU > 0 {
 		l := Line{Name: "target CPU (avg)", Budget: "≤ " + fmtPct(b.MaxCPU) + " of a core", Measured: "not measured"}
@@ -201,6 +215,8 @@ func Require(t T, b Budget, m Measured) Report {
 
 func fmtDur(d time.Duration) string {
 	switch {
+	case d >= 100*time.Second:
+		return d.Round(time.Second).String()
 	case d >= time.Second:
 		return fmt.Sprintf("%.3gs", d.Seconds())
 	case d >= time.Millisecond:

@@ -110,5 +110,5 @@ func TestFromResultAndMarkdown(t *testing.T) {
 	assert.InDelta(t, float64(5*time.Millisecond), float64(m.P95), float64(10*time.Microsecond))
 	assert.False(t, m.HasCPU)
 	md := Check(Budget{P95: time.Millisecond}, m).Markdown()
-	assert.Contains(t, md, "| p95 | ≤ 1ms | 5ms | **FAIL** |", md)
+	assert.Contains(t, md, "| (run) | p95 | ≤ 1ms | 5ms | **FAIL** |", md)
 }

@@ -27,6 +27,8 @@ type Input struct {
 	Resources *Resources
 	Profiles  *Profiles
 	Files     []string
+	// Shard is set when the run drove one shard of a sharded run.
+	Shard *Shard
 }
 
 // Build assembles the report of a run.
@@ -44,7 +46,7 @@ func Build(in Input) (*Report, error) {
 			Rate: r.Rate, DurationS: r.Duration.Seconds(), ElapsedS: r.Elapsed.Seconds(), RampUpS: r.RampUp.Seconds(),
 			Arrival: string(r.Arrival), Pacing: string(r.Pacing), Seed: r.Seed, LateAfterMS: ms(r.LateAfter),
 			MaxInFlight: r.MaxInFlight, PeakInFlight: r.PeakInFlight, Interrupted: r.Interrupted,
-			Mix: normalise(in.Mix),
+			Mix: normalise(in.Mix), Shard: in.Shard,
 		},
 		Budget:    in.Budget,
 		Passed:    in.Budget == nil || in.Budget.Passed(),

@@ -21,6 +21,12 @@ func Markdown(r *Report) string {
 	fmt.Fprintf(&b, "Started %s; %s arrivals at %.0f req/s for %.0f s (ramp-up %.0f s, seed %d, pacing %s, max in flight %d, peak %d).",
 		r.Started.Format("2006-01-02 15:04:05 UTC"), ri.Arrival, ri.Rate, ri.DurationS, ri.RampUpS, ri.Seed, ri.Pacing,
 		ri.MaxInFlight, ri.PeakInFlight)
+	if n := len(ri.MergedFrom); n > 0 {
+		fmt.Fprintf(&b, " Merged from %d reports (%s): counts and rates are sums, latency and service time come from the merged histograms; start lag, intervals, resources and profiles are in each shard's own report.",
+			n, "`"+strings.Join(ri.MergedFrom, "`, `")+"`")
+	} else if sh := ri.Shard; sh != nil {
+		fmt.Fprintf(&b, " Shard %d of %d (run seed %d).", sh.Index, sh.Count, sh.RunSeed)
+	}
 	if ri.Interrupted {
 		fmt.Fprintf(&b, " **Interrupted after %.1f s.**", ri.ElapsedS)
 	}
@@ -86,6 +92,24 @@ func Markdown(r *Report) string {
 				fmt.Fprintf(&b, "| `%s` | %.1f%% | %.1f%% |\n", h.Function, h.FlatPct, h.CumPct)
 			}
 			b.WriteString("\n")
+		}
+		contention := func(title string, total float64, hs []Hotspot, off string) {
+			fmt.Fprintf(&b, "### %s\n\n", title)
+			if total == 0 {
+				fmt.Fprintf(&b, "None recorded (%s).\n\n", off)
+				return
+			}
+			fmt.Fprintf(&b, "%s waited in all, over the profile windows.\n\n| function | flat | cum |\n|---|---:|---:|\n", msf(total))
+			for _, h := range hs {
+				fmt.Fprintf(&b, "| `%s` | %.1f%% | %.1f%% |\n", h.Function, h.FlatPct, h.CumPct)
+			}
+			b.WriteString("\n")
+		}
+		if len(p.CPUHotspots) > 0 {
+			contention("Block hotspots (time blocked)", p.BlockDelayMS, p.BlockHotspots,
+				"the target's block profile rate is 0, e.g. tierd without TIERD_BLOCK_PROFILE_RATE")
+			contention("Mutex hotspots (time waiting on contended locks)", p.MutexDelayMS, p.MutexHotspots,
+				"the target's mutex profile fraction is 0, e.g. tierd without TIERD_MUTEX_PROFILE_FRACTION")
 		}
 		if len(p.HeapGrowthBy) > 0 {
 			b.WriteString("### Heap growth by function\n\n| function | Δ in-use |\n|---|---:|\n")

@@ -38,7 +38,8 @@ func TestBuildWriteRead(t *testing.T) {
 	rep, err := Build(Input{
 		Name: "unit", Target: "in-process", Result: res, Mix: map[string]float64{"fast": 3, "flaky": 1}, Budget: &b,
 		Resources: &Resources{Source: "proc", Samples: 3, CPUAvg: 0.5, RSSMaxBytes: 10 << 20},
-		Profiles:  &Profiles{HeapBaseBytes: 1 << 20, HeapEndBytes: 2 << 20, HeapGrowth: 1, CPUHotspots: []Hotspot{{"main.f", 50, 60}}},
+		Profiles: &Profiles{HeapBaseBytes: 1 << 20, HeapEndBytes: 2 << 20, HeapGrowth: 1, CPUHotspots: []Hotspot{{"main.f", 50, 60}},
+			MutexHotspots: []Hotspot{{"store.(*Store).commit", 80, 90}}, MutexDelayMS: 1500},
 	})
 	require.NoError(t, err)
 	assert.Equal(t, Schema, rep.Schema)
@@ -62,7 +63,9 @@ func TestBuildWriteRead(t *testing.T) {
 
 	md, err := os.ReadFile(filepath.Join(dir, MDFile))
 	require.NoError(t, err)
-	for _, want := range []string{"(FAILED)", "| flaky |", "quota_exceeded", "## Budget", "**FAIL**", "## Target resources", "`main.f`", "![latency and rate over time](latency.png)"} {
+	for _, want := range []string{"(FAILED)", "| flaky |", "quota_exceeded", "## Budget", "**FAIL**", "## Target resources", "`main.f`",
+		"### Mutex hotspots (time waiting on contended locks)\n\n1.50s waited in all", "| `store.(*Store).commit` | 80.0% | 90.0% |",
+		"### Block hotspots (time blocked)\n\nNone recorded (the target's block profile rate is 0", "![latency and rate over time](latency.png)"} {
 		assert.Contains(t, string(md), want)
 	}
 

@@ -58,6 +58,20 @@ type RunInfo struct {
 	Interrupted  bool    `json:"interrupted"`
 	// Mix is each op's weight share (0..1).
 	Mix map[string]float64 `json:"mix,omitempty"`
+	// Shard is set when this run drove one shard of a sharded run.
+	Shard *Shard `json:"shard,omitempty"`
+	// MergedFrom lists the shard reports a merged report was built from
+	// (Merge); empty for a single run.
+	MergedFrom []string `json:"merged_from,omitempty"`
+}
+
+// Shard identifies one of Count processes that share a run: each drives
+// 1/Count of the rate with its own Seed (derived from RunSeed and Index)
+// and its own collections.
+type Shard struct {
+	Index   int    `json:"index"`
+	Count   int    `json:"count"`
+	RunSeed uint64 `json:"run_seed"`
 }
 
 // Latency is a percentile summary in milliseconds.
@@ -94,7 +108,8 @@ type Op struct {
 	Service  Latency `json:"service"`
 	StartLag Latency `json:"start_lag"`
 	// LatencyHDR and ServiceHDR are HdrHistogram V2 base64 encodings (µs),
-	// mergeable across runs.
+	// mergeable across runs and shards (Merge). Start lag has no
+	// histogram: a merged report leaves StartLag empty.
 	LatencyHDR string `json:"latency_hdr,omitempty"`
 	ServiceHDR string `json:"service_hdr,omitempty"`
 }
@@ -158,10 +173,17 @@ type HeapGrowth struct {
 // Profiles summarises the captured pprof profiles.
 type Profiles struct {
 	// HeapBaseBytes and HeapEndBytes are the in-use heap after warm-up and at the end.
-	HeapBaseBytes int64        `json:"heap_base_bytes"`
-	HeapEndBytes  int64        `json:"heap_end_bytes"`
-	HeapGrowth    float64      `json:"heap_growth"`
-	CPUHotspots   []Hotspot    `json:"cpu_hotspots"`
+	HeapBaseBytes int64     `json:"heap_base_bytes"`
+	HeapEndBytes  int64     `json:"heap_end_bytes"`
+	HeapGrowth    float64   `json:"heap_growth"`
+	CPUHotspots   []Hotspot `json:"cpu_hotspots"`
+	// BlockHotspots and MutexHotspots rank functions by time spent blocked
+	// and waiting on contended locks (flat/cum % of BlockDelayMS /
+	// MutexDelayMS, the windows' totals; 0 when the target records none).
+	BlockHotspots []Hotspot    `json:"block_hotspots,omitempty"`
+	MutexHotspots []Hotspot    `json:"mutex_hotspots,omitempty"`
+	BlockDelayMS  float64      `json:"block_delay_ms"`
+	MutexDelayMS  float64      `json:"mutex_delay_ms"`
 	HeapGrowthBy  []HeapGrowth `json:"heap_growth_by_function"`
 	Files         []string     `json:"files"`
 }

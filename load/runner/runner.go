@@ -62,8 +62,12 @@ type Options struct {
 	WarmUp time.Duration
 	// CPUWindow and CPUEvery schedule CPU profiles (defaults 10 s and 60 s).
 	CPUWindow, CPUEvery time.Duration
-	// Budget is checked at the end; a zero Budget checks nothing.
+	// Budget holds the whole-run gates checked at the end; a zero Budget
+	// checks nothing.
 	Budget budget.Budget
+	// OpBudget holds per-operation gates (budget.ParseSpec), checked at the
+	// end before the whole-run gates.
+	OpBudget budget.Spec
 	// Progress selects the live display, written to ProgressOut (default os.Stderr).
 	Progress    progress.Mode
 	ProgressOut io.Writer
@@ -71,6 +75,10 @@ type Options struct {
 	KeepData bool
 	// Target describes where tierd runs, for the report.
 	Target string
+	// Shard is set when this run drives one shard of a sharded run (the
+	// caller has already divided the rate and set the shard's seed and
+	// collection prefix; see ShardSeed).
+	Shard  *report.Shard
 	Logger *slog.Logger
 }
 
@@ -204,7 +212,7 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	}
 
 	measured := budget.FromResult(res)
-	in := report.Input{Name: o.Name, Target: o.Target, Result: res, Mix: mix}
+	in := report.Input{Name: o.Name, Target: o.Target, Result: res, Mix: mix, Shard: o.Shard}
 	if sess != nil {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		sum, err := sess.Finish(fctx)
@@ -236,6 +244,9 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		}
 	}
 	br := budget.Check(o.Budget, measured)
+	opsM, allM := budget.OpsFromResult(res)
+	br.Lines = append(budget.CheckSpec(o.OpBudget, opsM, allM), br.Lines...)
+	br.Spec = o.OpBudget.String()
 	in.Budget = &br
 	for _, f := range files {
 		if rel, err := filepath.Rel(o.OutDir, f); err == nil {
@@ -256,9 +267,17 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 
 func profilesOf(s *profiling.Summary, outDir string) *report.Profiles {
 	p := &report.Profiles{HeapBaseBytes: s.HeapBase, HeapEndBytes: s.HeapEnd, HeapGrowth: s.HeapGrowth}
-	for _, h := range s.CPUHotspots {
-		p.CPUHotspots = append(p.CPUHotspots, report.Hotspot{Function: h.Name, FlatPct: h.FlatPct, CumPct: h.CumPct})
+	hot := func(fs []profiling.Func) []report.Hotspot {
+		var out []report.Hotspot
+		for _, h := range fs {
+			out = append(out, report.Hotspot{Function: h.Name, FlatPct: h.FlatPct, CumPct: h.CumPct})
+		}
+		return out
 	}
+	p.CPUHotspots = hot(s.CPUHotspots)
+	p.BlockHotspots, p.MutexHotspots = hot(s.BlockHotspots), hot(s.MutexHotspots)
+	p.BlockDelayMS = float64(s.BlockDelay) / float64(time.Millisecond)
+	p.MutexDelayMS = float64(s.MutexDelay) / float64(time.Millisecond)
 	for _, d := range s.HeapGrowthBy {
 		p.HeapGrowthBy = append(p.HeapGrowthBy, report.HeapGrowth{Function: d.Name, DeltaBytes: d.Delta})
 	}
@@ -268,6 +287,16 @@ func profilesOf(s *profiling.Summary, outDir string) *report.Profiles {
 		}
 	}
 	return p
+}
+
+// ShardSeed derives shard i's seed from the run's seed (a SplitMix64 step
+// of run and i), so shards draw independent data, arrivals and op
+// sequences that one run seed reproduces.
+func ShardSeed(run uint64, i int) uint64 {
+	z := run + uint64(i+1)*0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
 
 // waitHealthy polls tierd's /healthz until it answers or limit passes.

@@ -52,6 +52,7 @@ func TestRunWritesReportFolder(t *testing.T) {
 		Rate:     40, Duration: 2500 * time.Millisecond, WarmUp: 500 * time.Millisecond,
 		CPUWindow: time.Second, CPUEvery: time.Minute,
 		Budget:   budget.Budget{P95: time.Microsecond, MaxCPU: 100, MaxHeapGrowth: 100},
+		OpBudget: budget.Spec{{Scope: "search", Metric: budget.MetricP95, Limit: time.Hour}, {Scope: "*", Metric: budget.MetricErrors, MaxErrorRate: budget.NoErrors}},
 		Progress: progress.Plain, ProgressOut: &prog, Logger: log,
 	})
 	require.NoError(t, err)
@@ -62,14 +63,27 @@ func TestRunWritesReportFolder(t *testing.T) {
 	for _, l := range oc.Budget.Lines {
 		assert.NotEqual(t, "not measured", l.Measured, l.Name)
 	}
+	// Per-operation gates come first: search's p95, then every op's errors.
+	var gates []string
+	for _, l := range oc.Budget.Lines[:4] {
+		gates = append(gates, l.Op+" "+l.Name)
+	}
+	assert.Equal(t, []string{"search p95", "search errors", "insert errors", "tier errors"}, gates)
+	md, err := os.ReadFile(filepath.Join(out, report.MDFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "| search | p95 | ≤ 1h0m0s | ")
+	assert.Contains(t, string(md), "| (run) | p95 | ≤ 1µs | ")
 
 	for _, f := range []string{report.JSONFile, report.MDFile, report.PNGFile, ResourcesCSV,
-		filepath.Join(ProfilesDir, "heap-base.pb.gz"), filepath.Join(ProfilesDir, "heap-end.pb.gz"), filepath.Join(ProfilesDir, "cpu-00.pb.gz")} {
+		filepath.Join(ProfilesDir, "heap-base.pb.gz"), filepath.Join(ProfilesDir, "heap-end.pb.gz"), filepath.Join(ProfilesDir, "cpu-00.pb.gz"),
+		filepath.Join(ProfilesDir, "block-00.pb.gz"), filepath.Join(ProfilesDir, "mutex-00.pb.gz")} {
 		assert.FileExists(t, filepath.Join(out, f))
 	}
 	rep, err := report.Read(filepath.Join(out, report.JSONFile))
 	require.NoError(t, err)
 	assert.False(t, rep.Passed)
+	require.NotNil(t, rep.Budget)
+	assert.Equal(t, "search:p95=1h0m0s,*:errors=0%", rep.Budget.Spec)
 	assert.Equal(t, int64(100), rep.Overall.Scheduled)
 	assert.Equal(t, rep.Overall.Completed, rep.Overall.OK, "errors: %v", rep.Overall.Errors)
 	require.NotNil(t, rep.Resources)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -115,6 +116,12 @@ type WAL struct {
 type Config struct {
 	ListenAddr string `yaml:"listen_addr"`
 	DebugAddr  string `yaml:"debug_addr"`
+	// BlockProfileRate and MutexProfileFraction feed the debug port's
+	// block and mutex profiles (runtime.SetBlockProfileRate: one sample
+	// per that many nanoseconds blocked; runtime.SetMutexProfileFraction:
+	// one in that many contention events). 0, the default, leaves them off.
+	BlockProfileRate     int `yaml:"block_profile_rate"`
+	MutexProfileFraction int `yaml:"mutex_profile_fraction"`
 	// DataDir holds the WAL, the manifest and the warm tier.
 	DataDir  string `yaml:"data_dir"`
 	LogLevel string `yaml:"log_level"`
@@ -268,6 +275,8 @@ func ParseBytes(v string) (int64, error) {
 var envVars = []envVar{
 	{"TIERD_LISTEN_ADDR", str(func(c *Config) *string { return &c.ListenAddr })},
 	{"TIERD_DEBUG_ADDR", str(func(c *Config) *string { return &c.DebugAddr })},
+	{"TIERD_BLOCK_PROFILE_RATE", integer(func(c *Config) *int { return &c.BlockProfileRate })},
+	{"TIERD_MUTEX_PROFILE_FRACTION", integer(func(c *Config) *int { return &c.MutexProfileFraction })},
 	{"TIERD_DATA_DIR", str(func(c *Config) *string { return &c.DataDir })},
 	{"TIERD_LOG_LEVEL", str(func(c *Config) *string { return &c.LogLevel })},
 	{"TIERD_SHUTDOWN_TIMEOUT", duration(func(c *Config) *Duration { return &c.ShutdownTimeout })},
@@ -398,8 +407,19 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout must be positive")
 	}
+	if c.BlockProfileRate < 0 || c.MutexProfileFraction < 0 {
+		bad("block_profile_rate and mutex_profile_fraction must not be negative (0 means off)")
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid config: %w", err)
 	}
 	return nil
+}
+
+// ApplyProfileRates sets the process's block and mutex profiling rates
+// from BlockProfileRate and MutexProfileFraction (both process-wide; 0
+// turns each off).
+func (c Config) ApplyProfileRates() {
+	runtime.SetBlockProfileRate(c.BlockProfileRate)
+	runtime.SetMutexProfileFraction(c.MutexProfileFraction)
 }

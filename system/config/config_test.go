@@ -15,13 +15,15 @@ func TestDefaultIsValid(t *testing.T) {
 
 func TestFromEnv(t *testing.T) {
 	env := map[string]string{
-		"TIERD_LISTEN_ADDR":       ":9000",
-		"TIERD_S3_ENDPOINT":       "127.0.0.1:9001",
-		"TIERD_S3_USE_SSL":        "true",
-		"TIERD_S3_OP_TIMEOUT":     "250ms",
-		"TIERD_S3_PREFIX":         "p/",
-		"TIERD_QUOTA_HOT_BYTES":   "64MiB",
-		"TIERD_QUOTA_COLLECTIONS": "7",
+		"TIERD_LISTEN_ADDR":            ":9000",
+		"TIERD_S3_ENDPOINT":            "127.0.0.1:9001",
+		"TIERD_S3_USE_SSL":             "true",
+		"TIERD_S3_OP_TIMEOUT":          "250ms",
+		"TIERD_S3_PREFIX":              "p/",
+		"TIERD_QUOTA_HOT_BYTES":        "64MiB",
+		"TIERD_QUOTA_COLLECTIONS":      "7",
+		"TIERD_BLOCK_PROFILE_RATE":     "10000",
+		"TIERD_MUTEX_PROFILE_FRACTION": "10",
 	}
 	cfg, err := FromEnv(Default(), func(k string) string { return env[k] })
 	require.NoError(t, err)
@@ -31,6 +33,10 @@ func TestFromEnv(t *testing.T) {
 	require.Equal(t, 250*time.Millisecond, cfg.S3.OpTimeout.D())
 	require.Equal(t, int64(64<<20), cfg.Quotas.HotBytes)
 	require.Equal(t, 7, cfg.Quotas.Collections)
+	require.Equal(t, 10000, cfg.BlockProfileRate)
+	require.Equal(t, 10, cfg.MutexProfileFraction)
+	require.Zero(t, Default().BlockProfileRate, "block profiling is off by default")
+	require.Zero(t, Default().MutexProfileFraction, "mutex profiling is off by default")
 	require.Equal(t, "tierd", cfg.S3.Bucket, "unset variables keep their defaults")
 	require.NoError(t, cfg.Validate())
 }
@@ -69,6 +75,8 @@ func TestValidate(t *testing.T) {
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "log_level"},
 		{"negative quota", func(c *Config) { c.Quotas.HotBytes = -1 }, "quotas"},
 		{"max dimension", func(c *Config) { c.Limits.MaxDimension = 0 }, "max_dimension"},
+		{"negative block profile rate", func(c *Config) { c.BlockProfileRate = -1 }, "block_profile_rate"},
+		{"negative mutex profile fraction", func(c *Config) { c.MutexProfileFraction = -1 }, "mutex_profile_fraction"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
