@@ -300,7 +300,7 @@ func (s *Store) toCold(ctx context.Context, c *collection, from api.Tier) error 
 }
 
 // coldAttempts bounds the uploads of one demotion to cold (see toCold).
-const coldAttempts = 3
+const coldAttempts = 2
 
 // toColdOnce is one attempt of toCold; it reports false when inserts made
 // the upload stale (hold: keep them out instead).
