@@ -175,10 +175,10 @@ func (s *Store) flipEntry(c *collection, tier api.Tier, data *manifest.SnapshotR
 // memory. As in toCold, inserts are held off only while the data is
 // encoded and while the flip commits, not while the file is written: an
 // insert applied meanwhile makes the file stale and the demotion starts
-// over; the last of coldAttempts keeps inserts out throughout.
+// over; the last of demoteAttempts keeps inserts out throughout.
 func (s *Store) hotToWarm(_ context.Context, c *collection) error {
 	for attempt := 1; ; attempt++ {
-		done, err := s.hotToWarmOnce(c, attempt == coldAttempts)
+		done, err := s.hotToWarmOnce(c, attempt == demoteAttempts)
 		if err != nil || done {
 			return err
 		}
@@ -282,7 +282,7 @@ func (s *Store) flipMemory(c *collection, tier api.Tier, ref *manifest.SnapshotR
 // Inserts are not held off during the upload: the snapshot is taken under
 // the writer lock, which is released for the S3 phase and taken again for
 // the flip. If an insert was applied meanwhile the upload is stale: it is
-// cleaned up and the transition starts over. The last of coldAttempts
+// cleaned up and the transition starts over. The last of demoteAttempts
 // keeps the writer lock through the upload, so a collection written
 // without pause still goes cold.
 func (s *Store) toCold(ctx context.Context, c *collection, from api.Tier) error {
@@ -291,7 +291,7 @@ func (s *Store) toCold(ctx context.Context, c *collection, from api.Tier) error 
 		return err
 	}
 	for attempt := 1; ; attempt++ {
-		done, err := s.toColdOnce(ctx, cs, c, from, attempt == coldAttempts)
+		done, err := s.toColdOnce(ctx, cs, c, from, attempt == demoteAttempts)
 		if err != nil || done {
 			return err
 		}
@@ -299,8 +299,8 @@ func (s *Store) toCold(ctx context.Context, c *collection, from api.Tier) error 
 	}
 }
 
-// coldAttempts bounds the uploads of one demotion to cold (see toCold).
-const coldAttempts = 2
+// demoteAttempts bounds the copies one demotion makes (see toCold).
+const demoteAttempts = 2
 
 // toColdOnce is one attempt of toCold; it reports false when inserts made
 // the upload stale (hold: keep them out instead).
