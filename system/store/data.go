@@ -154,19 +154,31 @@ func (s *Store) Insert(ctx context.Context, name string, vectors []api.Vector) (
 			continue // demoted meanwhile: promote again
 		}
 		payload := encodeInsert(c.id, c.dim, vectors)
-		// Always wait for the fsync: once written, the record will be replayed.
-		lsn, err := s.wal.Append(context.WithoutCancel(ctx), payload)
+		p, err := s.wal.Submit(payload)
 		if err != nil {
 			c.writeMu.Unlock()
 			s.hotBytes.Add(-need)
 			return 0, localError("write-ahead log", err)
 		}
-		c.mu.Lock()
-		added := c.apply(vectors)
-		c.noteWAL(lsn, int64(len(payload)))
-		c.hotBytes += added
-		c.mu.Unlock()
+		ticket := c.issue()
 		c.writeMu.Unlock()
+		// Always wait for the fsync: once written, the record will be
+		// replayed. Then apply in submission (LSN) order.
+		err = p.Wait(context.WithoutCancel(ctx))
+		c.awaitTurn(ticket)
+		var added int64
+		if err == nil {
+			c.mu.Lock()
+			added = c.apply(vectors)
+			c.noteWAL(p.LSN, int64(len(payload)))
+			c.hotBytes += added
+			c.mu.Unlock()
+		}
+		c.endTurn()
+		if err != nil {
+			s.hotBytes.Add(-need)
+			return 0, localError("write-ahead log", err)
+		}
 		s.hotBytes.Add(added - need)
 		s.touch(c)
 		return len(vectors), nil

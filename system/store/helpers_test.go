@@ -223,3 +223,13 @@ func runCrashing(f func()) (point string) {
 }
 
 func mkdir(p string) error { return os.MkdirAll(p, 0o755) }
+
+// requireNoObjects waits until no object is left under prefix: the cold
+// object a promotion replaced is deleted in the background.
+func requireNoObjects(t *testing.T, f *fixture, prefix string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		list, err := f.objs.ListObjects(context.Background(), prefix)
+		return err == nil && len(list) == 0
+	}, 5*time.Second, 5*time.Millisecond, "objects left under %s: %v", prefix, objectKeys(t, f.objs, prefix))
+}

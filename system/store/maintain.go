@@ -126,7 +126,7 @@ func (s *Store) checkpoint(c *collection) (bool, error) {
 		return false, nil
 	}
 	defer release(c)
-	c.writeMu.Lock()
+	c.lockWriters()
 	defer c.writeMu.Unlock()
 	c.mu.RLock()
 	ok := c.tier == api.TierHot && !c.deleted

@@ -18,6 +18,7 @@ type metrics struct {
 	autoDemotions   prometheus.Counter
 	manifestSave    prometheus.Histogram
 	manifestCommits prometheus.Counter
+	bgDeletes       *prometheus.CounterVec
 }
 
 func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
@@ -49,6 +50,9 @@ func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
 		manifestCommits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tierd_manifest_commits_total", Help: "Manifest changes made durable (several per save under concurrency).",
 		}),
+		bgDeletes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tierd_background_deletes_total", Help: "Objects deleted in the background after a promotion, by result (ok, or failed: left to the worker).",
+		}, []string{"result"}),
 	}
 	if reg == nil {
 		return m
@@ -68,7 +72,7 @@ func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
 		}
 	}
 	cs := []prometheus.Collector{m.transitions, m.transitionTime, m.walSync, m.walSyncRecords, m.quotaRejections, m.autoDemotions,
-		m.manifestSave, m.manifestCommits,
+		m.manifestSave, m.manifestCommits, m.bgDeletes,
 		tierBytes("hot", func() float64 { return float64(s.hotBytes.Load()) }),
 		tierBytes("warm", func() float64 { return float64(s.warmBytes.Load()) }),
 		tierBytes("cold", func() float64 { return float64(s.coldBytes.Load()) }),
@@ -98,4 +102,9 @@ func (m *metrics) transition(from, to api.Tier, err error, d time.Duration) {
 	}
 	m.transitions.WithLabelValues(string(from), string(to), result).Inc()
 	m.transitionTime.WithLabelValues(string(from), string(to)).Observe(d.Seconds())
+}
+
+func (m *metrics) backgroundDeletes(keys, failed int) {
+	m.bgDeletes.WithLabelValues("ok").Add(float64(keys - failed))
+	m.bgDeletes.WithLabelValues("failed").Add(float64(failed))
 }

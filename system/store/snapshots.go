@@ -34,7 +34,7 @@ func (s *Store) CreateSnapshot(ctx context.Context, name string) (api.Snapshot, 
 	// write lock is held only while a hot collection's content is encoded,
 	// so inserts never wait for the upload (a slow or unreachable S3 must
 	// not stall the hot path).
-	c.writeMu.Lock()
+	c.lockWriters()
 	c.mu.RLock()
 	tier, ref, deleted, broken := c.tier, c.data, c.deleted, c.broken
 	c.mu.RUnlock()
@@ -180,7 +180,7 @@ func (s *Store) Restore(ctx context.Context, name, snapshotID string) (api.Colle
 		s.hotBytes.Add(-need)
 		return api.Collection{}, err
 	}
-	c.writeMu.Lock()
+	c.lockWriters()
 	defer c.writeMu.Unlock()
 	// Every WAL record of this collection so far is superseded.
 	covered := s.wal.LastLSN()

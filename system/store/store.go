@@ -93,6 +93,12 @@ type Store struct {
 	// only once none runs.
 	halted atomic.Bool
 	haltMu sync.RWMutex
+
+	// bg runs deletes that no request waits for (the cold object a
+	// promotion replaced); Close and Halt cancel bgCtx and wait for them.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 }
 
 // errHalted answers every write after Halt.
@@ -109,8 +115,17 @@ type collection struct {
 
 	// trans is held (capacity 1) by a tier transition, snapshot or restore.
 	trans chan struct{}
-	// writeMu serializes writers: inserts and the data phases of transitions.
+	// writeMu serializes writers: inserts submit their WAL record under it,
+	// transitions, snapshots, checkpoints and deletes hold it (through
+	// lockWriters) while they read or replace the data.
 	writeMu sync.Mutex
+	// An insert applies its record after the fsync, outside writeMu, in
+	// submission order, so one fsync covers many inserts of a collection:
+	// issued counts the records submitted, applied those applied or
+	// abandoned, and turn (on applyMu) signals that applied moved.
+	applyMu         sync.Mutex
+	turn            sync.Cond
+	issued, applied uint64
 
 	// mu guards the fields below; search takes it shared.
 	mu        sync.RWMutex
@@ -186,6 +201,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := &Store{opts: opts, log: log, colls: map[string]*collection{}, inflight: map[string]int{}}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s, opts.Registerer)
 	if removed, err := fsutil.RemoveTemps(opts.DataDir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -275,6 +291,7 @@ func (s *Store) fromEntry(e *manifest.Entry) *collection {
 		covered: e.CoveredLSN, lastLSN: e.CoveredLSN,
 		snapshots: slices.Clone(e.Snapshots),
 	}
+	c.turn.L = &c.applyMu
 	if e.Data != nil {
 		d := *e.Data
 		c.data = &d
@@ -336,6 +353,7 @@ func (s *Store) removeUnreferencedFiles() error {
 // files are closed. Requests still running get errors. Object store
 // requests are the caller's to stop (server.Server.Abandon does both).
 func (s *Store) Halt() {
+	s.stopBackground()
 	s.haltMu.Lock()
 	s.halted.Store(true)
 	s.haltMu.Unlock()
@@ -348,6 +366,7 @@ func (s *Store) Halt() {
 // Close closes the WAL and the manifest file. Acknowledged inserts are
 // already durable.
 func (s *Store) Close() error {
+	s.stopBackground()
 	err := s.wal.Close()
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
@@ -521,6 +540,46 @@ func (c *collection) view() api.Collection {
 	return out
 }
 
+// lockWriters takes writeMu and waits until every insert submitted before
+// it has been applied (or abandoned): the holder sees all of them in memory
+// and no other writer until it unlocks writeMu.
+func (c *collection) lockWriters() {
+	c.writeMu.Lock()
+	c.applyMu.Lock()
+	for c.applied != c.issued {
+		c.turn.Wait()
+	}
+	c.applyMu.Unlock()
+}
+
+// issue returns the ticket of an insert whose record was just submitted;
+// the caller holds writeMu, so tickets follow the records' LSN order.
+func (c *collection) issue() uint64 {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	t := c.issued
+	c.issued++
+	return t
+}
+
+// awaitTurn waits until every insert issued before ticket t is applied.
+func (c *collection) awaitTurn(t uint64) {
+	c.applyMu.Lock()
+	for c.applied != t {
+		c.turn.Wait()
+	}
+	c.applyMu.Unlock()
+}
+
+// endTurn records that the insert whose turn it is has been applied or
+// abandoned.
+func (c *collection) endTurn() {
+	c.applyMu.Lock()
+	c.applied++
+	c.turn.Broadcast()
+	c.applyMu.Unlock()
+}
+
 func (s *Store) touch(c *collection) { c.access.Store(s.opts.Now().UnixNano()) }
 
 // newID returns a sortable unique id: time then randomness.
@@ -584,6 +643,7 @@ func (s *Store) Create(_ context.Context, req api.CreateCollectionRequest) (api.
 	}
 	c := &collection{id: id, name: req.Name, dim: req.Dimension, metric: req.Metric, created: now,
 		trans: make(chan struct{}, 1), tier: api.TierHot, index: map[string]int{}}
+	c.turn.L = &c.applyMu
 	c.covered, c.lastLSN = s.wal.LastLSN(), s.wal.LastLSN()
 	s.touch(c)
 	s.mu.Lock()
@@ -670,7 +730,7 @@ func (s *Store) deleteEntry(ctx context.Context, name string) ([]string, error) 
 		return nil, err
 	}
 	defer release(c)
-	c.writeMu.Lock()
+	c.lockWriters()
 	defer c.writeMu.Unlock()
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
@@ -763,6 +823,27 @@ func (s *Store) deleteObjects(ctx context.Context, keys []string) (failed int) {
 	return failed
 }
 
+// deleteLater deletes keys in the background. They must already be
+// listed as pending deletes in the manifest: a delete that fails, or is
+// cut short by Close or Halt, is retried by the worker.
+func (s *Store) deleteLater(keys []string) {
+	if s.opts.Cold == nil || len(keys) == 0 || s.bgCtx.Err() != nil {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		failed := s.deleteObjects(s.bgCtx, keys)
+		s.metrics.backgroundDeletes(len(keys), failed)
+	}()
+}
+
+// stopBackground cancels the background deletes and waits for them.
+func (s *Store) stopBackground() {
+	s.bgCancel()
+	s.bg.Wait()
+}
+
 // RetryDeletes retries the pending deletes and cleans up the uploads in
 // progress that no running upload owns (left by a crash or by a cleanup
 // that failed). It returns how many keys are still left to delete.
@@ -806,12 +887,10 @@ func (s *Store) removeLocal(rel string) {
 		return
 	}
 	s.warmBytes.Add(-info.Size())
-	dir := filepath.Dir(p)
-	// The collection's folder goes when its last file does.
-	if os.Remove(dir) == nil {
-		dir = filepath.Dir(dir)
-	}
-	_ = fsutil.SyncDir(dir)
+	// The collection's folder goes when its last file does. No folder
+	// fsync: a removal that a power loss undoes leaves a file nothing
+	// refers to, which recovery removes (removeUnreferencedFiles).
+	_ = os.Remove(filepath.Dir(p))
 }
 
 // Usage reports resource use against the quotas.

@@ -244,17 +244,51 @@ func syncDir(dir string) error {
 // Append adds a record and waits until it is durable (fsynced). It returns
 // the record's LSN. If ctx ends first, the record may still become durable.
 func (w *WAL) Append(ctx context.Context, payload []byte) (uint64, error) {
+	p, err := w.Submit(payload)
+	if err != nil {
+		return 0, err
+	}
+	if err := p.Wait(ctx); err != nil {
+		return 0, err
+	}
+	return p.LSN, nil
+}
+
+// Pending is a record handed to the log whose write has not been waited
+// for yet.
+type Pending struct {
+	// LSN is the record's log sequence number: records are written, and
+	// become durable, in LSN order.
+	LSN uint64
+	b   *batch
+}
+
+// Wait blocks until the record is durable (nil) or its batch failed. If
+// ctx ends first the record may still become durable.
+func (p Pending) Wait(ctx context.Context) error {
+	select {
+	case <-p.b.done:
+		return p.b.err
+	case <-ctx.Done():
+		return fmt.Errorf("wal: waiting for fsync of lsn %d: %w", p.LSN, ctx.Err())
+	}
+}
+
+// Submit adds a record to the next batch without waiting for it: a caller
+// that must order its records (a collection's inserts) submits under its
+// own lock and waits after releasing it, so one fsync covers many of its
+// records.
+func (w *WAL) Submit(payload []byte) (Pending, error) {
 	if len(payload) > MaxRecord {
-		return 0, fmt.Errorf("wal: record of %d bytes exceeds %d", len(payload), MaxRecord)
+		return Pending{}, fmt.Errorf("wal: record of %d bytes exceeds %d", len(payload), MaxRecord)
 	}
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.failed != nil {
-		w.mu.Unlock()
-		return 0, w.failed
+		return Pending{}, w.failed
 	}
 	if w.closed {
-		w.mu.Unlock()
-		return 0, ErrClosed
+		return Pending{}, ErrClosed
 	}
 	if w.cur == nil {
 		w.cur = &batch{done: make(chan struct{}), firstLSN: w.nextLSN}
@@ -272,16 +306,7 @@ func (w *WAL) Append(ctx context.Context, payload []byte) (uint64, error) {
 	b.records++
 	b.lastLSN = lsn
 	w.cond.Signal()
-	w.mu.Unlock()
-	select {
-	case <-b.done:
-		if b.err != nil {
-			return 0, b.err
-		}
-		return lsn, nil
-	case <-ctx.Done():
-		return 0, fmt.Errorf("wal: waiting for fsync of lsn %d: %w", lsn, ctx.Err())
-	}
+	return Pending{LSN: lsn, b: b}, nil
 }
 
 // LastLSN returns the LSN of the last appended record (durable or not).

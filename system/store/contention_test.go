@@ -1,0 +1,168 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/config"
+	"github.com/tierchaos/tierchaos/system/store"
+)
+
+// gate blocks the first transition that reaches point until it is opened.
+type gate struct {
+	point   string
+	once    sync.Once
+	reached chan struct{}
+	open    chan struct{}
+}
+
+func newGate(point string) *gate {
+	return &gate{point: point, reached: make(chan struct{}), open: make(chan struct{})}
+}
+
+func (g *gate) hook(point string) {
+	if point != g.point {
+		return
+	}
+	g.once.Do(func() {
+		close(g.reached)
+		<-g.open
+	})
+}
+
+// TestDemotionsDoNotHoldOffInserts checks that an insert into a
+// collection being demoted is not held off by the demotion's file write
+// or upload: the insert completes while the demotion is stopped there,
+// and the demotion, finding its copy stale, starts over and includes it.
+func TestDemotionsDoNotHoldOffInserts(t *testing.T) {
+	cases := []struct {
+		name   string
+		target api.Tier
+		point  string // where the demotion is stopped, outside the writer lock
+	}{
+		{"hot to warm, file written", api.TierWarm, store.HookWarmWritten},
+		{"hot to cold, object uploaded", api.TierCold, store.HookColdUploaded},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, nil)
+			g := newGate(tc.point)
+			s := f.open(t, func(o *store.Options) { o.Hook = g.hook })
+			want := setup(t, s, "c", api.MetricL2)
+
+			demoted := make(chan error, 1)
+			go func() {
+				_, err := s.SetTier(ctx, "c", tc.target)
+				demoted <- err
+			}()
+			select {
+			case <-g.reached:
+			case err := <-demoted:
+				t.Fatalf("demotion ended before %s: %v", tc.point, err)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("demotion never reached %s", tc.point)
+			}
+
+			late := batch("late", 3, dim, 9)
+			inserted := make(chan error, 1)
+			go func() {
+				_, err := s.Insert(ctx, "c", late)
+				inserted <- err
+			}()
+			var insertErr error
+			select {
+			case insertErr = <-inserted:
+			case <-time.After(10 * time.Second):
+				close(g.open)
+				t.Fatalf("insert held off by the demotion stopped at %s", tc.point)
+			}
+			require.NoError(t, insertErr)
+			want.add(late)
+			close(g.open)
+			require.NoError(t, <-demoted)
+
+			got, err := s.Get(ctx, "c")
+			require.NoError(t, err)
+			require.Equal(t, tc.target, got.Tier)
+			if tc.target == api.TierCold {
+				require.Equal(t, []string{got.Object}, objectKeys(t, f.objs, "collections/c/"), "the stale upload is deleted")
+			} else {
+				files, _ := localFiles(t, f.dir)
+				require.Len(t, files, 1, "the stale file is removed")
+			}
+			requireContent(t, s, "c", api.MetricL2, want, dim)
+			// And after a restart, from the demoted copy.
+			require.NoError(t, s.Close())
+			s = f.open(t, nil)
+			requireContent(t, s, "c", api.MetricL2, want, dim)
+		})
+	}
+}
+
+// TestInsertsIntoOneCollectionShareFsyncs checks that concurrent inserts
+// into one collection are made durable together, not one fsync each, and
+// that the order they are applied in is the order the log replays.
+func TestInsertsIntoOneCollectionShareFsyncs(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	f := newFixture(t, nil)
+	s := f.open(t, func(o *store.Options) {
+		o.Registerer = reg
+		// Every batch waits this long for more records before its write.
+		o.WAL.GroupCommitWindow = config.Duration(50 * time.Millisecond)
+	})
+	_, err := s.Create(ctx, api.CreateCollectionRequest{Name: "c", Dimension: dim, Metric: api.MetricL2})
+	require.NoError(t, err)
+	before := fsyncs(t, reg)
+
+	const writers = 16
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			// Every writer replaces the same id: the value that wins in
+			// memory must be the one the log replays last.
+			v := []api.Vector{{ID: "same", Values: []float32{float32(i), 1, 2, 3}}}
+			_, err := s.Insert(ctx, "c", append(v, batch(fmt.Sprintf("w%d-", i), 2, dim, i)...))
+			require.NoError(t, err)
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	synced := fsyncs(t, reg) - before
+	require.LessOrEqual(t, synced, uint64(writers/2), "%d inserts of one collection took %d fsyncs", writers, synced)
+
+	first, err := s.Search(ctx, "c", []float32{0, 1, 2, 3}, api.MaxK)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	s = f.open(t, nil)
+	again, err := s.Search(ctx, "c", []float32{0, 1, 2, 3}, api.MaxK)
+	require.NoError(t, err)
+	require.Equal(t, first, again, "memory and WAL replay disagree on the order of inserts")
+}
+
+// fsyncs reads how many WAL fsyncs the store made.
+func fsyncs(t *testing.T, reg *prometheus.Registry) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == "tierd_wal_fsync_duration_seconds" {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatal("no tierd_wal_fsync_duration_seconds metric")
+	return 0
+}
