@@ -441,11 +441,13 @@ func (s *Stack) startToxiproxy(ctx context.Context) error {
 }
 
 // tierdEnv returns tierd's environment: where it finds S3 from where it
-// runs, plus the caller's additions.
+// runs, plus the caller's additions. The debug listener binds every
+// interface: in the container the host reaches it through the published
+// port (tierd's own default is loopback only).
 func (s *Stack) tierdEnv(s3Endpoint string, extra map[string]string) map[string]string {
 	env := map[string]string{
 		"TIERD_LISTEN_ADDR":   ":8080",
-		"TIERD_DEBUG_ADDR":    ":6060",
+		"TIERD_DEBUG_ADDR":    "0.0.0.0:6060",
 		"TIERD_DATA_DIR":      "/data",
 		"TIERD_S3_ENDPOINT":   s3Endpoint,
 		"TIERD_S3_ACCESS_KEY": AccessKey,

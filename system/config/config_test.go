@@ -88,7 +88,7 @@ func TestLoadFile(t *testing.T) {
 	require.Equal(t, ":7000", cfg.ListenAddr)
 	require.Equal(t, 3*time.Second, cfg.S3.OpTimeout.D())
 	require.Equal(t, 4, cfg.Quotas.Collections)
-	require.Equal(t, ":6060", cfg.DebugAddr)
+	require.Equal(t, "127.0.0.1:6060", cfg.DebugAddr)
 
 	require.NoError(t, os.WriteFile(p, []byte("listen_adr: x\n"), 0o600))
 	_, err = Load(Default(), p)
