@@ -18,7 +18,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/tierchaos/tierchaos/system/config"
 	"github.com/tierchaos/tierchaos/system/server"
@@ -118,7 +117,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.ListenAddr, err)
 	}
-	apiSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	apiSrv := srv.HTTPServer()
 	servers := []*http.Server{apiSrv}
 	errc := make(chan error, 2)
 	go func() { errc <- apiSrv.Serve(apiLn) }()
@@ -129,7 +128,8 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
 		debugAddr = dbgLn.Addr().String()
-		dbgSrv := &http.Server{Handler: srv.DebugHandler(), ReadHeaderTimeout: 10 * time.Second}
+		// No write timeout: a CPU profile or trace answers after its duration.
+		dbgSrv := &http.Server{Handler: srv.DebugHandler(), ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(), IdleTimeout: cfg.HTTP.IdleTimeout.D()}
 		servers = append(servers, dbgSrv)
 		go func() { errc <- dbgSrv.Serve(dbgLn) }()
 	}
