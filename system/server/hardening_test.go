@@ -445,3 +445,32 @@ func TestStrictJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelledSearchGetsNoAnswer: a search whose client went away stops,
+// answers nothing (no 500 error body) and is counted.
+func TestCancelledSearchGetsNoAnswer(t *testing.T) {
+	h := startHardened(t, nil)
+	c := client.New(h.url)
+	ctx := context.Background()
+	_, err := c.CreateCollection(ctx, api.CreateCollectionRequest{Name: "s", Dimension: 2, Metric: api.MetricL2})
+	require.NoError(t, err)
+	vs := make([]api.Vector, 3000)
+	for i := range vs {
+		vs[i] = api.Vector{ID: fmt.Sprintf("v%d", i), Values: []float32{float32(i), 1}}
+	}
+	_, err = c.Insert(ctx, "s", vs)
+	require.NoError(t, err)
+
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	req := httptest.NewRequestWithContext(gone, http.MethodPost, "/v1/collections/s/search", strings.NewReader(`{"vector":[1,1],"k":2}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.srv.Handler().ServeHTTP(rec, req)
+	require.Empty(t, rec.Body.String(), "no answer body for a client that went away")
+
+	mrec := httptest.NewRecorder()
+	h.srv.DebugHandler().ServeHTTP(mrec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	require.Contains(t, mrec.Body.String(), "tierd_http_cancelled_total 1")
+	require.Contains(t, mrec.Body.String(), `tierd_http_requests_total{code="cancelled",route="POST /v1/collections/{name}/search"} 1`)
+}

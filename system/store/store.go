@@ -87,6 +87,9 @@ type Store struct {
 	hotBytes  atomic.Int64
 	warmBytes atomic.Int64
 	coldBytes atomic.Int64
+	// scored counts the vectors searches have scored (tests check that a
+	// cancelled search stops early).
+	scored atomic.Int64
 
 	// halted is set by Halt: no more writes to the data folder. Local file
 	// writes and removals hold haltMu shared, so Halt (exclusive) returns
