@@ -69,12 +69,22 @@ func TestValidate(t *testing.T) {
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "log_level"},
 		{"negative quota", func(c *Config) { c.Quotas.HotBytes = -1 }, "quotas"},
 		{"max dimension", func(c *Config) { c.Limits.MaxDimension = 0 }, "max_dimension"},
+		{"write timeout below two S3 operations", func(c *Config) { c.HTTP.WriteTimeout = Duration(15 * time.Second) }, "http.write_timeout"},
+		{"zero write timeout", func(c *Config) { c.HTTP.WriteTimeout = 0 }, "http.write_timeout"},
+		{"read timeout below header timeout", func(c *Config) { c.HTTP.ReadTimeout = Duration(time.Second) }, "http.read_timeout"},
+		{"zero header timeout", func(c *Config) { c.HTTP.ReadHeaderTimeout = 0 }, "http.read_header_timeout"},
+		{"zero idle timeout", func(c *Config) { c.HTTP.IdleTimeout = 0 }, "http.idle_timeout"},
+		{"no requests in flight", func(c *Config) { c.HTTP.MaxInFlight = 0 }, "http.max_in_flight"},
+		{"short api token", func(c *Config) { c.Auth.APIToken = "short" }, "auth.api_token"},
+		{"admin token with a space", func(c *Config) { c.Auth.AdminToken = "0123456789 abcdef" }, "auth.admin_token"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
 			tc.mod(&c)
-			require.ErrorContains(t, c.Validate(), tc.want)
+			err := c.Validate()
+			require.ErrorContains(t, err, tc.want)
+			require.ErrorIs(t, err, ErrInvalid)
 		})
 	}
 }
