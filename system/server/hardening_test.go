@@ -474,3 +474,27 @@ func TestCancelledSearchGetsNoAnswer(t *testing.T) {
 	require.Contains(t, mrec.Body.String(), "tierd_http_cancelled_total 1")
 	require.Contains(t, mrec.Body.String(), `tierd_http_requests_total{code="cancelled",route="POST /v1/collections/{name}/search"} 1`)
 }
+
+// TestS3ErrorBodiesNameOnlyTheObject: an S3 failure answers the fixed
+// message of its code with the collection and the object key (public: the
+// collection shows it), not the store's error text.
+func TestS3ErrorBodiesNameOnlyTheObject(t *testing.T) {
+	objs := uploader.NewMemStore()
+	h := startHardened(t, nil, server.WithObjectStore(objs))
+	c := client.New(h.url)
+	ctx := context.Background()
+	_, err := c.CreateCollection(ctx, api.CreateCollectionRequest{Name: "o", Dimension: 2, Metric: api.MetricL2})
+	require.NoError(t, err)
+	_, err = c.Insert(ctx, "o", []api.Vector{{ID: "x", Values: []float32{1, 2}}})
+	require.NoError(t, err)
+	coll, err := c.SetTier(ctx, "o", api.TierCold)
+	require.NoError(t, err)
+	id, err := objs.Inject(uploader.Fault{Kind: uploader.FaultAccessDenied, Op: uploader.OpGetObject})
+	require.NoError(t, err)
+	defer objs.RemoveFault(id)
+	a := send(t, "POST", h.url+"/v1/collections/o/tier", `{"target":"hot"}`, map[string]string{"Content-Type": "application/json"})
+	requireCode(t, a, 503, api.CodeStorageUnavailable)
+	require.Contains(t, a.body, `collection \"o\": object storage is unavailable`)
+	require.Contains(t, a.body, "(object "+coll.Object+")")
+	require.NotContains(t, a.body, "attempt", "the store's retry detail stays in the log")
+}

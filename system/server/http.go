@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -172,7 +173,7 @@ var genericMessages = map[string]string{
 	api.CodeInsufficientStorage: "the data volume is full",
 	api.CodeStorageUnavailable:  "object storage is unavailable or did not answer within the deadline; retry later",
 	api.CodeBucketNotFound:      "the object storage bucket does not exist; nothing was changed",
-	api.CodeDataCorrupted:       "stored data failed its integrity check; the server log names the file or object",
+	api.CodeDataCorrupted:       "stored data failed its integrity check",
 	api.CodeUnimplemented:       "not implemented",
 }
 
@@ -185,30 +186,40 @@ func localCause(err error) bool {
 }
 
 // publicMessage is the message an error answer shows. Client errors (4xx)
-// keep their message, which describes the request. Server errors (5xx)
-// show a fixed message per code (with the collection of the route), as
-// their detail may name files in the data folder, S3 endpoints or OS
-// errors. A data_corrupted error about an S3 object keeps its message: it
-// names the object key, which is public (a cold collection and a snapshot
-// show theirs), and no local file (the store names those relative to the
-// data folder, under local/). No message ever contains the data folder.
+// keep their message, which describes the request, as does overloaded.
+// Other server errors (5xx) show a fixed message per code, prefixed with
+// the route's collection, as their detail may name files in the data
+// folder, S3 endpoints or OS errors; the detail goes to the log. An S3
+// failure (data_corrupted, storage_unavailable, bucket_not_found) about an
+// object also names the object key, which is public (a cold collection
+// and a snapshot show theirs), never a local file. No message contains the
+// data folder.
 func (s *Server) publicMessage(r *http.Request, code string, err error) string {
 	msg := api.MessageOf(err)
 	status := api.HTTPStatus(code)
-	aboutObject := strings.Contains(msg, s.cfg.S3.Prefix+"collections/") && !strings.Contains(msg, "local/")
-	keep := status < 500 || code == api.CodeOverloaded ||
-		(code == api.CodeDataCorrupted && aboutObject && !localCause(err))
-	if keep && !s.mentionsDataDir(msg) {
+	if (status < 500 || code == api.CodeOverloaded) && !s.mentionsDataDir(msg) {
 		return msg
 	}
-	generic, ok := genericMessages[code]
+	out, ok := genericMessages[code]
 	if !ok {
-		generic = http.StatusText(status)
+		out = http.StatusText(status)
 	}
 	if name := r.PathValue("name"); name != "" && api.ValidateName(name) == nil {
-		generic = fmt.Sprintf("collection %q: %s", name, generic)
+		out = fmt.Sprintf("collection %q: %s", name, out)
 	}
-	return generic
+	switch code {
+	case api.CodeDataCorrupted, api.CodeStorageUnavailable, api.CodeBucketNotFound:
+		if key := s.objectKey.FindString(msg); key != "" && !localCause(err) && !s.mentionsDataDir(key) {
+			out += " (object " + key + ")"
+		}
+	}
+	return out
+}
+
+// objectKeyPattern matches the S3 keys tierd writes (see cold.Store):
+// {prefix}collections/{name}/data|snapshots/{id}.parquet.
+func objectKeyPattern(prefix string) *regexp.Regexp {
+	return regexp.MustCompile(regexp.QuoteMeta(prefix) + `collections/[a-z0-9_-]{1,64}/(data|snapshots)/[0-9a-zA-Z]+\.parquet`)
 }
 
 // mentionsDataDir reports whether msg contains the data folder's path.

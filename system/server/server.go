@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,8 @@ type Server struct {
 	// inFlight holds one token per API request being served (capacity
 	// cfg.HTTP.MaxInFlight).
 	inFlight chan struct{}
+	// objectKey finds an S3 object key in an error message.
+	objectKey *regexp.Regexp
 }
 
 // bucketEnsurer is implemented by object stores that can create their bucket.
@@ -86,7 +89,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		opt(&o)
 	}
 	bgctx, stop := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry(), stop: stop, inFlight: make(chan struct{}, cfg.HTTP.MaxInFlight)}
+	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry(), stop: stop, inFlight: make(chan struct{}, cfg.HTTP.MaxInFlight),
+		objectKey: objectKeyPattern(cfg.S3.Prefix)}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = newHTTPMetrics(s.reg)
 
