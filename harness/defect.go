@@ -165,6 +165,7 @@ func acceptableInsert(h http.Handler, r *http.Request, name string, body []byte,
 	if err != nil {
 		return 0, false
 	}
+	get.Header.Set("Authorization", r.Header.Get("Authorization")) // the insert's own token
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, get)
 	if rec.Code != http.StatusOK {

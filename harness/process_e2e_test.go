@@ -126,3 +126,27 @@ func TestReconfigureTierdRefused(t *testing.T) {
 	require.NoError(t, err, "tierd serves again, with its data, after the refused settings")
 	require.NoError(t, stack.ClearFaults(ctx))
 }
+
+// TestTierdRequiresTheRunTokens: the stack starts tierd with this run's
+// random tokens: without one, or with the API token on an admin route,
+// tierd answers 401; the stack's own client passes.
+func TestTierdRequiresTheRunTokens(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.Len(t, stack.APIToken, 64)
+	require.Len(t, stack.AdminToken, 64)
+	require.NotEqual(t, stack.APIToken, stack.AdminToken)
+	base, err := stack.TierdURL()
+	require.NoError(t, err)
+
+	_, err = client.New(base).ListCollections(ctx)
+	require.Equal(t, api.CodeUnauthenticated, client.CodeOf(err), "no token: %v", err)
+	_, err = client.New(base, client.WithToken(stack.APIToken)).Usage(ctx)
+	require.Equal(t, api.CodeUnauthenticated, client.CodeOf(err), "the API token on an admin route: %v", err)
+	require.NoError(t, client.New(base).Readyz(ctx), "readiness needs no token")
+
+	_, err = stack.Tierd.ListCollections(ctx)
+	require.NoError(t, err)
+	_, err = stack.Tierd.Usage(ctx)
+	require.NoError(t, err)
+}

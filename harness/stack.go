@@ -7,6 +7,8 @@ package harness
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -108,8 +110,14 @@ type Stack struct {
 	// Images are the image references the stack runs.
 	Images images.Set
 
-	// Tierd is a client of tierd's REST API, from the host.
+	// Tierd is a client of tierd's REST API, from the host, with the
+	// run's tokens.
 	Tierd *tierclient.Client
+	// APIToken and AdminToken are tierd's bearer tokens for this run
+	// (random, from crypto/rand); clients of tierd built outside the stack
+	// (load driver, fixtures) pass them with tierclient.WithToken and
+	// tierclient.WithAdminToken.
+	APIToken, AdminToken string
 	// Mode is how tierd runs: SUTContainer or SUTInProcess.
 	Mode string
 	// S3 is a direct MinIO client that bypasses Toxiproxy and any fault.
@@ -224,7 +232,8 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 		secrets: sec,
 		Run:     run, Mode: mode, log: opts.Logger, docker: docker, seed: opts.Seed, dataTmpfs: opts.TierdDataTmpfs,
 		containers: map[string]testcontainers.Container{}, restartableMinIO: opts.RestartableMinIO,
-		defects: &defects{log: opts.Logger},
+		defects:  &defects{log: opts.Logger},
+		APIToken: randomToken(), AdminToken: randomToken(),
 	}
 	defer func() {
 		if err != nil {
@@ -468,12 +477,21 @@ func (s *Stack) startToxiproxy(ctx context.Context) error {
 	return nil
 }
 
+// randomToken returns 32 random bytes from crypto/rand, hex-encoded.
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = crand.Read(b) // crypto/rand.Read never returns an error (it crashes the program instead)
+	return hex.EncodeToString(b)
+}
+
 // tierdEnv returns tierd's environment: where it finds S3 from where it
-// runs, plus the caller's additions.
+// runs, plus the caller's additions. The debug listener binds every
+// interface: in the container the host reaches it through the published
+// port (tierd's own default is loopback only).
 func (s *Stack) tierdEnv(s3Endpoint string, extra map[string]string) map[string]string {
 	env := map[string]string{
 		"TIERD_LISTEN_ADDR":   ":8080",
-		"TIERD_DEBUG_ADDR":    ":6060",
+		"TIERD_DEBUG_ADDR":    "0.0.0.0:6060",
 		"TIERD_DATA_DIR":      "/data",
 		"TIERD_S3_ENDPOINT":   s3Endpoint,
 		"TIERD_S3_ACCESS_KEY": s.secrets.accessKey,
@@ -483,6 +501,8 @@ func (s *Stack) tierdEnv(s3Endpoint string, extra map[string]string) map[string]
 		// Block and mutex profiles for load runs (off in tierd's defaults).
 		"TIERD_BLOCK_PROFILE_RATE":     "10000",
 		"TIERD_MUTEX_PROFILE_FRACTION": "10",
+		"TIERD_API_TOKEN":              s.APIToken,
+		"TIERD_ADMIN_TOKEN":            s.AdminToken,
 	}
 	for k, v := range extra {
 		env[k] = v
@@ -543,7 +563,8 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 	}
 	// The client's host name is a placeholder: the dialer always connects to
 	// wherever tierd listens now, so the client survives restarts.
-	s.Tierd = tierclient.New("http://tierd", tierclient.WithHTTPClient(&http.Client{Transport: s.transport, Timeout: 60 * time.Second}))
+	s.Tierd = tierclient.New("http://tierd", tierclient.WithHTTPClient(&http.Client{Transport: s.transport, Timeout: 60 * time.Second}),
+		tierclient.WithToken(s.APIToken), tierclient.WithAdminToken(s.AdminToken))
 	return nil
 }
 

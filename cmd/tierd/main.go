@@ -1,5 +1,6 @@
 // Command tierd is the tiered vector store under test: REST API on
-// TIERD_LISTEN_ADDR, pprof and Prometheus metrics on TIERD_DEBUG_ADDR.
+// TIERD_LISTEN_ADDR, pprof and Prometheus metrics on TIERD_DEBUG_ADDR
+// (127.0.0.1:6060 by default; "" or "off" disables it).
 // Configuration: defaults, then the YAML file (-config or TIERD_CONFIG),
 // then TIERD_* environment variables, then flags.
 package main
@@ -17,31 +18,40 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/tierchaos/tierchaos/system/config"
 	"github.com/tierchaos/tierchaos/system/server"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "tierd:", err)
 		os.Exit(1)
 	}
 }
 
 // loadConfig builds the effective config from file, environment and flags.
-func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config.Config, bool, error) {
+// lookupEnv is os.LookupEnv (tests pass a map): a variable set to "" is
+// told from an unset one, so TIERD_DEBUG_ADDR= disables the debug listener.
+func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (config.Config, bool, error) {
 	fs := flag.NewFlagSet("tierd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", getenv("TIERD_CONFIG"), "YAML config file (env TIERD_CONFIG)")
+	envPath, _ := lookupEnv("TIERD_CONFIG")
+	path := fs.String("config", envPath, "YAML config file (env TIERD_CONFIG)")
 	printCfg := fs.Bool("print-config", false, "print the effective config as YAML and exit")
-	listen := fs.String("listen", "", "REST listen address (env TIERD_LISTEN_ADDR)")
-	debug := fs.String("debug-listen", "", "pprof/metrics listen address (env TIERD_DEBUG_ADDR)")
-	dataDir := fs.String("data-dir", "", "data directory (env TIERD_DATA_DIR)")
-	endpoint := fs.String("s3-endpoint", "", "S3 endpoint host:port (env TIERD_S3_ENDPOINT)")
-	bucket := fs.String("s3-bucket", "", "S3 bucket (env TIERD_S3_BUCKET)")
-	prefix := fs.String("s3-prefix", "", "S3 key prefix (env TIERD_S3_PREFIX)")
+	strFlags := map[string]func(*config.Config) *string{}
+	strFlag := func(name, usage string, field func(*config.Config) *string) {
+		fs.String(name, "", usage)
+		strFlags[name] = field
+	}
+	strFlag("listen", "REST listen address (env TIERD_LISTEN_ADDR)", func(c *config.Config) *string { return &c.ListenAddr })
+	strFlag("debug-listen", `pprof/metrics listen address; "" or "off" disables it (env TIERD_DEBUG_ADDR)`, func(c *config.Config) *string { return &c.DebugAddr })
+	strFlag("data-dir", "data directory (env TIERD_DATA_DIR)", func(c *config.Config) *string { return &c.DataDir })
+	strFlag("s3-endpoint", "S3 endpoint host:port (env TIERD_S3_ENDPOINT)", func(c *config.Config) *string { return &c.S3.Endpoint })
+	strFlag("s3-bucket", "S3 bucket (env TIERD_S3_BUCKET)", func(c *config.Config) *string { return &c.S3.Bucket })
+	strFlag("s3-prefix", "S3 key prefix (env TIERD_S3_PREFIX)", func(c *config.Config) *string { return &c.S3.Prefix })
+	strFlag("api-token", "bearer token of the API routes; prefer the environment, flags show in ps (env TIERD_API_TOKEN)", func(c *config.Config) *string { return &c.Auth.APIToken })
+	strFlag("admin-token", "bearer token of /v1/admin/ routes (env TIERD_ADMIN_TOKEN)", func(c *config.Config) *string { return &c.Auth.AdminToken })
 	if err := fs.Parse(args); err != nil {
 		return config.Config{}, false, err
 	}
@@ -52,17 +62,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			return cfg, false, err
 		}
 	}
-	if cfg, err = config.FromEnv(cfg, getenv); err != nil {
+	if cfg, err = config.FromLookupEnv(cfg, lookupEnv); err != nil {
 		return cfg, false, err
 	}
-	for _, f := range []struct {
-		v   string
-		dst *string
-	}{{*listen, &cfg.ListenAddr}, {*debug, &cfg.DebugAddr}, {*dataDir, &cfg.DataDir}, {*endpoint, &cfg.S3.Endpoint}, {*bucket, &cfg.S3.Bucket}, {*prefix, &cfg.S3.Prefix}} {
-		if f.v != "" {
-			*f.dst = f.v
+	// A flag given explicitly wins, even when empty (-debug-listen "").
+	fs.Visit(func(f *flag.Flag) {
+		if field, ok := strFlags[f.Name]; ok {
+			*field(&cfg) = f.Value.String()
 		}
-	}
+	})
 	if err := cfg.Validate(); err != nil {
 		return cfg, false, err
 	}
@@ -84,8 +92,8 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, printOnly, err := loadConfig(args, getenv, stderr)
+func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	cfg, printOnly, err := loadConfig(args, lookupEnv, stderr)
 	if err != nil {
 		return err
 	}
@@ -110,20 +118,23 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.ListenAddr, err)
 	}
-	apiSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	apiSrv := srv.HTTPServer()
 	servers := []*http.Server{apiSrv}
 	errc := make(chan error, 2)
 	go func() { errc <- apiSrv.Serve(apiLn) }()
-	if cfg.DebugAddr != "" {
-		dbgLn, err := net.Listen("tcp", cfg.DebugAddr)
+	debugAddr := "off"
+	if addr := cfg.DebugListenAddr(); addr != "" {
+		dbgLn, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("listen %s: %w", cfg.DebugAddr, err)
+			return fmt.Errorf("listen %s: %w", addr, err)
 		}
-		dbgSrv := &http.Server{Handler: srv.DebugHandler(), ReadHeaderTimeout: 10 * time.Second}
+		debugAddr = dbgLn.Addr().String()
+		// No write timeout: a CPU profile or trace answers after its duration.
+		dbgSrv := &http.Server{Handler: srv.DebugHandler(), ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(), IdleTimeout: cfg.HTTP.IdleTimeout.D()}
 		servers = append(servers, dbgSrv)
 		go func() { errc <- dbgSrv.Serve(dbgLn) }()
 	}
-	log.Info("tierd started", "listen", apiLn.Addr().String(), "debug", cfg.DebugAddr, "data_dir", cfg.DataDir, "s3_endpoint", cfg.S3.Endpoint, "bucket", cfg.S3.Bucket)
+	log.Info("tierd started", "listen", apiLn.Addr().String(), "debug", debugAddr, "data_dir", cfg.DataDir, "s3_endpoint", cfg.S3.Endpoint, "bucket", cfg.S3.Bucket)
 
 	var serveErr error
 	select {

@@ -4,10 +4,54 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
+
+// lookup returns an os.LookupEnv over env.
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}
+}
+
+// TestDebugListenerAddress: the debug listener (pprof, /metrics) binds
+// loopback unless configured, and "" or "off" disables it from flags,
+// environment and YAML alike.
+func TestDebugListenerAddress(t *testing.T) {
+	dir := t.TempDir()
+	yamlFile := func(v string) string {
+		p := filepath.Join(dir, strings.ReplaceAll(v, `"`, "q")+".yaml")
+		require.NoError(t, os.WriteFile(p, []byte("debug_addr: "+v+"\n"), 0o600))
+		return p
+	}
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"default is loopback", nil, nil, "127.0.0.1:6060"},
+		{"env empty", map[string]string{"TIERD_DEBUG_ADDR": ""}, nil, ""},
+		{"env off", map[string]string{"TIERD_DEBUG_ADDR": "off"}, nil, ""},
+		{"env address", map[string]string{"TIERD_DEBUG_ADDR": "0.0.0.0:6060"}, nil, "0.0.0.0:6060"},
+		{"flag empty", map[string]string{"TIERD_DEBUG_ADDR": ":7000"}, []string{"-debug-listen", ""}, ""},
+		{"flag off", nil, []string{"-debug-listen=off"}, ""},
+		{"yaml empty", map[string]string{"TIERD_CONFIG": yamlFile(`""`)}, nil, ""},
+		{"yaml off", map[string]string{"TIERD_CONFIG": yamlFile("off")}, nil, ""},
+		{"yaml address", map[string]string{"TIERD_CONFIG": yamlFile(`"127.0.0.1:7001"`)}, nil, "127.0.0.1:7001"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := loadConfig(tc.args, lookup(tc.env), &bytes.Buffer{})
+			require.NoError(t, err)
+			require.Equal(t, tc.want, cfg.DebugListenAddr())
+		})
+	}
+}
 
 func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
@@ -26,7 +70,7 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, printOnly, err := loadConfig(tc.args, func(k string) string { return env[k] }, &bytes.Buffer{})
+			cfg, printOnly, err := loadConfig(tc.args, lookup(env), &bytes.Buffer{})
 			require.NoError(t, err)
 			require.False(t, printOnly)
 			require.Equal(t, tc.listen, cfg.ListenAddr)
@@ -40,7 +84,7 @@ func TestConfigPrecedence(t *testing.T) {
 func TestPrintConfigMasksSecret(t *testing.T) {
 	var out bytes.Buffer
 	env := map[string]string{"TIERD_S3_SECRET_KEY": "hunter2", "TIERD_S3_ENDPOINT": "127.0.0.1:9000"}
-	require.NoError(t, run([]string{"-print-config"}, func(k string) string { return env[k] }, &out, &bytes.Buffer{}))
+	require.NoError(t, run([]string{"-print-config"}, lookup(env), &out, &bytes.Buffer{}))
 	require.Contains(t, out.String(), "endpoint: 127.0.0.1:9000")
 	require.Contains(t, out.String(), "secret_key: '*****'")
 	require.NotContains(t, out.String(), "hunter2")
@@ -60,7 +104,7 @@ func TestInvalidConfigFailsClearly(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := run(tc.args, func(k string) string { return tc.env[k] }, &bytes.Buffer{}, &bytes.Buffer{})
+			err := run(tc.args, lookup(tc.env), &bytes.Buffer{}, &bytes.Buffer{})
 			require.ErrorContains(t, err, tc.want)
 		})
 	}

@@ -124,6 +124,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.TierdURL, "url", "", "drive an existing tierd at this URL instead of starting the harness stack")
+	fs.StringVar(&o.APIToken, "api-token", "", "with -url: tierd's API bearer token (default: env TIERD_API_TOKEN)")
+	fs.StringVar(&o.AdminToken, "admin-token", "", "with -url: tierd's admin bearer token (default: env TIERD_ADMIN_TOKEN)")
 	fs.StringVar(&o.PprofURL, "pprof", "", "tierd's pprof base URL (…/debug/pprof); with the stack: its debug port")
 	fs.IntVar(&c.pid, "pid", 0, "with -url: sample this local tierd process from /proc")
 	fs.StringVar(&c.container, "container", "", "with -url: sample this Docker container (name or id) via the stats API")
@@ -221,6 +223,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if o.TierdURL == "" && (c.pid != 0 || c.container != "") {
 		return nil, errors.New("-pid and -container need -url (the stack is sampled automatically)")
+	}
+	if o.TierdURL == "" && (o.APIToken != "" || o.AdminToken != "") {
+		return nil, errors.New("-api-token and -admin-token need -url (the stack makes its own tokens)")
 	}
 	if o.TierdURL != "" && (c.s3Latency != 0 || c.sut != "") {
 		return nil, errors.New("-s3-latency and -sut need the harness stack (drop -url)")
@@ -372,6 +377,12 @@ func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer)
 	o := c.opts
 	if o.TierdURL != "" {
 		o.Target = o.TierdURL
+		if o.APIToken == "" {
+			o.APIToken = os.Getenv("TIERD_API_TOKEN")
+		}
+		if o.AdminToken == "" {
+			o.AdminToken = os.Getenv("TIERD_ADMIN_TOKEN")
+		}
 		switch {
 		case c.pid != 0:
 			s, err := monitor.NewProc(c.pid, "")
@@ -417,6 +428,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer)
 	if o.TierdURL, err = stack.TierdURL(); err != nil {
 		return exitError, err
 	}
+	o.APIToken, o.AdminToken = stack.APIToken, stack.AdminToken
 	dbg, err := stack.DebugURL()
 	if err != nil {
 		return exitError, err

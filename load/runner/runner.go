@@ -42,6 +42,8 @@ type Options struct {
 	OutDir string
 	// TierdURL is tierd's REST base URL.
 	TierdURL string
+	// APIToken and AdminToken are tierd's bearer tokens ("" for none).
+	APIToken, AdminToken string
 	// PprofURL is tierd's pprof base (…/debug/pprof); empty: no profiles,
 	// no heap budget.
 	PprofURL string
@@ -138,7 +140,8 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		return nil, fmt.Errorf("runner: %w", err)
 	}
 	log := o.Logger
-	tc := client.New(o.TierdURL, client.WithHTTPClient(workload.NewHTTPClient(o.MaxInFlight, o.Timeout)))
+	tc := client.New(o.TierdURL, client.WithHTTPClient(workload.NewHTTPClient(o.MaxInFlight, o.Timeout)),
+		client.WithToken(o.APIToken), client.WithAdminToken(o.AdminToken))
 	if err := waitHealthy(ctx, tc, time.Minute); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unicode/utf8"
 )
 
 // Tier is the storage tier a collection lives in.
@@ -144,14 +145,21 @@ const (
 )
 
 // ValidateName checks a collection name: 1-64 characters of [a-z0-9_-].
+// The error names the first offending character as a character (é, not
+// its first byte) with its byte offset; a byte that is not valid UTF-8 is
+// named as such.
 func ValidateName(name string) error {
 	if name == "" || len(name) > MaxNameLen {
-		return fmt.Errorf("collection name must be 1-%d characters, got %d", MaxNameLen, len(name))
+		return fmt.Errorf("collection name must be 1-%d characters, got %d bytes", MaxNameLen, len(name))
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	for i, c := range name {
 		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '-' {
-			return fmt.Errorf("collection name %q has invalid character %q at %d (allowed: a-z 0-9 _ -)", name, c, i)
+			if c == utf8.RuneError {
+				if _, size := utf8.DecodeRuneInString(name[i:]); size <= 1 {
+					return fmt.Errorf("collection name %q has invalid UTF-8 byte 0x%02x at byte %d (allowed: a-z 0-9 _ -)", name, name[i], i)
+				}
+			}
+			return fmt.Errorf("collection name %q has invalid character %q at byte %d (allowed: a-z 0-9 _ -)", name, c, i)
 		}
 	}
 	return nil

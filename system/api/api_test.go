@@ -57,3 +57,29 @@ func TestCodesAndStatuses(t *testing.T) {
 	require.Equal(t, "put k: disk on fire", MessageOf(err))
 	require.Equal(t, CodeInternal, CodeOf(errors.New("plain")))
 }
+
+// TestValidateNameShowsTheCharacter: the error names a non-ASCII
+// character as the character, and an invalid UTF-8 byte as a byte.
+func TestValidateNameShowsTheCharacter(t *testing.T) {
+	cases := []struct {
+		name, input string
+		want        []string
+		notWant     string
+	}{
+		{"accented letter", "café", []string{`'é'`, "at byte 3"}, `'Ã'`},
+		{"accent first", "éa", []string{`'é'`, "at byte 0"}, `'Ã'`},
+		{"emoji", "a🙂", []string{`'🙂'`, "at byte 1"}, `'ð'`},
+		{"invalid utf-8", "a\xffb", []string{"invalid UTF-8 byte 0xff", "at byte 1"}, `'\ufffd'`},
+		{"ascii", "a b", []string{`' '`, "at byte 1"}, "UTF-8"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ValidateName(tc.input)
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.ErrorContains(t, err, w)
+			}
+			require.NotContains(t, err.Error(), tc.notWant)
+		})
+	}
+}

@@ -33,7 +33,29 @@ const (
 	CodeInternal = "internal"
 	// CodeUnimplemented: the operation is not implemented (501).
 	CodeUnimplemented = "unimplemented"
+	// CodeUnauthenticated: the route requires a bearer token and the request
+	// has none or another one (401, with WWW-Authenticate: Bearer).
+	CodeUnauthenticated = "unauthenticated"
+	// CodeMethodNotAllowed: the path exists but not with this method (405,
+	// with Allow).
+	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeUnsupportedMediaType: a request body that is not declared
+	// Content-Type: application/json (415).
+	CodeUnsupportedMediaType = "unsupported_media_type"
+	// CodeOverloaded: too many API requests in flight; retry after the
+	// Retry-After seconds (503).
+	CodeOverloaded = "overloaded"
 )
+
+// Codes lists every error code, in the order of the constants.
+func Codes() []string {
+	return []string{
+		CodeInvalidArgument, CodeNotFound, CodeAlreadyExists, CodeTransitionInProgress,
+		CodePayloadTooLarge, CodeQuotaExceeded, CodeStorageUnavailable, CodeBucketNotFound,
+		CodeInsufficientStorage, CodeDataCorrupted, CodeInternal, CodeUnimplemented,
+		CodeUnauthenticated, CodeMethodNotAllowed, CodeUnsupportedMediaType, CodeOverloaded,
+	}
+}
 
 // HTTPStatus returns the HTTP status code of an error code.
 func HTTPStatus(code string) int {
@@ -48,8 +70,14 @@ func HTTPStatus(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case CodeQuotaExceeded:
 		return http.StatusTooManyRequests
-	case CodeStorageUnavailable, CodeBucketNotFound:
+	case CodeStorageUnavailable, CodeBucketNotFound, CodeOverloaded:
 		return http.StatusServiceUnavailable
+	case CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case CodeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
 	case CodeInsufficientStorage:
 		return http.StatusInsufficientStorage
 	case CodeUnimplemented:

@@ -51,10 +51,25 @@ func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) { c.hc = hc }
 }
 
+// WithToken sets the bearer token sent on API routes (tierd's
+// auth.api_token / TIERD_API_TOKEN); it is also sent on /v1/admin/ routes
+// unless WithAdminToken sets another one.
+func WithToken(token string) Option {
+	return func(c *Client) { c.token = token }
+}
+
+// WithAdminToken sets the bearer token sent on /v1/admin/ routes (tierd's
+// auth.admin_token / TIERD_ADMIN_TOKEN).
+func WithAdminToken(token string) Option {
+	return func(c *Client) { c.adminToken = token }
+}
+
 // Client talks to one tierd.
 type Client struct {
-	base string
-	hc   *http.Client
+	base       string
+	hc         *http.Client
+	token      string
+	adminToken string
 }
 
 // New returns a client for the tierd at baseURL (e.g. "http://127.0.0.1:8080").
@@ -85,6 +100,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if tok := c.tokenFor(path); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("tierd %s %s: %w", method, path, err)
@@ -107,6 +125,14 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 	}
 	return nil
+}
+
+// tokenFor returns the bearer token of a request path ("" for none).
+func (c *Client) tokenFor(path string) string {
+	if strings.HasPrefix(path, "/v1/admin/") && c.adminToken != "" {
+		return c.adminToken
+	}
+	return c.token
 }
 
 func collPath(name string, rest ...string) string {

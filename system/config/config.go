@@ -112,10 +112,58 @@ type WAL struct {
 	Repair bool `yaml:"repair"`
 }
 
+// Auth configures the bearer tokens of the REST API. An empty token is
+// not required. When only APIToken is set, the admin routes require it
+// too: they are never open while the API is protected. When only
+// AdminToken is set, the admin routes require it and the other API routes
+// are open. When both are set, each route group takes its own token.
+// /healthz and /readyz never require a token.
+type Auth struct {
+	// APIToken is required (Authorization: Bearer) on /v1/ routes other
+	// than /v1/admin/.
+	APIToken string `yaml:"api_token"`
+	// AdminToken is required on /v1/admin/ routes.
+	AdminToken string `yaml:"admin_token"`
+}
+
+// MinTokenLen is the shortest accepted bearer token.
+const MinTokenLen = 16
+
+// HTTP configures the REST listener's timeouts and its concurrency limit.
+//
+// WriteTimeout must outlast the longest legitimate request: a tier
+// transition or a search/insert that promotes a cold collection. Such a
+// request may wait for a running transition of the same collection, then
+// downloads within cold's ReadBudget ((1 + size/part_size) x op_timeout)
+// or uploads within cold's Budget (about one op_timeout per round of
+// concurrency parts, plus verify). With the defaults (op_timeout 10s,
+// part_size 8MiB, concurrency 4) the 10-minute default covers a download of
+// about 470 MiB and an upload of about 1.8 GiB; raise it with bigger
+// collections or a slower S3. Validation requires at least
+// 2 x s3.op_timeout (one single-part transfer and its verify).
+type HTTP struct {
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds a request from the end of its headers to the
+	// end of its answer (see above).
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxInFlight bounds the API requests served at once; more answer 503
+	// overloaded with Retry-After. /healthz and /readyz are not counted.
+	MaxInFlight int `yaml:"max_in_flight"`
+}
+
+// DebugOff as the debug address disables the debug listener (as does "").
+const DebugOff = "off"
+
 // Config is tierd's whole configuration.
 type Config struct {
 	ListenAddr string `yaml:"listen_addr"`
-	DebugAddr  string `yaml:"debug_addr"`
+	// DebugAddr is where pprof and /metrics listen; "" or "off" disables them.
+	DebugAddr string `yaml:"debug_addr"`
 	// BlockProfileRate and MutexProfileFraction feed the debug port's
 	// block and mutex profiles (runtime.SetBlockProfileRate: one sample
 	// per that many nanoseconds blocked; runtime.SetMutexProfileFraction:
@@ -132,13 +180,24 @@ type Config struct {
 	Quotas          Quotas   `yaml:"quotas"`
 	Worker          Worker   `yaml:"worker"`
 	WAL             WAL      `yaml:"wal"`
+	HTTP            HTTP     `yaml:"http"`
+	Auth            Auth     `yaml:"auth"`
+}
+
+// DebugListenAddr returns the debug listener's address, or "" when the
+// debug listener is disabled ("" or "off").
+func (c Config) DebugListenAddr() string {
+	if strings.EqualFold(strings.TrimSpace(c.DebugAddr), DebugOff) {
+		return ""
+	}
+	return c.DebugAddr
 }
 
 // Default returns the configuration with every default set.
 func Default() Config {
 	return Config{
 		ListenAddr:      ":8080",
-		DebugAddr:       ":6060",
+		DebugAddr:       "127.0.0.1:6060",
 		DataDir:         "/data",
 		LogLevel:        "info",
 		ShutdownTimeout: Duration(10 * time.Second),
@@ -165,33 +224,62 @@ func Default() Config {
 			SegmentBytes:      64 << 20,
 			GroupCommitWindow: 0,
 		},
+		HTTP: HTTP{
+			ReadHeaderTimeout: Duration(10 * time.Second),
+			ReadTimeout:       Duration(2 * time.Minute),
+			WriteTimeout:      Duration(10 * time.Minute),
+			IdleTimeout:       Duration(2 * time.Minute),
+			MaxInFlight:       1024,
+		},
 	}
 }
+
+// ErrInvalid is the class of every error of this package: an unreadable
+// file, malformed YAML, a bad environment value or a failed validation.
+var ErrInvalid = errors.New("invalid config")
 
 // Load reads a YAML file over base. Unknown keys are an error.
 func Load(base Config, path string) (Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return base, fmt.Errorf("config file: %w", err)
+		return base, fmt.Errorf("%w: config file: %w", ErrInvalid, err)
 	}
 	defer f.Close()
-	dec := yaml.NewDecoder(f)
+	return Decode(base, f, path)
+}
+
+// Decode reads one YAML document from r (named name in errors) over base.
+// Unknown keys are an error; an empty document leaves base unchanged.
+func Decode(base Config, r io.Reader, name string) (cfg Config, err error) {
+	defer func() {
+		// Should the YAML decoder panic on a malformed document, that is
+		// a config error, never a crash.
+		if v := recover(); v != nil {
+			cfg, err = base, fmt.Errorf("%w: config file %s: %v", ErrInvalid, name, v)
+		}
+	}()
+	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
-	cfg := base
+	cfg = base
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return base, fmt.Errorf("config file %s: %w", path, err)
+		return base, fmt.Errorf("%w: config file %s: %w", ErrInvalid, name, err)
 	}
 	return cfg, nil
 }
 
-// YAML renders cfg as YAML with the secret key masked.
+// mask is what YAML prints instead of a secret.
+const mask = "*****"
+
+// YAML renders cfg as YAML with the secret key and the tokens masked.
 func (c Config) YAML() (string, error) {
-	if c.S3.SecretKey != "" {
-		c.S3.SecretKey = "*****"
+	for _, p := range []*string{&c.S3.SecretKey, &c.Auth.APIToken, &c.Auth.AdminToken} {
+		if *p != "" {
+			*p = mask
+		}
 	}
 	b, err := yaml.Marshal(c)
 	if err != nil {
-		return "", fmt.Errorf("config: %w", err)
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return string(b), nil
 }
@@ -200,6 +288,9 @@ func (c Config) YAML() (string, error) {
 type envVar struct {
 	name string
 	set  func(c *Config, v string) error
+	// emptySets: a variable set to "" is applied (TIERD_DEBUG_ADDR= turns
+	// the debug listener off); for the others "" counts as unset.
+	emptySets bool
 }
 
 func str(p func(*Config) *string) func(*Config, string) error {
@@ -273,39 +364,46 @@ func ParseBytes(v string) (int64, error) {
 
 // envVars lists every environment variable tierd reads (besides TIERD_CONFIG).
 var envVars = []envVar{
-	{"TIERD_LISTEN_ADDR", str(func(c *Config) *string { return &c.ListenAddr })},
-	{"TIERD_DEBUG_ADDR", str(func(c *Config) *string { return &c.DebugAddr })},
-	{"TIERD_BLOCK_PROFILE_RATE", integer(func(c *Config) *int { return &c.BlockProfileRate })},
-	{"TIERD_MUTEX_PROFILE_FRACTION", integer(func(c *Config) *int { return &c.MutexProfileFraction })},
-	{"TIERD_DATA_DIR", str(func(c *Config) *string { return &c.DataDir })},
-	{"TIERD_LOG_LEVEL", str(func(c *Config) *string { return &c.LogLevel })},
-	{"TIERD_SHUTDOWN_TIMEOUT", duration(func(c *Config) *Duration { return &c.ShutdownTimeout })},
-	{"TIERD_S3_ENDPOINT", str(func(c *Config) *string { return &c.S3.Endpoint })},
-	{"TIERD_S3_ACCESS_KEY", str(func(c *Config) *string { return &c.S3.AccessKey })},
-	{"TIERD_S3_SECRET_KEY", str(func(c *Config) *string { return &c.S3.SecretKey })},
-	{"TIERD_S3_BUCKET", str(func(c *Config) *string { return &c.S3.Bucket })},
-	{"TIERD_S3_PREFIX", str(func(c *Config) *string { return &c.S3.Prefix })},
-	{"TIERD_S3_USE_SSL", boolean(func(c *Config) *bool { return &c.S3.UseSSL })},
-	{"TIERD_S3_OP_TIMEOUT", duration(func(c *Config) *Duration { return &c.S3.OpTimeout })},
-	{"TIERD_S3_STARTUP_TIMEOUT", duration(func(c *Config) *Duration { return &c.S3.StartupTimeout })},
-	{"TIERD_S3_PART_SIZE", bytesize(func(c *Config) *int64 { return &c.S3.PartSize })},
-	{"TIERD_S3_CONCURRENCY", integer(func(c *Config) *int { return &c.S3.Concurrency })},
-	{"TIERD_S3_MAX_RETRIES", integer(func(c *Config) *int { return &c.S3.MaxRetries })},
-	{"TIERD_S3_VERIFY_READBACK", boolean(func(c *Config) *bool { return &c.S3.VerifyReadback })},
-	{"TIERD_MAX_BODY_BYTES", bytesize(func(c *Config) *int64 { return &c.Limits.MaxBodyBytes })},
-	{"TIERD_MAX_VECTORS_PER_INSERT", integer(func(c *Config) *int { return &c.Limits.MaxVectorsPerInsert })},
-	{"TIERD_MAX_DIMENSION", integer(func(c *Config) *int { return &c.Limits.MaxDimension })},
-	{"TIERD_QUOTA_HOT_BYTES", bytesize(func(c *Config) *int64 { return &c.Quotas.HotBytes })},
-	{"TIERD_QUOTA_WARM_BYTES", bytesize(func(c *Config) *int64 { return &c.Quotas.WarmBytes })},
-	{"TIERD_QUOTA_COLLECTIONS", integer(func(c *Config) *int { return &c.Quotas.Collections })},
-	{"TIERD_WORKER_INTERVAL", duration(func(c *Config) *Duration { return &c.Worker.Interval })},
-	{"TIERD_WORKER_HOT_IDLE", duration(func(c *Config) *Duration { return &c.Worker.HotIdle })},
-	{"TIERD_WORKER_WARM_IDLE", duration(func(c *Config) *Duration { return &c.Worker.WarmIdle })},
-	{"TIERD_WORKER_PAUSED", boolean(func(c *Config) *bool { return &c.Worker.Paused })},
-	{"TIERD_WORKER_CHECKPOINT_BYTES", bytesize(func(c *Config) *int64 { return &c.Worker.CheckpointBytes })},
-	{"TIERD_WAL_SEGMENT_BYTES", bytesize(func(c *Config) *int64 { return &c.WAL.SegmentBytes })},
-	{"TIERD_WAL_GROUP_COMMIT_WINDOW", duration(func(c *Config) *Duration { return &c.WAL.GroupCommitWindow })},
-	{"TIERD_WAL_REPAIR", boolean(func(c *Config) *bool { return &c.WAL.Repair })},
+	{"TIERD_LISTEN_ADDR", str(func(c *Config) *string { return &c.ListenAddr }), false},
+	{"TIERD_DEBUG_ADDR", str(func(c *Config) *string { return &c.DebugAddr }), true},
+	{"TIERD_BLOCK_PROFILE_RATE", integer(func(c *Config) *int { return &c.BlockProfileRate }), false},
+	{"TIERD_MUTEX_PROFILE_FRACTION", integer(func(c *Config) *int { return &c.MutexProfileFraction }), false},
+	{"TIERD_DATA_DIR", str(func(c *Config) *string { return &c.DataDir }), false},
+	{"TIERD_LOG_LEVEL", str(func(c *Config) *string { return &c.LogLevel }), false},
+	{"TIERD_SHUTDOWN_TIMEOUT", duration(func(c *Config) *Duration { return &c.ShutdownTimeout }), false},
+	{"TIERD_S3_ENDPOINT", str(func(c *Config) *string { return &c.S3.Endpoint }), false},
+	{"TIERD_S3_ACCESS_KEY", str(func(c *Config) *string { return &c.S3.AccessKey }), false},
+	{"TIERD_S3_SECRET_KEY", str(func(c *Config) *string { return &c.S3.SecretKey }), false},
+	{"TIERD_S3_BUCKET", str(func(c *Config) *string { return &c.S3.Bucket }), false},
+	{"TIERD_S3_PREFIX", str(func(c *Config) *string { return &c.S3.Prefix }), false},
+	{"TIERD_S3_USE_SSL", boolean(func(c *Config) *bool { return &c.S3.UseSSL }), false},
+	{"TIERD_S3_OP_TIMEOUT", duration(func(c *Config) *Duration { return &c.S3.OpTimeout }), false},
+	{"TIERD_S3_STARTUP_TIMEOUT", duration(func(c *Config) *Duration { return &c.S3.StartupTimeout }), false},
+	{"TIERD_S3_PART_SIZE", bytesize(func(c *Config) *int64 { return &c.S3.PartSize }), false},
+	{"TIERD_S3_CONCURRENCY", integer(func(c *Config) *int { return &c.S3.Concurrency }), false},
+	{"TIERD_S3_MAX_RETRIES", integer(func(c *Config) *int { return &c.S3.MaxRetries }), false},
+	{"TIERD_S3_VERIFY_READBACK", boolean(func(c *Config) *bool { return &c.S3.VerifyReadback }), false},
+	{"TIERD_MAX_BODY_BYTES", bytesize(func(c *Config) *int64 { return &c.Limits.MaxBodyBytes }), false},
+	{"TIERD_MAX_VECTORS_PER_INSERT", integer(func(c *Config) *int { return &c.Limits.MaxVectorsPerInsert }), false},
+	{"TIERD_MAX_DIMENSION", integer(func(c *Config) *int { return &c.Limits.MaxDimension }), false},
+	{"TIERD_QUOTA_HOT_BYTES", bytesize(func(c *Config) *int64 { return &c.Quotas.HotBytes }), false},
+	{"TIERD_QUOTA_WARM_BYTES", bytesize(func(c *Config) *int64 { return &c.Quotas.WarmBytes }), false},
+	{"TIERD_QUOTA_COLLECTIONS", integer(func(c *Config) *int { return &c.Quotas.Collections }), false},
+	{"TIERD_WORKER_INTERVAL", duration(func(c *Config) *Duration { return &c.Worker.Interval }), false},
+	{"TIERD_WORKER_HOT_IDLE", duration(func(c *Config) *Duration { return &c.Worker.HotIdle }), false},
+	{"TIERD_WORKER_WARM_IDLE", duration(func(c *Config) *Duration { return &c.Worker.WarmIdle }), false},
+	{"TIERD_WORKER_PAUSED", boolean(func(c *Config) *bool { return &c.Worker.Paused }), false},
+	{"TIERD_WORKER_CHECKPOINT_BYTES", bytesize(func(c *Config) *int64 { return &c.Worker.CheckpointBytes }), false},
+	{"TIERD_WAL_SEGMENT_BYTES", bytesize(func(c *Config) *int64 { return &c.WAL.SegmentBytes }), false},
+	{"TIERD_WAL_GROUP_COMMIT_WINDOW", duration(func(c *Config) *Duration { return &c.WAL.GroupCommitWindow }), false},
+	{"TIERD_WAL_REPAIR", boolean(func(c *Config) *bool { return &c.WAL.Repair }), false},
+	{"TIERD_HTTP_READ_HEADER_TIMEOUT", duration(func(c *Config) *Duration { return &c.HTTP.ReadHeaderTimeout }), false},
+	{"TIERD_HTTP_READ_TIMEOUT", duration(func(c *Config) *Duration { return &c.HTTP.ReadTimeout }), false},
+	{"TIERD_HTTP_WRITE_TIMEOUT", duration(func(c *Config) *Duration { return &c.HTTP.WriteTimeout }), false},
+	{"TIERD_HTTP_IDLE_TIMEOUT", duration(func(c *Config) *Duration { return &c.HTTP.IdleTimeout }), false},
+	{"TIERD_HTTP_MAX_IN_FLIGHT", integer(func(c *Config) *int { return &c.HTTP.MaxInFlight }), false},
+	{"TIERD_API_TOKEN", str(func(c *Config) *string { return &c.Auth.APIToken }), false},
+	{"TIERD_ADMIN_TOKEN", str(func(c *Config) *string { return &c.Auth.AdminToken }), false},
 }
 
 // EnvNames returns the names of all environment variables FromEnv reads.
@@ -319,11 +417,21 @@ func EnvNames() []string {
 
 // FromEnv applies the TIERD_* variables that getenv returns non-empty over base.
 func FromEnv(base Config, getenv func(string) string) (Config, error) {
+	return FromLookupEnv(base, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	})
+}
+
+// FromLookupEnv applies the TIERD_* variables that lookup reports set
+// over base. A variable set to "" counts as unset, except TIERD_DEBUG_ADDR,
+// where "" disables the debug listener (like "off").
+func FromLookupEnv(base Config, lookup func(string) (string, bool)) (Config, error) {
 	cfg := base
 	var errs []error
 	for _, e := range envVars {
-		v := getenv(e.name)
-		if v == "" {
+		v, ok := lookup(e.name)
+		if !ok || (v == "" && !e.emptySets) {
 			continue
 		}
 		if err := e.set(&cfg, v); err != nil {
@@ -331,7 +439,7 @@ func FromEnv(base Config, getenv func(string) string) (Config, error) {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return base, fmt.Errorf("config from environment: %w", err)
+		return base, fmt.Errorf("%w: from environment: %w", ErrInvalid, err)
 	}
 	return cfg, nil
 }
@@ -410,8 +518,9 @@ func (c Config) Validate() error {
 	if c.BlockProfileRate < 0 || c.MutexProfileFraction < 0 {
 		bad("block_profile_rate and mutex_profile_fraction must not be negative (0 means off)")
 	}
+	c.validateHTTP(bad)
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("invalid config: %w", err)
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }
@@ -422,4 +531,41 @@ func (c Config) Validate() error {
 func (c Config) ApplyProfileRates() {
 	runtime.SetBlockProfileRate(c.BlockProfileRate)
 	runtime.SetMutexProfileFraction(c.MutexProfileFraction)
+}
+
+// maxInFlightLimit is the largest accepted http.max_in_flight.
+const maxInFlightLimit = 1 << 20
+
+func (c Config) validateHTTP(bad func(format string, args ...any)) {
+	h := c.HTTP
+	if h.ReadHeaderTimeout <= 0 {
+		bad("http.read_header_timeout must be positive")
+	}
+	if h.ReadTimeout < h.ReadHeaderTimeout {
+		bad("http.read_timeout must be at least http.read_header_timeout (%s), got %s", h.ReadHeaderTimeout.D(), h.ReadTimeout.D())
+	}
+	if h.WriteTimeout < 2*c.S3.OpTimeout || h.WriteTimeout <= 0 {
+		bad("http.write_timeout must be at least 2 x s3.op_timeout (%s) so that a tier transition can finish, got %s",
+			2*c.S3.OpTimeout.D(), h.WriteTimeout.D())
+	}
+	if h.IdleTimeout <= 0 {
+		bad("http.idle_timeout must be positive")
+	}
+	if h.MaxInFlight < 1 || h.MaxInFlight > maxInFlightLimit {
+		bad("http.max_in_flight must be 1..%d, got %d", maxInFlightLimit, h.MaxInFlight)
+	}
+	for _, t := range []struct{ name, v string }{{"auth.api_token", c.Auth.APIToken}, {"auth.admin_token", c.Auth.AdminToken}} {
+		if t.v == "" {
+			continue
+		}
+		if len(t.v) < MinTokenLen {
+			bad("%s must be at least %d characters, got %d", t.name, MinTokenLen, len(t.v))
+		}
+		for _, r := range t.v {
+			if r <= ' ' || r > '~' {
+				bad("%s must be printable ASCII without spaces", t.name)
+				break
+			}
+		}
+	}
 }

@@ -77,12 +77,22 @@ func TestValidate(t *testing.T) {
 		{"max dimension", func(c *Config) { c.Limits.MaxDimension = 0 }, "max_dimension"},
 		{"negative block profile rate", func(c *Config) { c.BlockProfileRate = -1 }, "block_profile_rate"},
 		{"negative mutex profile fraction", func(c *Config) { c.MutexProfileFraction = -1 }, "mutex_profile_fraction"},
+		{"write timeout below two S3 operations", func(c *Config) { c.HTTP.WriteTimeout = Duration(15 * time.Second) }, "http.write_timeout"},
+		{"zero write timeout", func(c *Config) { c.HTTP.WriteTimeout = 0 }, "http.write_timeout"},
+		{"read timeout below header timeout", func(c *Config) { c.HTTP.ReadTimeout = Duration(time.Second) }, "http.read_timeout"},
+		{"zero header timeout", func(c *Config) { c.HTTP.ReadHeaderTimeout = 0 }, "http.read_header_timeout"},
+		{"zero idle timeout", func(c *Config) { c.HTTP.IdleTimeout = 0 }, "http.idle_timeout"},
+		{"no requests in flight", func(c *Config) { c.HTTP.MaxInFlight = 0 }, "http.max_in_flight"},
+		{"short api token", func(c *Config) { c.Auth.APIToken = "short" }, "auth.api_token"},
+		{"admin token with a space", func(c *Config) { c.Auth.AdminToken = "0123456789 abcdef" }, "auth.admin_token"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
 			tc.mod(&c)
-			require.ErrorContains(t, c.Validate(), tc.want)
+			err := c.Validate()
+			require.ErrorContains(t, err, tc.want)
+			require.ErrorIs(t, err, ErrInvalid)
 		})
 	}
 }
@@ -96,7 +106,7 @@ func TestLoadFile(t *testing.T) {
 	require.Equal(t, ":7000", cfg.ListenAddr)
 	require.Equal(t, 3*time.Second, cfg.S3.OpTimeout.D())
 	require.Equal(t, 4, cfg.Quotas.Collections)
-	require.Equal(t, ":6060", cfg.DebugAddr)
+	require.Equal(t, "127.0.0.1:6060", cfg.DebugAddr)
 
 	require.NoError(t, os.WriteFile(p, []byte("listen_adr: x\n"), 0o600))
 	_, err = Load(Default(), p)

@@ -56,14 +56,14 @@ func FuzzRequestDecoding(f *testing.F) {
 	f.Cleanup(func() { _ = srv.Close(context.Background()) })
 	h := srv.Handler()
 	create := httptest.NewRecorder()
-	h.ServeHTTP(create, httptest.NewRequest(http.MethodPost, "/v1/collections", bytes.NewReader([]byte(`{"name":"f","dimension":3,"metric":"l2"}`))))
+	h.ServeHTTP(create, jsonRequest(http.MethodPost, "/v1/collections", []byte(`{"name":"f","dimension":3,"metric":"l2"}`)))
 	if create.Code != http.StatusCreated {
 		f.Fatalf("create: %d %s", create.Code, create.Body)
 	}
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
 		path := fuzzRoutes[int(route)%len(fuzzRoutes)]
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body)))
+		h.ServeHTTP(rec, jsonRequest(http.MethodPost, path, body))
 		if rec.Code >= 500 {
 			t.Fatalf("%s %q: status %d: %s", path, body, rec.Code, rec.Body)
 		}
@@ -112,7 +112,7 @@ func FuzzListQuery(f *testing.F) {
 			path += "/f/vectors"
 		}
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader([]byte(body))))
+		h.ServeHTTP(rec, jsonRequest(http.MethodPost, path, []byte(body)))
 		if rec.Code >= 300 {
 			f.Fatalf("%s: %d %s", path, rec.Code, rec.Body)
 		}
@@ -147,4 +147,11 @@ func FuzzListQuery(f *testing.F) {
 			t.Fatalf("%q: next %q is not the last id", rawQuery, page.Next)
 		}
 	})
+}
+
+// jsonRequest is a request with a JSON body, declared as such.
+func jsonRequest(method, path string, body []byte) *http.Request {
+	r := httptest.NewRequest(method, path, bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	return r
 }

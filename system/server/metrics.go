@@ -10,8 +10,11 @@ import (
 
 // httpMetrics counts requests and their latency by route and status code.
 type httpMetrics struct {
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	requests        *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
+	unauthenticated prometheus.Counter
+	overloaded      prometheus.Counter
+	cancelled       prometheus.Counter
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -23,8 +26,17 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Name: "tierd_http_request_duration_seconds", Help: "HTTP request latency by route and status code.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"route", "code"}),
+		unauthenticated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tierd_http_unauthenticated_total", Help: "API requests refused for a missing or wrong bearer token.",
+		}),
+		overloaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tierd_http_overloaded_total", Help: "API requests refused because http.max_in_flight were being served.",
+		}),
+		cancelled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tierd_http_cancelled_total", Help: "API requests that ended because their client went away.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency)
+	reg.MustRegister(m.requests, m.latency, m.unauthenticated, m.overloaded, m.cancelled)
 	return m
 }
 
@@ -59,6 +71,9 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		code := strconv.Itoa(max(sw.status, http.StatusOK))
+		if sw.status == 0 && r.Context().Err() != nil {
+			code = "cancelled" // the client went away before an answer
+		}
 		s.metrics.requests.WithLabelValues(route, code).Inc()
 		s.metrics.latency.WithLabelValues(route, code).Observe(time.Since(start).Seconds())
 	})

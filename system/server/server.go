@@ -14,8 +14,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +65,11 @@ type Server struct {
 	objects *haltableObjects // nil without an object store; halted by Abandon
 	bg      sync.WaitGroup
 	stop    context.CancelFunc
+	// inFlight holds one token per API request being served (capacity
+	// cfg.HTTP.MaxInFlight).
+	inFlight chan struct{}
+	// objectKey finds an S3 object key in an error message.
+	objectKey *regexp.Regexp
 }
 
 // bucketEnsurer is implemented by object stores that can create their bucket.
@@ -84,7 +89,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		opt(&o)
 	}
 	bgctx, stop := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry(), stop: stop}
+	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry(), stop: stop, inFlight: make(chan struct{}, cfg.HTTP.MaxInFlight),
+		objectKey: objectKeyPattern(cfg.S3.Prefix)}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = newHTTPMetrics(s.reg)
 
@@ -238,7 +244,25 @@ func (s *Server) Close(ctx context.Context) error {
 	return err
 }
 
-// Handler returns the REST API handler.
+// HTTPServer returns an http.Server for the REST API (Handler) with the
+// configured timeouts (see config.HTTP for the reasoning behind the write
+// timeout).
+func (s *Server) HTTPServer() *http.Server {
+	h := s.cfg.HTTP
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: h.ReadHeaderTimeout.D(),
+		ReadTimeout:       h.ReadTimeout.D(),
+		WriteTimeout:      h.WriteTimeout.D(),
+		IdleTimeout:       h.IdleTimeout.D(),
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Handler returns the REST API handler: /healthz and /readyz open and
+// unlimited; the /v1/ routes behind the bearer tokens (config.Auth) and
+// the in-flight limit; JSON errors for unknown routes (404) and wrong
+// methods (405 with Allow).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -251,24 +275,24 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.HandleFunc("POST /v1/collections", s.handleCreate)
-	mux.HandleFunc("GET /v1/collections", s.handleList)
-	mux.HandleFunc("GET /v1/collections/{name}", s.handleGet)
-	mux.HandleFunc("DELETE /v1/collections/{name}", s.handleDelete)
-	mux.HandleFunc("POST /v1/collections/{name}/vectors", s.handleInsert)
-	mux.HandleFunc("GET /v1/collections/{name}/vectors", s.handleListVectors)
-	mux.HandleFunc("POST /v1/collections/{name}/search", s.handleSearch)
-	mux.HandleFunc("POST /v1/collections/{name}/tier", s.handleTier)
-	mux.HandleFunc("POST /v1/collections/{name}/snapshots", s.handleCreateSnapshot)
-	mux.HandleFunc("GET /v1/collections/{name}/snapshots", s.handleListSnapshots)
-	mux.HandleFunc("POST /v1/collections/{name}/restore", s.handleRestore)
-	mux.HandleFunc("GET /v1/admin/worker", s.handleWorkerState)
-	mux.HandleFunc("POST /v1/admin/worker", s.handleWorker)
-	mux.HandleFunc("GET /v1/admin/usage", s.handleUsage)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, s.log, api.Errorf(api.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
-	return s.instrument(s.recoverPanics(mux))
+	route := func(sc scope, pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, s.authorize(sc, s.limit(h)))
+	}
+	route(scopeAPI, "POST /v1/collections", s.handleCreate)
+	route(scopeAPI, "GET /v1/collections", s.handleList)
+	route(scopeAPI, "GET /v1/collections/{name}", s.handleGet)
+	route(scopeAPI, "DELETE /v1/collections/{name}", s.handleDelete)
+	route(scopeAPI, "POST /v1/collections/{name}/vectors", s.handleInsert)
+	route(scopeAPI, "GET /v1/collections/{name}/vectors", s.handleListVectors)
+	route(scopeAPI, "POST /v1/collections/{name}/search", s.handleSearch)
+	route(scopeAPI, "POST /v1/collections/{name}/tier", s.handleTier)
+	route(scopeAPI, "POST /v1/collections/{name}/snapshots", s.handleCreateSnapshot)
+	route(scopeAPI, "GET /v1/collections/{name}/snapshots", s.handleListSnapshots)
+	route(scopeAPI, "POST /v1/collections/{name}/restore", s.handleRestore)
+	route(scopeAdmin, "GET /v1/admin/worker", s.handleWorkerState)
+	route(scopeAdmin, "POST /v1/admin/worker", s.handleWorker)
+	route(scopeAdmin, "GET /v1/admin/usage", s.handleUsage)
+	return s.instrument(s.recoverPanics(s.routeErrors(mux)))
 }
 
 // DebugHandler returns pprof under /debug/pprof/ and Prometheus metrics at /metrics.
@@ -291,7 +315,7 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v)
-				writeError(w, s.log, api.Errorf(api.CodeInternal, "internal error"))
+				s.writeError(w, r, api.Errorf(api.CodeInternal, "internal error"))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -304,72 +328,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
-	code := api.CodeOf(err)
-	status := api.HTTPStatus(code)
-	if status >= 500 {
-		log.Warn("request failed", "code", code, "err", err)
-	}
-	writeJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: api.MessageOf(err)}})
-}
-
-// decode reads a JSON body of at most the configured size into v. Unknown
-// fields and trailing data are rejected.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxBodyBytes)
-	return DecodeJSON(body, v)
-}
-
-// DecodeJSON decodes exactly one JSON value from r into v, mapping every
-// failure to an *api.Error (invalid_argument or payload_too_large).
-func DecodeJSON(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return decodeError(err)
-		}
-		return api.Errorf(api.CodeInvalidArgument, "malformed JSON: trailing data after the body")
-	}
-	return nil
-}
-
-func decodeError(err error) error {
-	var mbe *http.MaxBytesError
-	var ute *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &mbe):
-		return api.Errorf(api.CodePayloadTooLarge, "request body exceeds %d bytes", mbe.Limit)
-	case errors.As(err, &ute):
-		return api.Errorf(api.CodeInvalidArgument, "malformed JSON: field %q: cannot use %s as %s", ute.Field, ute.Value, ute.Type)
-	case errors.As(err, &se):
-		return api.Errorf(api.CodeInvalidArgument, "malformed JSON at byte %d: %s", se.Offset, se.Error())
-	case errors.Is(err, io.EOF):
-		return api.Errorf(api.CodeInvalidArgument, "malformed JSON: empty body")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return api.Errorf(api.CodeInvalidArgument, "malformed JSON: unexpected end of body")
-	default:
-		msg := err.Error()
-		if strings.HasPrefix(msg, "json: ") {
-			msg = strings.TrimPrefix(msg, "json: ")
-		}
-		return api.Errorf(api.CodeInvalidArgument, "malformed JSON: %s", msg)
-	}
-}
-
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	var req api.CreateCollectionRequest
 	if err := s.decode(w, r, &req); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	c, err := s.store.Create(r.Context(), req)
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, c)
@@ -382,7 +349,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	c, err := s.store.Get(r.Context(), r.PathValue("name"))
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, c)
@@ -390,7 +357,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Delete(r.Context(), r.PathValue("name")); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -399,12 +366,12 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleInsert(w http.ResponseWriter, r *http.Request) {
 	var req api.InsertRequest
 	if err := s.decode(w, r, &req); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	n, err := s.store.Insert(r.Context(), r.PathValue("name"), req.Vectors)
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.InsertResponse{Inserted: n})
@@ -443,17 +410,17 @@ func listQuery(q url.Values) (after string, limit int, err error) {
 func (s *Server) handleListVectors(w http.ResponseWriter, r *http.Request) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		writeError(w, s.log, api.Errorf(api.CodeInvalidArgument, "malformed query: %s", err.Error()))
+		s.writeError(w, r, api.Errorf(api.CodeInvalidArgument, "malformed query: %s", err.Error()))
 		return
 	}
 	after, limit, err := listQuery(q)
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	page, err := s.store.ListVectors(r.Context(), r.PathValue("name"), after, limit)
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, page)
@@ -462,12 +429,12 @@ func (s *Server) handleListVectors(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	var req api.SearchRequest
 	if err := s.decode(w, r, &req); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	res, err := s.store.Search(r.Context(), r.PathValue("name"), req.Vector, req.K)
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.SearchResponse{Results: res})
@@ -476,12 +443,12 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleTier(w http.ResponseWriter, r *http.Request) {
 	var req api.SetTierRequest
 	if err := s.decode(w, r, &req); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	c, err := s.store.SetTier(r.Context(), r.PathValue("name"), req.Target)
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, c)
@@ -490,7 +457,7 @@ func (s *Server) handleTier(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleCreateSnapshot(w http.ResponseWriter, r *http.Request) {
 	sn, err := s.store.CreateSnapshot(r.Context(), r.PathValue("name"))
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, sn)
@@ -499,7 +466,7 @@ func (s *Server) handleCreateSnapshot(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleListSnapshots(w http.ResponseWriter, r *http.Request) {
 	list, err := s.store.ListSnapshots(r.Context(), r.PathValue("name"))
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.SnapshotList{Snapshots: list})
@@ -508,12 +475,12 @@ func (s *Server) handleListSnapshots(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 	var req api.RestoreRequest
 	if err := s.decode(w, r, &req); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	c, err := s.store.Restore(r.Context(), r.PathValue("name"), req.Snapshot)
 	if err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, c)
@@ -526,7 +493,7 @@ func (s *Server) handleWorkerState(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) handleWorker(w http.ResponseWriter, r *http.Request) {
 	var req api.WorkerRequest
 	if err := s.decode(w, r, &req); err != nil {
-		writeError(w, s.log, err)
+		s.writeError(w, r, err)
 		return
 	}
 	var st api.WorkerState
@@ -538,7 +505,7 @@ func (s *Server) handleWorker(w http.ResponseWriter, r *http.Request) {
 	case api.WorkerRunOnce:
 		st = s.worker.RunOnce(r.Context())
 	default:
-		writeError(w, s.log, api.Errorf(api.CodeInvalidArgument, "action must be pause, resume or run_once, got %q", req.Action))
+		s.writeError(w, r, api.Errorf(api.CodeInvalidArgument, "action must be pause, resume or run_once, got %q", req.Action))
 		return
 	}
 	writeJSON(w, http.StatusOK, st)

@@ -128,13 +128,14 @@ func TestBadInputAnswers(t *testing.T) {
 		{"list missing collection", "GET", "/v1/collections/nope/vectors", ``, 404, api.CodeNotFound},
 		{"list bad name", "GET", "/v1/collections/Bad!/vectors", ``, 400, api.CodeInvalidArgument},
 		{"worker bad action", "POST", "/v1/admin/worker", `{"action":"dance"}`, 400, api.CodeInvalidArgument},
-		{"wrong method", "PUT", "/v1/collections/c1", `{}`, 404, api.CodeNotFound},
+		{"wrong method", "PUT", "/v1/collections/c1", `{}`, 405, api.CodeMethodNotAllowed},
 		{"unknown route", "GET", "/v2/whatever", ``, 404, api.CodeNotFound},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := http.NewRequest(tc.method, e.url+tc.path, strings.NewReader(tc.body))
 			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/json")
 			resp, err := http.DefaultClient.Do(req)
 			require.NoError(t, err)
 			defer resp.Body.Close()

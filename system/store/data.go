@@ -185,8 +185,15 @@ func (s *Store) Insert(ctx context.Context, name string, vectors []api.Vector) (
 	}
 }
 
+// searchCheckEvery is how many vectors a search scores between two checks
+// of its context: a check costs a few ns, scoring 1024 vectors of
+// dimension 128 some tens of µs.
+const searchCheckEvery = 1024
+
 // Search returns the exact top-k of query. A non-hot collection is
-// promoted first.
+// promoted first. A search whose ctx ends stops scoring (the context is
+// checked every searchCheckEvery vectors) and returns an error wrapping
+// ctx.Err().
 func (s *Store) Search(ctx context.Context, name string, query []float32, k int) ([]api.Result, error) {
 	c, err := s.lookup(name)
 	if err != nil {
@@ -221,8 +228,16 @@ func (s *Store) Search(ctx context.Context, name string, query []float32, k int)
 		}
 		top := vecmath.NewTopK(c.metric, k)
 		for i, id := range c.ids {
+			if i%searchCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					c.mu.RUnlock()
+					s.scored.Add(int64(i))
+					return nil, fmt.Errorf("search %q stopped after %d of %d vectors: %w", name, i, len(c.ids), err)
+				}
+			}
 			top.Push(id, sc.ScoreNorm(c.vecs[i*c.dim:(i+1)*c.dim], c.norms[i]))
 		}
+		s.scored.Add(int64(len(c.ids)))
 		c.mu.RUnlock()
 		s.touch(c)
 		return top.Results(), nil

@@ -20,7 +20,8 @@ const listAttempts = 5
 // greater than after (byte-wise), ids ascending, values exactly as stored.
 // It reads the collection in its current tier and never changes it: hot
 // from memory, warm from its verified local file, cold from its verified
-// object (downloaded for every page). It takes no transition slot, so it
+// object (downloaded once and kept in a bounded cache for the next pages,
+// see pageCache). It takes no transition slot, so it
 // neither waits for nor blocks transitions; if one replaces the data being
 // read, the page is read again from the new state. Listing is not an
 // access: it does not delay idle demotion.
@@ -58,7 +59,8 @@ func (s *Store) ListVectors(ctx context.Context, name, after string, limit int) 
 		}
 		ids, vecs, err := s.readData(ctx, c, tier, ref)
 		if err == nil {
-			return pageOf(ids, vecs, c.dim, after, limit, false), nil
+			// Cold content is shared with the page cache: copy the values.
+			return pageOf(ids, vecs, c.dim, after, limit, tier == api.TierCold), nil
 		}
 		c.mu.RLock()
 		replaced := c.deleted || c.tier != tier || c.data != ref
@@ -71,13 +73,17 @@ func (s *Store) ListVectors(ctx context.Context, name, after string, limit int) 
 }
 
 // readData reads and verifies a warm collection's file or a cold
-// collection's object and decodes it.
+// collection's object and decodes it; cold content comes from the page
+// cache when there and is shared with it (read only).
 func (s *Store) readData(ctx context.Context, c *collection, tier api.Tier, ref *manifest.SnapshotRef) ([]string, []float32, error) {
 	if tier == api.TierWarm {
 		ids, vecs, err := s.readLocal(ref, c.dim)
 		if err != nil {
 			return nil, nil, localError(fmt.Sprintf("read %q", c.name), err)
 		}
+		return ids, vecs, nil
+	}
+	if ids, vecs, ok := s.pages.get(ref.Key, ref.Checksum); ok {
 		return ids, vecs, nil
 	}
 	cs, err := s.coldStore()
@@ -96,6 +102,7 @@ func (s *Store) readData(ctx context.Context, c *collection, tier api.Tier, ref 
 	if err != nil {
 		return nil, nil, storageError(fmt.Sprintf("read %q from cold", c.name), err)
 	}
+	s.pages.put(ref.Key, ref.Checksum, ids, vecs)
 	return ids, vecs, nil
 }
 

@@ -54,6 +54,10 @@ type Options struct {
 	Hook func(point string)
 	// Registerer receives the store's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// ColdPageCacheBytes bounds the cache of decoded cold objects that
+	// vector listings page through (see pageCache); 0 means
+	// DefaultColdPageCacheBytes, negative disables it.
+	ColdPageCacheBytes int64
 }
 
 // Store holds all collections.
@@ -87,6 +91,11 @@ type Store struct {
 	hotBytes  atomic.Int64
 	warmBytes atomic.Int64
 	coldBytes atomic.Int64
+	// scored counts the vectors searches have scored (tests check that a
+	// cancelled search stops early).
+	scored atomic.Int64
+	// pages caches decoded cold objects for vector listings.
+	pages *pageCache
 
 	// halted is set by Halt: no more writes to the data folder. Local file
 	// writes and removals hold haltMu shared, so Halt (exclusive) returns
@@ -200,7 +209,11 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	if err := fsutil.MkdirAll(opts.DataDir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Store{opts: opts, log: log, colls: map[string]*collection{}, inflight: map[string]int{}}
+	pageBytes := opts.ColdPageCacheBytes
+	if pageBytes == 0 {
+		pageBytes = DefaultColdPageCacheBytes
+	}
+	s := &Store{opts: opts, log: log, colls: map[string]*collection{}, inflight: map[string]int{}, pages: newPageCache(pageBytes)}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s, opts.Registerer)
 	if removed, err := fsutil.RemoveTemps(opts.DataDir); err != nil {
@@ -776,6 +789,9 @@ func (s *Store) deleteEntry(ctx context.Context, name string) ([]string, error) 
 	s.mu.Lock()
 	delete(s.colls, name)
 	s.mu.Unlock()
+	for _, k := range keys {
+		s.pages.drop(k)
+	}
 	for _, f := range files {
 		s.removeLocal(f)
 	}

@@ -256,6 +256,9 @@ func (s *Store) flipMemory(c *collection, tier api.Tier, ref *manifest.SnapshotR
 		s.coldBytes.Add(ref.Size)
 	}
 	c.tier, c.data = tier, ref
+	if old != nil && old.Key != "" && (ref == nil || ref.Key != old.Key) {
+		s.pages.drop(old.Key) // the listing cache follows the data
+	}
 	if covered != c.covered {
 		c.covered, c.lastLSN, c.firstUncovered, c.walBytes = covered, covered, 0, 0
 	}
