@@ -127,15 +127,23 @@ func killBeforeFlip(ctx context.Context, t *testing.T, tc *harness.Case) {
 // and before the old copy (the cold object) is deleted.
 func killAfterFlip(ctx context.Context, t *testing.T, tc *harness.Case) {
 	col, key := coldCollection(ctx, t, tc)
-	killWhileHeld(ctx, t, tc, col, api.TierHot, s3fault.Rule{
+	id := addRule(ctx, t, s3fault.Rule{
 		Name: "hold the delete of the cold copy", Ops: []s3fault.Op{s3fault.OpDeleteObject},
 		Key: key, Trigger: s3fault.Always(), Action: s3fault.Delay(hold, 0),
-	}, func() {
-		coll, err := stack.Tierd.GetCollection(ctx, col.Name)
-		require.NoError(t, err)
-		require.Equal(t, api.TierHot, coll.Tier, "flipped to hot at the kill")
-		require.Len(t, objects(ctx, t, col.Name), 1, "the cold copy is still in MinIO at the kill")
 	})
+	// The promotion answers once its flip is durable; the delete of the
+	// cold copy it replaced runs in the background, and is held.
+	got, err := tc.Client.SetTier(ctx, col.Name, api.TierHot)
+	require.NoError(t, err, "the promotion answers without waiting for the delete")
+	require.Equal(t, api.TierHot, got.Tier)
+	waitRule(ctx, t, id, "the background delete of the cold copy is held", func(s s3fault.RuleStatus) bool { return s.Fired > 0 })
+	fixture.RequireExactSearch(ctx, t, tc.Client, tc.Rand, col, 3, topK)
+	require.Len(t, objects(ctx, t, col.Name), 1, "the cold copy is still in MinIO at the kill")
+	require.NoError(t, stack.KillTierd(ctx), "SIGKILL tierd")
+	require.NoError(t, stack.S3Faults.DeleteRule(ctx, id))
+	start := time.Now()
+	require.NoError(t, stack.StartTierd(ctx), "restart tierd")
+	t.Logf("killed with the delete held; restarted and ready in %s", time.Since(start).Round(time.Millisecond))
 	afterRestart(ctx, t, tc, col, api.TierHot, 0)
 }
 

@@ -134,8 +134,8 @@ func TestFailure(t *testing.T) {
 		},
 		{
 			name:   "kill-after-flip-before-delete",
-			fault:  "SIGKILL while a promotion's DeleteObject of the cold copy is held (manifest flipped to hot)",
-			guards: "after the restart the collection is hot (the flip is durable) with every vector, and the old cold object is deleted",
+			fault:  "SIGKILL while the background DeleteObject of the cold copy a promotion replaced is held (manifest flipped to hot, promotion answered)",
+			guards: "the promotion answers before the delete; after the restart the collection is hot (the flip is durable) with every vector, and the old cold object is deleted (a pending delete the worker retries)",
 			run:    killAfterFlip,
 		},
 		// Scenario 15.
