@@ -54,6 +54,9 @@ type Options struct {
 	Hook func(point string)
 	// Registerer receives the store's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// FS is the file system of DataDir (nil: fsutil.OS); in-process
+	// tests pass a power-loss layer (system/fsutil/powerloss).
+	FS fsutil.FS
 }
 
 // Store holds all collections.
@@ -182,17 +185,18 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("store: data dir is empty")
 	}
-	if err := fsutil.MkdirAll(opts.DataDir); err != nil {
+	opts.FS = fsutil.Or(opts.FS)
+	if err := fsutil.MkdirAllFS(opts.FS, opts.DataDir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := &Store{opts: opts, log: log, colls: map[string]*collection{}, inflight: map[string]int{}}
 	s.metrics = newMetrics(s, opts.Registerer)
-	if removed, err := fsutil.RemoveTemps(opts.DataDir); err != nil {
+	if removed, err := fsutil.RemoveTempsFS(opts.FS, opts.DataDir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	} else if len(removed) > 0 {
 		log.Warn("recovery: removed stray temporary files", "files", removed)
 	}
-	mf, man, err := manifest.Open(opts.DataDir)
+	mf, man, err := manifest.OpenFS(opts.FS, opts.DataDir)
 	if errors.Is(err, manifest.ErrCorrupt) {
 		return nil, api.Errorf(api.CodeDataCorrupted, "store: %w", err)
 	}
@@ -209,7 +213,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	replayed := 0
 	w, st, err := wal.Open(filepath.Join(opts.DataDir, "wal"), wal.Options{
 		SegmentBytes: opts.WAL.SegmentBytes, GroupCommitWindow: opts.WAL.GroupCommitWindow.D(),
-		OnSync: s.metrics.observeSync, Repair: opts.WAL.Repair,
+		OnSync: s.metrics.observeSync, Repair: opts.WAL.Repair, FS: opts.FS,
 	}, log, func(lsn uint64, payload []byte) error {
 		rec, err := decodeInsert(payload)
 		if err != nil {
@@ -301,13 +305,7 @@ func (s *Store) removeUnreferencedFiles() error {
 	s.manMu.Unlock()
 	root := filepath.Join(s.opts.DataDir, "local")
 	var removed []string
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
+	err := fsutil.Walk(s.opts.FS, root, func(p string, d os.DirEntry) error {
 		if d.IsDir() {
 			return nil
 		}
@@ -316,7 +314,7 @@ func (s *Store) removeUnreferencedFiles() error {
 			return err
 		}
 		if !refs[filepath.ToSlash(rel)] {
-			if err := os.Remove(p); err != nil {
+			if err := s.opts.FS.Remove(p); err != nil {
 				return err
 			}
 			removed = append(removed, rel)
@@ -795,9 +793,9 @@ func (s *Store) removeLocal(rel string) {
 		return
 	}
 	p := filepath.Join(s.opts.DataDir, filepath.FromSlash(rel))
-	info, err := os.Stat(p)
+	info, err := s.opts.FS.Stat(p)
 	if err == nil {
-		err = os.Remove(p)
+		err = s.opts.FS.Remove(p)
 	}
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -808,10 +806,10 @@ func (s *Store) removeLocal(rel string) {
 	s.warmBytes.Add(-info.Size())
 	dir := filepath.Dir(p)
 	// The collection's folder goes when its last file does.
-	if os.Remove(dir) == nil {
+	if s.opts.FS.Remove(dir) == nil {
 		dir = filepath.Dir(dir)
 	}
-	_ = fsutil.SyncDir(dir)
+	_ = s.opts.FS.SyncDir(dir)
 }
 
 // Usage reports resource use against the quotas.
