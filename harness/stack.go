@@ -97,6 +97,10 @@ type Options struct {
 	// StartTimeout bounds the whole start; 2 minutes when zero (image builds
 	// are done before and not counted).
 	StartTimeout time.Duration
+	// PowerLoss runs an in-process tierd on the power-loss layer
+	// (system/fsutil/powerloss), so that CutPower can cut its power. It
+	// has no effect with tierd in a container, where CutPower is refused.
+	PowerLoss bool
 }
 
 // Stack is a running tierchaos stack.
@@ -168,6 +172,7 @@ type Stack struct {
 	minioAddr        string // MinIO's current host:port; guarded by mu
 	s3Transport      *http.Transport
 	defects          *defects
+	powerLoss        bool
 }
 
 // Start ensures the images, removes leftovers of dead runs, and starts a
@@ -207,7 +212,7 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 	s := &Stack{
 		Run: run, Mode: mode, log: opts.Logger, docker: docker, seed: opts.Seed, dataTmpfs: opts.TierdDataTmpfs,
 		containers: map[string]testcontainers.Container{}, restartableMinIO: opts.RestartableMinIO,
-		defects: &defects{log: opts.Logger},
+		defects: &defects{log: opts.Logger}, powerLoss: opts.PowerLoss,
 	}
 	defer func() {
 		if err != nil {
@@ -485,6 +490,7 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 			return fmt.Errorf("harness: tierd config: %w", err)
 		}
 		in := newInProcessSUT(cfg, s.log, s.tierdDir, s.defects)
+		in.powerLoss = s.powerLoss
 		s.setSUT(in)
 		if err := in.start(ctx); err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/tierchaos/tierchaos/system/config"
+	"github.com/tierchaos/tierchaos/system/fsutil/powerloss"
 	"github.com/tierchaos/tierchaos/system/server"
 )
 
@@ -159,6 +160,10 @@ type inProcessSUT struct {
 	// abandoned keeps killed instances until close, which releases what
 	// a dead process's kernel would (open files, idle connections).
 	abandoned []*server.Server
+	// powerLoss starts every instance on a new power-loss layer over
+	// dataDir (fs, the current one), so that cutPower can cut it.
+	powerLoss bool
+	fs        *powerloss.FS
 }
 
 // newInProcessSUT prepares an in-process tierd on dataDir (the stack
@@ -183,7 +188,16 @@ func (s *inProcessSUT) start(ctx context.Context) error {
 	if s.srv != nil {
 		return nil
 	}
-	srv, err := server.New(ctx, s.cfg, s.log)
+	var opts []server.Option
+	if s.powerLoss {
+		fs, err := powerloss.New(s.dataDir)
+		if err != nil {
+			return fmt.Errorf("harness: start in-process tierd: %w", err)
+		}
+		s.fs = fs
+		opts = append(opts, server.WithFS(fs))
+	}
+	srv, err := server.New(ctx, s.cfg, s.log, opts...)
 	if err != nil {
 		return fmt.Errorf("harness: start in-process tierd: %w", err)
 	}
@@ -222,6 +236,27 @@ func (s *inProcessSUT) stop(ctx context.Context) error {
 func (s *inProcessSUT) kill(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.killLocked()
+}
+
+// cutPower cuts the power of tierd's data folder (the power-loss layer
+// loses what was not fsynced and freezes, so tierd changes nothing more),
+// then kills tierd as kill does. The caller starts it again.
+func (s *inProcessSUT) cutPower(co powerloss.CutOptions) (powerloss.Report, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return powerloss.Report{}, ErrNotRunning
+	}
+	if s.fs == nil {
+		return powerloss.Report{}, fmt.Errorf("harness: tierd runs without the power-loss layer (Options.PowerLoss): %w", ErrPowerLossUnsupported)
+	}
+	rep, err := s.fs.Cut(co)
+	s.fs = nil
+	return rep, errors.Join(err, s.killLocked())
+}
+
+func (s *inProcessSUT) killLocked() error {
 	if s.srv == nil {
 		return nil
 	}

@@ -29,7 +29,7 @@
 // wrapping ErrPowerLost and syscall.EIO, so a running tierd can change
 // nothing more), then replaces the folder's content on disk with the
 // durable state: starting from the root, each folder's durable entries,
-// each file's durable bytes. With Options.Torn, a seeded random prefix of
+// each file's durable bytes. With CutOptions.Torn, a seeded random prefix of
 // each file's unsynced writes survives, the last one possibly cut inside
 // (a torn write, a partial page); without it all are lost. Directory
 // operations are always undone back to the last fsync of their folder.
@@ -67,8 +67,8 @@ var ErrPowerLost = errors.New("powerloss: the power is cut")
 // ErrOutside is wrapped when a change is asked for outside the root.
 var ErrOutside = errors.New("powerloss: path outside the modelled folder")
 
-// Options configure an FS.
-type Options struct {
+// CutOptions configure a cut.
+type CutOptions struct {
 	// Seed makes the torn writes of a cut reproducible.
 	Seed uint64
 	// Torn keeps a random prefix of every file's unsynced writes at a
@@ -114,7 +114,6 @@ func newDir() *node {
 // use.
 type FS struct {
 	root string
-	opts Options
 	dead atomic.Bool
 
 	mu   sync.Mutex
@@ -125,7 +124,7 @@ var _ fsutil.FS = (*FS)(nil)
 
 // New models the folder root (created if missing); everything in it now
 // counts as durable.
-func New(root string, opts Options) (*FS, error) {
+func New(root string) (*FS, error) {
 	root, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("powerloss: %w", err)
@@ -137,7 +136,7 @@ func New(root string, opts Options) (*FS, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &FS{root: root, opts: opts, tree: t}, nil
+	return &FS{root: root, tree: t}, nil
 }
 
 // Root is the modelled folder.
@@ -426,13 +425,13 @@ func (f *FS) change(opName, name string, do func(d *node, base string) error) er
 // Cut cuts the power: from now on every operation fails with
 // ErrPowerLost, and the folder on disk is replaced by its durable state
 // (see the package doc). Cutting twice is an error.
-func (f *FS) Cut() (Report, error) {
+func (f *FS) Cut(co CutOptions) (Report, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.dead.Swap(true) {
 		return Report{}, errors.New("powerloss: already cut")
 	}
-	rng := rand.New(rand.NewPCG(f.opts.Seed, f.opts.Seed^0x9e3779b97f4a7c15))
+	rng := rand.New(rand.NewPCG(co.Seed, co.Seed^0x9e3779b97f4a7c15))
 	var rep Report
 	contents := map[*node][]byte{}
 	// Decide every file's surviving bytes first, in path order (seeded).
@@ -451,7 +450,7 @@ func (f *FS) Cut() (Report, error) {
 			if _, done := contents[c]; done {
 				continue
 			}
-			contents[c] = f.survivor(c, rng, &rep)
+			contents[c] = survivor(c, co.Torn, rng, &rep)
 		}
 		for _, name := range slices.Sorted(maps.Keys(n.entries)) {
 			if _, ok := n.durEnts[name]; !ok {
@@ -499,17 +498,17 @@ func (f *FS) Cut() (Report, error) {
 }
 
 // survivor returns what of file n survives a cut.
-func (f *FS) survivor(n *node, rng *rand.Rand, rep *Report) []byte {
+func survivor(n *node, torn bool, rng *rand.Rand, rep *Report) []byte {
 	b := slices.Clone(n.durable)
 	keep := 0
-	if f.opts.Torn && len(n.pending) > 0 {
+	if torn && len(n.pending) > 0 {
 		keep = rng.IntN(len(n.pending) + 1)
 	}
 	for i, o := range n.pending {
 		switch {
 		case i < keep:
 			b = apply(b, o)
-		case i == keep && f.opts.Torn && !o.trunc && len(o.data) > 1 && rng.IntN(2) == 0:
+		case i == keep && torn && !o.trunc && len(o.data) > 1 && rng.IntN(2) == 0:
 			part := 1 + rng.IntN(len(o.data)-1)
 			b = apply(b, op{off: o.off, data: o.data[:part]})
 			rep.LostBytes += int64(len(o.data) - part)

@@ -15,10 +15,10 @@ import (
 	"github.com/tierchaos/tierchaos/system/fsutil"
 )
 
-func newFS(t *testing.T, opts Options) (*FS, string) {
+func newFS(t *testing.T) (*FS, string) {
 	t.Helper()
 	root := t.TempDir()
-	f, err := New(root, opts)
+	f, err := New(root)
 	require.NoError(t, err)
 	return f, root
 }
@@ -213,10 +213,10 @@ func TestCut(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f, root := newFS(t, Options{Seed: 1})
+			f, root := newFS(t)
 			tc.do(t, f, root)
 			require.Equal(t, tc.before, state(t, root), "the live state before the cut")
-			_, err := f.Cut()
+			_, err := f.Cut(CutOptions{Seed: 1})
 			require.NoError(t, err)
 			require.Equal(t, tc.after, state(t, root), "the durable state after the cut")
 		})
@@ -227,26 +227,26 @@ func TestExistingFilesAreDurable(t *testing.T) {
 	root := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "d"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "d", "a"), []byte("before"), 0o644))
-	f, err := New(root, Options{})
+	f, err := New(root)
 	require.NoError(t, err)
 	appendTo(t, f, filepath.Join(root, "d", "a"), "+lost", false)
 	require.NoError(t, f.Remove(filepath.Join(root, "d", "a")))
-	_, err = f.Cut()
+	_, err = f.Cut(CutOptions{})
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"d": "/", "d/a": "before"}, state(t, root))
 }
 
 func TestAfterCutEveryOperationFails(t *testing.T) {
-	f, root := newFS(t, Options{})
+	f, root := newFS(t)
 	name := filepath.Join(root, "a")
 	create(t, f, name, "x", true)
 	require.NoError(t, f.SyncDir(root))
 	fh, err := f.OpenFile(name, os.O_RDWR|os.O_APPEND, 0)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = fh.Close() })
-	_, err = f.Cut()
+	_, err = f.Cut(CutOptions{})
 	require.NoError(t, err)
-	_, err = f.Cut()
+	_, err = f.Cut(CutOptions{})
 	require.Error(t, err, "a second cut")
 	for opName, err := range map[string]error{
 		"write":   func() error { _, err := fh.Write([]byte("y")); return err }(),
@@ -264,7 +264,7 @@ func TestAfterCutEveryOperationFails(t *testing.T) {
 }
 
 func TestChangesOutsideTheRootAreRefused(t *testing.T) {
-	f, _ := newFS(t, Options{})
+	f, _ := newFS(t)
 	other := t.TempDir()
 	err := f.Mkdir(filepath.Join(other, "d"), 0o755)
 	require.ErrorIs(t, err, ErrOutside)
@@ -285,14 +285,14 @@ func TestTornTail(t *testing.T) {
 	}
 	cut := func(seed uint64) string {
 		t.Helper()
-		f, root := newFS(t, Options{Seed: seed, Torn: true})
+		f, root := newFS(t)
 		name := filepath.Join(root, "wal")
 		create(t, f, name, durable, true)
 		require.NoError(t, f.SyncDir(root))
 		for _, c := range chunks {
 			appendTo(t, f, name, c, false)
 		}
-		_, err := f.Cut()
+		_, err := f.Cut(CutOptions{Seed: seed, Torn: true})
 		require.NoError(t, err)
 		b, err := os.ReadFile(name)
 		require.NoError(t, err)
@@ -369,11 +369,11 @@ func TestCatchesAMissingFsync(t *testing.T) {
 		{"writer without fsync", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, root := newFS(t, Options{Seed: 7})
+			f, root := newFS(t)
 			name := filepath.Join(root, "saved")
 			require.NoError(t, tinyWriter(f, name, data, tc.syncFile))
 			require.NoError(t, checkSaved(name, data), "before the cut the page cache has it")
-			_, err := f.Cut()
+			_, err := f.Cut(CutOptions{})
 			require.NoError(t, err)
 			err = checkSaved(name, data)
 			if tc.caught {

@@ -1,0 +1,51 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tierchaos/tierchaos/system/fsutil/powerloss"
+)
+
+// ErrPowerLossUnsupported is wrapped by CutPower when the stack cannot cut
+// tierd's power: tierd runs in a container (whose page cache is the host
+// kernel's, which the harness cannot drop), or in the test process
+// without Options.PowerLoss.
+var ErrPowerLossUnsupported = errors.New("harness: a power cut needs tierd in the test process on the power-loss layer (TIERCHAOS_SUT=inprocess, Options.PowerLoss)")
+
+// PowerLossReady reports nil when CutPower can work on this stack, else
+// why not (wrapping ErrPowerLossUnsupported).
+func (s *Stack) PowerLossReady() error {
+	if s.Mode != SUTInProcess {
+		return fmt.Errorf("harness: tierd runs in %s mode: %w", s.Mode, ErrPowerLossUnsupported)
+	}
+	if !s.powerLoss {
+		return fmt.Errorf("harness: the stack was started without Options.PowerLoss: %w", ErrPowerLossUnsupported)
+	}
+	return nil
+}
+
+// CutPower cuts tierd's power: every write to its data folder that no
+// fsync covers is lost or torn (co), every directory change since its
+// folder's last fsync is undone, tierd dies on the spot, and is started
+// again on what remains and waited for. It needs PowerLossReady.
+func (s *Stack) CutPower(ctx context.Context, co powerloss.CutOptions) (powerloss.Report, error) {
+	if err := s.PowerLossReady(); err != nil {
+		return powerloss.Report{}, err
+	}
+	in, ok := s.currentSUT().(*inProcessSUT)
+	if !ok {
+		return powerloss.Report{}, fmt.Errorf("harness: no in-process tierd: %w", ErrPowerLossUnsupported)
+	}
+	rep, err := in.cutPower(co)
+	if err != nil {
+		return rep, fmt.Errorf("harness: power cut: %w", err)
+	}
+	s.log.Info("power cut", "seed", co.Seed, "torn", co.Torn, "files", rep.Files, "lost_bytes", rep.LostBytes,
+		"torn_files", rep.TornFiles, "undone_entries", len(rep.Undone))
+	if err := s.StartTierd(ctx); err != nil {
+		return rep, fmt.Errorf("harness: start tierd after the power cut: %w", err)
+	}
+	return rep, nil
+}
