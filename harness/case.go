@@ -121,6 +121,7 @@ func (s *Stack) ClearFaults(ctx context.Context) error {
 	if s.defects != nil {
 		s.defects.disarm()
 	}
+	s.disarmPowerCut()
 	if s.Net != nil {
 		if err := s.Net.Clear(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("clear network faults: %w", err))

@@ -49,3 +49,37 @@ func (s *Stack) CutPower(ctx context.Context, co powerloss.CutOptions) (powerlos
 	}
 	return rep, nil
 }
+
+// ArmPowerCut arranges for tierd's power to be cut when it next passes
+// the transition hook point (one of the store.Hook* constants): the cut
+// happens inside the transition, whose remaining steps then fail on the
+// frozen data folder. The channel receives the result when it fires;
+// then call RestartAfterPowerCut. ClearFaults disarms a cut that has not
+// fired. It needs PowerLossReady.
+func (s *Stack) ArmPowerCut(point string, co powerloss.CutOptions) (<-chan PowerCutResult, error) {
+	if err := s.PowerLossReady(); err != nil {
+		return nil, err
+	}
+	in, ok := s.currentSUT().(*inProcessSUT)
+	if !ok {
+		return nil, fmt.Errorf("harness: no in-process tierd: %w", ErrPowerLossUnsupported)
+	}
+	s.log.Info("power cut armed", "point", point, "seed", co.Seed, "torn", co.Torn)
+	return in.arm(point, co), nil
+}
+
+// RestartAfterPowerCut ends a tierd whose power an armed cut cut (as
+// KillTierd does) and starts it again on what remains.
+func (s *Stack) RestartAfterPowerCut(ctx context.Context) error {
+	if err := s.KillTierd(ctx); err != nil {
+		return err
+	}
+	return s.StartTierd(ctx)
+}
+
+// disarmPowerCut drops a cut armed by ArmPowerCut that has not fired.
+func (s *Stack) disarmPowerCut() {
+	if in, ok := s.currentSUT().(*inProcessSUT); ok {
+		in.disarm()
+	}
+}

@@ -164,6 +164,53 @@ type inProcessSUT struct {
 	// dataDir (fs, the current one), so that cutPower can cut it.
 	powerLoss bool
 	fs        *powerloss.FS
+	// armMu guards armed, a cut to make when tierd passes a transition
+	// hook point (ArmPowerCut); the hook runs on tierd's goroutines.
+	armMu sync.Mutex
+	armed *armedCut
+}
+
+// armedCut is a power cut waiting for a hook point.
+type armedCut struct {
+	point string
+	co    powerloss.CutOptions
+	fired chan PowerCutResult
+}
+
+// PowerCutResult is what an armed power cut did when it fired.
+type PowerCutResult struct {
+	Report powerloss.Report
+	Err    error
+}
+
+// hook cuts fs's power if a cut is armed for point. It runs inside the
+// transition, which then fails on the frozen file system.
+func (s *inProcessSUT) hook(fs *powerloss.FS, point string) {
+	s.armMu.Lock()
+	a := s.armed
+	if a == nil || a.point != point {
+		s.armMu.Unlock()
+		return
+	}
+	s.armed = nil
+	s.armMu.Unlock()
+	rep, err := fs.Cut(a.co)
+	s.log.Info("power cut at a hook point", "point", point, "lost_bytes", rep.LostBytes, "undone_entries", len(rep.Undone), "err", err)
+	a.fired <- PowerCutResult{Report: rep, Err: err}
+}
+
+// arm arms a cut at point, replacing any armed before.
+func (s *inProcessSUT) arm(point string, co powerloss.CutOptions) <-chan PowerCutResult {
+	s.armMu.Lock()
+	defer s.armMu.Unlock()
+	s.armed = &armedCut{point: point, co: co, fired: make(chan PowerCutResult, 1)}
+	return s.armed.fired
+}
+
+func (s *inProcessSUT) disarm() {
+	s.armMu.Lock()
+	defer s.armMu.Unlock()
+	s.armed = nil
 }
 
 // newInProcessSUT prepares an in-process tierd on dataDir (the stack
@@ -195,7 +242,7 @@ func (s *inProcessSUT) start(ctx context.Context) error {
 			return fmt.Errorf("harness: start in-process tierd: %w", err)
 		}
 		s.fs = fs
-		opts = append(opts, server.WithFS(fs))
+		opts = append(opts, server.WithFS(fs), server.WithHook(func(point string) { s.hook(fs, point) }))
 	}
 	srv, err := server.New(ctx, s.cfg, s.log, opts...)
 	if err != nil {
