@@ -83,3 +83,34 @@ func (s *Stack) disarmPowerCut() {
 		in.disarm()
 	}
 }
+
+// UsePowerLoss turns the power-loss layer on or off for an in-process
+// tierd (Options.PowerLoss is where it starts): tierd is stopped
+// gracefully and started again on the same data, on the layer or not. A
+// test that turns it on for itself turns it off again in its cleanup.
+// Turning it on with tierd in a container fails with
+// ErrPowerLossUnsupported.
+func (s *Stack) UsePowerLoss(ctx context.Context, on bool) error {
+	if s.Mode != SUTInProcess {
+		if on {
+			return fmt.Errorf("harness: tierd runs in %s mode: %w", s.Mode, ErrPowerLossUnsupported)
+		}
+		return nil
+	}
+	in, ok := s.currentSUT().(*inProcessSUT)
+	if !ok {
+		return fmt.Errorf("harness: no in-process tierd: %w", ErrPowerLossUnsupported)
+	}
+	if s.powerLoss == on {
+		return nil
+	}
+	if err := s.StopTierd(ctx); err != nil {
+		return err
+	}
+	s.powerLoss = on
+	in.mu.Lock()
+	in.powerLoss = on
+	in.mu.Unlock()
+	s.log.Info("power-loss layer", "on", on)
+	return s.StartTierd(ctx)
+}
