@@ -8,6 +8,12 @@ import (
 	"github.com/tierchaos/tierchaos/system/fsutil/powerloss"
 )
 
+// PowerCutBeforeWALSync is an ArmPowerCut point besides the store's hook
+// points: just before the next fsync of a WAL segment takes effect, so
+// the batch of inserts it would make durable (written, not yet
+// acknowledged) is lost or, torn, partly on disk.
+const PowerCutBeforeWALSync = "fsync:wal"
+
 // ErrPowerLossUnsupported is wrapped by CutPower when the stack cannot cut
 // tierd's power: tierd runs in a container (whose page cache is the host
 // kernel's, which the harness cannot drop), or in the test process
@@ -53,7 +59,7 @@ func (s *Stack) CutPower(ctx context.Context, co powerloss.CutOptions) (powerlos
 // ArmPowerCut arranges for tierd's power to be cut when it next passes
 // the transition hook point (one of the store.Hook* constants): the cut
 // happens inside the transition, whose remaining steps then fail on the
-// frozen data folder. The channel receives the result when it fires;
+// frozen data folder. PowerCutBeforeWALSync cuts before a WAL fsync. The channel receives the result when it fires;
 // then call RestartAfterPowerCut. ClearFaults disarms a cut that has not
 // fired. It needs PowerLossReady.
 func (s *Stack) ArmPowerCut(point string, co powerloss.CutOptions) (<-chan PowerCutResult, error) {
@@ -65,7 +71,7 @@ func (s *Stack) ArmPowerCut(point string, co powerloss.CutOptions) (<-chan Power
 		return nil, fmt.Errorf("harness: no in-process tierd: %w", ErrPowerLossUnsupported)
 	}
 	s.log.Info("power cut armed", "point", point, "seed", co.Seed, "torn", co.Torn)
-	return in.arm(point, co), nil
+	return in.arm(point, co)
 }
 
 // RestartAfterPowerCut ends a tierd whose power an armed cut cut (as

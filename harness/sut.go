@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -199,12 +200,30 @@ func (s *inProcessSUT) hook(fs *powerloss.FS, point string) {
 	a.fired <- PowerCutResult{Report: rep, Err: err}
 }
 
-// arm arms a cut at point, replacing any armed before.
-func (s *inProcessSUT) arm(point string, co powerloss.CutOptions) <-chan PowerCutResult {
+// arm arms a cut at point, replacing any armed before. The point
+// PowerCutBeforeWALSync is armed on the current layer (it fires inside
+// it); the others at the store's hook points.
+func (s *inProcessSUT) arm(point string, co powerloss.CutOptions) (<-chan PowerCutResult, error) {
+	fired := make(chan PowerCutResult, 1)
+	if point == PowerCutBeforeWALSync {
+		s.mu.Lock()
+		fs := s.fs
+		s.mu.Unlock()
+		if fs == nil {
+			return nil, ErrNotRunning
+		}
+		walDir := filepath.Join(fs.Root(), "wal") + string(filepath.Separator)
+		fs.CutBeforeSync(func(p string) bool {
+			return strings.HasPrefix(p, walDir) && strings.HasSuffix(p, ".log")
+		}, co, func(r powerloss.SyncCut) {
+			fired <- PowerCutResult{Report: r.Report, Err: r.Err}
+		})
+		return fired, nil
+	}
 	s.armMu.Lock()
 	defer s.armMu.Unlock()
-	s.armed = &armedCut{point: point, co: co, fired: make(chan PowerCutResult, 1)}
-	return s.armed.fired
+	s.armed = &armedCut{point: point, co: co, fired: fired}
+	return fired, nil
 }
 
 func (s *inProcessSUT) disarm() {

@@ -53,13 +53,19 @@ func TestPowerLoss(t *testing.T) {
 			name:   "inserts-cut",
 			cut:    "while 4 writers insert; every unsynced write dropped",
 			guards: "an acknowledged insert is durable: the WAL record is fsynced before the answer, the segment's folder entry too",
-			run:    func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, false) },
+			run:    func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, false, false) },
 		},
 		{
 			name:   "inserts-torn-cut",
 			cut:    "while 4 writers insert; a seeded prefix of the unsynced writes survives, the last possibly torn",
 			guards: "a torn WAL tail is cut at restart and no acknowledged insert is lost",
-			run:    func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true) },
+			run:    func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, false) },
+		},
+		{
+			name:   "inserts-cut-before-wal-fsync",
+			cut:    "while 4 writers insert, just before a WAL fsync: the batch in flight (written, not acknowledged) is torn",
+			guards: "a torn batch at the WAL's tail is cut cleanly at restart (whole records of it may stay, never a partial one); nothing acknowledged lost",
+			run:    func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, true) },
 		},
 		{
 			name:   "demotion-warm-file-written",
@@ -138,9 +144,9 @@ func cutOptions(c *harness.Case, torn bool) powerloss.CutOptions {
 	return powerloss.CutOptions{Seed: c.Rand.Uint64(), Torn: torn}
 }
 
-// insertsCut cuts the power while writers insert, then requires every
-// acknowledged vector back, exactly.
-func insertsCut(ctx context.Context, t *testing.T, c *harness.Case, torn bool) {
+// insertsCut cuts the power while writers insert (atSync: just before a
+// WAL fsync), then requires every acknowledged vector back, exactly.
+func insertsCut(ctx context.Context, t *testing.T, c *harness.Case, torn, atSync bool) {
 	col := fixture.Create(ctx, t, c.Client, c.Rand, 50, dim, api.MetricCosine)
 	var (
 		mu    sync.Mutex
@@ -172,8 +178,23 @@ func insertsCut(ctx context.Context, t *testing.T, c *harness.Case, torn bool) {
 		defer mu.Unlock()
 		return len(acked) >= 50+200
 	}, waitFor, 10*time.Millisecond, "the writers get inserts acknowledged")
-	rep, err := stack.CutPower(ctx, cutOptions(c, torn))
-	require.NoError(t, err, "cut the power and restart tierd")
+	var rep powerloss.Report
+	if atSync {
+		fired, err := stack.ArmPowerCut(harness.PowerCutBeforeWALSync, cutOptions(c, torn))
+		require.NoError(t, err)
+		select {
+		case r := <-fired:
+			require.NoError(t, r.Err, "the cut")
+			rep = r.Report
+		case <-time.After(waitFor):
+			require.FailNow(t, "no WAL fsync came")
+		}
+		require.NoError(t, stack.RestartAfterPowerCut(ctx), "restart tierd on what the cut left")
+	} else {
+		var err error
+		rep, err = stack.CutPower(ctx, cutOptions(c, torn))
+		require.NoError(t, err, "cut the power and restart tierd")
+	}
 	stop()
 	wg.Wait()
 	t.Logf("power cut: %d files written back, %d unsynced bytes lost, %d files torn, %d entries undone",
@@ -187,7 +208,7 @@ func insertsCut(ctx context.Context, t *testing.T, c *harness.Case, torn bool) {
 	for j := range more {
 		more[j].ID = fmt.Sprintf("after-%02d", j)
 	}
-	_, err = c.Client.Insert(ctx, col.Name, more)
+	_, err := c.Client.Insert(ctx, col.Name, more)
 	require.NoError(t, err, "insert after the restart")
 	requireVectors(ctx, t, col.Name, append(want, more...), true)
 	c.Check(ctx, t, check.Config{}, col.Name)

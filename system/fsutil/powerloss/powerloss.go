@@ -116,8 +116,9 @@ type FS struct {
 	root string
 	dead atomic.Bool
 
-	mu   sync.Mutex
-	tree *node
+	mu      sync.Mutex
+	tree    *node
+	syncArm *syncArm // a cut waiting for an fsync (CutBeforeSync)
 }
 
 var _ fsutil.FS = (*FS)(nil)
@@ -428,6 +429,36 @@ func (f *FS) change(opName, name string, do func(d *node, base string) error) er
 func (f *FS) Cut(co CutOptions) (Report, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.cutLocked(co)
+}
+
+// SyncCut is the result of a cut armed with CutBeforeSync.
+type SyncCut struct {
+	// Path is the file whose fsync the cut came before.
+	Path   string
+	Report Report
+	Err    error
+}
+
+// CutBeforeSync arms a cut for the next fsync of a file whose path
+// match accepts: the power goes just before that fsync takes effect (the
+// fsync fails), so the writes it would have made durable are lost or,
+// torn, partly kept. fired is called with the result when it fires, on
+// the goroutine of that fsync, with the layer locked (it must not use the
+// layer). A later call replaces an armed cut that has not fired.
+func (f *FS) CutBeforeSync(match func(path string) bool, co CutOptions, fired func(SyncCut)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.syncArm = &syncArm{match: match, co: co, fired: fired}
+}
+
+type syncArm struct {
+	match func(string) bool
+	co    CutOptions
+	fired func(SyncCut)
+}
+
+func (f *FS) cutLocked(co CutOptions) (Report, error) {
 	if f.dead.Swap(true) {
 		return Report{}, errors.New("powerloss: already cut")
 	}
@@ -658,6 +689,12 @@ func (h *file) Sync() error {
 	h.fs.mu.Lock()
 	defer h.fs.mu.Unlock()
 	if h.fs.dead.Load() {
+		return lost("fsync", h.f.Name())
+	}
+	if a := h.fs.syncArm; a != nil && a.match(h.f.Name()) {
+		h.fs.syncArm = nil
+		rep, err := h.fs.cutLocked(a.co)
+		a.fired(SyncCut{Path: h.f.Name(), Report: rep, Err: err})
 		return lost("fsync", h.f.Name())
 	}
 	if err := h.f.Sync(); err != nil {

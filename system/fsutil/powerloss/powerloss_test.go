@@ -384,3 +384,33 @@ func TestCatchesAMissingFsync(t *testing.T) {
 		})
 	}
 }
+
+// TestCutBeforeSync: an armed cut fires at the matching file's next
+// fsync, before it takes effect: the writes it covered are lost, earlier
+// synced ones kept, the fsync fails.
+func TestCutBeforeSync(t *testing.T) {
+	f, root := newFS(t)
+	name := filepath.Join(root, "wal.log")
+	create(t, f, name, "synced|", true)
+	require.NoError(t, f.SyncDir(root))
+	other := filepath.Join(root, "other")
+	fired := make(chan SyncCut, 1)
+	f.CutBeforeSync(func(p string) bool { return filepath.Base(p) == "wal.log" }, CutOptions{}, func(r SyncCut) { fired <- r })
+	create(t, f, other, "x", true) // another file's fsync does not fire it
+	require.NoError(t, f.SyncDir(root))
+	select {
+	case <-fired:
+		require.FailNow(t, "fired on another file")
+	default:
+	}
+	fh, err := f.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = fh.Close() })
+	_, err = fh.Write([]byte("in flight"))
+	require.NoError(t, err)
+	require.ErrorIs(t, fh.Sync(), ErrPowerLost, "the fsync the cut came before fails")
+	r := <-fired
+	require.NoError(t, r.Err)
+	require.Equal(t, name, r.Path)
+	require.Equal(t, map[string]string{"wal.log": "synced|", "other": "x"}, state(t, root))
+}
