@@ -255,6 +255,7 @@ func (s *inProcessSUT) start(ctx context.Context) error {
 		return nil
 	}
 	var opts []server.Option
+	s.fs = nil
 	if s.powerLoss {
 		fs, err := powerloss.New(s.dataDir)
 		if err != nil {
