@@ -280,8 +280,11 @@ func (s *inProcessSUT) start(ctx context.Context) error {
 	s.api = &http.Server{Handler: s.gate.wrap(s.defects.wrap(srv.Handler(), s.cfg.Limits)), ReadHeaderTimeout: 10 * time.Second}
 	s.dbg = &http.Server{Handler: srv.DebugHandler(), ReadHeaderTimeout: 10 * time.Second}
 	s.apiAddr, s.debugAddr = apiLn.Addr().String(), dbgLn.Addr().String()
-	go func() { _ = s.api.Serve(apiLn) }()
-	go func() { _ = s.dbg.Serve(dbgLn) }()
+	// The goroutines get their servers now: a stop right after this start
+	// clears the fields before they may run.
+	api, dbg := s.api, s.dbg
+	go func() { _ = api.Serve(apiLn) }()
+	go func() { _ = dbg.Serve(dbgLn) }()
 	return nil
 }
 
