@@ -139,6 +139,7 @@ func (s *Stack) clearFaults(ctx context.Context, restoreSettings bool) error {
 	if s.defects != nil {
 		s.defects.disarm()
 	}
+	s.disarmPowerCut()
 	if s.Net != nil {
 		if err := s.Net.Clear(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("clear network faults: %w", err))

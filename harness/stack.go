@@ -101,6 +101,10 @@ type Options struct {
 	// StartTimeout bounds the whole start; 2 minutes when zero (image builds
 	// are done before and not counted).
 	StartTimeout time.Duration
+	// PowerLoss runs an in-process tierd on the power-loss layer
+	// (system/fsutil/powerloss), so that CutPower can cut its power. It
+	// has no effect with tierd in a container, where CutPower is refused.
+	PowerLoss bool
 }
 
 // Stack is a running tierchaos stack.
@@ -188,6 +192,7 @@ type Stack struct {
 	minioAddr        string // MinIO's current host:port; guarded by mu
 	s3Transport      *http.Transport
 	defects          *defects
+	powerLoss        bool
 }
 
 // Start ensures the images, removes leftovers of dead runs, and starts a
@@ -232,7 +237,7 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 		secrets: sec,
 		Run:     run, Mode: mode, log: opts.Logger, docker: docker, seed: opts.Seed, dataTmpfs: opts.TierdDataTmpfs,
 		containers: map[string]testcontainers.Container{}, restartableMinIO: opts.RestartableMinIO,
-		defects:  &defects{log: opts.Logger},
+		defects: &defects{log: opts.Logger}, powerLoss: opts.PowerLoss,
 		APIToken: randomToken(), AdminToken: randomToken(),
 	}
 	defer func() {
@@ -537,6 +542,7 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 		}
 		cfg.ApplyProfileRates() // what tierd's main does; process-wide
 		in := newInProcessSUT(cfg, s.log, s.tierdDir, s.defects)
+		in.powerLoss = s.powerLoss
 		s.setSUT(in)
 		if err := in.start(ctx); err != nil {
 			return err

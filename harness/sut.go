@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/tierchaos/tierchaos/system/config"
+	"github.com/tierchaos/tierchaos/system/fsutil/powerloss"
 	"github.com/tierchaos/tierchaos/system/server"
 )
 
@@ -159,6 +161,75 @@ type inProcessSUT struct {
 	// abandoned keeps killed instances until close, which releases what
 	// a dead process's kernel would (open files, idle connections).
 	abandoned []*server.Server
+	// powerLoss starts every instance on a new power-loss layer over
+	// dataDir (fs, the current one), so that cutPower can cut it.
+	powerLoss bool
+	fs        *powerloss.FS
+	// armMu guards armed, a cut to make when tierd passes a transition
+	// hook point (ArmPowerCut); the hook runs on tierd's goroutines.
+	armMu sync.Mutex
+	armed *armedCut
+}
+
+// armedCut is a power cut waiting for a hook point.
+type armedCut struct {
+	point string
+	co    powerloss.CutOptions
+	fired chan PowerCutResult
+}
+
+// PowerCutResult is what an armed power cut did when it fired.
+type PowerCutResult struct {
+	Report powerloss.Report
+	Err    error
+}
+
+// hook cuts fs's power if a cut is armed for point. It runs inside the
+// transition, which then fails on the frozen file system.
+func (s *inProcessSUT) hook(fs *powerloss.FS, point string) {
+	s.armMu.Lock()
+	a := s.armed
+	if a == nil || a.point != point {
+		s.armMu.Unlock()
+		return
+	}
+	s.armed = nil
+	s.armMu.Unlock()
+	rep, err := fs.Cut(a.co)
+	s.log.Info("power cut at a hook point", "point", point, "lost_bytes", rep.LostBytes, "undone_entries", len(rep.Undone), "err", err)
+	a.fired <- PowerCutResult{Report: rep, Err: err}
+}
+
+// arm arms a cut at point, replacing any armed before. The point
+// PowerCutBeforeWALSync is armed on the current layer (it fires inside
+// it); the others at the store's hook points.
+func (s *inProcessSUT) arm(point string, co powerloss.CutOptions) (<-chan PowerCutResult, error) {
+	fired := make(chan PowerCutResult, 1)
+	if point == PowerCutBeforeWALSync {
+		s.mu.Lock()
+		fs := s.fs
+		s.mu.Unlock()
+		if fs == nil {
+			return nil, ErrNotRunning
+		}
+		walDir := filepath.Join(fs.Root(), "wal") + string(filepath.Separator)
+		fs.CutBeforeSync(func(p string) bool {
+			return strings.HasPrefix(p, walDir) && strings.HasSuffix(p, ".log")
+		}, co, func(r powerloss.SyncCut) {
+			fired <- PowerCutResult{Report: r.Report, Err: r.Err}
+		})
+		return fired, nil
+	}
+	s.armMu.Lock()
+	defer s.armMu.Unlock()
+	s.armed = &armedCut{point: point, co: co, fired: fired}
+	return fired, nil
+}
+
+func (s *inProcessSUT) disarm() {
+	s.armMu.Lock()
+	defer s.armMu.Unlock()
+	s.armed = nil
 }
 
 // newInProcessSUT prepares an in-process tierd on dataDir (the stack
@@ -183,7 +254,17 @@ func (s *inProcessSUT) start(ctx context.Context) error {
 	if s.srv != nil {
 		return nil
 	}
-	srv, err := server.New(ctx, s.cfg, s.log)
+	var opts []server.Option
+	s.fs = nil
+	if s.powerLoss {
+		fs, err := powerloss.New(s.dataDir)
+		if err != nil {
+			return fmt.Errorf("harness: start in-process tierd: %w", err)
+		}
+		s.fs = fs
+		opts = append(opts, server.WithFS(fs), server.WithHook(func(point string) { s.hook(fs, point) }))
+	}
+	srv, err := server.New(ctx, s.cfg, s.log, opts...)
 	if err != nil {
 		return fmt.Errorf("harness: start in-process tierd: %w", err)
 	}
@@ -199,8 +280,11 @@ func (s *inProcessSUT) start(ctx context.Context) error {
 	s.api = &http.Server{Handler: s.gate.wrap(s.defects.wrap(srv.Handler(), s.cfg.Limits)), ReadHeaderTimeout: 10 * time.Second}
 	s.dbg = &http.Server{Handler: srv.DebugHandler(), ReadHeaderTimeout: 10 * time.Second}
 	s.apiAddr, s.debugAddr = apiLn.Addr().String(), dbgLn.Addr().String()
-	go func() { _ = s.api.Serve(apiLn) }()
-	go func() { _ = s.dbg.Serve(dbgLn) }()
+	// The goroutines get their servers now: a stop right after this start
+	// clears the fields before they may run.
+	api, dbg := s.api, s.dbg
+	go func() { _ = api.Serve(apiLn) }()
+	go func() { _ = dbg.Serve(dbgLn) }()
 	return nil
 }
 
@@ -222,6 +306,27 @@ func (s *inProcessSUT) stop(ctx context.Context) error {
 func (s *inProcessSUT) kill(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.killLocked()
+}
+
+// cutPower cuts the power of tierd's data folder (the power-loss layer
+// loses what was not fsynced and freezes, so tierd changes nothing more),
+// then kills tierd as kill does. The caller starts it again.
+func (s *inProcessSUT) cutPower(co powerloss.CutOptions) (powerloss.Report, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return powerloss.Report{}, ErrNotRunning
+	}
+	if s.fs == nil {
+		return powerloss.Report{}, fmt.Errorf("harness: tierd runs without the power-loss layer (Options.PowerLoss): %w", ErrPowerLossUnsupported)
+	}
+	rep, err := s.fs.Cut(co)
+	s.fs = nil
+	return rep, errors.Join(err, s.killLocked())
+}
+
+func (s *inProcessSUT) killLocked() error {
 	if s.srv == nil {
 		return nil
 	}

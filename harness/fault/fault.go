@@ -34,7 +34,7 @@ const (
 	// FamilyS3: S3-level faults on tierd's path to S3 (the S3 fault layer).
 	FamilyS3 Family = "s3"
 	// FamilyProcess: tierd's process is killed, restarted, paused or
-	// restarted with other settings.
+	// restarted with other settings, or its machine loses power.
 	FamilyProcess Family = "process"
 	// FamilyWorker: tierd's background worker is run, paused or resumed.
 	FamilyWorker Family = "worker"
@@ -263,7 +263,7 @@ func Kinds() []string {
 		KindNetSlowClose, KindNetSlicer, KindNetDown,
 		KindS3SlowDown, KindS3InternalError, KindS3AccessDenied, KindS3Delay, KindS3TruncateGet,
 		KindS3FlipGet, KindS3Misdirect, KindS3CutPut, KindS3CutPart,
-		KindProcessKill, KindProcessRestart, KindProcessPause, KindProcessReconfigure,
+		KindProcessKill, KindProcessRestart, KindProcessPause, KindProcessReconfigure, KindPowerCut,
 		KindWorkerRunOnce, KindWorkerPause,
 		KindDiskFill,
 		KindMinIOStop, KindMinIORestart,
@@ -283,6 +283,8 @@ func New(kind string) (any, bool) {
 		return &Process{Action: kind[len("process."):]}, true
 	case KindWorkerRunOnce, KindWorkerPause:
 		return &Worker{Action: kind[len("worker."):]}, true
+	case KindPowerCut:
+		return &PowerCut{}, true
 	case KindDiskFill:
 		return &Disk{}, true
 	case KindMinIOStop, KindMinIORestart:
@@ -300,6 +302,8 @@ func deref(v any) Fault {
 	case *Process:
 		return *f
 	case *Worker:
+		return *f
+	case *PowerCut:
 		return *f
 	case *Disk:
 		return *f

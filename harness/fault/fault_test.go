@@ -30,6 +30,8 @@ func TestSpecRoundTrip(t *testing.T) {
 		{"pause", Process{Action: "pause"}, `{"kind":"process.pause"}`, false},
 		{"reconfigure", Process{Action: "reconfigure", Env: map[string]string{"TIERD_WORKER_INTERVAL": "1s"}},
 			`{"kind":"process.reconfigure","env":{"TIERD_WORKER_INTERVAL":"1s"}}`, true},
+		{"power cut", PowerCut{}, `{"kind":"process.power_cut"}`, true},
+		{"torn power cut", PowerCut{Seed: 9, Torn: true}, `{"kind":"process.power_cut","seed":9,"torn":true}`, true},
 		{"run once", Worker{Action: "run_once"}, `{"kind":"worker.run_once"}`, true},
 		{"worker pause", Worker{Action: "pause"}, `{"kind":"worker.pause"}`, false},
 		{"disk", Disk{}, `{"kind":"disk.fill"}`, false},

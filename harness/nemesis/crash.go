@@ -15,10 +15,10 @@ type crash struct {
 }
 
 // isCrash reports whether an applied step replaced tierd's process (kill,
-// graceful restart, reconfiguration) and succeeded.
+// power cut, graceful restart, reconfiguration) and succeeded.
 func isCrash(a Applied) bool {
 	switch a.Kind {
-	case fault.KindProcessKill, fault.KindProcessRestart, fault.KindProcessReconfigure:
+	case fault.KindProcessKill, fault.KindPowerCut, fault.KindProcessRestart, fault.KindProcessReconfigure:
 		return a.Error == ""
 	}
 	return false

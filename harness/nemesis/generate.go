@@ -33,6 +33,10 @@ func Generate(seed uint64, p Profile, tr Traffic) (Schedule, error) {
 	}
 	r := rand.New(rand.NewPCG(seed, 0x6e656d65736973)) // "nemesis"
 	maxOverlap := max(p.MaxOverlap, 1)
+	// Power cuts exist only for an in-process tierd on the power-loss
+	// layer: a profile draws them only when its Kinds name them, so other
+	// profiles' schedules stay as they were.
+	powerCuts := slices.Contains(p.Kinds, fault.KindPowerCut)
 	end := p.Length.D() - p.Recovery.D()
 	var active []busy
 	var steps []Step
@@ -62,12 +66,12 @@ func Generate(seed uint64, p Profile, tr Traffic) (Schedule, error) {
 			continue
 		}
 		fam := pickFamily(r, allowed)
-		f := randomFault(r, fam)
+		f := randomFault(r, fam, powerCuts)
 		for tries := 0; len(p.Kinds) > 0 && !slices.Contains(p.Kinds, f.Kind()); tries++ {
 			if tries == 1000 {
 				return Schedule{}, fmt.Errorf("%w: profile %q: no fault of family %s drawn among kinds %v", ErrSchedule, p.Name, fam, p.Kinds)
 			}
-			f = randomFault(r, fam)
+			f = randomFault(r, fam, powerCuts)
 		}
 		st := Step{At: fault.Duration(t.Round(time.Millisecond)), Fault: fault.Spec{Fault: f}}
 		hold := time.Second // an instant of an exclusive group keeps its group busy this long
@@ -143,8 +147,9 @@ func prob(r *rand.Rand, lo, hi float64) float64 {
 	return math.Round((lo+r.Float64()*(hi-lo))*100) / 100
 }
 
-// randomFault draws a fault of the family with random parameters.
-func randomFault(r *rand.Rand, fam fault.Family) fault.Fault {
+// randomFault draws a fault of the family with random parameters; with
+// powerCuts, half the process faults are power cuts.
+func randomFault(r *rand.Rand, fam fault.Family, powerCuts bool) fault.Fault {
 	switch fam {
 	case fault.FamilyNet:
 		switch r.IntN(8) {
@@ -192,6 +197,9 @@ func randomFault(r *rand.Rand, fam fault.Family) fault.Fault {
 			return fault.S3{Action: "cut_part", Bytes: int64(r.IntN(8192)), Probability: prob(r, 0.5, 1), Seed: seed}
 		}
 	case fault.FamilyProcess:
+		if powerCuts && r.IntN(2) == 0 {
+			return fault.PowerCut{Seed: r.Uint64(), Torn: r.IntN(2) == 0}
+		}
 		switch x := r.IntN(20); {
 		case x < 9:
 			return fault.Process{Action: "kill"}

@@ -108,6 +108,48 @@ func TestGenerateKinds(t *testing.T) {
 	require.ErrorIs(t, err, ErrSchedule, "a family without an allowed kind is an error")
 }
 
+// TestGeneratePowerCuts: a profile draws power cuts only when its kinds
+// name them (other profiles' schedules do not change), then with seeds
+// of their own and both ways of tearing.
+func TestGeneratePowerCuts(t *testing.T) {
+	p := testProfile()
+	p.Families = []Weight{{fault.FamilyProcess, 1}}
+	for seed := uint64(1); seed <= 20; seed++ {
+		sch, err := Generate(seed, p, testTraffic)
+		require.NoError(t, err)
+		for _, st := range sch.Steps {
+			require.NotEqual(t, fault.KindPowerCut, st.Fault.Kind(), "seed %d: no power cut unless asked for", seed)
+		}
+	}
+	p.Kinds = []string{fault.KindProcessKill, fault.KindPowerCut}
+	cuts, kills, torn := 0, 0, 0
+	seeds := map[uint64]bool{}
+	for seed := uint64(1); seed <= 20; seed++ {
+		sch, err := Generate(seed, p, testTraffic)
+		require.NoError(t, err)
+		for _, st := range sch.Steps {
+			switch f := st.Fault.Fault.(type) {
+			case fault.PowerCut:
+				cuts++
+				seeds[f.Seed] = true
+				if f.Torn {
+					torn++
+				}
+			case fault.Process:
+				require.Equal(t, "kill", f.Action)
+				kills++
+			default:
+				require.Failf(t, "unexpected fault", "%v", st.Fault)
+			}
+		}
+	}
+	assert.Positive(t, kills)
+	assert.Positive(t, cuts)
+	assert.Len(t, seeds, cuts, "every cut has its own seed")
+	assert.True(t, torn > 0 && torn < cuts, "torn and clean cuts both drawn (%d of %d torn)", torn, cuts)
+	assert.True(t, isCrash(Applied{Kind: fault.KindPowerCut}), "a power cut replaces tierd's process")
+}
+
 func TestScheduleRejectsBadInput(t *testing.T) {
 	good, err := Generate(1, testProfile(), testTraffic)
 	require.NoError(t, err)

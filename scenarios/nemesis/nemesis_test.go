@@ -8,12 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/fault"
 	"github.com/tierchaos/tierchaos/harness/history"
 	"github.com/tierchaos/tierchaos/harness/nemesis"
@@ -28,6 +30,11 @@ type row struct {
 	Traffic  nemesis.Traffic
 	Duration time.Duration
 	Budgets  []nemesis.Budget
+	// PowerLoss: the row's schedule cuts tierd's power, which exists only
+	// with tierd in the test process (the row turns the power-loss layer
+	// on for itself); in a container the row checks that the fault is
+	// refused and skips.
+	PowerLoss bool
 }
 
 func d(x time.Duration) fault.Duration { return fault.Duration(x) }
@@ -84,6 +91,10 @@ func rows() []row {
 			Profile: withKinds(base("kill-restart", w(fault.FamilyProcess, 3), w(fault.FamilyWorker, 3)),
 				fault.KindProcessKill, fault.KindProcessRestart, fault.KindProcessReconfigure, fault.KindWorkerRunOnce),
 			Budgets: []nemesis.Budget{steady, recovery, backSoon(fault.FamilyProcess, 10*time.Second)}},
+		{Name: "power-cut-loop", Duration: 25 * time.Second, Traffic: tr, PowerLoss: true,
+			Profile: withKinds(base("power-cut", w(fault.FamilyProcess, 3), w(fault.FamilyWorker, 3)),
+				fault.KindProcessKill, fault.KindPowerCut, fault.KindWorkerRunOnce),
+			Budgets: []nemesis.Budget{steady, recovery, backSoon(fault.FamilyProcess, 10*time.Second)}},
 		{Name: "pause-loop", Duration: 20 * time.Second, Traffic: tr,
 			Profile: withKinds(base("pause", w(fault.FamilyProcess, 1), w(fault.FamilyWorker, 1)),
 				fault.KindProcessPause, fault.KindWorkerPause, fault.KindWorkerRunOnce),
@@ -111,11 +122,17 @@ func TestNemesis(t *testing.T) {
 		stack.NewCase(t)
 		sch, err := nemesis.ReadSchedule(*flagReplay)
 		require.NoError(t, err)
+		if slices.ContainsFunc(sch.Steps, func(st nemesis.Step) bool { return st.Fault.Kind() == fault.KindPowerCut }) {
+			usePowerLoss(t)
+		}
 		runSchedule(t, sch, budgetsFor(sch.Profile.Name))
 		return
 	}
 	for _, r := range rows() {
 		t.Run(r.Name, func(t *testing.T) {
+			if r.PowerLoss {
+				usePowerLoss(t)
+			}
 			c := stack.NewCase(t)
 			p := r.Profile
 			p.Length = d(r.Duration)
@@ -280,4 +297,26 @@ func TestNemesisStackSupportsEveryFamily(t *testing.T) {
 	require.NoError(t, err, "disk faults fill tierd's data tmpfs")
 	require.Positive(t, n)
 	require.NoError(t, stack.FreeData(context.Background()))
+}
+
+// usePowerLoss runs tierd on the power-loss layer for the rest of t; in
+// container mode it checks that a power cut is refused with the stable
+// code, then skips t with the reason.
+func usePowerLoss(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if stack.Mode != harness.SUTInProcess {
+		err := fault.PowerCut{}.Run(ctx, stack)
+		var fe *fault.Error
+		require.ErrorAs(t, err, &fe)
+		require.Equal(t, fault.CodeUnsupported, fe.Code)
+		t.Skipf("a power cut needs tierd in the test process (TIERCHAOS_SUT=inprocess); refused here as it must be: %v", err)
+	}
+	require.NoError(t, stack.UsePowerLoss(ctx, true))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		require.NoError(t, stack.UsePowerLoss(ctx, false))
+	})
 }

@@ -24,14 +24,14 @@ func TestWriteAtomicSyncsEveryCreatedFolder(t *testing.T) {
 	a := filepath.Join(root, "a")
 	b := filepath.Join(a, "b")
 	c := filepath.Join(b, "c")
-	require.NoError(t, writeAtomic(filepath.Join(c, "f"), write, record))
+	require.NoError(t, writeAtomic(OS, filepath.Join(c, "f"), write, record))
 	for _, d := range []string{root, a, b, c} {
 		require.Contains(t, synced, d, "the entry in %s is made durable", d)
 	}
 	require.Equal(t, c, synced[len(synced)-1], "the file's folder last, after the rename")
 	// Folders that exist already are not synced again.
 	synced = nil
-	require.NoError(t, writeAtomic(filepath.Join(c, "g"), write, record))
+	require.NoError(t, writeAtomic(OS, filepath.Join(c, "g"), write, record))
 	require.Equal(t, []string{c}, synced)
 	_, err := os.Stat(filepath.Join(c, "g"))
 	require.NoError(t, err)

@@ -26,17 +26,22 @@ var ErrNoSpace = errors.New("no space left on the data volume")
 // folder (see MkdirAll) if needed. An error after the rename (the folder
 // fsync) leaves the new file in place.
 func WriteAtomic(path string, fill func(w io.Writer) error) error {
-	return writeAtomic(path, fill, SyncDir)
+	return WriteAtomicFS(OS, path, fill)
+}
+
+// WriteAtomicFS is WriteAtomic on fsys.
+func WriteAtomicFS(fsys FS, path string, fill func(w io.Writer) error) error {
+	return writeAtomic(fsys, path, fill, fsys.SyncDir)
 }
 
 // writeAtomic is WriteAtomic with the folder fsync passed in (tests
 // record or fail it).
-func writeAtomic(path string, fill func(w io.Writer) error, syncDir func(dir string) error) (err error) {
+func writeAtomic(fsys FS, path string, fill func(w io.Writer) error, syncDir func(dir string) error) (err error) {
 	dir := filepath.Dir(path)
-	if err := mkdirAll(dir, syncDir); err != nil {
+	if err := mkdirAll(fsys, dir, syncDir); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".*"+TempSuffix)
+	f, err := fsys.CreateTemp(dir, filepath.Base(path)+".*"+TempSuffix)
 	if err != nil {
 		return wrap("create temp", dir, err)
 	}
@@ -44,7 +49,7 @@ func writeAtomic(path string, fill func(w io.Writer) error, syncDir func(dir str
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			fsys.Remove(tmp)
 		}
 	}()
 	if err := fill(f); err != nil {
@@ -56,7 +61,7 @@ func writeAtomic(path string, fill func(w io.Writer) error, syncDir func(dir str
 	if err := f.Close(); err != nil {
 		return wrap("close", tmp, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := fsys.Rename(tmp, path); err != nil {
 		return wrap("rename", tmp, err)
 	}
 	return syncDir(dir)
@@ -65,13 +70,16 @@ func writeAtomic(path string, fill func(w io.Writer) error, syncDir func(dir str
 // MkdirAll creates dir and its missing parents like os.MkdirAll, and
 // fsyncs the parent of every folder it creates, top down, so that each
 // new folder's entry is durable before anything is written into it.
-func MkdirAll(dir string) error { return mkdirAll(dir, SyncDir) }
+func MkdirAll(dir string) error { return MkdirAllFS(OS, dir) }
 
-func mkdirAll(dir string, syncDir func(string) error) error {
+// MkdirAllFS is MkdirAll on fsys.
+func MkdirAllFS(fsys FS, dir string) error { return mkdirAll(fsys, dir, fsys.SyncDir) }
+
+func mkdirAll(fsys FS, dir string, syncDir func(string) error) error {
 	dir = filepath.Clean(dir)
 	var missing []string
 	for d := dir; ; {
-		info, err := os.Stat(d)
+		info, err := fsys.Stat(d)
 		if err == nil {
 			if !info.IsDir() {
 				return wrap("mkdir", dir, fmt.Errorf("%s is not a folder", d))
@@ -90,7 +98,7 @@ func mkdirAll(dir string, syncDir func(string) error) error {
 	}
 	for i := len(missing) - 1; i >= 0; i-- {
 		d := missing[i]
-		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := fsys.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return wrap("mkdir", d, err)
 		}
 		if err := syncDir(filepath.Dir(d)); err != nil {
@@ -101,7 +109,9 @@ func mkdirAll(dir string, syncDir func(string) error) error {
 }
 
 // SyncDir fsyncs a folder so that renames and removals in it are durable.
-func SyncDir(dir string) error {
+func SyncDir(dir string) error { return syncDirOS(dir) }
+
+func syncDirOS(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return wrap("open dir", dir, err)
@@ -127,17 +137,14 @@ func wrap(op, path string, err error) error {
 
 // RemoveTemps deletes every file ending in TempSuffix under root and
 // returns their paths.
-func RemoveTemps(root string) ([]string, error) {
+func RemoveTemps(root string) ([]string, error) { return RemoveTempsFS(OS, root) }
+
+// RemoveTempsFS is RemoveTemps on fsys.
+func RemoveTempsFS(fsys FS, root string) ([]string, error) {
 	var removed []string
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
+	err := Walk(fsys, root, func(p string, d os.DirEntry) error {
 		if !d.IsDir() && strings.HasSuffix(d.Name(), TempSuffix) {
-			if err := os.Remove(p); err != nil {
+			if err := fsys.Remove(p); err != nil {
 				return err
 			}
 			removed = append(removed, p)
@@ -148,4 +155,30 @@ func RemoveTemps(root string) ([]string, error) {
 		return removed, fmt.Errorf("remove temp files: %w", err)
 	}
 	return removed, nil
+}
+
+// Walk calls fn for every entry under root (not root itself), parents
+// before their contents, each folder's entries in name order. A root
+// that does not exist is empty; a folder that vanishes during the walk
+// is skipped.
+func Walk(fsys FS, root string, fn func(path string, d os.DirEntry) error) error {
+	ents, err := fsys.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		p := filepath.Join(root, e.Name())
+		if err := fn(p, e); err != nil {
+			return err
+		}
+		if e.IsDir() {
+			if err := Walk(fsys, p, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

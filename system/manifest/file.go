@@ -58,6 +58,7 @@ const pageSize = 4096
 // one caller at a time (the store serializes commits).
 type File struct {
 	mu        sync.Mutex
+	fs        fsutil.FS
 	dir       string
 	manSize   int64 // size of FileName
 	spareSize int64 // size of SpareName, 0 if there is none
@@ -68,7 +69,7 @@ type File struct {
 	// failed: an undo after a failed folder fsync failed too, so which
 	// manifest is in place is unknown; every later Save fails.
 	failed error
-	// syncDir fsyncs the data folder (fsutil.SyncDir; tests fail it).
+	// syncDir fsyncs the data folder (fs.SyncDir; tests fail it).
 	syncDir func(dir string) error
 }
 
@@ -77,12 +78,16 @@ func (mf *File) path(name string) string { return filepath.Join(mf.dir, name) }
 // Open recovers an interrupted commit, reads the manifest in dir (a
 // missing one is created empty) and makes sure a spare exists (best
 // effort: without room for it, commits write a new file until there is).
-func Open(dir string) (*File, *Manifest, error) {
-	mf := &File{dir: dir, syncDir: fsutil.SyncDir}
+func Open(dir string) (*File, *Manifest, error) { return OpenFS(fsutil.OS, dir) }
+
+// OpenFS is Open on the file system fsys.
+func OpenFS(fsys fsutil.FS, dir string) (*File, *Manifest, error) {
+	fsys = fsutil.Or(fsys)
+	mf := &File{fs: fsys, dir: dir, syncDir: fsys.SyncDir}
 	if err := mf.recoverKeep(); err != nil {
 		return nil, nil, err
 	}
-	b, err := os.ReadFile(mf.path(FileName))
+	b, err := mf.fs.ReadFile(mf.path(FileName))
 	var m *Manifest
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -102,7 +107,7 @@ func Open(dir string) (*File, *Manifest, error) {
 		}
 		mf.manSize = int64(len(b))
 	}
-	if st, err := os.Stat(mf.path(SpareName)); err == nil {
+	if st, err := mf.fs.Stat(mf.path(SpareName)); err == nil {
 		mf.spareSize = st.Size()
 	}
 	if mf.spareSize < mf.manSize {
@@ -114,19 +119,19 @@ func Open(dir string) (*File, *Manifest, error) {
 // recoverKeep finishes or undoes a commit a crash interrupted.
 func (mf *File) recoverKeep() error {
 	keep := mf.path(KeepName)
-	if _, err := os.Lstat(keep); errors.Is(err, os.ErrNotExist) {
+	if _, err := mf.fs.Lstat(keep); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	var err error
-	if _, serr := os.Lstat(mf.path(SpareName)); errors.Is(serr, os.ErrNotExist) {
-		err = os.Rename(keep, mf.path(SpareName))
+	if _, serr := mf.fs.Lstat(mf.path(SpareName)); errors.Is(serr, os.ErrNotExist) {
+		err = mf.fs.Rename(keep, mf.path(SpareName))
 	} else {
-		err = os.Remove(keep)
+		err = mf.fs.Remove(keep)
 	}
 	if err != nil {
 		return fmt.Errorf("manifest: recover %s: %w", keep, err)
 	}
-	if err := fsutil.SyncDir(mf.dir); err != nil {
+	if err := mf.fs.SyncDir(mf.dir); err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
 	return nil
@@ -189,7 +194,7 @@ func (mf *File) Save(m *Manifest) error {
 
 // swap commits body through the spare.
 func (mf *File) swap(body []byte) error {
-	f, err := os.OpenFile(mf.path(SpareName), os.O_WRONLY, 0)
+	f, err := mf.fs.OpenFile(mf.path(SpareName), os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("manifest: %w", classify(err))
 	}
@@ -211,21 +216,21 @@ func (mf *File) swap(body []byte) error {
 // spare.
 func (mf *File) install(src string, size int64) error {
 	keep := mf.path(KeepName)
-	if err := os.Remove(keep); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := mf.fs.Remove(keep); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("manifest: remove a stale %s: %w", KeepName, classify(err))
 	}
-	if err := os.Link(mf.path(FileName), keep); err != nil {
+	if err := mf.fs.Link(mf.path(FileName), keep); err != nil {
 		return fmt.Errorf("manifest: %w", classify(err))
 	}
-	if err := os.Rename(src, mf.path(FileName)); err != nil {
-		_ = os.Remove(keep)
+	if err := mf.fs.Rename(src, mf.path(FileName)); err != nil {
+		_ = mf.fs.Remove(keep)
 		return fmt.Errorf("manifest: %w", classify(err))
 	}
 	oldSize := mf.manSize
 	mf.manSize, mf.spareSize = size, 0
 	// Without a spare (the rename failed), the next Save writes a new
 	// file and removes KeepName first.
-	spared := os.Rename(keep, mf.path(SpareName)) == nil
+	spared := mf.fs.Rename(keep, mf.path(SpareName)) == nil
 	if spared {
 		mf.spareSize = oldSize
 	}
@@ -243,15 +248,15 @@ func (mf *File) undo(spared bool, oldSize, newSize int64, cause error) error {
 	var err error
 	if spared {
 		// FileName is the new manifest, SpareName the old one.
-		if err = os.Link(man, keep); err == nil {
-			if err = os.Rename(spare, man); err == nil {
+		if err = mf.fs.Link(man, keep); err == nil {
+			if err = mf.fs.Rename(spare, man); err == nil {
 				mf.manSize, mf.spareSize = oldSize, 0
-				if os.Rename(keep, spare) == nil {
+				if mf.fs.Rename(keep, spare) == nil {
 					mf.spareSize = newSize
 				}
 			}
 		}
-	} else if err = os.Rename(keep, man); err == nil {
+	} else if err = mf.fs.Rename(keep, man); err == nil {
 		// KeepName was the old manifest; the new one is gone.
 		mf.manSize, mf.spareSize = oldSize, 0
 	}
@@ -273,14 +278,14 @@ func (mf *File) writeNew(body []byte) error {
 		_, err := w.Write(padded(body, size))
 		return err
 	}
-	if _, err := os.Lstat(mf.path(FileName)); errors.Is(err, os.ErrNotExist) {
-		if err := fsutil.WriteAtomic(mf.path(FileName), fill); err != nil {
+	if _, err := mf.fs.Lstat(mf.path(FileName)); errors.Is(err, os.ErrNotExist) {
+		if err := fsutil.WriteAtomicFS(mf.fs, mf.path(FileName), fill); err != nil {
 			return fmt.Errorf("manifest: %w", err)
 		}
 		mf.manSize = size
 		return nil
 	}
-	f, err := os.CreateTemp(mf.dir, FileName+".*"+fsutil.TempSuffix)
+	f, err := mf.fs.CreateTemp(mf.dir, FileName+".*"+fsutil.TempSuffix)
 	if err != nil {
 		return fmt.Errorf("manifest: %w", classify(err))
 	}
@@ -298,7 +303,7 @@ func (mf *File) writeNew(body []byte) error {
 		err = fmt.Errorf("manifest: write %s: %w", tmp, classify(err))
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = mf.fs.Remove(tmp)
 	}
 	return err
 }
@@ -306,7 +311,7 @@ func (mf *File) writeNew(body []byte) error {
 // makeSpare (re)creates the spare with size bytes, every one written so
 // that none needs allocating later.
 func (mf *File) makeSpare(size int64) error {
-	if err := fsutil.WriteAtomic(mf.path(SpareName), func(w io.Writer) error {
+	if err := fsutil.WriteAtomicFS(mf.fs, mf.path(SpareName), func(w io.Writer) error {
 		_, err := w.Write(padded(nil, size))
 		return err
 	}); err != nil {

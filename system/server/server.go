@@ -27,6 +27,7 @@ import (
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/cold"
 	"github.com/tierchaos/tierchaos/system/config"
+	"github.com/tierchaos/tierchaos/system/fsutil"
 	"github.com/tierchaos/tierchaos/system/store"
 	"github.com/tierchaos/tierchaos/system/worker"
 	"github.com/tierchaos/tierchaos/uploader"
@@ -38,6 +39,7 @@ type Option func(*options)
 type options struct {
 	objects uploader.ObjectStore
 	hook    func(point string)
+	fs      fsutil.FS
 }
 
 // WithHook installs a transition hook (see store.Options.Hook); tests use
@@ -50,6 +52,12 @@ func WithHook(hook func(point string)) Option {
 // building a MinIO store from the configuration (tests, in-process runs).
 func WithObjectStore(objs uploader.ObjectStore) Option {
 	return func(o *options) { o.objects = objs }
+}
+
+// WithFS makes the store use fsys for its data folder instead of the
+// operating system's (in-process tests: a power-loss layer).
+func WithFS(fsys fsutil.FS) Option {
+	return func(o *options) { o.fs = fsys }
 }
 
 // Server is a running tierd instance without its listeners.
@@ -136,7 +144,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	st, err := store.Open(store.Options{
 		DataDir: cfg.DataDir, Limits: cfg.Limits, Quotas: cfg.Quotas, WAL: cfg.WAL,
-		CheckpointBytes: cfg.Worker.CheckpointBytes, Cold: cs, Registerer: s.reg, Hook: o.hook,
+		CheckpointBytes: cfg.Worker.CheckpointBytes, Cold: cs, Registerer: s.reg, Hook: o.hook, FS: o.fs,
 	}, log)
 	if err != nil {
 		stop()

@@ -58,6 +58,9 @@ type Options struct {
 	// vector listings page through (see pageCache); 0 means
 	// DefaultColdPageCacheBytes, negative disables it.
 	ColdPageCacheBytes int64
+	// FS is the file system of DataDir (nil: fsutil.OS); in-process
+	// tests pass a power-loss layer (system/fsutil/powerloss).
+	FS fsutil.FS
 }
 
 // Store holds all collections.
@@ -206,7 +209,8 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("store: data dir is empty")
 	}
-	if err := fsutil.MkdirAll(opts.DataDir); err != nil {
+	opts.FS = fsutil.Or(opts.FS)
+	if err := fsutil.MkdirAllFS(opts.FS, opts.DataDir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	pageBytes := opts.ColdPageCacheBytes
@@ -216,12 +220,12 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	s := &Store{opts: opts, log: log, colls: map[string]*collection{}, inflight: map[string]int{}, pages: newPageCache(pageBytes)}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s, opts.Registerer)
-	if removed, err := fsutil.RemoveTemps(opts.DataDir); err != nil {
+	if removed, err := fsutil.RemoveTempsFS(opts.FS, opts.DataDir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	} else if len(removed) > 0 {
 		log.Warn("recovery: removed stray temporary files", "files", removed)
 	}
-	mf, man, err := manifest.Open(opts.DataDir)
+	mf, man, err := manifest.OpenFS(opts.FS, opts.DataDir)
 	if errors.Is(err, manifest.ErrCorrupt) {
 		return nil, api.Errorf(api.CodeDataCorrupted, "store: %w", err)
 	}
@@ -238,7 +242,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	replayed := 0
 	w, st, err := wal.Open(filepath.Join(opts.DataDir, "wal"), wal.Options{
 		SegmentBytes: opts.WAL.SegmentBytes, GroupCommitWindow: opts.WAL.GroupCommitWindow.D(),
-		OnSync: s.metrics.observeSync, Repair: opts.WAL.Repair,
+		OnSync: s.metrics.observeSync, Repair: opts.WAL.Repair, FS: opts.FS,
 	}, log, func(lsn uint64, payload []byte) error {
 		rec, err := decodeInsert(payload)
 		if err != nil {
@@ -331,13 +335,7 @@ func (s *Store) removeUnreferencedFiles() error {
 	s.manMu.Unlock()
 	root := filepath.Join(s.opts.DataDir, "local")
 	var removed []string
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
+	err := fsutil.Walk(s.opts.FS, root, func(p string, d os.DirEntry) error {
 		if d.IsDir() {
 			return nil
 		}
@@ -346,7 +344,7 @@ func (s *Store) removeUnreferencedFiles() error {
 			return err
 		}
 		if !refs[filepath.ToSlash(rel)] {
-			if err := os.Remove(p); err != nil {
+			if err := s.opts.FS.Remove(p); err != nil {
 				return err
 			}
 			removed = append(removed, rel)
@@ -892,9 +890,9 @@ func (s *Store) removeLocal(rel string) {
 		return
 	}
 	p := filepath.Join(s.opts.DataDir, filepath.FromSlash(rel))
-	info, err := os.Stat(p)
+	info, err := s.opts.FS.Stat(p)
 	if err == nil {
-		err = os.Remove(p)
+		err = s.opts.FS.Remove(p)
 	}
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -906,7 +904,7 @@ func (s *Store) removeLocal(rel string) {
 	// The collection's folder goes when its last file does. No folder
 	// fsync: a removal that a power loss undoes leaves a file nothing
 	// refers to, which recovery removes (removeUnreferencedFiles).
-	_ = os.Remove(filepath.Dir(p))
+	_ = s.opts.FS.Remove(filepath.Dir(p))
 }
 
 // Usage reports resource use against the quotas.

@@ -109,14 +109,14 @@ func (s *Store) writeLocal(rel string, data []byte) error {
 		return err
 	}
 	path := filepath.Join(s.opts.DataDir, filepath.FromSlash(rel))
-	err := fsutil.WriteAtomic(path, func(w io.Writer) error {
+	err := fsutil.WriteAtomicFS(s.opts.FS, path, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
 	if err != nil {
 		// A failed folder fsync comes after the rename: the file is there
 		// but the write failed, and nothing will refer to it.
-		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		if rerr := s.opts.FS.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			s.log.Warn("local file of a failed write not removed; recovery will remove it", "file", rel, "err", rerr)
 		}
 		s.warmBytes.Add(-int64(len(data)))
@@ -136,7 +136,7 @@ func (s *Store) readLocal(ref *manifest.SnapshotRef, dim int) ([]string, []float
 
 // readLocalBytes reads a local snapshot and checks its size and checksum.
 func (s *Store) readLocalBytes(ref *manifest.SnapshotRef) ([]byte, error) {
-	data, err := os.ReadFile(filepath.Join(s.opts.DataDir, filepath.FromSlash(ref.File)))
+	data, err := s.opts.FS.ReadFile(filepath.Join(s.opts.DataDir, filepath.FromSlash(ref.File)))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: local file %s is missing", snapshot.ErrCorrupt, ref.File)

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tierchaos/tierchaos/system/fsutil"
 )
 
 // packSegments frames segment files as one fuzz input: per segment its
@@ -48,7 +50,7 @@ func unpackSegments(b []byte) map[uint64][]byte {
 
 func readSegments(f *testing.F, dir string) map[uint64][]byte {
 	f.Helper()
-	list, err := listSegments(dir)
+	list, err := listSegments(fsutil.OS, dir)
 	if err != nil {
 		f.Fatal(err)
 	}

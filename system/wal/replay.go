@@ -70,13 +70,13 @@ type span struct{ off, n int64 }
 
 // recordReader reads records of one segment from an offset on.
 type recordReader struct {
-	f     *os.File
+	f     fsutil.File
 	total int64
 	off   int64
 	r     *bufio.Reader
 }
 
-func newRecordReader(f *os.File, total int64) *recordReader {
+func newRecordReader(f fsutil.File, total int64) *recordReader {
 	rr := &recordReader{f: f, total: total, r: bufio.NewReaderSize(nil, 1<<20)}
 	rr.seek(0)
 	return rr
@@ -129,8 +129,8 @@ func (rr *recordReader) next(after uint64) (lsn uint64, payload []byte, reason s
 // any damage in a segment other than the last, is a *CorruptError unless
 // repair is set: then the segment is copied to the quarantine folder and
 // rewritten with its intact records only.
-func replaySegment(path string, last, repair bool, st *ReplayStats, log *slog.Logger, replay func(uint64, []byte) error) (size, cut int64, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+func replaySegment(fsys fsutil.FS, path string, last, repair bool, st *ReplayStats, log *slog.Logger, replay func(uint64, []byte) error) (size, cut int64, err error) {
+	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return 0, 0, fmt.Errorf("wal: %w", err)
 	}
@@ -200,7 +200,7 @@ func replaySegment(path string, last, repair bool, st *ReplayStats, log *slog.Lo
 		}
 		return total - cut, cut, nil
 	}
-	q, err := rewrite(f, path, total, dropped)
+	q, err := rewrite(fsys, f, path, total, dropped)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -210,16 +210,16 @@ func replaySegment(path string, last, repair bool, st *ReplayStats, log *slog.Lo
 
 // rewrite keeps a copy of the segment in the quarantine folder, then
 // replaces the segment with its bytes outside dropped (sorted, disjoint).
-func rewrite(f *os.File, path string, total int64, dropped []span) (string, error) {
+func rewrite(fsys fsutil.FS, f fsutil.File, path string, total int64, dropped []span) (string, error) {
 	q := filepath.Join(filepath.Dir(path), QuarantineDir,
 		filepath.Base(path)+"."+strconv.FormatInt(time.Now().UnixNano(), 10))
-	if err := fsutil.WriteAtomic(q, func(w io.Writer) error {
+	if err := fsutil.WriteAtomicFS(fsys, q, func(w io.Writer) error {
 		_, err := io.Copy(w, io.NewSectionReader(f, 0, total))
 		return err
 	}); err != nil {
 		return "", fmt.Errorf("wal: quarantine %s: %w", path, err)
 	}
-	if err := fsutil.WriteAtomic(path, func(w io.Writer) error {
+	if err := fsutil.WriteAtomicFS(fsys, path, func(w io.Writer) error {
 		var off int64
 		for _, d := range append(dropped, span{total, 0}) {
 			if _, err := io.Copy(w, io.NewSectionReader(f, off, d.off-off)); err != nil {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/tierchaos/tierchaos/system/fsutil"
+
 	"github.com/stretchr/testify/require"
 )
 
@@ -43,7 +45,7 @@ func TestSegmentNamesBoundTheirRecords(t *testing.T) {
 	rotations.Wait()
 	require.NoError(t, w.Close())
 
-	segs, err := listSegments(dir)
+	segs, err := listSegments(fsutil.OS, dir)
 	require.NoError(t, err)
 	total := 0
 	for i, s := range segs {

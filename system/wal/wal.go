@@ -58,6 +58,8 @@ type Options struct {
 	// intact records only (the damaged bytes are lost). Without it such
 	// damage fails Open with a *CorruptError and changes nothing.
 	Repair bool
+	// FS is the file system the log's files are on (nil: fsutil.OS).
+	FS fsutil.FS
 }
 
 // ReplayStats describes what Open found.
@@ -106,7 +108,7 @@ type WAL struct {
 	nextLSN  uint64
 	closed   bool
 	segments []segment // all segments, oldest first; the last is being written
-	file     *os.File
+	file     fsutil.File
 	fileSize int64
 	bytes    int64 // total bytes of all segments
 	durable  uint64
@@ -126,10 +128,11 @@ func Open(dir string, opts Options, log *slog.Logger, replay func(lsn uint64, pa
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = 64 << 20
 	}
-	if err := fsutil.MkdirAll(dir); err != nil {
+	opts.FS = fsutil.Or(opts.FS)
+	if err := fsutil.MkdirAllFS(opts.FS, dir); err != nil {
 		return nil, ReplayStats{}, fmt.Errorf("wal: %w", err)
 	}
-	segs, err := listSegments(dir)
+	segs, err := listSegments(opts.FS, dir)
 	if err != nil {
 		return nil, ReplayStats{}, err
 	}
@@ -138,7 +141,7 @@ func Open(dir string, opts Options, log *slog.Logger, replay func(lsn uint64, pa
 	w.cond = sync.NewCond(&w.mu)
 	for i, s := range segs {
 		last := i == len(segs)-1
-		size, cut, err := replaySegment(s.path, last, opts.Repair, &st, log, replay)
+		size, cut, err := replaySegment(opts.FS, s.path, last, opts.Repair, &st, log, replay)
 		if err != nil {
 			return nil, st, err
 		}
@@ -175,8 +178,8 @@ func Open(dir string, opts Options, log *slog.Logger, replay func(lsn uint64, pa
 
 func segName(first uint64) string { return fmt.Sprintf("wal-%020d.log", first) }
 
-func listSegments(dir string) ([]segment, error) {
-	ents, err := os.ReadDir(dir)
+func listSegments(fsys fsutil.FS, dir string) ([]segment, error) {
+	ents, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
@@ -209,7 +212,7 @@ func listSegments(dir string) ([]segment, error) {
 // is then empty). Only Open calls it, before the writer starts.
 func (w *WAL) rotate() error {
 	path := filepath.Join(w.dir, segName(w.nextLSN))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	f, err := w.opts.FS.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("wal: new segment: %w", err)
 	}
@@ -218,7 +221,7 @@ func (w *WAL) rotate() error {
 		f.Close()
 		return fmt.Errorf("wal: %w", err)
 	}
-	if err := syncDir(w.dir); err != nil {
+	if err := w.syncDir(); err != nil {
 		f.Close()
 		return err
 	}
@@ -229,13 +232,8 @@ func (w *WAL) rotate() error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("wal: open dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+func (w *WAL) syncDir() error {
+	if err := w.opts.FS.SyncDir(w.dir); err != nil {
 		return fmt.Errorf("wal: sync dir: %w", err)
 	}
 	return nil
@@ -424,13 +422,13 @@ func (w *WAL) writeBatch(b *batch) error {
 // its entry is gone is as unknown as whether it was durable.
 func (w *WAL) rotateTo(first uint64) error {
 	path := filepath.Join(w.dir, segName(first))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o644)
+	f, err := w.opts.FS.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("wal: new segment: %w", err)
 	}
-	if err := syncDir(w.dir); err != nil {
+	if err := w.syncDir(); err != nil {
 		f.Close()
-		_ = os.Remove(path)
+		_ = w.opts.FS.Remove(path)
 		return &syncFailure{fmt.Errorf("wal: new segment %s: %w", path, err)}
 	}
 	old := w.file
@@ -486,9 +484,9 @@ func (w *WAL) DropBefore(lsn uint64) (int, error) {
 	var errs []error
 	dropped := 0
 	for _, s := range drop {
-		info, err := os.Stat(s.path)
+		info, err := w.opts.FS.Stat(s.path)
 		if err == nil {
-			err = os.Remove(s.path)
+			err = w.opts.FS.Remove(s.path)
 		}
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
@@ -503,7 +501,7 @@ func (w *WAL) DropBefore(lsn uint64) (int, error) {
 		dropped++
 	}
 	if dropped > 0 {
-		if err := syncDir(w.dir); err != nil {
+		if err := w.syncDir(); err != nil {
 			errs = append(errs, err)
 		}
 	}

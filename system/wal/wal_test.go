@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/tierchaos/tierchaos/system/fsutil"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -47,7 +49,7 @@ func appendN(t *testing.T, w *WAL, n int, prefix string) []rec {
 
 func lastSegment(t *testing.T, dir string) string {
 	t.Helper()
-	segs, err := listSegments(dir)
+	segs, err := listSegments(fsutil.OS, dir)
 	require.NoError(t, err)
 	for i := len(segs) - 1; i >= 0; i-- {
 		if info, err := os.Stat(segs[i].path); err == nil && info.Size() > 0 {
@@ -112,7 +114,7 @@ func TestCorruptOlderSegmentFailsOpen(t *testing.T) {
 	w, _, _ := open(t, dir, Options{SegmentBytes: 200})
 	appendN(t, w, 30, "x")
 	require.NoError(t, w.Close())
-	segs, err := listSegments(dir)
+	segs, err := listSegments(fsutil.OS, dir)
 	require.NoError(t, err)
 	require.Greater(t, len(segs), 2)
 	flip(t, segs[0].path, 20)
