@@ -219,7 +219,31 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, info snapshot.
 		}
 		return fmt.Errorf("put %s (%d attempts): %w: %w", key, res.Attempts, cause, res.Err)
 	}
+	if parts > 1 && res.Attempts > int(requests) {
+		s.abortStrays(ctx, key)
+	}
 	return nil
+}
+
+// abortStrays aborts the incomplete multipart uploads of key after its
+// object was stored. A retried initiation whose first answer was lost
+// leaves an upload nobody completes; every upload writes a key of its
+// own, so any incomplete upload of key is such a stray. A failure is only
+// logged: the orphan sweep aborts what is left.
+func (s *Store) abortStrays(ctx context.Context, key string) {
+	ups, err := s.ListIncomplete(ctx, key)
+	if err != nil {
+		s.log.Warn("stray multipart uploads not listed; left to the orphan sweep", "key", key, "err", err)
+		return
+	}
+	for _, u := range ups {
+		if u.Key != key {
+			continue
+		}
+		if err := s.Abort(ctx, u.Key, u.UploadID); err != nil && !errors.Is(err, ErrMissing) {
+			s.log.Warn("stray multipart upload not aborted; left to the orphan sweep", "key", key, "upload", u.UploadID, "err", err)
+		}
+	}
 }
 
 // Verify checks the stored object: its size and metadata checksum must

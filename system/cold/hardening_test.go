@@ -3,9 +3,11 @@ package cold
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,4 +165,42 @@ func byteSize(n int) string {
 		return "multipart"
 	}
 	return "single PUT"
+}
+
+// lostInitiate answers the first multipart initiation with a connection
+// error after the store has created the upload, as when the answer is
+// lost on the way back.
+type lostInitiate struct {
+	uploader.ObjectStore
+	lost atomic.Bool
+}
+
+func (l *lostInitiate) InitiateMultipart(ctx context.Context, key string, opts uploader.PutOptions) (string, error) {
+	id, err := l.ObjectStore.InitiateMultipart(ctx, key, opts)
+	if err == nil && l.lost.CompareAndSwap(false, true) {
+		return "", &uploader.StoreError{Op: "InitiateMultipart", Key: key, Code: uploader.CodeConnection, Err: errors.New("connection reset before the answer")}
+	}
+	return id, err
+}
+
+// TestRetriedInitiationLeavesNoUpload: when the answer to a multipart
+// initiation is lost, the retry starts a second upload under the same
+// key; the first is never completed. Put aborts it once the object is
+// stored. Regression: it stayed until an orphan sweep.
+func TestRetriedInitiationLeavesNoUpload(t *testing.T) {
+	ctx := context.Background()
+	m := uploader.NewMemStore()
+	objs := &lostInitiate{ObjectStore: m}
+	s, err := New(objs, Options{OpTimeout: 5 * time.Second, MaxRetries: 3, PartSize: 5 << 20, Concurrency: 2}, quiet())
+	require.NoError(t, err)
+	data := randomBytes(12<<20, 3)
+	info := snapshot.Info{Size: int64(len(data)), Checksum: "c", Count: 1, Dimension: 1}
+	require.NoError(t, s.Put(ctx, "k", data, info))
+	require.True(t, objs.lost.Load(), "the first initiation's answer was lost")
+	ups, err := m.ListMultipartUploads(ctx, "k")
+	require.NoError(t, err)
+	require.Empty(t, ups, "incomplete uploads left under the key")
+	got, err := s.Download(ctx, "k", int64(len(data)))
+	require.NoError(t, err)
+	require.Equal(t, data, got)
 }
