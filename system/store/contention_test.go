@@ -166,3 +166,23 @@ func fsyncs(t *testing.T, reg *prometheus.Registry) uint64 {
 	t.Fatal("no tierd_wal_fsync_duration_seconds metric")
 	return 0
 }
+
+// backgroundDeletes reads tierd_background_deletes_total{result}.
+func backgroundDeletes(t *testing.T, reg *prometheus.Registry, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "tierd_background_deletes_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -41,7 +42,8 @@ func TestCycleCountsOnlyItsOwnPendingDeletes(t *testing.T) {
 			<-cycleDone
 		}
 	}
-	s := f.open(t, func(o *store.Options) { o.Hook = hook })
+	reg := prometheus.NewRegistry()
+	s := f.open(t, func(o *store.Options) { o.Hook = hook; o.Registerer = reg })
 	wantA := setup(t, s, "pa", api.MetricL2)
 	wantB := setup(t, s, "pb", api.MetricL2)
 	a, err := s.SetTier(ctx, "pa", api.TierCold)
@@ -53,6 +55,9 @@ func TestCycleCountsOnlyItsOwnPendingDeletes(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.SetTier(ctx, "pa", api.TierHot)
 	require.NoError(t, err)
+	// The delete runs in the background after the promotion answered.
+	require.Eventually(t, func() bool { return backgroundDeletes(t, reg, "failed") >= 1 }, 10*time.Second, time.Millisecond,
+		"the background delete of A's cold copy fails")
 	f.objs.RemoveFault(fid)
 	// The cycle's retry of A's key hangs 1s once, then succeeds on retry.
 	_, err = f.objs.Inject(uploader.Fault{Kind: uploader.FaultTimeout, Op: uploader.OpDeleteObject, KeyPattern: a.Object, Delay: time.Second, Times: 1})
@@ -83,7 +88,7 @@ func TestCycleCountsOnlyItsOwnPendingDeletes(t *testing.T) {
 	}
 	wg.Wait()
 	require.Empty(t, cyc.Errors, "no delete failed")
-	require.Empty(t, objectKeys(t, f.objs, "collections/"), "both cold copies are gone")
+	requireNoObjects(t, f, "collections/")
 	requireContent(t, s, "pa", api.MetricL2, wantA, dim)
 	requireContent(t, s, "pb", api.MetricL2, wantB, dim)
 	var quiet api.WorkerCycle

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -608,14 +609,16 @@ func TestDemotionFailureLeavesNothing(t *testing.T) {
 func TestRedemotionDoesNotLoseToAPendingDelete(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, nil)
-	s := f.open(t, nil)
+	reg := prometheus.NewRegistry()
+	s := f.open(t, func(o *store.Options) { o.Registerer = reg })
 	want := setup(t, s, "rd", api.MetricCosine)
 	first, err := s.SetTier(ctx, "rd", api.TierCold)
 	require.NoError(t, err)
 	id, err := f.objs.Inject(uploader.Fault{Kind: uploader.FaultInternal, Op: uploader.OpDeleteObject})
 	require.NoError(t, err)
 	_, err = s.SetTier(ctx, "rd", api.TierWarm)
-	require.NoError(t, err, "the promotion succeeds; only the cleanup fails")
+	require.NoError(t, err, "the promotion succeeds; only the cleanup (in the background) fails")
+	require.Eventually(t, func() bool { return backgroundDeletes(t, reg, "failed") >= 1 }, 10*time.Second, time.Millisecond)
 	require.Equal(t, []string{first.Object}, objectKeys(t, f.objs, "collections/rd/"))
 	f.objs.RemoveFault(id)
 	second, err := s.SetTier(ctx, "rd", api.TierCold)
