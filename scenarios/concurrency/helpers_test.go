@@ -270,3 +270,25 @@ func merge(base, over []api.Vector) []api.Vector {
 	}
 	return out
 }
+
+// requireNoColdCopy waits until the bucket holds no data object of the
+// collection: the cold copy a promotion replaced is deleted in the
+// background, after the promotion answered.
+func requireNoColdCopy(ctx context.Context, t *testing.T, name string, why ...any) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		left := keysOf(objectsUnder(ctx, t, name, "data/"))
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			require.Empty(t, left, "no cold copy may be left: %s", fmt.Sprint(why...))
+		}
+		select {
+		case <-ctx.Done():
+			require.Empty(t, left, "no cold copy may be left (%v): %s", ctx.Err(), fmt.Sprint(why...))
+		case <-time.After(pollEvery):
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"mime"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -177,8 +178,13 @@ var genericMessages = map[string]string{
 	api.CodeUnimplemented:       "not implemented",
 }
 
-// localCause reports whether err comes from the local file system.
+// localCause reports whether err comes from the local file system (a
+// network error wraps a *os.SyscallError too: it is not local).
 func localCause(err error) bool {
+	var ne *net.OpError
+	if errors.As(err, &ne) {
+		return false
+	}
 	var pe *fs.PathError
 	var le *os.LinkError
 	var se *os.SyscallError
@@ -222,17 +228,43 @@ func objectKeyPattern(prefix string) *regexp.Regexp {
 	return regexp.MustCompile(regexp.QuoteMeta(prefix) + `collections/[a-z0-9_-]{1,64}/(data|snapshots)/[0-9a-zA-Z]+\.parquet`)
 }
 
-// mentionsDataDir reports whether msg contains the data folder's path.
+// mentionsDataDir reports whether msg contains the data folder's path,
+// as a path of its own: "/data" in "open /data/wal/x.log" counts, in the
+// object key "collections/c/data/1.parquet" it does not.
 func (s *Server) mentionsDataDir(msg string) bool {
 	for _, d := range []string{s.cfg.DataDir, filepath.Clean(s.cfg.DataDir)} {
-		if d != "" && d != "." && d != "/" && strings.Contains(msg, d) {
+		if d != "" && d != "." && d != "/" && containsPath(msg, d) {
 			return true
 		}
 	}
-	if abs, err := filepath.Abs(s.cfg.DataDir); err == nil && abs != "/" && strings.Contains(msg, abs) {
+	if abs, err := filepath.Abs(s.cfg.DataDir); err == nil && abs != "/" && containsPath(msg, abs) {
 		return true
 	}
 	return false
+}
+
+// containsPath reports whether dir occurs in msg not preceded by a path
+// character and followed by a slash or a character that ends a path.
+func containsPath(msg, dir string) bool {
+	for i := 0; i < len(msg); {
+		j := strings.Index(msg[i:], dir)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(dir)
+		if (j == 0 || !pathByte(msg[j-1])) && (end == len(msg) || msg[end] == '/' || !pathByte(msg[end])) {
+			return true
+		}
+		i = j + 1
+	}
+	return false
+}
+
+// pathByte reports whether b can be part of a file path's name.
+func pathByte(b byte) bool {
+	return b == '/' || b == '.' || b == '_' || b == '-' || b == '~' ||
+		'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
 }
 
 // writeError answers err. A request whose client went away (its context
