@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ type both struct {
 
 // startBoth runs a server over a temp data dir with an in-memory object
 // store, serving both APIs until the test ends.
-func startBoth(t *testing.T, mod func(*config.Config)) *both {
+func startBoth(t *testing.T, mod func(*config.Config), opts ...server.Option) *both {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -51,7 +52,7 @@ func startBoth(t *testing.T, mod func(*config.Config)) *both {
 		mod(&cfg)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(context.Background(), cfg, log, server.WithObjectStore(uploader.NewMemStore()))
+	srv, err := server.New(context.Background(), cfg, log, append([]server.Option{server.WithObjectStore(uploader.NewMemStore())}, opts...)...)
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -463,4 +464,50 @@ func TestGRPCHealthFollowsTheServer(t *testing.T) {
 	resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "tierd.v1.Tierd"})
 	require.NoError(t, err)
 	assert.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, resp.GetStatus())
+}
+
+// TestGRPCSharesTheInFlightLimit: a gRPC call holding the only slot of
+// http.max_in_flight makes the next gRPC and REST calls fail at once with
+// overloaded; health stays open.
+func TestGRPCSharesTheInFlightLimit(t *testing.T) {
+	reached := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	hook := func(point string) {
+		if point == "warm.written" {
+			reached <- struct{}{}
+			<-release
+		}
+	}
+	b := startBoth(t, func(c *config.Config) { c.HTTP.MaxInFlight = 1 }, server.WithHook(hook))
+	t.Cleanup(unblock) // before the server's cleanup, also when the test fails
+	cs := b.clients(t, "", "")
+	ctx := context.Background()
+	_, err := cs["grpc"].CreateCollection(ctx, api.CreateCollectionRequest{Name: "a", Dimension: 2, Metric: api.MetricL2})
+	require.NoError(t, err)
+	_, err = cs["grpc"].Insert(ctx, "a", []api.Vector{vec("x", 1, 2)})
+	require.NoError(t, err)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := cs["grpc"].SetTier(ctx, "a", api.TierWarm)
+		errc <- err
+	}()
+	select {
+	case <-reached:
+	case <-time.After(time.Minute):
+		t.Fatal("the transition did not reach the hook")
+	}
+	for proto, c := range cs {
+		_, err := c.ListCollections(ctx)
+		assert.Equal(t, api.CodeOverloaded, client.CodeOf(err), "%s: %v", proto, err)
+		assert.NoError(t, c.Healthz(ctx), proto)
+	}
+	_, err = tierdv1.NewTierdClient(dialRaw(t, b.grpcAddr)).ListCollections(ctx, &tierdv1.ListCollectionsRequest{})
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	unblock()
+	require.NoError(t, <-errc)
+	got, err := cs["grpc"].GetCollection(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, api.TierWarm, got.Tier)
 }
