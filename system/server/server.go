@@ -1,6 +1,8 @@
-// Package server is tierd's HTTP layer: the versioned REST API, health
-// endpoints, and the debug handler with pprof and Prometheus metrics. It
-// wires the configuration to the store and the object store.
+// Package server is tierd's network layer: the versioned REST API, health
+// endpoints, the gRPC API (tierd.v1.Tierd with the health service and
+// reflection, over the same store calls and validation), and the debug
+// handler with pprof and Prometheus metrics. It wires the configuration to
+// the store and the object store.
 package server
 
 import (
