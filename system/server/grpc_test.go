@@ -511,3 +511,49 @@ func TestGRPCSharesTheInFlightLimit(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, api.TierWarm, got.Tier)
 }
+
+// TestRESTAndGRPCAgreeUnderContention: the answers that depend on the
+// server's state rather than on the request (a transition in progress, a
+// quota) carry the same code over both APIs of one server.
+func TestRESTAndGRPCAgreeUnderContention(t *testing.T) {
+	reached := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	hook := func(point string) {
+		if point == "warm.written" {
+			reached <- struct{}{}
+			<-release
+		}
+	}
+	b := startBoth(t, func(c *config.Config) { c.Quotas.Collections = 1 }, server.WithHook(hook))
+	t.Cleanup(unblock)
+	cs := b.clients(t, "", "")
+	ctx := context.Background()
+	_, err := cs["rest"].CreateCollection(ctx, api.CreateCollectionRequest{Name: "a", Dimension: 2, Metric: api.MetricL2})
+	require.NoError(t, err)
+	_, err = cs["rest"].Insert(ctx, "a", []api.Vector{vec("x", 1, 2)})
+	require.NoError(t, err)
+	for proto, c := range cs {
+		_, err := c.CreateCollection(ctx, api.CreateCollectionRequest{Name: "b", Dimension: 2, Metric: api.MetricL2})
+		assert.Equal(t, api.CodeQuotaExceeded, client.CodeOf(err), "%s: %v", proto, err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := cs["rest"].SetTier(ctx, "a", api.TierWarm)
+		errc <- err
+	}()
+	select {
+	case <-reached:
+	case <-time.After(time.Minute):
+		t.Fatal("the transition did not reach the hook")
+	}
+	for proto, c := range cs {
+		_, err := c.SetTier(ctx, "a", api.TierCold)
+		assert.Equal(t, api.CodeTransitionInProgress, client.CodeOf(err), "%s: %v", proto, err)
+	}
+	_, err = tierdv1.NewTierdClient(dialRaw(t, b.grpcAddr)).SetTier(ctx, &tierdv1.SetTierRequest{Name: "a", Target: "cold"})
+	assert.Equal(t, codes.Aborted, status.Code(err))
+	unblock()
+	require.NoError(t, <-errc)
+}
