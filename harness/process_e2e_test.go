@@ -4,6 +4,7 @@ package harness_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
+	"github.com/tierchaos/tierchaos/system/grpcclient"
 )
 
 var stack *harness.Stack
@@ -149,4 +151,38 @@ func TestTierdRequiresTheRunTokens(t *testing.T) {
 	require.NoError(t, err)
 	_, err = stack.Tierd.Usage(ctx)
 	require.NoError(t, err)
+}
+
+// TestTierdServesGRPC: tierd's gRPC API is reachable at Stack.TierdGRPC
+// with the run's tokens, refuses a call without one, and sees what the
+// REST API wrote.
+func TestTierdServesGRPC(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addr, err := stack.TierdGRPC()
+	require.NoError(t, err)
+	anon, err := grpcclient.Dial(addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, anon.Close()) })
+	require.NoError(t, anon.Readyz(ctx), "health needs no token")
+	_, err = anon.ListCollections(ctx)
+	require.Equal(t, api.CodeUnauthenticated, client.CodeOf(err), "no token: %v", err)
+
+	gc, err := grpcclient.Dial(addr, grpcclient.WithToken(stack.APIToken), grpcclient.WithAdminToken(stack.AdminToken))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, gc.Close()) })
+	name := fmt.Sprintf("grpc-%d", time.Now().UnixNano())
+	_, err = stack.Tierd.CreateCollection(ctx, api.CreateCollectionRequest{Name: name, Dimension: 2, Metric: api.MetricL2})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = stack.Tierd.DeleteCollection(context.Background(), name) })
+	n, err := gc.Insert(ctx, name, []api.Vector{{ID: "x", Values: []float32{1, 2}}})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	res, err := stack.Tierd.Search(ctx, name, []float32{1, 2}, 1)
+	require.NoError(t, err)
+	require.Equal(t, []api.Result{{ID: "x", Score: 0}}, res, "REST sees the gRPC insert")
+	_, err = gc.Usage(ctx)
+	require.NoError(t, err)
+	_, err = gc.Search(ctx, name, []float32{1}, 1)
+	require.Equal(t, api.CodeInvalidArgument, client.CodeOf(err), "wrong dimension: %v", err)
 }

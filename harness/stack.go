@@ -57,6 +57,7 @@ const (
 	s3faultAPIPort = "9100/tcp"
 	tierdAPIPort   = "8080/tcp"
 	tierdDebugPort = "6060/tcp"
+	tierdGRPCPort  = "9090/tcp"
 
 	// S3ProxyName is the Toxiproxy proxy in front of MinIO on tierd's path.
 	S3ProxyName = "s3"
@@ -497,6 +498,7 @@ func (s *Stack) tierdEnv(s3Endpoint string, extra map[string]string) map[string]
 	env := map[string]string{
 		"TIERD_LISTEN_ADDR":   ":8080",
 		"TIERD_DEBUG_ADDR":    "0.0.0.0:6060",
+		"TIERD_GRPC_ADDR":     ":9090",
 		"TIERD_DATA_DIR":      "/data",
 		"TIERD_S3_ENDPOINT":   s3Endpoint,
 		"TIERD_S3_ACCESS_KEY": s.secrets.accessKey,
@@ -522,7 +524,7 @@ func (s *Stack) startTierd(ctx context.Context, mode string, extra map[string]st
 		req := testcontainers.ContainerRequest{
 			Image:        s.Images.Tierd,
 			Env:          env,
-			ExposedPorts: []string{tierdAPIPort, tierdDebugPort},
+			ExposedPorts: []string{tierdAPIPort, tierdDebugPort, tierdGRPCPort},
 			WaitingFor: wait.ForHTTP("/readyz").WithPort(tierdAPIPort).
 				WithStartupTimeout(time.Minute).WithPollInterval(50 * time.Millisecond),
 		}
@@ -634,6 +636,12 @@ func (s *Stack) TierdContainerID() string {
 func (s *Stack) TierdURL() (string, error) {
 	api, _, err := s.currentSUT().addrs()
 	return "http://" + api, err
+}
+
+// TierdGRPC returns the host:port of tierd's gRPC API on the host (for
+// grpcclient.Dial). It changes when tierd restarts.
+func (s *Stack) TierdGRPC() (string, error) {
+	return s.currentSUT().grpcAddr()
 }
 
 // DebugURL returns the base URL of tierd's pprof and metrics listener.

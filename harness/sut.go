@@ -14,6 +14,7 @@ import (
 
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+	"google.golang.org/grpc"
 
 	"github.com/tierchaos/tierchaos/system/config"
 	"github.com/tierchaos/tierchaos/system/fsutil/powerloss"
@@ -39,6 +40,8 @@ var ErrNotRunning = errors.New("harness: tierd is not running")
 type sut interface {
 	// addrs returns the host:port of the API and of the debug listener.
 	addrs() (api, debug string, err error)
+	// grpcAddr returns the host:port of the gRPC API.
+	grpcAddr() (string, error)
 	start(ctx context.Context) error
 	// stop shuts tierd down gracefully.
 	stop(ctx context.Context) error
@@ -69,6 +72,16 @@ func (s *containerSUT) addrs() (string, string, error) {
 		return "", "", fmt.Errorf("harness: tierd debug endpoint: %w", err)
 	}
 	return api, debug, nil
+}
+
+func (s *containerSUT) grpcAddr() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addr, err := s.c.PortEndpoint(ctx, tierdGRPCPort, "")
+	if err != nil {
+		return "", fmt.Errorf("harness: tierd gRPC endpoint: %w", err)
+	}
+	return addr, nil
 }
 
 func (s *containerSUT) start(ctx context.Context) error {
@@ -145,19 +158,22 @@ func (s *containerSUT) close(context.Context) error { return nil }
 
 // inProcessSUT runs tierd's server package inside the test process on
 // loopback listeners, on a data directory of the stack that survives kill
-// and restart.
+// and restart. The gRPC API is served beside the REST API; pause and the
+// defect layer act on the REST API only.
 type inProcessSUT struct {
 	cfg     config.Config
 	log     *slog.Logger
 	dataDir string
 	defects *defects
 
-	mu        sync.Mutex
-	srv       *server.Server
-	api, dbg  *http.Server
-	apiAddr   string
-	debugAddr string
-	gate      *gate
+	mu         sync.Mutex
+	srv        *server.Server
+	api, dbg   *http.Server
+	grpc       *grpc.Server
+	apiAddr    string
+	debugAddr  string
+	grpcListen string
+	gate       *gate
 	// abandoned keeps killed instances until close, which releases what
 	// a dead process's kernel would (open files, idle connections).
 	abandoned []*server.Server
@@ -248,6 +264,15 @@ func (s *inProcessSUT) addrs() (string, string, error) {
 	return s.apiAddr, s.debugAddr, nil
 }
 
+func (s *inProcessSUT) grpcAddr() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return "", ErrNotRunning
+	}
+	return s.grpcListen, nil
+}
+
 func (s *inProcessSUT) start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -276,15 +301,21 @@ func (s *inProcessSUT) start(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("harness: listen: %w", err), apiLn.Close(), srv.Close(ctx))
 	}
+	grpcLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return errors.Join(fmt.Errorf("harness: listen: %w", err), apiLn.Close(), dbgLn.Close(), srv.Close(ctx))
+	}
 	s.srv = srv
+	s.grpc, s.grpcListen = srv.GRPCServer(), grpcLn.Addr().String()
 	s.api = &http.Server{Handler: s.gate.wrap(s.defects.wrap(srv.Handler(), s.cfg.Limits)), ReadHeaderTimeout: 10 * time.Second}
 	s.dbg = &http.Server{Handler: srv.DebugHandler(), ReadHeaderTimeout: 10 * time.Second}
 	s.apiAddr, s.debugAddr = apiLn.Addr().String(), dbgLn.Addr().String()
 	// The goroutines get their servers now: a stop right after this start
 	// clears the fields before they may run.
-	api, dbg := s.api, s.dbg
+	api, dbg, gs := s.api, s.dbg, s.grpc
 	go func() { _ = api.Serve(apiLn) }()
 	go func() { _ = dbg.Serve(dbgLn) }()
+	go func() { _ = gs.Serve(grpcLn) }()
 	return nil
 }
 
@@ -295,8 +326,8 @@ func (s *inProcessSUT) stop(ctx context.Context) error {
 		return nil
 	}
 	s.gate.open()
-	err := errors.Join(s.api.Shutdown(ctx), s.dbg.Shutdown(ctx), s.srv.Close(ctx))
-	s.srv, s.api, s.dbg = nil, nil, nil
+	err := errors.Join(stopGRPC(ctx, s.grpc), s.api.Shutdown(ctx), s.dbg.Shutdown(ctx), s.srv.Close(ctx))
+	s.srv, s.api, s.dbg, s.grpc = nil, nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("harness: stop in-process tierd: %w", err)
 	}
@@ -335,10 +366,11 @@ func (s *inProcessSUT) killLocked() error {
 	// the data directory, sends no S3 request and runs no background work,
 	// and nothing is flushed; requests still running get errors.
 	s.gate.open()
+	s.grpc.Stop()
 	err := errors.Join(s.api.Close(), s.dbg.Close())
 	s.srv.Abandon()
 	s.abandoned = append(s.abandoned, s.srv)
-	s.srv, s.api, s.dbg = nil, nil, nil
+	s.srv, s.api, s.dbg, s.grpc = nil, nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("harness: kill in-process tierd: %w", err)
 	}
@@ -370,6 +402,24 @@ func (s *inProcessSUT) close(ctx context.Context) error {
 	s.abandoned = nil
 	s.mu.Unlock()
 	return err
+}
+
+// stopGRPC stops gs gracefully (the running calls finish) until ctx
+// ends, then at once.
+func stopGRPC(ctx context.Context, gs *grpc.Server) error {
+	done := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		gs.Stop()
+		<-done
+		return fmt.Errorf("harness: gRPC graceful stop: %w", ctx.Err())
+	}
 }
 
 // gate holds API requests while an in-process tierd is "paused", as

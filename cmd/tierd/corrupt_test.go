@@ -68,7 +68,7 @@ func TestDamagedDataRefusesToStart(t *testing.T) {
 			}
 			require.NoError(t, s.Close())
 			file, detail := tc.damage(t, dir)
-			env := map[string]string{"TIERD_DATA_DIR": dir, "TIERD_LISTEN_ADDR": "127.0.0.1:0"}
+			env := map[string]string{"TIERD_DATA_DIR": dir, "TIERD_LISTEN_ADDR": "127.0.0.1:0", "TIERD_GRPC_ADDR": "127.0.0.1:0"}
 			err = run(nil, lookup(env), io.Discard, io.Discard)
 			require.Error(t, err)
 			require.True(t, strings.HasPrefix(err.Error(), api.CodeDataCorrupted+": "), "%v", err)

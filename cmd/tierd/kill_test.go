@@ -31,7 +31,7 @@ type proc struct {
 func startTierd(t *testing.T, bin, dataDir string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "TIERD_LISTEN_ADDR=127.0.0.1:0", "TIERD_DEBUG_ADDR=", "TIERD_DATA_DIR="+dataDir,
+	cmd.Env = append(os.Environ(), "TIERD_LISTEN_ADDR=127.0.0.1:0", "TIERD_GRPC_ADDR=127.0.0.1:0", "TIERD_DEBUG_ADDR=", "TIERD_DATA_DIR="+dataDir,
 		"TIERD_S3_ENDPOINT=", "TIERD_WORKER_PAUSED=true")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)

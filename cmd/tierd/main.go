@@ -1,5 +1,6 @@
 // Command tierd is the tiered vector store under test: REST API on
-// TIERD_LISTEN_ADDR, pprof and Prometheus metrics on TIERD_DEBUG_ADDR
+// TIERD_LISTEN_ADDR, gRPC API on TIERD_GRPC_ADDR (:9090 by default; "" or
+// "off" disables it), pprof and Prometheus metrics on TIERD_DEBUG_ADDR
 // (127.0.0.1:6060 by default; "" or "off" disables it).
 // Configuration: defaults, then the YAML file (-config or TIERD_CONFIG),
 // then TIERD_* environment variables, then flags.
@@ -18,6 +19,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"google.golang.org/grpc"
 
 	"github.com/tierchaos/tierchaos/system/config"
 	"github.com/tierchaos/tierchaos/system/server"
@@ -46,6 +49,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 	}
 	strFlag("listen", "REST listen address (env TIERD_LISTEN_ADDR)", func(c *config.Config) *string { return &c.ListenAddr })
 	strFlag("debug-listen", `pprof/metrics listen address; "" or "off" disables it (env TIERD_DEBUG_ADDR)`, func(c *config.Config) *string { return &c.DebugAddr })
+	strFlag("grpc-listen", `gRPC listen address; "" or "off" disables it (env TIERD_GRPC_ADDR)`, func(c *config.Config) *string { return &c.GRPCAddr })
 	strFlag("data-dir", "data directory (env TIERD_DATA_DIR)", func(c *config.Config) *string { return &c.DataDir })
 	strFlag("s3-endpoint", "S3 endpoint host:port (env TIERD_S3_ENDPOINT)", func(c *config.Config) *string { return &c.S3.Endpoint })
 	strFlag("s3-bucket", "S3 bucket (env TIERD_S3_BUCKET)", func(c *config.Config) *string { return &c.S3.Bucket })
@@ -120,7 +124,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	}
 	apiSrv := srv.HTTPServer()
 	servers := []*http.Server{apiSrv}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- apiSrv.Serve(apiLn) }()
 	debugAddr := "off"
 	if addr := cfg.DebugListenAddr(); addr != "" {
@@ -134,7 +138,18 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		servers = append(servers, dbgSrv)
 		go func() { errc <- dbgSrv.Serve(dbgLn) }()
 	}
-	log.Info("tierd started", "listen", apiLn.Addr().String(), "debug", debugAddr, "data_dir", cfg.DataDir, "s3_endpoint", cfg.S3.Endpoint, "bucket", cfg.S3.Bucket)
+	grpcAddr := "off"
+	var grpcSrv *grpc.Server
+	if addr := cfg.GRPCListenAddr(); addr != "" {
+		grpcLn, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		grpcAddr = grpcLn.Addr().String()
+		grpcSrv = srv.GRPCServer()
+		go func() { errc <- grpcSrv.Serve(grpcLn) }()
+	}
+	log.Info("tierd started", "listen", apiLn.Addr().String(), "grpc", grpcAddr, "debug", debugAddr, "data_dir", cfg.DataDir, "s3_endpoint", cfg.S3.Endpoint, "bucket", cfg.S3.Bucket)
 
 	var serveErr error
 	select {
@@ -149,6 +164,11 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		errs = append(errs, serveErr)
 	}
+	if grpcSrv != nil {
+		if err := stopGRPC(sctx, grpcSrv); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, hs := range servers {
 		if err := hs.Shutdown(sctx); err != nil {
 			errs = append(errs, err)
@@ -158,4 +178,22 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// stopGRPC stops gs gracefully (no new calls, the running ones finish)
+// until ctx ends, then at once.
+func stopGRPC(ctx context.Context, gs *grpc.Server) error {
+	done := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		gs.Stop()
+		<-done
+		return fmt.Errorf("gRPC graceful stop: %w", ctx.Err())
+	}
 }

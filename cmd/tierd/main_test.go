@@ -53,6 +53,43 @@ func TestDebugListenerAddress(t *testing.T) {
 	}
 }
 
+// TestGRPCListenerAddress: the gRPC listener binds :9090 unless
+// configured, and "" or "off" disables it from flags, environment and YAML
+// alike; -print-config shows it.
+func TestGRPCListenerAddress(t *testing.T) {
+	dir := t.TempDir()
+	yamlFile := func(v string) string {
+		p := filepath.Join(dir, strings.ReplaceAll(v, `"`, "q")+".yaml")
+		require.NoError(t, os.WriteFile(p, []byte("grpc_addr: "+v+"\n"), 0o600))
+		return p
+	}
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"default", nil, nil, ":9090"},
+		{"env empty", map[string]string{"TIERD_GRPC_ADDR": ""}, nil, ""},
+		{"env off", map[string]string{"TIERD_GRPC_ADDR": "OFF"}, nil, ""},
+		{"env address", map[string]string{"TIERD_GRPC_ADDR": "127.0.0.1:9191"}, nil, "127.0.0.1:9191"},
+		{"flag wins", map[string]string{"TIERD_GRPC_ADDR": ":7000"}, []string{"-grpc-listen", ":7002"}, ":7002"},
+		{"flag off", nil, []string{"-grpc-listen=off"}, ""},
+		{"yaml off", map[string]string{"TIERD_CONFIG": yamlFile("off")}, nil, ""},
+		{"yaml address", map[string]string{"TIERD_CONFIG": yamlFile(`"127.0.0.1:7003"`)}, nil, "127.0.0.1:7003"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := loadConfig(tc.args, lookup(tc.env), &bytes.Buffer{})
+			require.NoError(t, err)
+			require.Equal(t, tc.want, cfg.GRPCListenAddr())
+		})
+	}
+	var out bytes.Buffer
+	require.NoError(t, run([]string{"-print-config", "-grpc-listen", ":7004"}, lookup(nil), &out, &bytes.Buffer{}))
+	require.Contains(t, out.String(), "grpc_addr: :7004")
+}
+
 func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "tierd.yaml")

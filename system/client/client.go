@@ -34,14 +34,44 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("tierd: HTTP %d %s: %s", e.StatusCode, e.Code, e.Message)
 }
 
-// CodeOf returns the code of the *Error in err's chain, or "".
+// ErrorCode returns the stable error code (load.Coded and CodeOf).
+func (e *Error) ErrorCode() string { return e.Code }
+
+// CodeOf returns the stable error code of the first error in err's chain
+// that carries one (an *Error or another client's error with an
+// ErrorCode method, such as the gRPC client's), or "".
 func CodeOf(err error) string {
-	var e *Error
+	var e interface{ ErrorCode() string }
 	if errors.As(err, &e) {
-		return e.Code
+		return e.ErrorCode()
 	}
 	return ""
 }
+
+// API is the method set of tierd's Go clients: *Client (REST) and the gRPC
+// client (system/grpcclient) implement it with the same semantics; their
+// errors carry the same stable codes (CodeOf).
+type API interface {
+	CreateCollection(ctx context.Context, req api.CreateCollectionRequest) (api.Collection, error)
+	ListCollections(ctx context.Context) ([]api.Collection, error)
+	GetCollection(ctx context.Context, name string) (api.Collection, error)
+	DeleteCollection(ctx context.Context, name string) error
+	Insert(ctx context.Context, name string, vectors []api.Vector) (int, error)
+	Search(ctx context.Context, name string, vector []float32, k int) ([]api.Result, error)
+	ListVectors(ctx context.Context, name, after string, limit int) (api.VectorPage, error)
+	AllVectors(ctx context.Context, name string, pageSize int) ([]api.Vector, error)
+	SetTier(ctx context.Context, name string, target api.Tier) (api.Collection, error)
+	Healthz(ctx context.Context) error
+	Readyz(ctx context.Context) error
+	CreateSnapshot(ctx context.Context, name string) (api.Snapshot, error)
+	ListSnapshots(ctx context.Context, name string) ([]api.Snapshot, error)
+	Restore(ctx context.Context, name, snapshotID string) (api.Collection, error)
+	Worker(ctx context.Context, action string) (api.WorkerState, error)
+	WorkerState(ctx context.Context) (api.WorkerState, error)
+	Usage(ctx context.Context) (api.Usage, error)
+}
+
+var _ API = (*Client)(nil)
 
 // Option customises a Client.
 type Option func(*Client)

@@ -164,6 +164,9 @@ type Config struct {
 	ListenAddr string `yaml:"listen_addr"`
 	// DebugAddr is where pprof and /metrics listen; "" or "off" disables them.
 	DebugAddr string `yaml:"debug_addr"`
+	// GRPCAddr is where the gRPC API (tierd.v1.Tierd, health, reflection)
+	// listens; "" or "off" disables it.
+	GRPCAddr string `yaml:"grpc_addr"`
 	// BlockProfileRate and MutexProfileFraction feed the debug port's
 	// block and mutex profiles (runtime.SetBlockProfileRate: one sample
 	// per that many nanoseconds blocked; runtime.SetMutexProfileFraction:
@@ -193,11 +196,21 @@ func (c Config) DebugListenAddr() string {
 	return c.DebugAddr
 }
 
+// GRPCListenAddr returns the gRPC listener's address, or "" when the gRPC
+// API is disabled ("" or "off").
+func (c Config) GRPCListenAddr() string {
+	if strings.EqualFold(strings.TrimSpace(c.GRPCAddr), DebugOff) {
+		return ""
+	}
+	return c.GRPCAddr
+}
+
 // Default returns the configuration with every default set.
 func Default() Config {
 	return Config{
 		ListenAddr:      ":8080",
 		DebugAddr:       "127.0.0.1:6060",
+		GRPCAddr:        ":9090",
 		DataDir:         "/data",
 		LogLevel:        "info",
 		ShutdownTimeout: Duration(10 * time.Second),
@@ -366,6 +379,7 @@ func ParseBytes(v string) (int64, error) {
 var envVars = []envVar{
 	{"TIERD_LISTEN_ADDR", str(func(c *Config) *string { return &c.ListenAddr }), false},
 	{"TIERD_DEBUG_ADDR", str(func(c *Config) *string { return &c.DebugAddr }), true},
+	{"TIERD_GRPC_ADDR", str(func(c *Config) *string { return &c.GRPCAddr }), true},
 	{"TIERD_BLOCK_PROFILE_RATE", integer(func(c *Config) *int { return &c.BlockProfileRate }), false},
 	{"TIERD_MUTEX_PROFILE_FRACTION", integer(func(c *Config) *int { return &c.MutexProfileFraction }), false},
 	{"TIERD_DATA_DIR", str(func(c *Config) *string { return &c.DataDir }), false},
@@ -424,8 +438,8 @@ func FromEnv(base Config, getenv func(string) string) (Config, error) {
 }
 
 // FromLookupEnv applies the TIERD_* variables that lookup reports set
-// over base. A variable set to "" counts as unset, except TIERD_DEBUG_ADDR,
-// where "" disables the debug listener (like "off").
+// over base. A variable set to "" counts as unset, except TIERD_DEBUG_ADDR
+// and TIERD_GRPC_ADDR, where "" disables the listener (like "off").
 func FromLookupEnv(base Config, lookup func(string) (string, bool)) (Config, error) {
 	cfg := base
 	var errs []error

@@ -91,13 +91,17 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		default:
 			s.metrics.overloaded.Inc()
 			w.Header().Set("Retry-After", "1")
-			s.writeError(w, r, api.Errorf(api.CodeOverloaded,
-				"more than %d requests in flight; retry later", s.cfg.HTTP.MaxInFlight))
+			s.writeError(w, r, api.Errorf(api.CodeOverloaded, "%s", overloadedMessage(s.cfg.HTTP.MaxInFlight)))
 			return
 		}
 		defer func() { <-s.inFlight }()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// overloadedMessage is the message of an overloaded answer (REST and gRPC).
+func overloadedMessage(maxInFlight int) string {
+	return fmt.Sprintf("more than %d requests in flight; retry later", maxInFlight)
 }
 
 // routeErrors answers requests that match no route with JSON error
@@ -191,7 +195,8 @@ func localCause(err error) bool {
 	return errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &se)
 }
 
-// publicMessage is the message an error answer shows. Client errors (4xx)
+// publicMessage is the message an error answer (REST or gRPC) about the
+// collection name ("" for none) shows. Client errors (4xx)
 // keep their message, which describes the request, as does overloaded.
 // Other server errors (5xx) show a fixed message per code, prefixed with
 // the route's collection, as their detail may name files in the data
@@ -200,7 +205,7 @@ func localCause(err error) bool {
 // object also names the object key, which is public (a cold collection
 // and a snapshot show theirs), never a local file. No message contains the
 // data folder.
-func (s *Server) publicMessage(r *http.Request, code string, err error) string {
+func (s *Server) publicMessage(name, code string, err error) string {
 	msg := api.MessageOf(err)
 	status := api.HTTPStatus(code)
 	if (status < 500 || code == api.CodeOverloaded) && !s.mentionsDataDir(msg) {
@@ -210,7 +215,7 @@ func (s *Server) publicMessage(r *http.Request, code string, err error) string {
 	if !ok {
 		out = http.StatusText(status)
 	}
-	if name := r.PathValue("name"); name != "" && api.ValidateName(name) == nil {
+	if name != "" && api.ValidateName(name) == nil {
 		out = fmt.Sprintf("collection %q: %s", name, out)
 	}
 	switch code {
@@ -280,5 +285,5 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 && code != api.CodeOverloaded {
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
 	}
-	writeJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: s.publicMessage(r, code, err)}})
+	writeJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: s.publicMessage(r.PathValue("name"), code, err)}})
 }

@@ -1,6 +1,8 @@
-// Package server is tierd's HTTP layer: the versioned REST API, health
-// endpoints, and the debug handler with pprof and Prometheus metrics. It
-// wires the configuration to the store and the object store.
+// Package server is tierd's network layer: the versioned REST API, health
+// endpoints, the gRPC API (tierd.v1.Tierd with the health service and
+// reflection, over the same store calls and validation), and the debug
+// handler with pprof and Prometheus metrics. It wires the configuration to
+// the store and the object store.
 package server
 
 import (
@@ -23,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/health"
 
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/cold"
@@ -78,6 +81,10 @@ type Server struct {
 	inFlight chan struct{}
 	// objectKey finds an S3 object key in an error message.
 	objectKey *regexp.Regexp
+	// health holds the health services of the gRPC servers built by
+	// GRPCServer; Close marks them NOT_SERVING.
+	healthMu sync.Mutex
+	health   []*health.Server
 }
 
 // bucketEnsurer is implemented by object stores that can create their bucket.
@@ -233,6 +240,7 @@ func (s *Server) Store() *store.Store { return s.store }
 // and releases the object store.
 func (s *Server) Close(ctx context.Context) error {
 	s.ready.Store(false)
+	s.shutdownHealth()
 	s.stop()
 	done := make(chan struct{})
 	go func() {
@@ -405,14 +413,23 @@ func listQuery(q url.Values) (after string, limit int, err error) {
 		}
 		limit = n
 	}
-	if err := api.ValidateListLimit(limit); err != nil {
-		return "", 0, &api.Error{Code: api.CodeInvalidArgument, Message: err.Error()}
-	}
 	after = q.Get("after")
-	if err := api.ValidateCursor(after); err != nil {
-		return "", 0, &api.Error{Code: api.CodeInvalidArgument, Message: err.Error()}
+	if err := validatePage(after, limit); err != nil {
+		return "", 0, err
 	}
 	return after, limit, nil
+}
+
+// validatePage checks the cursor and page size of a vector listing (REST
+// and gRPC).
+func validatePage(after string, limit int) error {
+	if err := api.ValidateListLimit(limit); err != nil {
+		return &api.Error{Code: api.CodeInvalidArgument, Message: err.Error()}
+	}
+	if err := api.ValidateCursor(after); err != nil {
+		return &api.Error{Code: api.CodeInvalidArgument, Message: err.Error()}
+	}
+	return nil
 }
 
 func (s *Server) handleListVectors(w http.ResponseWriter, r *http.Request) {
@@ -504,19 +521,27 @@ func (s *Server) handleWorker(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var st api.WorkerState
-	switch req.Action {
-	case api.WorkerPause:
-		st = s.worker.Pause()
-	case api.WorkerResume:
-		st = s.worker.Resume()
-	case api.WorkerRunOnce:
-		st = s.worker.RunOnce(r.Context())
-	default:
-		s.writeError(w, r, api.Errorf(api.CodeInvalidArgument, "action must be pause, resume or run_once, got %q", req.Action))
+	st, err := s.workerAction(r.Context(), req.Action)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// workerAction applies a worker action (REST and gRPC) and returns the
+// worker's state after it.
+func (s *Server) workerAction(ctx context.Context, action string) (api.WorkerState, error) {
+	switch action {
+	case api.WorkerPause:
+		return s.worker.Pause(), nil
+	case api.WorkerResume:
+		return s.worker.Resume(), nil
+	case api.WorkerRunOnce:
+		return s.worker.RunOnce(ctx), nil
+	default:
+		return api.WorkerState{}, api.Errorf(api.CodeInvalidArgument, "action must be pause, resume or run_once, got %q", action)
+	}
 }
 
 func (s *Server) handleUsage(w http.ResponseWriter, _ *http.Request) {
