@@ -172,23 +172,9 @@ func (s *Store) flipEntry(c *collection, tier api.Tier, data *manifest.SnapshotR
 }
 
 // hotToWarm writes the hot data as a local Parquet file, flips, drops the
-// memory. As in toCold, inserts are held off only while the data is
-// encoded and while the flip commits, not while the file is written: an
-// insert applied meanwhile makes the file stale and the demotion starts
-// over; the last of demoteAttempts keeps inserts out throughout.
+// memory. Inserts wait until the flip; a failure removes the file after
+// releasing them.
 func (s *Store) hotToWarm(_ context.Context, c *collection) error {
-	for attempt := 1; ; attempt++ {
-		done, err := s.hotToWarmOnce(c, attempt == demoteAttempts)
-		if err != nil || done {
-			return err
-		}
-		s.log.Debug("demotion to warm: inserts during the write; starting over", "collection", c.name, "attempt", attempt)
-	}
-}
-
-// hotToWarmOnce is one attempt of hotToWarm; it reports false when inserts
-// made the file stale (hold: keep them out instead).
-func (s *Store) hotToWarmOnce(c *collection, hold bool) (bool, error) {
 	c.lockWriters()
 	locked := true
 	unlock := func() {
@@ -198,41 +184,23 @@ func (s *Store) hotToWarmOnce(c *collection, hold bool) (bool, error) {
 		}
 	}
 	defer unlock()
-	c.mu.RLock()
-	written := c.lastLSN
-	c.mu.RUnlock()
 	// writeMu excludes every writer, so the data can be read without mu.
 	data, info, err := snapshot.EncodeBytes(c.dim, c.ids, c.vecs)
 	if err != nil {
-		return false, api.Errorf(api.CodeInternal, "encode snapshot of %q: %w", c.name, err)
-	}
-	if !hold {
-		unlock()
+		return api.Errorf(api.CodeInternal, "encode snapshot of %q: %w", c.name, err)
 	}
 	id := s.newID()
 	rel := localRel(c.id, id)
 	if err := s.writeLocal(rel, data); err != nil {
-		return false, err
+		return err
 	}
 	s.hook(HookWarmWritten)
-	if !locked {
-		c.lockWriters()
-		locked = true
-		c.mu.RLock()
-		stale := c.lastLSN != written
-		c.mu.RUnlock()
-		if stale {
-			unlock()
-			s.removeLocal(rel)
-			return false, nil
-		}
-	}
 	ref := &manifest.SnapshotRef{ID: id, File: rel, Size: info.Size, Checksum: info.Checksum, Count: info.Count, Created: s.opts.Now().UTC()}
 	covered := s.wal.LastLSN()
 	if err := s.flipEntry(c, api.TierWarm, ref, covered, nil); err != nil {
 		unlock()
 		s.removeLocal(rel)
-		return false, err
+		return err
 	}
 	s.hook(HookWarmCommitted)
 	old := s.flipMemory(c, api.TierWarm, ref, covered, nil, nil)
@@ -240,7 +208,7 @@ func (s *Store) hotToWarmOnce(c *collection, hold bool) (bool, error) {
 	if old != nil && old.File != "" && old.File != rel {
 		s.removeLocal(old.File)
 	}
-	return true, nil
+	return nil
 }
 
 // flipMemory makes the in-memory state match a committed flip and returns
@@ -280,34 +248,13 @@ func (s *Store) flipMemory(c *collection, tier api.Tier, ref *manifest.SnapshotR
 // toCold uploads the collection's Parquet snapshot (encoded from memory,
 // or the warm file itself), verifies it, flips the manifest, then deletes
 // the old copy. A failure before the flip deletes or aborts the upload and
-// leaves the collection in its tier.
-//
-// Inserts are not held off during the upload: the snapshot is taken under
-// the writer lock, which is released for the S3 phase and taken again for
-// the flip. If an insert was applied meanwhile the upload is stale: it is
-// cleaned up and the transition starts over. The last of demoteAttempts
-// keeps the writer lock through the upload, so a collection written
-// without pause still goes cold.
+// leaves the collection in its tier. Inserts wait until the flip (or the
+// failure); the cleanup of a failed upload runs after releasing them.
 func (s *Store) toCold(ctx context.Context, c *collection, from api.Tier) error {
 	cs, err := s.coldStore()
 	if err != nil {
 		return err
 	}
-	for attempt := 1; ; attempt++ {
-		done, err := s.toColdOnce(ctx, cs, c, from, attempt == demoteAttempts)
-		if err != nil || done {
-			return err
-		}
-		s.log.Debug("demotion to cold: inserts during the upload; starting over", "collection", c.name, "attempt", attempt)
-	}
-}
-
-// demoteAttempts bounds the copies one demotion makes (see toCold).
-const demoteAttempts = 2
-
-// toColdOnce is one attempt of toCold; it reports false when inserts made
-// the upload stale (hold: keep them out instead).
-func (s *Store) toColdOnce(ctx context.Context, cs *cold.Store, c *collection, from api.Tier, hold bool) (bool, error) {
 	c.lockWriters()
 	locked := true
 	unlock := func() {
@@ -319,21 +266,20 @@ func (s *Store) toColdOnce(ctx context.Context, cs *cold.Store, c *collection, f
 	defer unlock()
 	var data []byte
 	var info snapshot.Info
-	var err error
 	c.mu.RLock()
-	old, written := c.data, c.lastLSN
+	old := c.data
 	c.mu.RUnlock()
 	if from == api.TierHot {
 		// The writer lock excludes inserts, so the data can be read without mu.
 		data, info, err = snapshot.EncodeBytes(c.dim, c.ids, c.vecs)
 		if err != nil {
-			return false, api.Errorf(api.CodeInternal, "encode snapshot of %q: %w", c.name, err)
+			return api.Errorf(api.CodeInternal, "encode snapshot of %q: %w", c.name, err)
 		}
 	} else {
 		// Never upload a corrupt warm file.
 		data, err = s.readLocalBytes(old)
 		if err != nil {
-			return false, localError(fmt.Sprintf("demote %q to cold", c.name), err)
+			return localError(fmt.Sprintf("demote %q to cold", c.name), err)
 		}
 		info = snapshot.Info{Size: old.Size, Checksum: old.Checksum, Count: old.Count, Dimension: c.dim}
 	}
@@ -342,12 +288,9 @@ func (s *Store) toColdOnce(ctx context.Context, cs *cold.Store, c *collection, f
 	id := s.newID()
 	key := cs.DataKey(c.name, id)
 	s.hook(HookColdEncoded)
-	if !hold {
-		unlock()
-	}
 	release, err := s.beginUpload(key)
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer release()
 	// The S3 phase, cleanup included, stays within the S3 deadline.
@@ -356,33 +299,21 @@ func (s *Store) toColdOnce(ctx context.Context, cs *cold.Store, c *collection, f
 	if err := cs.Put(sctx, key, data, info); err != nil {
 		unlock()
 		s.cleanupObject(key)
-		return false, storageError(fmt.Sprintf("demote %q to cold", c.name), err)
+		return storageError(fmt.Sprintf("demote %q to cold", c.name), err)
 	}
 	s.hook(HookColdUploaded)
 	if err := cs.Verify(sctx, key, info); err != nil {
 		unlock()
 		s.cleanupObject(key)
-		return false, storageError(fmt.Sprintf("demote %q to cold: verify %s", c.name, key), err)
+		return storageError(fmt.Sprintf("demote %q to cold: verify %s", c.name, key), err)
 	}
 	s.hook(HookColdVerified)
-	if !locked {
-		c.lockWriters()
-		locked = true
-		c.mu.RLock()
-		stale := c.lastLSN != written || c.data != old
-		c.mu.RUnlock()
-		if stale {
-			unlock()
-			s.cleanupObject(key)
-			return false, nil
-		}
-	}
 	ref := &manifest.SnapshotRef{ID: id, Key: key, Size: info.Size, Checksum: info.Checksum, Count: info.Count, Created: s.opts.Now().UTC()}
 	covered := s.wal.LastLSN()
 	if err := s.flipEntry(c, api.TierCold, ref, covered, func(m *manifest.Manifest) { dropUpload(m, key) }); err != nil {
 		unlock()
 		s.cleanupObject(key)
-		return false, err
+		return err
 	}
 	s.hook(HookColdCommitted)
 	s.flipMemory(c, api.TierCold, ref, covered, nil, nil)
@@ -391,7 +322,7 @@ func (s *Store) toColdOnce(ctx context.Context, cs *cold.Store, c *collection, f
 		s.removeLocal(old.File)
 	}
 	s.hook(HookColdCleaned)
-	return true, nil
+	return nil
 }
 
 // promote brings a warm or cold collection to target (hot, or warm from
