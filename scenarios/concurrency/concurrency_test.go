@@ -780,8 +780,14 @@ func redemotionVsPendingDelete(ctx context.Context, t *testing.T, tc *harness.Ca
 
 	fail := addRule(ctx, t, s3fault.Rule{Name: "deletes fail", Ops: []s3fault.Op{s3fault.OpDeleteObject},
 		Key: dataKeys(col.Name), Trigger: s3fault.Always(), Action: s3fault.InternalError()})
+	failedDeletes := map[string]string{"result": "failed"}
+	before := metricValue(ctx, t, "tierd_background_deletes_total", failedDeletes)
 	_, err = c.SetTier(ctx, col.Name, api.TierWarm)
 	require.NoError(t, err, "promotion to warm succeeds; only the cleanup of the cold copy fails")
+	// The cleanup runs in the background after the promotion answered.
+	require.Eventually(t, func() bool {
+		return metricValue(ctx, t, "tierd_background_deletes_total", failedDeletes) > before
+	}, 30*time.Second, pollEvery, "the background delete of the old cold copy ends (failed)")
 	require.Positive(t, ruleStatus(ctx, t, fail).Fired, "tierd tried to delete the old cold copy")
 	require.Equal(t, []string{first.Object}, keysOf(objectsUnder(ctx, t, col.Name, "data/")), "the old copy is still there")
 	deleteRule(ctx, t, fail)

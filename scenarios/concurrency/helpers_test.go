@@ -109,6 +109,13 @@ func together(n int, fn func(i int)) {
 // from tierd's metrics endpoint.
 func transitions(ctx context.Context, t *testing.T, from, to api.Tier) float64 {
 	t.Helper()
+	return metricValue(ctx, t, "tierd_tier_transitions_total", map[string]string{"from": string(from), "to": string(to), "result": "ok"})
+}
+
+// metricValue reads the counter name with the given labels from tierd's
+// metrics endpoint (0 when it has no such series yet).
+func metricValue(ctx context.Context, t *testing.T, name string, want map[string]string) float64 {
+	t.Helper()
 	base, err := stack.DebugURL()
 	require.NoError(t, err)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
@@ -120,7 +127,7 @@ func transitions(ctx context.Context, t *testing.T, from, to api.Tier) float64 {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(resp.Body)
 	require.NoError(t, err, "parse tierd's metrics")
-	fam, ok := fams["tierd_tier_transitions_total"]
+	fam, ok := fams[name]
 	if !ok {
 		return 0
 	}
@@ -129,7 +136,13 @@ func transitions(ctx context.Context, t *testing.T, from, to api.Tier) float64 {
 		for _, l := range m.GetLabel() {
 			labels[l.GetName()] = l.GetValue()
 		}
-		if labels["from"] == string(from) && labels["to"] == string(to) && labels["result"] == "ok" {
+		match := true
+		for k, v := range want {
+			if labels[k] != v {
+				match = false
+			}
+		}
+		if match {
 			return m.GetCounter().GetValue()
 		}
 	}
