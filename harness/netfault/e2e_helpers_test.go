@@ -241,6 +241,11 @@ func classify(err error) errClass {
 	if minio.IsNetworkOrHostDown(err, false) {
 		return classClosed
 	}
+	// net/http's error for a kept-alive connection closed before its
+	// request was answered is unexported; only its text names it.
+	if strings.Contains(err.Error(), "server closed idle connection") {
+		return classClosed
+	}
 	return classOther
 }
 
