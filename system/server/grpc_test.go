@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -470,18 +469,8 @@ func TestGRPCHealthFollowsTheServer(t *testing.T) {
 // http.max_in_flight makes the next gRPC and REST calls fail at once with
 // overloaded; health stays open.
 func TestGRPCSharesTheInFlightLimit(t *testing.T) {
-	reached := make(chan struct{}, 1)
-	release := make(chan struct{})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
-	hook := func(point string) {
-		if point == "warm.written" {
-			reached <- struct{}{}
-			<-release
-		}
-	}
-	b := startBoth(t, func(c *config.Config) { c.HTTP.MaxInFlight = 1 }, server.WithHook(hook))
-	t.Cleanup(unblock) // before the server's cleanup, also when the test fails
+	hold := holdAt(t, "warm.written", 1) // released before the server's cleanup, also when the test fails
+	b := startBoth(t, func(c *config.Config) { c.HTTP.MaxInFlight = 1 }, server.WithHook(hold.Hook))
 	cs := b.clients(t, "", "")
 	ctx := context.Background()
 	_, err := cs["grpc"].CreateCollection(ctx, api.CreateCollectionRequest{Name: "a", Dimension: 2, Metric: api.MetricL2})
@@ -493,11 +482,7 @@ func TestGRPCSharesTheInFlightLimit(t *testing.T) {
 		_, err := cs["grpc"].SetTier(ctx, "a", api.TierWarm)
 		errc <- err
 	}()
-	select {
-	case <-reached:
-	case <-time.After(time.Minute):
-		t.Fatal("the transition did not reach the hook")
-	}
+	hold.Wait(t, 1)
 	for proto, c := range cs {
 		_, err := c.ListCollections(ctx)
 		assert.Equal(t, api.CodeOverloaded, client.CodeOf(err), "%s: %v", proto, err)
@@ -505,7 +490,7 @@ func TestGRPCSharesTheInFlightLimit(t *testing.T) {
 	}
 	_, err = tierdv1.NewTierdClient(dialRaw(t, b.grpcAddr)).ListCollections(ctx, &tierdv1.ListCollectionsRequest{})
 	assert.Equal(t, codes.Unavailable, status.Code(err))
-	unblock()
+	hold.Release()
 	require.NoError(t, <-errc)
 	got, err := cs["grpc"].GetCollection(ctx, "a")
 	require.NoError(t, err)
@@ -516,18 +501,8 @@ func TestGRPCSharesTheInFlightLimit(t *testing.T) {
 // server's state rather than on the request (a transition in progress, a
 // quota) carry the same code over both APIs of one server.
 func TestRESTAndGRPCAgreeUnderContention(t *testing.T) {
-	reached := make(chan struct{}, 1)
-	release := make(chan struct{})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
-	hook := func(point string) {
-		if point == "warm.written" {
-			reached <- struct{}{}
-			<-release
-		}
-	}
-	b := startBoth(t, func(c *config.Config) { c.Quotas.Collections = 1 }, server.WithHook(hook))
-	t.Cleanup(unblock)
+	hold := holdAt(t, "warm.written", 1) // released before the server's cleanup, also when the test fails
+	b := startBoth(t, func(c *config.Config) { c.Quotas.Collections = 1 }, server.WithHook(hold.Hook))
 	cs := b.clients(t, "", "")
 	ctx := context.Background()
 	_, err := cs["rest"].CreateCollection(ctx, api.CreateCollectionRequest{Name: "a", Dimension: 2, Metric: api.MetricL2})
@@ -543,17 +518,13 @@ func TestRESTAndGRPCAgreeUnderContention(t *testing.T) {
 		_, err := cs["rest"].SetTier(ctx, "a", api.TierWarm)
 		errc <- err
 	}()
-	select {
-	case <-reached:
-	case <-time.After(time.Minute):
-		t.Fatal("the transition did not reach the hook")
-	}
+	hold.Wait(t, 1)
 	for proto, c := range cs {
 		_, err := c.SetTier(ctx, "a", api.TierCold)
 		assert.Equal(t, api.CodeTransitionInProgress, client.CodeOf(err), "%s: %v", proto, err)
 	}
 	_, err = tierdv1.NewTierdClient(dialRaw(t, b.grpcAddr)).SetTier(ctx, &tierdv1.SetTierRequest{Name: "a", Target: "cold"})
 	assert.Equal(t, codes.Aborted, status.Code(err))
-	unblock()
+	hold.Release()
 	require.NoError(t, <-errc)
 }

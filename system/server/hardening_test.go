@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -195,18 +194,8 @@ func TestJSONBodiesRequireContentTypeJSON(t *testing.T) {
 }
 
 func TestInFlightLimitAnswersOverloaded(t *testing.T) {
-	reached := make(chan struct{}, 4)
-	release := make(chan struct{})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
-	hook := func(point string) {
-		if point == "warm.written" {
-			reached <- struct{}{}
-			<-release
-		}
-	}
-	h := startHardened(t, func(c *config.Config) { c.HTTP.MaxInFlight = 2 }, server.WithHook(hook))
-	t.Cleanup(unblock) // runs before the server's cleanup, also when the test fails
+	hold := holdAt(t, "warm.written", 4) // released before the server's cleanup, also when the test fails
+	h := startHardened(t, func(c *config.Config) { c.HTTP.MaxInFlight = 2 }, server.WithHook(hold.Hook))
 	c := client.New(h.url)
 	ctx := context.Background()
 	for _, n := range []string{"a", "b"} {
@@ -223,20 +212,14 @@ func TestInFlightLimitAnswersOverloaded(t *testing.T) {
 			errs <- err
 		}()
 	}
-	for range 2 {
-		select {
-		case <-reached:
-		case <-time.After(time.Minute):
-			t.Fatal("the transitions did not reach the hook")
-		}
-	}
+	hold.Wait(t, 2)
 	a := send(t, "GET", h.url+"/v1/collections", "", nil)
 	requireCode(t, a, 503, api.CodeOverloaded)
 	require.Equal(t, "1", a.header.Get("Retry-After"))
 	// Health and readiness are not counted.
 	requireCode(t, send(t, "GET", h.url+"/healthz", "", nil), 200, "")
 	requireCode(t, send(t, "GET", h.url+"/readyz", "", nil), 200, "")
-	unblock()
+	hold.Release()
 	for range 2 {
 		require.NoError(t, <-errs)
 	}
