@@ -45,57 +45,33 @@ func CollectionFromProto(c *tierdv1.Collection) api.Collection {
 
 // CollectionsToProto converts a list of collections.
 func CollectionsToProto(cs []api.Collection) []*tierdv1.Collection {
-	out := make([]*tierdv1.Collection, len(cs))
-	for i, c := range cs {
-		out[i] = CollectionToProto(c)
-	}
-	return out
+	return each(cs, CollectionToProto)
 }
 
 // CollectionsFromProto converts a list of collections.
 func CollectionsFromProto(cs []*tierdv1.Collection) []api.Collection {
-	out := make([]api.Collection, len(cs))
-	for i, c := range cs {
-		out[i] = CollectionFromProto(c)
-	}
-	return out
+	return each(cs, CollectionFromProto)
 }
 
 // VectorsToProto converts vectors.
 func VectorsToProto(vs []api.Vector) []*tierdv1.Vector {
-	out := make([]*tierdv1.Vector, len(vs))
-	for i, v := range vs {
-		out[i] = &tierdv1.Vector{Id: v.ID, Values: v.Values}
-	}
-	return out
+	return each(vs, func(v api.Vector) *tierdv1.Vector { return &tierdv1.Vector{Id: v.ID, Values: v.Values} })
 }
 
 // VectorsFromProto converts vectors (a nil element becomes a vector
 // without id or values, which validation rejects).
 func VectorsFromProto(vs []*tierdv1.Vector) []api.Vector {
-	out := make([]api.Vector, len(vs))
-	for i, v := range vs {
-		out[i] = api.Vector{ID: v.GetId(), Values: v.GetValues()}
-	}
-	return out
+	return each(vs, func(v *tierdv1.Vector) api.Vector { return api.Vector{ID: v.GetId(), Values: v.GetValues()} })
 }
 
 // ResultsToProto converts search hits.
 func ResultsToProto(rs []api.Result) []*tierdv1.Result {
-	out := make([]*tierdv1.Result, len(rs))
-	for i, r := range rs {
-		out[i] = &tierdv1.Result{Id: r.ID, Score: r.Score}
-	}
-	return out
+	return each(rs, func(r api.Result) *tierdv1.Result { return &tierdv1.Result{Id: r.ID, Score: r.Score} })
 }
 
 // ResultsFromProto converts search hits.
 func ResultsFromProto(rs []*tierdv1.Result) []api.Result {
-	out := make([]api.Result, len(rs))
-	for i, r := range rs {
-		out[i] = api.Result{ID: r.GetId(), Score: r.GetScore()}
-	}
-	return out
+	return each(rs, func(r *tierdv1.Result) api.Result { return api.Result{ID: r.GetId(), Score: r.GetScore()} })
 }
 
 // SnapshotToProto converts a snapshot.
@@ -116,20 +92,12 @@ func SnapshotFromProto(s *tierdv1.Snapshot) api.Snapshot {
 
 // SnapshotsToProto converts a list of snapshots.
 func SnapshotsToProto(ss []api.Snapshot) []*tierdv1.Snapshot {
-	out := make([]*tierdv1.Snapshot, len(ss))
-	for i, s := range ss {
-		out[i] = SnapshotToProto(s)
-	}
-	return out
+	return each(ss, SnapshotToProto)
 }
 
 // SnapshotsFromProto converts a list of snapshots.
 func SnapshotsFromProto(ss []*tierdv1.Snapshot) []api.Snapshot {
-	out := make([]api.Snapshot, len(ss))
-	for i, s := range ss {
-		out[i] = SnapshotFromProto(s)
-	}
-	return out
+	return each(ss, SnapshotFromProto)
 }
 
 // WorkerStateToProto converts the worker's state.
@@ -174,4 +142,13 @@ func UsageFromProto(u *tierdv1.GetUsageResponse) api.Usage {
 		ColdBytes: u.GetColdBytes(), Collections: int(u.GetCollections()), CollectionsQuota: int(u.GetCollectionsQuota()),
 		WALSegments: int(u.GetWalSegments()), WALBytes: u.GetWalBytes(),
 	}
+}
+
+// each converts every element of in with f.
+func each[T, U any](in []T, f func(T) U) []U {
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
 }
