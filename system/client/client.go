@@ -242,10 +242,19 @@ func (c *Client) ListVectors(ctx context.Context, name, after string, limit int)
 // inserted or replaced during the walk may or may not be seen. Quiesce
 // writers for an exact picture.
 func (c *Client) AllVectors(ctx context.Context, name string, pageSize int) ([]api.Vector, error) {
+	return AllPages(ctx, name, pageSize, c.ListVectors)
+}
+
+// AllPages walks the pages of a collection's vectors that list returns,
+// from the first until one has no next cursor, and returns the vectors in
+// the order listed. A cursor that does not move forward is an error, so a
+// server bug cannot make the walk loop forever. Both Go clients use it.
+func AllPages(ctx context.Context, name string, pageSize int,
+	list func(ctx context.Context, name, after string, limit int) (api.VectorPage, error)) ([]api.Vector, error) {
 	var out []api.Vector
 	after := ""
 	for {
-		page, err := c.ListVectors(ctx, name, after, pageSize)
+		page, err := list(ctx, name, after, pageSize)
 		if err != nil {
 			return out, err
 		}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierchaos/tierchaos/system/api"
@@ -43,4 +44,48 @@ func TestErrorAnswers(t *testing.T) {
 		})
 	}
 	require.Equal(t, "", CodeOf(errors.New("network")))
+}
+
+func TestAllPages(t *testing.T) {
+	pages := map[string]api.VectorPage{
+		"":  {Vectors: []api.Vector{{ID: "a"}}, Next: "a"},
+		"a": {Vectors: []api.Vector{{ID: "b"}}, Next: "b"},
+		"b": {Vectors: []api.Vector{{ID: "c"}}},
+	}
+	tests := []struct {
+		name    string
+		pages   map[string]api.VectorPage
+		want    []string
+		wantErr string
+	}{
+		{name: "walks to the page without a cursor", pages: pages, want: []string{"a", "b", "c"}},
+		{name: "a cursor going back is an error", pages: map[string]api.VectorPage{
+			"":  {Vectors: []api.Vector{{ID: "a"}}, Next: "m"},
+			"m": {Vectors: []api.Vector{{ID: "n"}}, Next: "b"},
+		}, want: []string{"a", "n"}, wantErr: `cursor went from "m" back to "b"`},
+		{name: "a cursor standing still is an error", pages: map[string]api.VectorPage{
+			"":  {Vectors: []api.Vector{{ID: "a"}}, Next: "a"},
+			"a": {Next: "a"},
+		}, want: []string{"a"}, wantErr: `cursor went from "a" back to "a"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			list := func(_ context.Context, name, after string, limit int) (api.VectorPage, error) {
+				assert.Equal(t, "c", name)
+				assert.Equal(t, 7, limit)
+				return tt.pages[after], nil
+			}
+			got, err := AllPages(context.Background(), "c", 7, list)
+			var ids []string
+			for _, v := range got {
+				ids = append(ids, v.ID)
+			}
+			assert.Equal(t, tt.want, ids)
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+			} else {
+				require.ErrorContains(t, err, tt.wantErr)
+			}
+		})
+	}
 }

@@ -211,22 +211,7 @@ func (c *Client) ListVectors(ctx context.Context, name, after string, limit int)
 // pages are read one after the other, not as one snapshot (see the REST
 // client's AllVectors).
 func (c *Client) AllVectors(ctx context.Context, name string, pageSize int) ([]api.Vector, error) {
-	var out []api.Vector
-	after := ""
-	for {
-		page, err := c.ListVectors(ctx, name, after, pageSize)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, page.Vectors...)
-		if page.Next == "" {
-			return out, nil
-		}
-		if page.Next <= after {
-			return out, fmt.Errorf("tierd gRPC list vectors of %q: cursor went from %q back to %q", name, after, page.Next)
-		}
-		after = page.Next
-	}
+	return client.AllPages(ctx, name, pageSize, c.ListVectors)
 }
 
 // SetTier moves a collection to target and returns its new state.
