@@ -3,8 +3,8 @@ package store_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
