@@ -301,3 +301,36 @@ func deleteCollections(t *testing.T, cols *[]*fixture.Collection) {
 func describe(idx uploader.PackIndex) string {
 	return fmt.Sprintf("%d members", len(idx.Members))
 }
+
+// packMetrics are tierd's pack counters at one moment.
+type packMetrics struct {
+	written, failed, deleted float64
+	// packs and members are the count and sum of tierd_pack_members.
+	packs, members float64
+}
+
+// readPackMetrics reads tierd's pack metrics from its debug listener.
+func readPackMetrics(ctx context.Context, t *testing.T) packMetrics {
+	t.Helper()
+	base, err := stack.DebugURL()
+	require.NoError(t, err)
+	fams := fixture.Metrics(ctx, t, base)
+	var pm packMetrics
+	for _, m := range fams["tierd_packs_written_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			switch {
+			case l.GetName() == "result" && l.GetValue() == "ok":
+				pm.written = m.GetCounter().GetValue()
+			case l.GetName() == "result" && l.GetValue() == "failed":
+				pm.failed = m.GetCounter().GetValue()
+			}
+		}
+	}
+	for _, m := range fams["tierd_pack_deletes_total"].GetMetric() {
+		pm.deleted = m.GetCounter().GetValue()
+	}
+	for _, m := range fams["tierd_pack_members"].GetMetric() {
+		pm.packs, pm.members = float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
+	}
+	return pm
+}

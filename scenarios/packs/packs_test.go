@@ -233,6 +233,7 @@ func hundredMembers(ctx context.Context, t *testing.T, tc *harness.Case) []*fixt
 	cols := warmSmall(ctx, t, tc, 100)
 	require.NoError(t, stack.S3Faults.ResetStats(ctx))
 	t0 := time.Now()
+	m0 := readPackMetrics(ctx, t)
 	cyc := runOnce(ctx, t)
 	require.Empty(t, cyc.Errors)
 	require.Subset(t, cyc.DemotedCold, names(cols))
@@ -251,9 +252,15 @@ func hundredMembers(ctx context.Context, t *testing.T, tc *harness.Case) []*fixt
 		}
 	}
 	require.Equal(t, []string{key}, puts, "the one PUT is the pack's")
+	m1 := readPackMetrics(ctx, t)
+	require.Equal(t, m0.written+1, m1.written, "tierd_packs_written_total{result=\"ok\"}")
+	require.Equal(t, m0.failed, m1.failed, "no failed pack")
+	require.Equal(t, m0.packs+1, m1.packs, "one tierd_pack_members observation")
+	require.Equal(t, m0.members+100, m1.members, "of 100 members")
 	for _, c := range cols {
 		promoteExact(ctx, t, tc, c)
 	}
 	eventuallyGone(ctx, t, key)
+	require.GreaterOrEqual(t, readPackMetrics(ctx, t).deleted, m1.deleted+1, "tierd_pack_deletes_total counts the pack's delete")
 	return cols
 }
