@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/cold"
+	"github.com/tierchaos/tierchaos/system/fsutil/powerloss"
 	"github.com/tierchaos/tierchaos/system/store"
 	"github.com/tierchaos/tierchaos/uploader"
 )
@@ -457,4 +459,79 @@ func rewriteObject(t *testing.T, objs *uploader.MemStore, key string, change fun
 	change(b)
 	_, err = objs.PutObject(ctx, key, bytes.NewReader(b), int64(len(b)), uploader.PutOptions{Metadata: info.Metadata})
 	require.NoError(t, err)
+}
+
+// TestPowerLossDuringPackedDemotion cuts the power (unsynced writes lost,
+// or torn) at each point of a packed demotion and after it, reopens the
+// store on what the cut left, and requires every member in one tier with
+// every vector, and the pack kept exactly when the members refer to it.
+func TestPowerLossDuringPackedDemotion(t *testing.T) {
+	for _, tc := range []struct {
+		point string // "" cuts after the cycle
+		want  api.Tier
+	}{
+		{store.HookPackUploaded, api.TierWarm},
+		{store.HookPackCommitted, api.TierCold},
+		{"", api.TierCold},
+	} {
+		for _, torn := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/torn=%v", cmp.Or(tc.point, "after"), torn), func(t *testing.T) {
+				ctx := context.Background()
+				f, clk := packedFixture(t, 10)
+				fs, err := powerloss.New(f.dir)
+				require.NoError(t, err)
+				var armed atomic.Bool
+				s := f.open(t, func(o *store.Options) {
+					o.FS = fs
+					o.Hook = func(point string) {
+						if armed.Load() && point == tc.point {
+							_, err := fs.Cut(powerloss.CutOptions{Seed: 5, Torn: torn})
+							require.NoError(t, err)
+							armed.Store(false)
+						}
+					}
+				})
+				want := warmCollections(t, s, 3)
+				armed.Store(tc.point != "")
+				clk.Advance(2 * time.Hour)
+				var cyc api.WorkerCycle
+				s.Maintain(ctx, store.MaintainOptions{WarmIdle: time.Hour}, &cyc)
+				if tc.point == "" {
+					require.Empty(t, cyc.Errors)
+					_, err := fs.Cut(powerloss.CutOptions{Seed: 5, Torn: torn})
+					require.NoError(t, err)
+				} else {
+					require.False(t, armed.Load(), "the cycle passed %s", tc.point)
+				}
+				s.Halt()
+
+				fs2, err := powerloss.New(f.dir)
+				require.NoError(t, err)
+				s2 := f.open(t, func(o *store.Options) { o.FS = fs2 })
+				for name := range want {
+					c, err := s2.Get(ctx, name)
+					require.NoError(t, err)
+					require.Equal(t, tc.want, c.Tier, "%s: all members or none", name)
+				}
+				_, err = s2.SweepOrphans(ctx)
+				require.NoError(t, err)
+				var cyc2 api.WorkerCycle
+				s2.Maintain(ctx, store.MaintainOptions{}, &cyc2)
+				require.Empty(t, cyc2.Errors)
+				if tc.want == api.TierCold {
+					require.Len(t, objectKeys(t, f.objs, packsPrefix), 1, "the committed pack stays")
+				} else {
+					require.Empty(t, objectKeys(t, f.objs, packsPrefix), "the uncommitted pack is swept")
+				}
+				for name, w := range want {
+					page, err := s2.ListVectors(ctx, name, "", 1000)
+					require.NoError(t, err)
+					require.Len(t, page.Vectors, len(w), name)
+					for _, v := range page.Vectors {
+						require.Equal(t, w[v.ID], v.Values, "%s %s", name, v.ID)
+					}
+				}
+			})
+		}
+	}
 }
