@@ -261,6 +261,8 @@ func hundredMembers(ctx context.Context, t *testing.T, tc *harness.Case) []*fixt
 		promoteExact(ctx, t, tc, c)
 	}
 	eventuallyGone(ctx, t, key)
-	require.GreaterOrEqual(t, readPackMetrics(ctx, t).deleted, m1.deleted+1, "tierd_pack_deletes_total counts the pack's delete")
+	// The counter moves after the delete's last request: wait for it.
+	require.True(t, poll(ctx, waitFor, func() bool { return readPackMetrics(ctx, t).deleted >= m1.deleted+1 }),
+		"tierd_pack_deletes_total counts the pack's delete")
 	return cols
 }
