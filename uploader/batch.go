@@ -229,6 +229,17 @@ func (b *BatchUploader) upload(g *batch, seq uint64) error {
 			b.finish(g, nil, 0, err)
 			return err
 		}
+		if b.opts.beforePack != nil {
+			keys := make([]string, len(in))
+			for i, m := range in {
+				keys[i] = m.key
+			}
+			if err := b.opts.beforePack(b.ctx, packKey, keys); err != nil {
+				err = fmt.Errorf("batch %s (%d members): before upload: %w", packKey, len(in), err)
+				b.finish(g, nil, 0, err)
+				return err
+			}
+		}
 		locs = l
 		item = Item{Key: packKey, Body: bytes.NewReader(buf), Size: int64(len(buf)), Opts: PutOptions{
 			ContentType: "application/x-tierchaos-pack",

@@ -381,3 +381,57 @@ func TestBatchConfigValidation(t *testing.T) {
 	_, err = b.Add("", []byte("x"))
 	require.ErrorIs(t, err, ErrInvalidArgument)
 }
+
+func TestBatchBeforePackRunsBeforeThePut(t *testing.T) {
+	cases := []struct {
+		name    string
+		hookErr error
+	}{
+		{name: "hook ok: the pack goes up", hookErr: nil},
+		{name: "hook fails: nothing goes up", hookErr: fmt.Errorf("manifest full")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewMemStore()
+			var mu sync.Mutex
+			var seenKey string
+			var seenMembers []string
+			var storedAtHook int
+			b := newBatcher(t, s, testBatchConfig(), WithBeforePack(func(_ context.Context, packKey string, members []string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				seenKey, seenMembers = packKey, members
+				objs, err := s.ListObjects(context.Background(), "")
+				require.NoError(t, err)
+				storedAtHook = len(objs)
+				return tc.hookErr
+			}))
+			ps := []*Pending{add(t, b, "p/a", []byte("aa")), add(t, b, "p/b", []byte("bbb")), add(t, b, "p/c", []byte("c"))}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for _, p := range ps {
+				loc, err := p.Wait(ctx)
+				if tc.hookErr != nil {
+					require.ErrorIs(t, err, tc.hookErr)
+					continue
+				}
+				require.NoError(t, err)
+				mu.Lock()
+				require.Equal(t, seenKey, loc.PackKey, "the hook saw the pack's key")
+				mu.Unlock()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			require.Equal(t, []string{"p/a", "p/b", "p/c"}, seenMembers)
+			require.Zero(t, storedAtHook, "nothing stored when the hook runs")
+			objs, err := s.ListObjects(context.Background(), "")
+			require.NoError(t, err)
+			if tc.hookErr != nil {
+				require.Empty(t, objs, "a failed hook uploads nothing")
+			} else {
+				require.Len(t, objs, 1)
+				require.Equal(t, seenKey, objs[0].Key)
+			}
+		})
+	}
+}

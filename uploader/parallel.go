@@ -69,6 +69,8 @@ type options struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	tick    time.Duration
+	// beforePack runs before a BatchUploader's pack PUT (WithBeforePack).
+	beforePack func(ctx context.Context, packKey string, members []string) error
 }
 
 // WithSleeper replaces the backoff wait (tests use it to record the
@@ -101,6 +103,16 @@ func WithRetryHook(hook func(RetryEvent)) Option { return func(o *options) { o.o
 
 // WithNow sets the BatchUploader's clock, used to age batches.
 func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithBeforePack makes a BatchUploader call hook with a pack's key and
+// its members' keys before the pack's first request, so that the caller
+// can record the key durably (and keep a sweep away from it) before
+// anything is stored under it. An error from hook fails the pack: nothing
+// is uploaded and every member gets the error. It runs on the pack's
+// upload goroutine.
+func WithBeforePack(hook func(ctx context.Context, packKey string, members []string) error) Option {
+	return func(o *options) { o.beforePack = hook }
+}
 
 // withTick sets how often the BatchUploader's background flusher checks ages.
 func withTick(d time.Duration) Option { return func(o *options) { o.tick = d } }

@@ -140,6 +140,9 @@ func (t *traffic) do(ctx context.Context, op string, seq uint64) error {
 			target = api.TierHot
 		}
 		_, err := t.rc.SetTier(ctx, name, target)
+		if err == nil && target == api.TierWarm && !isHot(name) && r.IntN(3) == 0 {
+			t.park(ctx, r, i)
+		}
 		return err
 	case "snapshot":
 		s, err := t.rc.CreateSnapshot(ctx, name)
@@ -180,6 +183,18 @@ func (t *traffic) do(ctx context.Context, op string, seq uint64) error {
 		return err
 	}
 	return fmt.Errorf("nemesis: unknown traffic op %q", op)
+}
+
+// park makes up to two more non-hot collections after collection i warm,
+// so that tierd's worker finds several small warm collections idle at once
+// and demotes them together, as members of one pack. Their answers are
+// recorded like any other; a refusal (a transition in progress, say) is
+// theirs and does not fail the request that parked them.
+func (t *traffic) park(ctx context.Context, r *rand.Rand, i int) {
+	hot, others := t.tr.HotCollections, len(t.names)-t.tr.HotCollections
+	for k := 1; k <= min(1+r.IntN(2), others-1); k++ {
+		_, _ = t.rc.SetTier(ctx, t.names[hot+(i-hot+k)%others], api.TierWarm)
+	}
 }
 
 // batchSize draws an insert's size from a heavy tail: mostly 1 to 4

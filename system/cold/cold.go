@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,12 @@ type Options struct {
 	// CleanupTimeout bounds the deletion or abort after a failed upload
 	// (default OpTimeout/10, at least 50ms).
 	CleanupTimeout time.Duration
+	// BackoffBase and BackoffCap shape the full-jitter backoff between
+	// attempts (defaults 50ms and 2s).
+	BackoffBase, BackoffCap time.Duration
+	// Batch configures the packs NewBatch uploads (uploader.BatchConfig;
+	// the zero value is uploader.DefaultBatchConfig).
+	Batch uploader.BatchConfig
 	// OnRetry, if set, is called once per retried attempt (for metrics).
 	OnRetry func(op string)
 }
@@ -77,12 +84,21 @@ func New(objs uploader.ObjectStore, opts Options, log *slog.Logger) (*Store, err
 	if opts.CleanupTimeout <= 0 {
 		opts.CleanupTimeout = max(opts.OpTimeout/10, 50*time.Millisecond)
 	}
+	if opts.BackoffBase <= 0 {
+		opts.BackoffBase = 50 * time.Millisecond
+	}
+	if opts.BackoffCap < opts.BackoffBase {
+		opts.BackoffCap = max(2*time.Second, opts.BackoffBase)
+	}
+	if opts.Batch == (uploader.BatchConfig{}) {
+		opts.Batch = uploader.DefaultBatchConfig()
+	}
 	pc := uploader.DefaultParallelConfig()
 	pc.Enabled = true
 	pc.Concurrency = opts.Concurrency
 	pc.MaxRetries = opts.MaxRetries
-	pc.BackoffBase = 50 * time.Millisecond
-	pc.BackoffCap = 2 * time.Second
+	pc.BackoffBase = opts.BackoffBase
+	pc.BackoffCap = opts.BackoffCap
 	pc.PartSize = opts.PartSize
 	pc.MultipartThreshold = opts.PartSize
 	pc.AttemptTimeout = opts.OpTimeout
@@ -116,6 +132,89 @@ func (s *Store) SnapshotKey(name, id string) string {
 // RootPrefix returns the prefix under which all collections live.
 func (s *Store) RootPrefix() string { return s.opts.Prefix + "collections/" }
 
+// PackPrefix returns the prefix of every pack object and pack member key:
+// packs hold members of several collections, so they live beside the
+// collections, at {prefix}packs/_batch/{time}-{seq}.pack.
+func (s *Store) PackPrefix() string { return s.opts.Prefix + "packs/" }
+
+// PackMemberKey returns the key under which the data snapshot id of
+// collection name is a member of a pack (in the pack's index; no object
+// has this key). Names and ids have no '.', so the key says whose it is.
+func (s *Store) PackMemberKey(name, id string) string {
+	return s.PackPrefix() + name + "." + id + ".parquet"
+}
+
+// IsPackKey reports whether key is a pack object's key.
+func (s *Store) IsPackKey(key string) bool {
+	return strings.HasPrefix(key, s.PackPrefix()+uploader.PackDir+"/") && strings.HasSuffix(key, ".pack")
+}
+
+// NewBatch returns a BatchUploader that packs members into objects under
+// PackPrefix with the options' batch configuration, through the same
+// parallel uploader (retries, Content-MD5) as single uploads. before runs
+// before each pack's first request (uploader.WithBeforePack). Close it.
+func (s *Store) NewBatch(before func(ctx context.Context, packKey string, members []string) error) (*uploader.BatchUploader, error) {
+	b, err := uploader.NewBatchUploader(s.up, s.opts.Batch, uploader.WithBeforePack(before), uploader.WithLogger(s.log))
+	if err != nil {
+		return nil, fmt.Errorf("cold: %w", err)
+	}
+	return b, nil
+}
+
+// BatchConfig returns the configuration of the packs NewBatch uploads.
+func (s *Store) BatchConfig() uploader.BatchConfig { return s.opts.Batch }
+
+// VerifyPack checks a stored pack with a HEAD: its size must be size and
+// its metadata must name members members.
+func (s *Store) VerifyPack(ctx context.Context, key string, size int64, members int) error {
+	var oi uploader.ObjectInfo
+	if err := s.do(ctx, "stat", key, func(ctx context.Context) error {
+		var err error
+		oi, err = s.objs.StatObject(ctx, key)
+		return err
+	}); err != nil {
+		return err
+	}
+	if oi.Size != size {
+		return fmt.Errorf("verify pack %s: %w: size %d, uploaded %d", key, snapshot.ErrCorrupt, oi.Size, size)
+	}
+	if got, want := oi.Metadata[packMembersMeta], strconv.Itoa(members); got != want {
+		return fmt.Errorf("verify pack %s: %w: metadata members %q, expected %q", key, snapshot.ErrCorrupt, got, want)
+	}
+	return nil
+}
+
+// packMembersMeta is the pack object metadata with its member count (see
+// uploader's pack format).
+const packMembersMeta = "tierchaos-members"
+
+// ReadMember reads one member of a pack with a ranged GET of its bytes
+// only (never the whole pack), within ReadBudget(size), and checks its
+// length and checksum (the snapshot checksum, xxh3 as 16 hex digits). A
+// member whose bytes do not match fails with snapshot.ErrCorrupt naming
+// the pack and the member, never retried; the other members of the pack
+// are unaffected.
+func (s *Store) ReadMember(ctx context.Context, packKey, memberKey string, offset, size int64, checksum string) ([]byte, error) {
+	sum, err := strconv.ParseUint(checksum, 16, 64)
+	if err != nil || size < 0 || offset < 0 {
+		return nil, fmt.Errorf("read member %s of %s: %w: checksum %q, offset %d, size %d", memberKey, packKey, snapshot.ErrCorrupt, checksum, offset, size)
+	}
+	loc := uploader.Location{Key: memberKey, PackKey: packKey, Offset: offset, Length: size, Checksum: sum}
+	var data []byte
+	err = s.doWithin(ctx, s.ReadBudget(size), "get", packKey, func(ctx context.Context) error {
+		b, err := uploader.ReadMember(ctx, s.objs, loc)
+		if err != nil {
+			if uploader.CodeOf(err) == uploader.CodeChecksumMismatch {
+				return fmt.Errorf("%w: member %s of pack %s at %d+%d: %w", snapshot.ErrCorrupt, memberKey, packKey, offset, size, err)
+			}
+			return err
+		}
+		data = b
+		return nil
+	})
+	return data, err
+}
+
 // do runs op with retries of retryable failures, all within OpTimeout.
 func (s *Store) do(ctx context.Context, name, key string, op func(ctx context.Context) error) error {
 	return s.doWithin(ctx, s.opts.OpTimeout, name, key, op)
@@ -127,7 +226,7 @@ func (s *Store) do(ctx context.Context, name, key string, op func(ctx context.Co
 func (s *Store) doWithin(ctx context.Context, limit time.Duration, name, key string, op func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	backoff := 50 * time.Millisecond
+	backoff := s.opts.BackoffBase
 	for attempt := 0; ; attempt++ {
 		err := op(ctx)
 		if err == nil {
@@ -165,7 +264,7 @@ func (s *Store) doWithin(ctx context.Context, limit time.Duration, name, key str
 			return fmt.Errorf("%s %s (attempt %d): %w: %w", name, key, attempt+1, ErrUnavailable, err)
 		case <-t.C:
 		}
-		backoff = min(backoff*2, 2*time.Second)
+		backoff = min(backoff*2, s.opts.BackoffCap)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tierchaos/tierchaos/uploader"
 )
 
 // Duration is a time.Duration that reads and writes as "10s" in YAML.
@@ -60,6 +62,51 @@ type S3 struct {
 	// its checksum before flipping the manifest (otherwise size and
 	// metadata checksum are checked with a HEAD).
 	VerifyReadback bool `yaml:"verify_readback"`
+}
+
+// Batch configures packs: when a worker cycle demotes several small warm
+// collections to cold, their snapshots go up together as members of one
+// pack object (the uploader's pack format) instead of one object each.
+type Batch struct {
+	// Enabled turns packing on; off, every demotion writes its own object.
+	Enabled bool `yaml:"enabled"`
+	// MaxItems is the most members one pack holds; more candidates make
+	// more packs.
+	MaxItems int `yaml:"max_items"`
+	// MaxBytes closes a pack when its members reach this many bytes.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxAge is the longest a queued member waits for its pack to go up
+	// while the cycle is still reading the other candidates' files (the
+	// cycle sends what is queued as soon as it has read them all).
+	MaxAge Duration `yaml:"max_age"`
+	// SizeThreshold: only snapshots smaller than this are packed; larger
+	// ones keep their own object.
+	SizeThreshold int64 `yaml:"size_threshold"`
+}
+
+// Pool configures the HTTP connection pool of the S3 client.
+type Pool struct {
+	// IdleConns is the number of idle keep-alive connections kept to S3.
+	IdleConns int `yaml:"idle_conns"`
+	// IdleTimeout closes an idle connection after this long.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// DialTimeout bounds a TCP connect (and TLS handshake).
+	DialTimeout Duration `yaml:"dial_timeout"`
+	// ResponseHeaderTimeout bounds the wait for a response's headers after
+	// the request was written.
+	ResponseHeaderTimeout Duration `yaml:"response_header_timeout"`
+}
+
+// Retry is the retry policy of every S3 operation: attempts, and the
+// full-jitter backoff whose ceiling starts at Base and doubles up to Cap.
+type Retry struct {
+	// MaxAttempts is the number of attempts of a retryable failure, the
+	// first included; 0 takes 1 + s3.max_retries.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Base is the first retry's backoff ceiling.
+	Base Duration `yaml:"base"`
+	// Cap caps the backoff ceiling.
+	Cap Duration `yaml:"cap"`
 }
 
 // Limits bound single requests.
@@ -185,6 +232,39 @@ type Config struct {
 	WAL             WAL      `yaml:"wal"`
 	HTTP            HTTP     `yaml:"http"`
 	Auth            Auth     `yaml:"auth"`
+	Batch           Batch    `yaml:"batch"`
+	Pool            Pool     `yaml:"pool"`
+	Retry           Retry    `yaml:"retry"`
+}
+
+// RetryAttempts returns the effective number of attempts of an S3
+// operation: retry.max_attempts, or 1 + s3.max_retries when it is 0.
+func (c Config) RetryAttempts() int {
+	if c.Retry.MaxAttempts > 0 {
+		return c.Retry.MaxAttempts
+	}
+	return 1 + c.S3.MaxRetries
+}
+
+// Uploader returns the uploader's configuration these settings make:
+// batch (packs), parallel uploads (s3 part size, concurrency, op timeout,
+// retry policy, Content-MD5 on) and the connection pool.
+func (c Config) Uploader() uploader.Config {
+	pc := uploader.DefaultParallelConfig()
+	pc.Enabled = true
+	pc.Concurrency = c.S3.Concurrency
+	pc.MaxRetries = c.RetryAttempts() - 1
+	pc.BackoffBase, pc.BackoffCap = c.Retry.Base.D(), c.Retry.Cap.D()
+	pc.PartSize, pc.MultipartThreshold = c.S3.PartSize, c.S3.PartSize
+	pc.AttemptTimeout = c.S3.OpTimeout.D()
+	pc.ContentMD5 = true
+	return uploader.Config{
+		Batch: uploader.BatchConfig{Enabled: c.Batch.Enabled, Size: c.Batch.MaxItems, MaxBytes: c.Batch.MaxBytes,
+			FlushInterval: c.Batch.MaxAge.D()},
+		Parallel: pc,
+		Pool: uploader.PoolConfig{MaxIdleConns: c.Pool.IdleConns, IdleTimeout: c.Pool.IdleTimeout.D(),
+			DialTimeout: c.Pool.DialTimeout.D(), ResponseHeaderTimeout: c.Pool.ResponseHeaderTimeout.D()},
+	}
 }
 
 // DebugListenAddr returns the debug listener's address, or "" when the
@@ -243,6 +323,23 @@ func Default() Config {
 			WriteTimeout:      Duration(10 * time.Minute),
 			IdleTimeout:       Duration(2 * time.Minute),
 			MaxInFlight:       1024,
+		},
+		Batch: Batch{
+			Enabled:       true,
+			MaxItems:      uploader.DefaultBatchSize,
+			MaxBytes:      uploader.DefaultBatchMaxBytes,
+			MaxAge:        Duration(uploader.DefaultBatchFlushInterval),
+			SizeThreshold: 1 << 20,
+		},
+		Pool: Pool{
+			IdleConns:             uploader.DefaultPoolSize,
+			IdleTimeout:           Duration(uploader.DefaultIdleTimeout),
+			DialTimeout:           Duration(uploader.DefaultDialTimeout),
+			ResponseHeaderTimeout: Duration(uploader.DefaultResponseHeaderTimeout),
+		},
+		Retry: Retry{
+			Base: Duration(50 * time.Millisecond),
+			Cap:  Duration(2 * time.Second),
 		},
 	}
 }
@@ -416,6 +513,18 @@ var envVars = []envVar{
 	{"TIERD_HTTP_WRITE_TIMEOUT", duration(func(c *Config) *Duration { return &c.HTTP.WriteTimeout }), false},
 	{"TIERD_HTTP_IDLE_TIMEOUT", duration(func(c *Config) *Duration { return &c.HTTP.IdleTimeout }), false},
 	{"TIERD_HTTP_MAX_IN_FLIGHT", integer(func(c *Config) *int { return &c.HTTP.MaxInFlight }), false},
+	{"TIERD_BATCH_ENABLED", boolean(func(c *Config) *bool { return &c.Batch.Enabled }), false},
+	{"TIERD_BATCH_MAX_ITEMS", integer(func(c *Config) *int { return &c.Batch.MaxItems }), false},
+	{"TIERD_BATCH_MAX_BYTES", bytesize(func(c *Config) *int64 { return &c.Batch.MaxBytes }), false},
+	{"TIERD_BATCH_MAX_AGE", duration(func(c *Config) *Duration { return &c.Batch.MaxAge }), false},
+	{"TIERD_BATCH_SIZE_THRESHOLD", bytesize(func(c *Config) *int64 { return &c.Batch.SizeThreshold }), false},
+	{"TIERD_POOL_IDLE_CONNS", integer(func(c *Config) *int { return &c.Pool.IdleConns }), false},
+	{"TIERD_POOL_IDLE_TIMEOUT", duration(func(c *Config) *Duration { return &c.Pool.IdleTimeout }), false},
+	{"TIERD_POOL_DIAL_TIMEOUT", duration(func(c *Config) *Duration { return &c.Pool.DialTimeout }), false},
+	{"TIERD_POOL_RESPONSE_HEADER_TIMEOUT", duration(func(c *Config) *Duration { return &c.Pool.ResponseHeaderTimeout }), false},
+	{"TIERD_RETRY_MAX_ATTEMPTS", integer(func(c *Config) *int { return &c.Retry.MaxAttempts }), false},
+	{"TIERD_RETRY_BASE", duration(func(c *Config) *Duration { return &c.Retry.Base }), false},
+	{"TIERD_RETRY_CAP", duration(func(c *Config) *Duration { return &c.Retry.Cap }), false},
 	{"TIERD_API_TOKEN", str(func(c *Config) *string { return &c.Auth.APIToken }), false},
 	{"TIERD_ADMIN_TOKEN", str(func(c *Config) *string { return &c.Auth.AdminToken }), false},
 }
@@ -533,6 +642,7 @@ func (c Config) Validate() error {
 		bad("block_profile_rate and mutex_profile_fraction must not be negative (0 means off)")
 	}
 	c.validateHTTP(bad)
+	c.validateUploader(bad)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -545,6 +655,64 @@ func (c Config) Validate() error {
 func (c Config) ApplyProfileRates() {
 	runtime.SetBlockProfileRate(c.BlockProfileRate)
 	runtime.SetMutexProfileFraction(c.MutexProfileFraction)
+}
+
+// Bounds of the batch, pool and retry settings.
+const (
+	maxBatchItems    = 100000
+	maxPoolIdleConns = 10000
+	maxRetryAttempts = 21
+)
+
+// validateUploader checks the batch, pool and retry sections, then the
+// uploader's batch and pool configuration they make (tierd hands it to the
+// uploader as it is; the parallel part follows the s3 section, checked
+// above).
+func (c Config) validateUploader(bad func(format string, args ...any)) {
+	n := 0
+	count := func(format string, args ...any) { n++; bad(format, args...) }
+	b := c.Batch
+	if b.MaxItems < 2 || b.MaxItems > maxBatchItems {
+		count("batch.max_items must be 2..%d (a pack holds at least two members), got %d", maxBatchItems, b.MaxItems)
+	}
+	if b.MaxBytes < 1 || b.MaxBytes > uploader.MaxPartSize {
+		count("batch.max_bytes must be 1..%d, got %d", int64(uploader.MaxPartSize), b.MaxBytes)
+	}
+	if b.MaxAge <= 0 {
+		count("batch.max_age must be positive")
+	}
+	if b.SizeThreshold < 1 || b.SizeThreshold > b.MaxBytes {
+		count("batch.size_threshold must be 1..batch.max_bytes (%d), got %d", b.MaxBytes, b.SizeThreshold)
+	}
+	p := c.Pool
+	if p.IdleConns < 1 || p.IdleConns > maxPoolIdleConns {
+		count("pool.idle_conns must be 1..%d, got %d", maxPoolIdleConns, p.IdleConns)
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"pool.idle_timeout", p.IdleTimeout}, {"pool.dial_timeout", p.DialTimeout}, {"pool.response_header_timeout", p.ResponseHeaderTimeout}} {
+		if d.v <= 0 {
+			count("%s must be positive, got %s", d.name, d.v.D())
+		}
+	}
+	r := c.Retry
+	if r.MaxAttempts < 0 || r.MaxAttempts > maxRetryAttempts {
+		count("retry.max_attempts must be 0..%d (0: 1 + s3.max_retries), got %d", maxRetryAttempts, r.MaxAttempts)
+	}
+	if r.Base <= 0 {
+		count("retry.base must be positive")
+	}
+	if r.Cap < r.Base {
+		count("retry.cap must be at least retry.base (%s), got %s", r.Base.D(), r.Cap.D())
+	}
+	if n > 0 {
+		return // the uploader would only repeat these
+	}
+	u := c.Uploader()
+	if err := errors.Join(u.Batch.Validate(), u.Pool.Validate()); err != nil {
+		bad("uploader settings: %v", err)
+	}
 }
 
 // maxInFlightLimit is the largest accepted http.max_in_flight.

@@ -35,8 +35,16 @@ type SnapshotRef struct {
 	ID string `json:"id"`
 	// File is the path relative to the data folder (warm copy or hot checkpoint).
 	File string `json:"file,omitempty"`
-	// Key is the S3 key (cold data or user snapshot).
-	Key      string    `json:"key,omitempty"`
+	// Key is the S3 key (cold data or user snapshot); for a member of a
+	// pack, the pack object's key.
+	Key string `json:"key,omitempty"`
+	// Packed: the snapshot is a member of the pack object Key, its Size
+	// bytes starting at Offset (checked against Checksum, its own xxh3).
+	// Several collections' data refer to one pack; the pack's live members
+	// are the references to it (LivePacks), so the count is as durable as
+	// the references themselves and can never drift from them.
+	Packed   bool      `json:"packed,omitempty"`
+	Offset   int64     `json:"offset,omitempty"`
 	Size     int64     `json:"size"`
 	Checksum string    `json:"checksum"`
 	Count    int       `json:"count"`
@@ -214,6 +222,12 @@ func (r *SnapshotRef) validate() error {
 	if r.Size < 0 || r.Count < 0 {
 		return fmt.Errorf("%q: size %d, count %d", r.ID, r.Size, r.Count)
 	}
+	if r.Packed && (r.Key == "" || r.File != "" || r.Offset < 0) {
+		return fmt.Errorf("%q: pack member needs a pack key, no local file and an offset >= 0 (key %q, file %q, offset %d)", r.ID, r.Key, r.File, r.Offset)
+	}
+	if !r.Packed && r.Offset != 0 {
+		return fmt.Errorf("%q: offset %d outside a pack", r.ID, r.Offset)
+	}
 	if f := r.File; f != "" {
 		if !filepath.IsLocal(f) || filepath.Clean(f) != f || strings.ContainsRune(f, '\\') || !strings.HasPrefix(f, LocalDir+"/") {
 			return fmt.Errorf("%q: local file %q is not a clean relative path under %s/", r.ID, f, LocalDir)
@@ -252,6 +266,25 @@ func (m *Manifest) ReferencedKeys() map[string]bool {
 		}
 	}
 	return keys
+}
+
+// LivePacks returns, for every pack object the manifest refers to, its
+// live members: the number of snapshots that are members of it. A pack is
+// deleted only once it has none (it is then an unreferenced key, like any
+// other object no snapshot refers to).
+func (m *Manifest) LivePacks() map[string]int {
+	packs := map[string]int{}
+	for _, e := range m.Collections {
+		if e.Data != nil && e.Data.Packed {
+			packs[e.Data.Key]++
+		}
+		for _, s := range e.Snapshots {
+			if s.Packed {
+				packs[s.Key]++
+			}
+		}
+	}
+	return packs
 }
 
 // ReferencedFiles returns every local file (relative path) the manifest refers to.

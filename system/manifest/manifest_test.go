@@ -222,3 +222,32 @@ func TestSaveOnAFullVolume(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ents, 3, "manifest, spare and filler, no temporary file")
 }
+
+func TestLivePacksCountsMembers(t *testing.T) {
+	m := New()
+	member := func(name, pack string, off int64) {
+		m.Collections[name] = &Entry{ID: uint64(len(m.Collections) + 1), Name: name, Dimension: 1, Metric: api.MetricL2, Tier: api.TierCold,
+			Data: &SnapshotRef{ID: "s" + name, Key: pack, Packed: true, Offset: off, Size: 10, Checksum: "x", Count: 1}}
+	}
+	member("a", "packs/_batch/1.pack", 12)
+	member("b", "packs/_batch/1.pack", 22)
+	member("c", "packs/_batch/2.pack", 12)
+	m.Collections["d"] = &Entry{ID: 9, Name: "d", Dimension: 1, Metric: api.MetricL2, Tier: api.TierCold,
+		Data: &SnapshotRef{ID: "sd", Key: "collections/d/data/sd.parquet", Size: 10, Checksum: "x", Count: 1}}
+	require.Equal(t, map[string]int{"packs/_batch/1.pack": 2, "packs/_batch/2.pack": 1}, m.LivePacks())
+	require.True(t, m.ReferencedKeys()["packs/_batch/1.pack"], "a pack with live members is referenced")
+	delete(m.Collections, "a")
+	delete(m.Collections, "b")
+	require.Equal(t, map[string]int{"packs/_batch/2.pack": 1}, m.LivePacks())
+	require.False(t, m.ReferencedKeys()["packs/_batch/1.pack"], "a pack without members is not")
+
+	// Members survive a save and load.
+	dir := t.TempDir()
+	mf, _, err := Open(dir)
+	require.NoError(t, err)
+	require.NoError(t, mf.Save(m))
+	require.NoError(t, mf.Close())
+	got, err := Load(dir)
+	require.NoError(t, err)
+	require.Equal(t, *m.Collections["c"].Data, *got.Collections["c"].Data)
+}

@@ -228,9 +228,12 @@ func (s *Server) publicMessage(name, code string, err error) string {
 }
 
 // objectKeyPattern matches the S3 keys tierd writes (see cold.Store):
-// {prefix}collections/{name}/data|snapshots/{id}.parquet.
+// {prefix}collections/{name}/data|snapshots/{id}.parquet and the packs
+// {prefix}packs/_batch/{time}-{seq}.pack.
 func objectKeyPattern(prefix string) *regexp.Regexp {
-	return regexp.MustCompile(regexp.QuoteMeta(prefix) + `collections/[a-z0-9_-]{1,64}/(data|snapshots)/[0-9a-zA-Z]+\.parquet`)
+	q := regexp.QuoteMeta(prefix)
+	return regexp.MustCompile(q + `collections/[a-z0-9_-]{1,64}/(data|snapshots)/[0-9a-zA-Z]+\.parquet|` +
+		q + `packs/_batch/[0-9A-Za-z.]+-[0-9]+\.pack`)
 }
 
 // mentionsDataDir reports whether msg contains the data folder's path,

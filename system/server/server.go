@@ -113,7 +113,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if objs == nil && cfg.S3.Endpoint != "" {
 		ms, err := uploader.NewMinIOStore(uploader.MinIOConfig{
 			Endpoint: cfg.S3.Endpoint, AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey,
-			Bucket: cfg.S3.Bucket, UseSSL: cfg.S3.UseSSL,
+			Bucket: cfg.S3.Bucket, UseSSL: cfg.S3.UseSSL, Pool: cfg.Uploader().Pool,
 		})
 		if err != nil {
 			stop()
@@ -130,7 +130,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		s.reg.MustRegister(retries)
 		var err error
 		cs, err = cold.New(s.objects, cold.Options{
-			Prefix: cfg.S3.Prefix, OpTimeout: cfg.S3.OpTimeout.D(), MaxRetries: cfg.S3.MaxRetries,
+			Prefix: cfg.S3.Prefix, OpTimeout: cfg.S3.OpTimeout.D(), MaxRetries: cfg.RetryAttempts() - 1,
+			BackoffBase: cfg.Retry.Base.D(), BackoffCap: cfg.Retry.Cap.D(), Batch: cfg.Uploader().Batch,
 			PartSize: cfg.S3.PartSize, Concurrency: cfg.S3.Concurrency, VerifyReadback: cfg.S3.VerifyReadback,
 			OnRetry: func(op string) { retries.WithLabelValues(op).Inc() },
 		}, log)
@@ -152,6 +153,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	st, err := store.Open(store.Options{
 		DataDir: cfg.DataDir, Limits: cfg.Limits, Quotas: cfg.Quotas, WAL: cfg.WAL,
 		CheckpointBytes: cfg.Worker.CheckpointBytes, Cold: cs, Registerer: s.reg, Hook: o.hook, FS: o.fs,
+		PackThreshold: packThreshold(cfg.Batch),
 	}, log)
 	if err != nil {
 		stop()
@@ -176,6 +178,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	s.ready.Store(true)
 	return s, nil
+}
+
+// packThreshold is the store's PackThreshold for the batch settings: the
+// size threshold, or 0 (never pack) when packing is off.
+func packThreshold(b config.Batch) int64 {
+	if !b.Enabled {
+		return 0
+	}
+	return b.SizeThreshold
 }
 
 // sweepAtStart runs the orphan sweep until it succeeds once or ctx ends,

@@ -83,17 +83,14 @@ func (s *Store) readData(ctx context.Context, c *collection, tier api.Tier, ref 
 		}
 		return ids, vecs, nil
 	}
-	if ids, vecs, ok := s.pages.get(ref.Key, ref.Checksum); ok {
+	if ids, vecs, ok := s.pages.get(cacheKey(ref), ref.Checksum); ok {
 		return ids, vecs, nil
 	}
 	cs, err := s.coldStore()
 	if err != nil {
 		return nil, nil, err
 	}
-	data, err := cs.Download(ctx, ref.Key, ref.Size)
-	if err == nil {
-		err = snapshot.Verify(ref.Key, data, ref.Size, ref.Checksum)
-	}
+	data, err := s.readCold(ctx, cs, c.name, ref)
 	var ids []string
 	var vecs []float32
 	if err == nil {
@@ -102,7 +99,7 @@ func (s *Store) readData(ctx context.Context, c *collection, tier api.Tier, ref 
 	if err != nil {
 		return nil, nil, storageError(fmt.Sprintf("read %q from cold", c.name), err)
 	}
-	s.pages.put(ref.Key, ref.Checksum, ids, vecs)
+	s.pages.put(cacheKey(ref), ref.Checksum, ids, vecs)
 	return ids, vecs, nil
 }
 

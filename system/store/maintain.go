@@ -11,6 +11,7 @@ import (
 	"github.com/tierchaos/tierchaos/system/cold"
 	"github.com/tierchaos/tierchaos/system/manifest"
 	"github.com/tierchaos/tierchaos/system/snapshot"
+	"github.com/tierchaos/tierchaos/uploader"
 )
 
 // MaintainOptions are the idle times of one maintenance cycle (0: never).
@@ -31,6 +32,7 @@ func (s *Store) Maintain(ctx context.Context, o MaintainOptions, cyc *api.Worker
 		s.log.Warn("worker: " + msg)
 	}
 	now := s.opts.Now()
+	var packed []*collection
 	for _, c := range s.all() {
 		if ctx.Err() != nil {
 			return
@@ -48,6 +50,10 @@ func (s *Store) Maintain(ctx context.Context, o MaintainOptions, cyc *api.Worker
 			}
 		}
 		if tier == api.TierWarm && o.WarmIdle > 0 && idle >= o.WarmIdle && s.opts.Cold != nil {
+			if s.packable(c) {
+				packed = append(packed, c) // demoted together below
+				continue
+			}
 			if ok, err := s.tryTransition(ctx, c, api.TierCold); err != nil {
 				fail("demote %s to cold: %v", c.name, err)
 			} else if ok {
@@ -55,6 +61,10 @@ func (s *Store) Maintain(ctx context.Context, o MaintainOptions, cyc *api.Worker
 			}
 		}
 	}
+	if ctx.Err() != nil {
+		return
+	}
+	s.demotePacked(ctx, packed, cyc, fail)
 	if s.opts.CheckpointBytes > 0 {
 		for _, c := range s.all() {
 			c.mu.RLock()
@@ -168,14 +178,23 @@ func (s *Store) SweepOrphans(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	root := cs.RootPrefix()
-	objs, err := cs.List(ctx, root)
-	if err != nil {
-		return nil, err
+	// Collections' objects, and the packs that hold members of several.
+	roots := []string{cs.RootPrefix(), cs.PackPrefix()}
+	var objs []uploader.ObjectInfo
+	var ups []uploader.MultipartUpload
+	for _, root := range roots {
+		o, err := cs.List(ctx, root)
+		if err != nil {
+			return nil, err
+		}
+		u, err := cs.ListIncomplete(ctx, root)
+		if err != nil {
+			return nil, err
+		}
+		objs, ups = append(objs, o...), append(ups, u...)
 	}
-	ups, err := cs.ListIncomplete(ctx, root)
-	if err != nil {
-		return nil, err
+	under := func(key string) bool {
+		return strings.HasPrefix(key, roots[0]) || strings.HasPrefix(key, roots[1])
 	}
 	// What to keep is read after listing, running uploads first, then the
 	// manifest's references. An upload is in flight from before its first
@@ -196,7 +215,7 @@ func (s *Store) SweepOrphans(ctx context.Context) ([]string, error) {
 	var removed []string
 	var errs []string
 	for _, o := range objs {
-		if refs[o.Key] || busy[o.Key] || !strings.HasPrefix(o.Key, root) {
+		if refs[o.Key] || busy[o.Key] || !under(o.Key) {
 			continue
 		}
 		if err := cs.Delete(ctx, o.Key); err != nil {
@@ -206,7 +225,7 @@ func (s *Store) SweepOrphans(ctx context.Context) ([]string, error) {
 		removed = append(removed, o.Key)
 	}
 	for _, u := range ups {
-		if busy[u.Key] {
+		if busy[u.Key] || !under(u.Key) {
 			continue
 		}
 		if err := cs.Abort(ctx, u.Key, u.UploadID); err != nil {

@@ -19,6 +19,9 @@ type metrics struct {
 	manifestSave    prometheus.Histogram
 	manifestCommits prometheus.Counter
 	bgDeletes       *prometheus.CounterVec
+	packsWritten    *prometheus.CounterVec
+	packMembers     prometheus.Histogram
+	packDeletes     prometheus.Counter
 }
 
 func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
@@ -53,6 +56,16 @@ func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
 		bgDeletes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tierd_background_deletes_total", Help: "Objects deleted in the background after a promotion, by result (ok, or failed: left to the worker).",
 		}, []string{"result"}),
+		packsWritten: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tierd_packs_written_total", Help: "Pack objects uploaded by the worker, by result (ok: its members committed cold; failed: cleaned up, members kept their tier).",
+		}, []string{"result"}),
+		packMembers: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tierd_pack_members", Help: "Members per pack committed cold.",
+			Buckets: prometheus.ExponentialBuckets(2, 2, 12),
+		}),
+		packDeletes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tierd_pack_deletes_total", Help: "Pack objects deleted because their last member left (promoted, deleted or restored away).",
+		}),
 	}
 	if reg == nil {
 		return m
@@ -72,7 +85,7 @@ func newMetrics(s *Store, reg prometheus.Registerer) *metrics {
 		}
 	}
 	cs := []prometheus.Collector{m.transitions, m.transitionTime, m.walSync, m.walSyncRecords, m.quotaRejections, m.autoDemotions,
-		m.manifestSave, m.manifestCommits, m.bgDeletes,
+		m.manifestSave, m.manifestCommits, m.bgDeletes, m.packsWritten, m.packMembers, m.packDeletes,
 		tierBytes("hot", func() float64 { return float64(s.hotBytes.Load()) }),
 		tierBytes("warm", func() float64 { return float64(s.warmBytes.Load()) }),
 		tierBytes("cold", func() float64 { return float64(s.coldBytes.Load()) }),

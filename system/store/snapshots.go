@@ -63,10 +63,7 @@ func (s *Store) CreateSnapshot(ctx context.Context, name string) (api.Snapshot, 
 		}
 		info = snapshot.Info{Size: ref.Size, Checksum: ref.Checksum, Count: ref.Count, Dimension: c.dim}
 	case api.TierCold:
-		data, err = cs.Download(ctx, ref.Key, ref.Size)
-		if err == nil {
-			err = snapshot.Verify(ref.Key, data, ref.Size, ref.Checksum)
-		}
+		data, err = s.readCold(ctx, cs, name, ref)
 		if err != nil {
 			return api.Snapshot{}, storageError("snapshot "+name, err)
 		}

@@ -61,6 +61,11 @@ type Options struct {
 	// FS is the file system of DataDir (nil: fsutil.OS); in-process
 	// tests pass a power-loss layer (system/fsutil/powerloss).
 	FS fsutil.FS
+	// PackThreshold: when a maintenance cycle demotes two or more warm
+	// collections whose snapshot is smaller than this to cold, their
+	// snapshots go up as members of pack objects (Cold's batch
+	// configuration; see demotePacked). 0 never packs.
+	PackThreshold int64
 }
 
 // Store holds all collections.
@@ -751,14 +756,17 @@ func (s *Store) deleteEntry(ctx context.Context, name string) ([]string, error) 
 	if deleted {
 		return nil, notFound(name)
 	}
-	var keys, files []string
+	var keys, files, cached []string
 	if err := s.commit(func(m *manifest.Manifest) error {
 		e := m.Collections[name]
 		if e == nil || e.ID != c.id {
 			return notFound(name)
 		}
 		if e.Data != nil && e.Data.Key != "" {
+			// A pack goes to the pending deletes too: it is deleted only
+			// when no other member refers to it any more.
 			keys = append(keys, e.Data.Key)
+			cached = append(cached, cacheKey(e.Data))
 		}
 		if e.Data != nil && e.Data.File != "" {
 			files = append(files, e.Data.File)
@@ -787,7 +795,7 @@ func (s *Store) deleteEntry(ctx context.Context, name string) ([]string, error) 
 	s.mu.Lock()
 	delete(s.colls, name)
 	s.mu.Unlock()
-	for _, k := range keys {
+	for _, k := range cached {
 		s.pages.drop(k)
 	}
 	for _, f := range files {
@@ -805,7 +813,7 @@ func (s *Store) deleteObjects(ctx context.Context, keys []string) (failed int) {
 	if len(keys) == 0 || s.opts.Cold == nil {
 		return 0
 	}
-	var done []string
+	var deleted, kept []string
 	for _, k := range keys {
 		// Running uploads first, then references: an upload that is not
 		// running any more has either committed (referenced) or failed.
@@ -813,7 +821,7 @@ func (s *Store) deleteObjects(ctx context.Context, keys []string) (failed int) {
 			continue
 		}
 		if s.referenced(k) {
-			done = append(done, k)
+			kept = append(kept, k)
 			continue
 		}
 		if err := s.opts.Cold.Purge(ctx, k); err != nil {
@@ -821,13 +829,22 @@ func (s *Store) deleteObjects(ctx context.Context, keys []string) (failed int) {
 			failed++
 			continue
 		}
-		done = append(done, k)
+		deleted = append(deleted, k)
+		if s.opts.Cold.IsPackKey(k) {
+			s.metrics.packDeletes.Inc()
+			s.log.Info("pack deleted: no member left", "pack", k)
+		}
 	}
-	if len(done) == 0 {
+	if len(deleted) == 0 && len(kept) == 0 {
 		return failed
 	}
 	if err := s.commit(func(m *manifest.Manifest) error {
-		gone := func(k string) bool { return slices.Contains(done, k) }
+		// A referenced key (a pack with other live members) leaves the
+		// lists only if it is still referenced in this commit: the commit
+		// that removes its last reference lists it again, and that entry
+		// must stay until the pack is deleted.
+		refs := m.ReferencedKeys()
+		gone := func(k string) bool { return slices.Contains(deleted, k) || slices.Contains(kept, k) && refs[k] }
 		m.PendingDeletes = slices.DeleteFunc(m.PendingDeletes, gone)
 		m.Uploads = slices.DeleteFunc(m.Uploads, gone)
 		return nil

@@ -224,8 +224,8 @@ func (s *Store) flipMemory(c *collection, tier api.Tier, ref *manifest.SnapshotR
 		s.coldBytes.Add(ref.Size)
 	}
 	c.tier, c.data = tier, ref
-	if old != nil && old.Key != "" && (ref == nil || ref.Key != old.Key) {
-		s.pages.drop(old.Key) // the listing cache follows the data
+	if old != nil && old.Key != "" && (ref == nil || cacheKey(ref) != cacheKey(old)) {
+		s.pages.drop(cacheKey(old)) // the listing cache follows the data
 	}
 	if covered != c.covered {
 		c.covered, c.lastLSN, c.firstUncovered, c.walBytes = covered, covered, 0, 0
@@ -343,17 +343,15 @@ func (s *Store) promote(ctx context.Context, c *collection, from, target api.Tie
 		if err != nil {
 			return err
 		}
-		data, err = cs.Download(ctx, ref.Key, ref.Size)
-		if err == nil {
-			err = snapshot.Verify(ref.Key, data, ref.Size, ref.Checksum)
-		}
+		data, err = s.readCold(ctx, cs, c.name, ref)
 		if err != nil {
 			if errors.Is(err, snapshot.ErrCorrupt) {
-				s.log.Error("cold snapshot failed verification; not served", "collection", c.name, "key", ref.Key, "err", err)
+				s.log.Error("cold snapshot failed verification; not served", "collection", c.name, "key", ref.Key,
+					"packed", ref.Packed, "offset", ref.Offset, "err", err)
 			}
 			return storageError(fmt.Sprintf("promote %q from cold", c.name), err)
 		}
-		newRef.Key, newRef.File = "", localRel(c.id, ref.ID)
+		newRef.Key, newRef.File, newRef.Packed, newRef.Offset = "", localRel(c.id, ref.ID), false, 0
 	} else {
 		data, err = s.readLocalBytes(ref)
 		if err != nil {
@@ -409,6 +407,29 @@ func (s *Store) promote(ctx context.Context, c *collection, from, target api.Tie
 		s.deleteLater([]string{ref.Key})
 	}
 	return nil
+}
+
+// readCold downloads and verifies the cold data ref of collection name:
+// the whole object, or, for a member of a pack, only the member's byte
+// range, checked against the member's own checksum.
+func (s *Store) readCold(ctx context.Context, cs *cold.Store, name string, ref *manifest.SnapshotRef) ([]byte, error) {
+	if ref.Packed {
+		return cs.ReadMember(ctx, ref.Key, cs.PackMemberKey(name, ref.ID), ref.Offset, ref.Size, ref.Checksum)
+	}
+	data, err := cs.Download(ctx, ref.Key, ref.Size)
+	if err == nil {
+		err = snapshot.Verify(ref.Key, data, ref.Size, ref.Checksum)
+	}
+	return data, err
+}
+
+// cacheKey names a cold snapshot in the listing cache: its object key, or
+// for a pack member the pack key and the member's offset.
+func cacheKey(ref *manifest.SnapshotRef) string {
+	if ref.Packed {
+		return ref.Key + "@" + strconv.FormatInt(ref.Offset, 10)
+	}
+	return ref.Key
 }
 
 // beginUpload registers an upload to key: in memory (running uploads are
