@@ -26,8 +26,8 @@ import (
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 	"github.com/tierchaos/tierchaos/system/grpcapi"
-	"github.com/tierchaos/tierchaos/system/grpcclient"
 	"github.com/tierchaos/tierchaos/system/grpcapi/tierdv1"
+	"github.com/tierchaos/tierchaos/system/grpcclient"
 )
 
 // answer is one way an insert can end, given over REST and over gRPC.
