@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
+	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
+	"github.com/tierchaos/tierchaos/system/grpcapi"
 	"github.com/tierchaos/tierchaos/system/grpcclient"
 )
 
@@ -84,4 +88,22 @@ func (s *Stack) APIClient(api API) (client.API, func() error, error) {
 	}
 	_, err := ParseAPI(string(api))
 	return nil, nil, err
+}
+
+// RequireWireError checks that err is tierd's error answer with code as the
+// case's API carries it: over REST an HTTP answer of api.HTTPStatus(code)
+// whose body names code; over gRPC a status of grpcapi.StatusCode(code)
+// whose google.rpc.ErrorInfo reason is code.
+func (c *Case) RequireWireError(t testing.TB, err error, code string) {
+	t.Helper()
+	switch c.API {
+	case APIGRPC:
+		var ge *grpcclient.Error
+		require.ErrorAs(t, err, &ge, "a gRPC status of tierd")
+		require.Equal(t, []any{grpcapi.StatusCode(code), code}, []any{ge.Status, ge.Code}, "gRPC status and ErrorInfo reason: %v", err)
+	default:
+		var re *client.Error
+		require.ErrorAs(t, err, &re, "an HTTP answer of tierd")
+		require.Equal(t, []any{api.HTTPStatus(code), code}, []any{re.StatusCode, re.Code}, "HTTP status and error code: %v", err)
+	}
 }
