@@ -10,11 +10,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
 
 	"github.com/tierchaos/tierchaos/load"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 	"github.com/tierchaos/tierchaos/system/config"
+	"github.com/tierchaos/tierchaos/system/grpcclient"
 	"github.com/tierchaos/tierchaos/system/server"
 	"github.com/tierchaos/tierchaos/uploader"
 )
@@ -140,6 +142,11 @@ func TestCodedErrors(t *testing.T) {
 	assert.Equal(t, api.CodeNotFound, load.CodeOf(coded(&client.Error{StatusCode: 404, Code: api.CodeNotFound})))
 	assert.Equal(t, "http_502", load.CodeOf(coded(&client.Error{StatusCode: 502})))
 	assert.Equal(t, load.CodeCanceled, load.CodeOf(coded(context.Canceled)))
+	// Over gRPC: tierd's code from the ErrorInfo, else the status.
+	assert.Equal(t, api.CodeQuotaExceeded, load.CodeOf(coded(&grpcclient.Error{Status: codes.ResourceExhausted, Code: api.CodeQuotaExceeded})))
+	assert.Equal(t, "grpc_unavailable", load.CodeOf(coded(&grpcclient.Error{Status: codes.Unavailable})))
+	assert.Equal(t, load.CodeTimeout, load.CodeOf(coded(&grpcclient.Error{Status: codes.DeadlineExceeded})))
+	assert.ErrorContains(t, coded(&grpcclient.Error{Method: "Search", Status: codes.Unavailable, Message: "connection refused"}), "connection refused")
 }
 
 func TestAcquireWaitsWhenEveryCollectionIsBusy(t *testing.T) {

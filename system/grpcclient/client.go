@@ -113,6 +113,10 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// Conn returns the connection Dial opened (nil for New), e.g. to share it
+// between clients of other options.
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
 // Close closes the connection Dial opened (nothing for New).
 func (c *Client) Close() error {
 	if c.conn == nil {
