@@ -2,9 +2,6 @@ package workload
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -12,32 +9,17 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
+	"github.com/tierchaos/tierchaos/internal/tierdtest"
 	"github.com/tierchaos/tierchaos/load"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
-	"github.com/tierchaos/tierchaos/system/config"
 	"github.com/tierchaos/tierchaos/system/grpcclient"
-	"github.com/tierchaos/tierchaos/system/server"
-	"github.com/tierchaos/tierchaos/uploader"
 )
 
 // tierd starts an in-process tierd with an in-memory cold tier.
 func tierd(t *testing.T) *client.Client {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.S3.Endpoint = ""
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(context.Background(), cfg, log, server.WithObjectStore(uploader.NewMemStore()))
-	require.NoError(t, err)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, srv.Close(ctx))
-	})
-	return client.New(hs.URL, client.WithHTTPClient(NewHTTPClient(64, 10*time.Second)))
+	return client.New(tierdtest.Start(t, nil).URL, client.WithHTTPClient(NewHTTPClient(64, 10*time.Second)))
 }
 
 func TestParseMix(t *testing.T) {
