@@ -36,13 +36,30 @@ type Case struct {
 	Rand *rand.Rand
 	// Rec records every operation made through Client.
 	Rec *history.Recorder
-	// Client is tierd's client, recording into Rec.
+	// Client is tierd's client, recording into Rec, over API.
 	Client *history.RecordingClient
+	// API is the API Client speaks: APIREST unless WithAPI chose another.
+	API API
 	// ArtifactDir is the case's folder for the files that explain a
 	// failure (artifacts.Dir): Check's checker artifacts and, when tierd
 	// runs in a container, its whole log. It is removed at the end if
 	// empty.
 	ArtifactDir string
+}
+
+// CaseOption customises NewCase.
+type CaseOption func(*caseOptions)
+
+type caseOptions struct {
+	api API
+}
+
+// WithAPI makes the case's Client speak api: over APIGRPC it records gRPC
+// calls through a connection of its own (DialGRPC), closed when the case
+// ends. The stack's own clients (Stack.Tierd, the clearing of faults) stay
+// on REST.
+func WithAPI(api API) CaseOption {
+	return func(o *caseOptions) { o.api = api }
 }
 
 // NewCase prepares t on the shared stack: every fault left by an earlier
@@ -51,8 +68,15 @@ type Case struct {
 // clearing is registered to run when t ends, even when it fails. When t
 // fails, the tail of tierd's log is attached and, for a tierd container,
 // the whole log is written to the case's artifact folder.
-func (s *Stack) NewCase(t *testing.T) *Case {
+func (s *Stack) NewCase(t *testing.T, opts ...CaseOption) *Case {
 	t.Helper()
+	o := caseOptions{api: APIREST}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if _, err := ParseAPI(string(o.api)); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir, err := artifacts.Dir(t) // registered first: its cleanup runs last
@@ -73,7 +97,14 @@ func (s *Stack) NewCase(t *testing.T) *Case {
 	// case seed (and so its own collection names).
 	sc := seed.For(t)
 	rec := history.NewRecorder()
-	return &Case{Stack: s, Seed: sc, Rand: sc.Rand(), Rec: rec, Client: history.NewRecordingClient(s.Tierd, rec), ArtifactDir: dir}
+	tc, release, err := s.APIClient(o.api)
+	require.NoError(t, err, "tierd's %s client", o.api)
+	t.Cleanup(func() {
+		if err := release(); err != nil {
+			t.Errorf("close tierd's %s client: %v", o.api, err)
+		}
+	})
+	return &Case{Stack: s, Seed: sc, Rand: sc.Rand(), Rec: rec, Client: history.NewRecordingClient(tc, rec), API: o.api, ArtifactDir: dir}
 }
 
 // keepTierdLog attaches the tail of tierd's log to t and, when tierd runs

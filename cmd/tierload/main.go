@@ -8,7 +8,14 @@
 //
 //	tierload -rate 100 -duration 60s -out load-report
 //	tierload -url http://127.0.0.1:8080 -pprof http://127.0.0.1:6060/debug/pprof -pid 1234
+//	tierload -api grpc -rate 100 -duration 60s -out load-report-grpc
+//	tierload -api grpc -url http://127.0.0.1:8080 -grpc-addr 127.0.0.1:9090
 //	tierload -rate 1000 -duration 5m -s3-latency 5ms -budget 'search:p95=25ms,insert:p95=50ms,tier:p95=1s,*:errors=0.1%'
+//
+// API: -api rest (default) drives tierd's REST API, -api grpc its gRPC
+// API over -grpc-conns connections (the stack's gRPC port, or -grpc-addr
+// with -url), with the same mix, histograms, budgets, reports and shards;
+// report.json records the API (run.api), and tierload compare names it.
 //
 // Budgets: -budget holds per-operation gates, "scope:metric=value" joined
 // by commas, scope an operation, "*" (each operation without its own gate
@@ -61,6 +68,7 @@ import (
 	"github.com/tierchaos/tierchaos/load"
 	"github.com/tierchaos/tierchaos/load/budget"
 	"github.com/tierchaos/tierchaos/load/capacity"
+	"github.com/tierchaos/tierchaos/load/grpcop"
 	"github.com/tierchaos/tierchaos/load/monitor"
 	"github.com/tierchaos/tierchaos/load/progress"
 	"github.com/tierchaos/tierchaos/load/report"
@@ -107,6 +115,9 @@ type config struct {
 	shard string
 }
 
+// apiUsage is the text of -api, and of its error.
+const apiUsage = `tierd API to drive: "rest" or "grpc"`
+
 // DefaultOpBudget is the seed plan's per-operation gate: searches answer
 // within 25 ms at p95 and every operation fails less than 0.1% of the time.
 const DefaultOpBudget = "search:p95=25ms,*:errors=0.1%"
@@ -126,6 +137,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&o.TierdURL, "url", "", "drive an existing tierd at this URL instead of starting the harness stack")
 	fs.StringVar(&o.APIToken, "api-token", "", "with -url: tierd's API bearer token (default: env TIERD_API_TOKEN)")
 	fs.StringVar(&o.AdminToken, "admin-token", "", "with -url: tierd's admin bearer token (default: env TIERD_ADMIN_TOKEN)")
+	fs.StringVar(&o.API, "api", runner.APIREST, apiUsage)
+	fs.StringVar(&o.GRPCAddr, "grpc-addr", "", "with -url and -api grpc: tierd's gRPC address (host:port)")
+	fs.IntVar(&o.GRPCConns, "grpc-conns", grpcop.DefaultConns, "with -api grpc: connections the requests share")
 	fs.StringVar(&o.PprofURL, "pprof", "", "tierd's pprof base URL (…/debug/pprof); with the stack: its debug port")
 	fs.IntVar(&c.pid, "pid", 0, "with -url: sample this local tierd process from /proc")
 	fs.StringVar(&c.container, "container", "", "with -url: sample this Docker container (name or id) via the stats API")
@@ -220,6 +234,16 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		o.Progress = progress.Plain
 	default:
 		return nil, fmt.Errorf("-progress %q: want auto, bar or plain", c.progress)
+	}
+	switch {
+	case o.API != runner.APIREST && o.API != runner.APIGRPC:
+		return nil, fmt.Errorf("-api %q: want %q or %q", o.API, runner.APIREST, runner.APIGRPC)
+	case o.API == runner.APIGRPC && o.TierdURL != "" && o.GRPCAddr == "":
+		return nil, errors.New("-api grpc with -url needs -grpc-addr (tierd's gRPC host:port)")
+	case o.GRPCAddr != "" && (o.API != runner.APIGRPC || o.TierdURL == ""):
+		return nil, errors.New("-grpc-addr needs -api grpc and -url (the stack gives its own address)")
+	case o.GRPCConns < 1:
+		return nil, fmt.Errorf("-grpc-conns %d: want at least 1", o.GRPCConns)
 	}
 	if o.TierdURL == "" && (c.pid != 0 || c.container != "") {
 		return nil, errors.New("-pid and -container need -url (the stack is sampled automatically)")
@@ -426,6 +450,9 @@ func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer)
 		}
 	}()
 	if o.TierdURL, err = stack.TierdURL(); err != nil {
+		return exitError, err
+	}
+	if o.GRPCAddr, err = stack.TierdGRPC(); err != nil {
 		return exitError, err
 	}
 	o.APIToken, o.AdminToken = stack.APIToken, stack.AdminToken

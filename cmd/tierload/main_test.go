@@ -2,11 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tierchaos/tierchaos/internal/tierdtest"
 	"github.com/tierchaos/tierchaos/load"
 	"github.com/tierchaos/tierchaos/load/budget"
 	"github.com/tierchaos/tierchaos/load/capacity"
@@ -22,9 +20,6 @@ import (
 	"github.com/tierchaos/tierchaos/load/report"
 	"github.com/tierchaos/tierchaos/load/runner"
 	"github.com/tierchaos/tierchaos/load/workload"
-	tierdconfig "github.com/tierchaos/tierchaos/system/config"
-	"github.com/tierchaos/tierchaos/system/server"
-	"github.com/tierchaos/tierchaos/uploader"
 )
 
 func TestParse(t *testing.T) {
@@ -57,6 +52,20 @@ func TestParse(t *testing.T) {
 			assert.Equal(t, progress.Plain, c.opts.Progress)
 		}},
 		{"stack with fault", []string{"-s3-latency", "20ms", "-s3-jitter", "5ms"}, true, nil},
+		{"rest by default", nil, true, func(t *testing.T, c *config) { assert.Equal(t, runner.APIREST, c.opts.API) }},
+		{"grpc on the stack", []string{"-api", "grpc", "-grpc-conns", "2"}, true, func(t *testing.T, c *config) {
+			assert.Equal(t, runner.APIGRPC, c.opts.API)
+			assert.Equal(t, 2, c.opts.GRPCConns)
+			assert.Empty(t, c.opts.GRPCAddr, "the stack gives its address")
+		}},
+		{"grpc with url", []string{"-api", "grpc", "-url", "http://x:1", "-grpc-addr", "x:2"}, true, func(t *testing.T, c *config) {
+			assert.Equal(t, "x:2", c.opts.GRPCAddr)
+		}},
+		{"bad api", []string{"-api", "soap"}, false, nil},
+		{"grpc with url without address", []string{"-api", "grpc", "-url", "http://x:1"}, false, nil},
+		{"grpc address without grpc", []string{"-url", "http://x:1", "-grpc-addr", "x:2"}, false, nil},
+		{"grpc address with the stack", []string{"-api", "grpc", "-grpc-addr", "x:2"}, false, nil},
+		{"no grpc connections", []string{"-api", "grpc", "-grpc-conns", "0"}, false, nil},
 		{"per-op budget", []string{"-budget", "search:p95=25ms,insert:p95=50ms,tier:p95=1s,*:errors=0.1%"}, true, func(t *testing.T, c *config) {
 			require.Len(t, c.opts.OpBudget, 4)
 			assert.Equal(t, budget.Gate{Scope: "tier", Metric: budget.MetricP95, Limit: time.Second}, c.opts.OpBudget[2])
@@ -120,6 +129,11 @@ func TestRunUsageErrorExitStatus(t *testing.T) {
 	assert.Contains(t, errOut.String(), "rate -1 must be positive")
 	assert.Equal(t, exitOK, run([]string{"-h"}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "tierload merge [flags] SHARD_DIR...")
+	assert.Contains(t, errOut.String(), "-api string")
+	assert.Contains(t, errOut.String(), `tierd API to drive: "rest" or "grpc"`)
+	errOut.Reset()
+	assert.Equal(t, exitError, run([]string{"-api", "http2"}, &out, &errOut))
+	assert.Contains(t, errOut.String(), `tierload: -api "http2": want "rest" or "grpc"`)
 	errOut.Reset()
 	assert.Equal(t, exitError, run([]string{"-budget", "search:p95"}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "-budget: budget_spec: clause 1")
@@ -129,20 +143,7 @@ func TestRunUsageErrorExitStatus(t *testing.T) {
 // returns its API URL.
 func tierdURL(t *testing.T) string {
 	t.Helper()
-	cfg := tierdconfig.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.S3.Endpoint = ""
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(context.Background(), cfg, log, server.WithObjectStore(uploader.NewMemStore()))
-	require.NoError(t, err)
-	api := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		api.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, srv.Close(ctx))
-	})
-	return api.URL
+	return tierdtest.Start(t, nil).URL
 }
 
 // TestFindMaxAgainstTierd runs the capacity search for real against an
@@ -234,4 +235,36 @@ func TestShardsMergeAgainstTierd(t *testing.T) {
 	// A shard merged twice is refused.
 	assert.Equal(t, exitError, run([]string{"merge", "-out", t.TempDir(), dirs[0], dirs[0]}, &stdout, &stderr))
 	assert.Contains(t, stderr.String(), "both shard 0")
+}
+
+// TestGRPCRunAgainstTierd drives the default mix over gRPC against an
+// in-process tierd: the report records the API, schedules 60 requests (30
+// req/s for 2 s) split over the three operations, completes them all and
+// counts no error.
+func TestGRPCRunAgainstTierd(t *testing.T) {
+	td := tierdtest.Start(t, nil)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-api", "grpc", "-url", td.URL, "-grpc-addr", td.GRPCAddr, "-grpc-conns", "2", "-seed", "4",
+		"-rate", "30", "-duration", "2s", "-collections", "4", "-vectors", "20", "-dim", "8", "-progress", "plain",
+		"-budget", "*:p95=1h,*:errors=0%", "-budget-cpu", "0", "-budget-heap-growth", "0", "-log-level", "error", "-out", out},
+		&stdout, &stderr)
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	r, err := report.Read(filepath.Join(out, report.JSONFile))
+	require.NoError(t, err)
+	assert.Equal(t, "grpc", r.Run.API)
+	assert.Equal(t, int64(60), r.Overall.Scheduled)
+	var sent int64
+	names := []string{}
+	for _, op := range r.Ops {
+		names = append(names, op.Name)
+		sent += op.Sent
+		assert.Equal(t, op.Sent, op.OK, "%s: every request answered ok (errors %v)", op.Name, op.Errors)
+		assert.Empty(t, op.Errors, op.Name)
+	}
+	assert.ElementsMatch(t, []string{workload.OpSearch, workload.OpInsert, workload.OpTier}, names)
+	assert.Equal(t, r.Overall.Sent, sent)
+	md, err := os.ReadFile(filepath.Join(out, report.MDFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "over tierd's grpc API")
 }

@@ -1,9 +1,13 @@
 package history
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/tierchaos/tierchaos/system/api"
+	"github.com/tierchaos/tierchaos/system/client"
+	"github.com/tierchaos/tierchaos/system/grpcapi"
+	"github.com/tierchaos/tierchaos/system/grpcclient"
 )
 
 // definite lists the error codes with which tierd promises that an
@@ -50,4 +54,36 @@ func Classify(status int, code string, err error) Outcome {
 		return Failed
 	}
 	return Unknown
+}
+
+// AnswerOf returns the HTTP status and tierd's error code of a call's
+// error, the inputs of Classify, for either transport:
+//
+//   - a REST answer (*client.Error): its status and the code of its body;
+//   - a gRPC status (*grpcclient.Error) whose code (the reason of its
+//     google.rpc.ErrorInfo) comes with the gRPC status code tierd's mapping
+//     gives it (grpcapi.StatusCode): the HTTP status of that code
+//     (api.HTTPStatus), so that it classifies exactly as the same answer
+//     over REST;
+//   - a gRPC status whose code comes with another status code: status 0
+//     and the code, which Classify judges unknown (as a REST code with a
+//     status it never has), since the pair did not come from tierd's
+//     mapping;
+//   - a gRPC status without a code (the gRPC library's own: Unavailable
+//     for a refused or reset connection, DeadlineExceeded, Canceled) and
+//     any other error (a REST transport failure, a context error): 0 and
+//     "", no answer from tierd.
+func AnswerOf(err error) (status int, code string) {
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		return ce.StatusCode, ce.Code
+	}
+	var ge *grpcclient.Error
+	if errors.As(err, &ge) && ge.Code != "" {
+		if grpcapi.StatusCode(ge.Code) != ge.Status {
+			return 0, ge.Code
+		}
+		return api.HTTPStatus(ge.Code), ge.Code
+	}
+	return 0, ""
 }

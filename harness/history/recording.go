@@ -9,10 +9,12 @@ import (
 	"github.com/tierchaos/tierchaos/system/client"
 )
 
-// RecordingClient wraps a tierd client and records every call in a
-// Recorder. It is safe for concurrent use if the wrapped client is.
+// RecordingClient wraps a tierd client, REST (*client.Client) or gRPC
+// (*grpcclient.Client), and records every call in a Recorder, with the
+// same outcomes over both (AnswerOf). It is safe for concurrent use if the
+// wrapped client is.
 type RecordingClient struct {
-	c        *client.Client
+	c        client.API
 	rec      *Recorder
 	classify func(status int, code string, err error) Outcome
 }
@@ -26,7 +28,7 @@ func WithClassifier(f func(status int, code string, err error) Outcome) Recordin
 }
 
 // NewRecordingClient returns a client that records into rec.
-func NewRecordingClient(c *client.Client, rec *Recorder, opts ...RecordingOption) *RecordingClient {
+func NewRecordingClient(c client.API, rec *Recorder, opts ...RecordingOption) *RecordingClient {
 	rc := &RecordingClient{c: c, rec: rec, classify: Classify}
 	for _, o := range opts {
 		o(rc)
@@ -35,7 +37,7 @@ func NewRecordingClient(c *client.Client, rec *Recorder, opts ...RecordingOption
 }
 
 // Client returns the wrapped client, for calls that are not to be recorded.
-func (rc *RecordingClient) Client() *client.Client { return rc.c }
+func (rc *RecordingClient) Client() client.API { return rc.c }
 
 // Recorder returns the recorder.
 func (rc *RecordingClient) Recorder() *Recorder { return rc.rec }
@@ -43,12 +45,7 @@ func (rc *RecordingClient) Recorder() *Recorder { return rc.rec }
 // finish classifies err and records the return. A recorder error can only
 // come from a double finish, which this file never does.
 func (rc *RecordingClient) finish(call *Call, err error, res Result) {
-	var status int
-	var code string
-	var ce *client.Error
-	if errors.As(err, &ce) {
-		status, code = ce.StatusCode, ce.Code
-	}
+	status, code := AnswerOf(err)
 	res.Outcome = rc.classify(status, code, err)
 	res.Status, res.Code, res.Err = status, code, err
 	if res.Outcome != OK {

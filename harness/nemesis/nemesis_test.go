@@ -171,6 +171,7 @@ func TestScheduleRejectsBadInput(t *testing.T) {
 		{"no rate", func(s *Schedule) { s.Traffic.Rate = 0 }},
 		{"without an unknown operation", func(s *Schedule) { s.Traffic.Without = []string{"insert", "compact"} }},
 		{"without every operation", func(s *Schedule) { s.Traffic.Without = OpNames() }},
+		{"an API tierd does not have", func(s *Schedule) { s.Traffic.API = "soap" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

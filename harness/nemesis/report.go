@@ -16,6 +16,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/fault"
 )
 
@@ -44,8 +45,9 @@ func Markdown(r *Result) string {
 	}
 	p := r.Schedule.Profile
 	fmt.Fprintf(&b, "# nemesis run: %s\n\n", verdict)
-	fmt.Fprintf(&b, "Profile `%s`, seed %d, %s at %.0f req/s over %d collections; %d steps; %d requests, %d recorded operations; start lag p50 %s, p99 %s.\n\n",
-		p.Name, r.Schedule.Seed, p.Length.D(), r.Schedule.Traffic.Rate, r.Schedule.Traffic.Collections,
+	api, _ := harness.ParseAPI(string(r.Schedule.Traffic.API))
+	fmt.Fprintf(&b, "Profile `%s`, seed %d, %s at %.0f req/s over %d collections (%s API); %d steps; %d requests, %d recorded operations; start lag p50 %s, p99 %s.\n\n",
+		p.Name, r.Schedule.Seed, p.Length.D(), r.Schedule.Traffic.Rate, r.Schedule.Traffic.Collections, api,
 		len(r.Schedule.Steps), r.Requests, r.Ops, r.StartLag.P50.Round(time.Microsecond), r.StartLag.P99.Round(time.Microsecond))
 	b.WriteString("## Steps as applied\n\n| # | fault | start | end | lag | error |\n|---:|---|---:|---:|---:|---|\n")
 	for _, a := range r.Applied {

@@ -164,7 +164,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("nemesis: reset the S3 fault layer's counters: %w", err)
 	}
 	rec := history.NewRecorder()
-	rc := history.NewRecordingClient(s.Tierd, rec)
+	tc, release, err := s.APIClient(sch.Traffic.API)
+	if err != nil {
+		return nil, fmt.Errorf("nemesis: tierd's %s client: %w", sch.Traffic.API, err)
+	}
+	defer func() {
+		if err := release(); err != nil {
+			cfg.Logger.Warn("nemesis: close tierd's client", "api", sch.Traffic.API, "err", err)
+		}
+	}()
+	rc := history.NewRecordingClient(tc, rec)
 	tr := newTraffic(rc, sch.Traffic, cfg.Prefix)
 	if err := tr.setup(ctx); err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/fault"
 )
 
@@ -103,6 +104,10 @@ type Traffic struct {
 	// Without leaves these operations out of the mix (names as in
 	// OpNames); the others keep their weights.
 	Without []string `json:"without,omitempty"`
+	// API is the tierd API the traffic speaks: harness.APIREST ("", the
+	// default) or harness.APIGRPC. Setup, read-backs and the final read go
+	// through it too; the run's own admin calls stay on REST.
+	API harness.API `json:"api,omitempty"`
 }
 
 // OpNames are the traffic's operations, in the mix's order.
@@ -123,6 +128,9 @@ func (t Traffic) Validate() error {
 		return fmt.Errorf("%w: traffic collections %d (hot %d)", ErrSchedule, t.Collections, t.HotCollections)
 	case t.Dimension < 1:
 		return fmt.Errorf("%w: traffic dimension %d", ErrSchedule, t.Dimension)
+	}
+	if _, err := harness.ParseAPI(string(t.API)); err != nil {
+		return fmt.Errorf("%w: traffic: %w", ErrSchedule, err)
 	}
 	names := OpNames()
 	for _, w := range t.Without {

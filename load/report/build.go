@@ -29,6 +29,8 @@ type Input struct {
 	Files     []string
 	// Shard is set when the run drove one shard of a sharded run.
 	Shard *Shard
+	// API is the tierd API the load spoke ("rest" or "grpc").
+	API string
 }
 
 // Build assembles the report of a run.
@@ -46,7 +48,7 @@ func Build(in Input) (*Report, error) {
 			Rate: r.Rate, DurationS: r.Duration.Seconds(), ElapsedS: r.Elapsed.Seconds(), RampUpS: r.RampUp.Seconds(),
 			Arrival: string(r.Arrival), Pacing: string(r.Pacing), Seed: r.Seed, LateAfterMS: ms(r.LateAfter),
 			MaxInFlight: r.MaxInFlight, PeakInFlight: r.PeakInFlight, Interrupted: r.Interrupted,
-			Mix: normalise(in.Mix), Shard: in.Shard,
+			Mix: normalise(in.Mix), Shard: in.Shard, API: in.API,
 		},
 		Budget:    in.Budget,
 		Passed:    in.Budget == nil || in.Budget.Passed(),

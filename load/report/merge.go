@@ -32,7 +32,7 @@ func Merge(name string, names []string, reps ...*Report) (*Report, error) {
 	first := reps[0]
 	out := &Report{Schema: Schema, Name: name, Target: first.Target, Started: first.Started, Passed: true}
 	out.Run = RunInfo{Arrival: first.Run.Arrival, Pacing: first.Run.Pacing, LateAfterMS: first.Run.LateAfterMS,
-		RampUpS: first.Run.RampUpS, Mix: first.Run.Mix, MergedFrom: names}
+		RampUpS: first.Run.RampUpS, Mix: first.Run.Mix, MergedFrom: names, API: first.Run.API}
 	if first.Run.Shard != nil {
 		out.Run.Seed = first.Run.Shard.RunSeed
 	} else {
@@ -53,6 +53,10 @@ func Merge(name string, names []string, reps ...*Report) (*Report, error) {
 				return nil, fmt.Errorf("%w: %s is shard %d/%d of run seed %d, %s of %d/%d seed %d", ErrMerge,
 					names[i], s.Index, s.Count, s.RunSeed, names[0], f.Index, f.Count, f.RunSeed)
 			}
+		}
+		if APIOf(r) != APIOf(first) {
+			return nil, fmt.Errorf("%w: %s spoke %s, %s spoke %s: shards of one run speak one API", ErrMerge,
+				names[i], APIOf(r), names[0], APIOf(first))
 		}
 		if r.Started.Before(out.Started) {
 			out.Started = r.Started

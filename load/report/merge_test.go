@@ -160,6 +160,15 @@ func TestMergeErrors(t *testing.T) {
 	bad.Ops[1].ServiceHDR = "garbage"
 	_, err = Merge("m", []string{"a"}, bad)
 	require.ErrorIs(t, err, hist.ErrDecode)
+	overGRPC := mk(&Shard{Index: 1, Count: 2, RunSeed: 1})
+	overGRPC.Run.API = "grpc"
+	_, err = Merge("m", []string{"a", "b"}, mk(&Shard{Index: 0, Count: 2, RunSeed: 1}), overGRPC)
+	require.ErrorContains(t, err, "b spoke grpc, a spoke rest: shards of one run speak one API")
+	both := mk(&Shard{Index: 0, Count: 2, RunSeed: 1})
+	both.Run.API = "grpc"
+	m, err := Merge("m", []string{"a", "b"}, both, overGRPC)
+	require.NoError(t, err)
+	require.Equal(t, "grpc", m.Run.API)
 	other := mk(nil)
 	other.Schema = "other/v9"
 	_, err = Merge("m", []string{"a"}, other)

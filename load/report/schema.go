@@ -58,6 +58,9 @@ type RunInfo struct {
 	Interrupted  bool    `json:"interrupted"`
 	// Mix is each op's weight share (0..1).
 	Mix map[string]float64 `json:"mix,omitempty"`
+	// API is the tierd API the load spoke: "rest" or "grpc" (APIOf reads
+	// a report written before this field as "rest").
+	API string `json:"api,omitempty"`
 	// Shard is set when this run drove one shard of a sharded run.
 	Shard *Shard `json:"shard,omitempty"`
 	// MergedFrom lists the shard reports a merged report was built from
@@ -186,4 +189,13 @@ type Profiles struct {
 	MutexDelayMS  float64      `json:"mutex_delay_ms"`
 	HeapGrowthBy  []HeapGrowth `json:"heap_growth_by_function"`
 	Files         []string     `json:"files"`
+}
+
+// APIOf returns the API a run spoke: its RunInfo.API, or "rest" for a
+// report that names none (written before the field existed).
+func APIOf(r *Report) string {
+	if r.Run.API == "" {
+		return "rest"
+	}
+	return r.Run.API
 }

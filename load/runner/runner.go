@@ -16,6 +16,7 @@ import (
 
 	"github.com/tierchaos/tierchaos/load"
 	"github.com/tierchaos/tierchaos/load/budget"
+	"github.com/tierchaos/tierchaos/load/grpcop"
 	"github.com/tierchaos/tierchaos/load/monitor"
 	"github.com/tierchaos/tierchaos/load/progress"
 	"github.com/tierchaos/tierchaos/load/report"
@@ -26,6 +27,12 @@ import (
 
 // ErrOptions is returned (wrapped) for invalid options.
 var ErrOptions = errors.New("runner: invalid options")
+
+// The APIs of Options.API.
+const (
+	APIREST = "rest"
+	APIGRPC = "grpc"
+)
 
 // Files written into Options.OutDir besides the report's own.
 const (
@@ -42,6 +49,12 @@ type Options struct {
 	OutDir string
 	// TierdURL is tierd's REST base URL.
 	TierdURL string
+	// API is the tierd API the load speaks: APIREST ("", the default) or
+	// APIGRPC, at GRPCAddr over GRPCConns connections (default
+	// grpcop.DefaultConns). The report records it.
+	API       string
+	GRPCAddr  string
+	GRPCConns int
 	// APIToken and AdminToken are tierd's bearer tokens ("" for none).
 	APIToken, AdminToken string
 	// PprofURL is tierd's pprof base (…/debug/pprof); empty: no profiles,
@@ -103,6 +116,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.API == "" {
+		o.API = APIREST
+	}
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = 512
 	}
@@ -124,8 +140,13 @@ func (o *Outcome) Passed() bool { return o.Budget.Passed() }
 // Run executes the run described by o.
 func Run(ctx context.Context, o Options) (*Outcome, error) {
 	o = o.withDefaults()
-	if o.TierdURL == "" {
+	switch {
+	case o.API != APIREST && o.API != APIGRPC:
+		return nil, fmt.Errorf("%w: API %q: want %q or %q", ErrOptions, o.API, APIREST, APIGRPC)
+	case o.API == APIREST && o.TierdURL == "":
 		return nil, fmt.Errorf("%w: no tierd URL", ErrOptions)
+	case o.API == APIGRPC && o.GRPCAddr == "":
+		return nil, fmt.Errorf("%w: no tierd gRPC address", ErrOptions)
 	}
 	if err := load.ValidateSchedule(o.Rate, o.Duration, o.RampUp); err != nil {
 		return nil, err
@@ -140,13 +161,20 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		return nil, fmt.Errorf("runner: %w", err)
 	}
 	log := o.Logger
-	tc := client.New(o.TierdURL, client.WithHTTPClient(workload.NewHTTPClient(o.MaxInFlight, o.Timeout)),
-		client.WithToken(o.APIToken), client.WithAdminToken(o.AdminToken))
-	if err := waitHealthy(ctx, tc, time.Minute); err != nil {
+	tc, where, closeClient, err := o.client()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := closeClient(); err != nil {
+			log.Warn("close tierd's client", "api", o.API, "err", err)
+		}
+	}()
+	if err := waitHealthy(ctx, tc, where, time.Minute); err != nil {
 		return nil, err
 	}
 
-	log.Info("seeding tierd", "url", o.TierdURL, "collections", o.Workload.Collections, "seed", o.Workload.Seed)
+	log.Info("seeding tierd", "api", o.API, "at", where, "collections", o.Workload.Collections, "seed", o.Workload.Seed)
 	seedStart := time.Now()
 	w, err := workload.Setup(ctx, tc, o.Workload)
 	if err != nil {
@@ -204,18 +232,24 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		mix[op.Name] = op.Weight
 	}
 	prog := progress.New(o.ProgressOut, o.Name, o.Duration, o.Progress)
-	res, err := load.Run(ctx, load.Config{
+	lc := load.Config{
 		Ops: ops, Rate: o.Rate, Duration: o.Duration, RampUp: o.RampUp, Arrival: o.Arrival,
 		Seed: o.Workload.Seed, MaxInFlight: o.MaxInFlight, DrainTimeout: o.Timeout,
 		OnTick: prog.OnTick, OnInterval: prog.OnInterval, Logger: log,
-	})
+	}
+	if o.API == APIGRPC {
+		// The REST client's HTTP timeout bounds each of its requests; a
+		// gRPC call has only its context's deadline.
+		lc.Timeout = o.Timeout
+	}
+	res, err := load.Run(ctx, lc)
 	prog.Close()
 	if err != nil {
 		return nil, err
 	}
 
 	measured := budget.FromResult(res)
-	in := report.Input{Name: o.Name, Target: o.Target, Result: res, Mix: mix, Shard: o.Shard}
+	in := report.Input{Name: o.Name, Target: o.Target, Result: res, Mix: mix, Shard: o.Shard, API: o.API}
 	if sess != nil {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		sum, err := sess.Finish(fctx)
@@ -302,8 +336,24 @@ func ShardSeed(run uint64, i int) uint64 {
 	return z ^ (z >> 31)
 }
 
-// waitHealthy polls tierd's /healthz until it answers or limit passes.
-func waitHealthy(ctx context.Context, c *client.Client, limit time.Duration) error {
+// client returns tierd's client for o.API, where it points, and the
+// function that releases it: REST with a keep-alive pool sized for the
+// run, or a pool of gRPC connections (load/grpcop).
+func (o Options) client() (client.API, string, func() error, error) {
+	if o.API == APIGRPC {
+		gc, err := grpcop.Dial(o.GRPCAddr, grpcop.Options{Conns: o.GRPCConns, Token: o.APIToken, AdminToken: o.AdminToken})
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("runner: %w", err)
+		}
+		return gc, fmt.Sprintf("%s (gRPC, %d connections)", o.GRPCAddr, gc.Conns()), gc.Close, nil
+	}
+	tc := client.New(o.TierdURL, client.WithHTTPClient(workload.NewHTTPClient(o.MaxInFlight, o.Timeout)),
+		client.WithToken(o.APIToken), client.WithAdminToken(o.AdminToken))
+	return tc, o.TierdURL, func() error { return nil }, nil
+}
+
+// waitHealthy polls tierd's health check until it answers or limit passes.
+func waitHealthy(ctx context.Context, c client.API, where string, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	t := time.NewTicker(200 * time.Millisecond)
@@ -315,7 +365,7 @@ func waitHealthy(ctx context.Context, c *client.Client, limit time.Duration) err
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("runner: tierd at %s not healthy: %w", c.BaseURL(), err)
+			return fmt.Errorf("runner: tierd at %s not healthy: %w", where, err)
 		case <-t.C:
 		}
 	}

@@ -126,7 +126,7 @@ func Compare(old, new *report.Report, t Thresholds) Comparison {
 }
 
 func label(r *report.Report) string {
-	return fmt.Sprintf("%s (%s, seed %d, %.4g req/s)", r.Name, r.Started.Format("2006-01-02 15:04 UTC"), r.Run.Seed, r.Run.Rate)
+	return fmt.Sprintf("%s (%s, seed %d, %.4g req/s, %s API)", r.Name, r.Started.Format("2006-01-02 15:04 UTC"), r.Run.Seed, r.Run.Rate, report.APIOf(r))
 }
 
 func byName(r *report.Report) map[string]report.Op {

@@ -67,7 +67,7 @@ func TestCompare(t *testing.T) {
 	assert.Contains(t, md, "| search | p95 | 10.00ms | 13.00ms | +30.0% | +20% and +2ms | **REGRESSED** |")
 	assert.Contains(t, md, "| insert | | | | | | only in the new report |")
 	assert.Contains(t, md, "| tier | | | | | | only in the old report |")
-	assert.Contains(t, md, "nightly (2026-12-01 02:17 UTC, seed 7, 100 req/s)")
+	assert.Contains(t, md, "nightly (2026-12-01 02:17 UTC, seed 7, 100 req/s, rest API)")
 	assert.True(t, strings.Contains(Compare(base, base, DefaultThresholds()).Markdown(), "no regression"))
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/tierchaos/tierchaos/load"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
+	"github.com/tierchaos/tierchaos/system/grpcclient"
 )
 
 // ErrConfig is returned (wrapped) for an invalid configuration or mix.
@@ -182,7 +183,7 @@ type collection struct {
 // Workload drives tierd.
 type Workload struct {
 	cfg   Config
-	c     *client.Client
+	c     client.API
 	colls []*collection
 }
 
@@ -197,7 +198,9 @@ func NewHTTPClient(maxConns int, timeout time.Duration) *http.Client {
 
 // Setup creates the collections (replacing any of the same name), loads
 // their seeded vectors and demotes the configured shares to warm and cold.
-func Setup(ctx context.Context, c *client.Client, cfg Config) (*Workload, error) {
+// c is either of tierd's clients: REST (client.New) or gRPC
+// (load/grpcop); every operation goes through it.
+func Setup(ctx context.Context, c client.API, cfg Config) (*Workload, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -413,7 +416,10 @@ func (w *Workload) acquire(ctx context.Context, start int) *collection {
 	}
 }
 
-// coded gives tierd's error code to the driver's error accounting.
+// coded gives tierd's error code to the driver's error accounting, the
+// same over both APIs; an answer without one counts under its HTTP status
+// (http_<status>) or its gRPC status (grpc_<status>; a deadline as
+// timeout, as over HTTP).
 func coded(err error) error {
 	if err == nil {
 		return nil
@@ -424,6 +430,10 @@ func coded(err error) error {
 	var e *client.Error
 	if errors.As(err, &e) {
 		return &load.StatusError{Status: e.StatusCode}
+	}
+	var ge *grpcclient.Error
+	if errors.As(err, &ge) {
+		return fmt.Errorf("%w: %w", &load.GRPCStatusError{Status: ge.Status}, err)
 	}
 	return err
 }

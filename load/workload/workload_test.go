@@ -2,40 +2,24 @@ package workload
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
 
+	"github.com/tierchaos/tierchaos/internal/tierdtest"
 	"github.com/tierchaos/tierchaos/load"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
-	"github.com/tierchaos/tierchaos/system/config"
-	"github.com/tierchaos/tierchaos/system/server"
-	"github.com/tierchaos/tierchaos/uploader"
+	"github.com/tierchaos/tierchaos/system/grpcclient"
 )
 
 // tierd starts an in-process tierd with an in-memory cold tier.
 func tierd(t *testing.T) *client.Client {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.S3.Endpoint = ""
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(context.Background(), cfg, log, server.WithObjectStore(uploader.NewMemStore()))
-	require.NoError(t, err)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, srv.Close(ctx))
-	})
-	return client.New(hs.URL, client.WithHTTPClient(NewHTTPClient(64, 10*time.Second)))
+	return client.New(tierdtest.Start(t, nil).URL, client.WithHTTPClient(NewHTTPClient(64, 10*time.Second)))
 }
 
 func TestParseMix(t *testing.T) {
@@ -140,6 +124,11 @@ func TestCodedErrors(t *testing.T) {
 	assert.Equal(t, api.CodeNotFound, load.CodeOf(coded(&client.Error{StatusCode: 404, Code: api.CodeNotFound})))
 	assert.Equal(t, "http_502", load.CodeOf(coded(&client.Error{StatusCode: 502})))
 	assert.Equal(t, load.CodeCanceled, load.CodeOf(coded(context.Canceled)))
+	// Over gRPC: tierd's code from the ErrorInfo, else the status.
+	assert.Equal(t, api.CodeQuotaExceeded, load.CodeOf(coded(&grpcclient.Error{Status: codes.ResourceExhausted, Code: api.CodeQuotaExceeded})))
+	assert.Equal(t, "grpc_unavailable", load.CodeOf(coded(&grpcclient.Error{Status: codes.Unavailable})))
+	assert.Equal(t, load.CodeTimeout, load.CodeOf(coded(&grpcclient.Error{Status: codes.DeadlineExceeded})))
+	assert.ErrorContains(t, coded(&grpcclient.Error{Method: "Search", Status: codes.Unavailable, Message: "connection refused"}), "connection refused")
 }
 
 func TestAcquireWaitsWhenEveryCollectionIsBusy(t *testing.T) {

@@ -52,12 +52,22 @@ func TestConcurrency(t *testing.T) {
 		// guards names the tierd invariant the case protects.
 		guards string
 		run    func(ctx context.Context, t *testing.T, c *harness.Case)
+		// api is the API the case's client speaks (harness.APIREST when
+		// empty).
+		api harness.API
 	}{
 		{
 			name:   "ten-demoters",
 			fault:  "S3 upload of the collection held 1.5 s (fault layer delay)",
 			guards: "transitions of one collection are serialized: of ten simultaneous demotions exactly one runs (one upload, one transition), the others answer transition_in_progress at once; the collection ends cold with every vector in its S3 object",
 			run:    tenDemoters,
+		},
+		{
+			name:   "ten-demoters-grpc",
+			fault:  "as ten-demoters, every call over tierd's gRPC API",
+			guards: "as ten-demoters; the refused demoters get gRPC status Aborted with an ErrorInfo whose reason is transition_in_progress, recorded as failed",
+			run:    tenDemoters,
+			api:    harness.APIGRPC,
 		},
 		{
 			name:   "promote-slow-download-under-search",
@@ -94,6 +104,13 @@ func TestConcurrency(t *testing.T) {
 			fault:  "S3 latency 10 ms + 10 ms jitter (Toxiproxy), then SIGKILL and restart",
 			guards: "random concurrent demote/promote requests on three collections for 10 s give a linearizable tier history; the tier, snapshot and S3 object each collection reports agree with the bucket and survive a restart unchanged",
 			run:    racingTiers,
+		},
+		{
+			name:   "racing-tier-updates-grpc",
+			fault:  "as racing-tier-updates, every call over tierd's gRPC API (the client reconnects after the SIGKILL)",
+			guards: "as racing-tier-updates: tier history linearizable over gRPC; tier, count, snapshot and object unchanged by a SIGKILL and restart",
+			run:    racingTiers,
+			api:    harness.APIGRPC,
 		},
 		{
 			name:   "kill-during-racing-tiers",
@@ -145,7 +162,7 @@ func TestConcurrency(t *testing.T) {
 			t.Logf("fault: %s", tc.fault)
 			t.Logf("guards: %s", tc.guards)
 			start := time.Now()
-			tc.run(ctx, t, stack.NewCase(t))
+			tc.run(ctx, t, stack.NewCase(t, harness.WithAPI(tc.api)))
 			t.Logf("case took %s (%s mode)", time.Since(start).Round(time.Millisecond), stack.Mode)
 		})
 	}
@@ -167,6 +184,11 @@ func tenDemoters(ctx context.Context, t *testing.T, tc *harness.Case) {
 		answers[codeName(err)]++
 	}
 	t.Logf("answers of the %d demoters: %v", workers, answers)
+	for _, err := range errs {
+		if err != nil {
+			tc.RequireWireError(t, err, api.CodeTransitionInProgress)
+		}
+	}
 	require.Equal(t, workers, answers["ok"]+answers[api.CodeTransitionInProgress],
 		"every demoter got ok or transition_in_progress: %v", answers)
 	require.Positive(t, answers["ok"], "the demotion that ran succeeded")

@@ -178,8 +178,10 @@ func restartDuringOutage(ctx context.Context, t *testing.T, tc *harness.Case) {
 	require.Equal(t, key, got.Object)
 	_, err = c.Search(ctx, cold.Name, fixture.RandomVectors(rng, 1, dim)[0].Values, topK)
 	require.Equal(t, api.CodeStorageUnavailable, client.CodeOf(err), "search of a cold collection without S3: %v", err)
+	tc.RequireWireError(t, err, api.CodeStorageUnavailable)
 	_, err = c.SetTier(ctx, cold.Name, api.TierHot)
 	require.Equal(t, api.CodeStorageUnavailable, client.CodeOf(err), "promotion without S3: %v", err)
+	tc.RequireWireError(t, err, api.CodeStorageUnavailable)
 
 	require.NoError(t, down.Remove(ctx))
 	_, err = c.SetTier(ctx, cold.Name, api.TierHot)

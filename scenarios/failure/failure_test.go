@@ -36,6 +36,9 @@ func TestFailure(t *testing.T) {
 		// guards names the tierd invariant the case protects.
 		guards string
 		run    func(ctx context.Context, t *testing.T, c *harness.Case)
+		// api is the API the case's client speaks (harness.APIREST when
+		// empty).
+		api harness.API
 	}{
 		{
 			name:   "no-fault-cold-round-trip",
@@ -153,6 +156,13 @@ func TestFailure(t *testing.T) {
 			run:    partitionUnderLoad,
 		},
 		{
+			name:   "partition-under-mixed-load-grpc",
+			fault:  "as partition-under-mixed-load, every call of the case over tierd's gRPC API",
+			guards: "as partition-under-mixed-load: a partition between tierd and S3 never reaches the gRPC hot path; refused transitions are gRPC Unavailable statuses whose ErrorInfo reason is storage_unavailable",
+			run:    partitionUnderLoad,
+			api:    harness.APIGRPC,
+		},
+		{
 			name:   "bandwidth-64KiB-large-demotion",
 			fault:  "Toxiproxy bandwidth 64 KiB/s upstream while a 620 kB collection demotes (9.5 s of transfer, 4 s deadline)",
 			guards: "a demotion slower than the S3 deadline fails within it and cleanly, searches of the demoting collection are served meanwhile, and a demotion that fits through the link succeeds",
@@ -163,6 +173,13 @@ func TestFailure(t *testing.T) {
 			fault:  "SIGKILL and restart of tierd while the proxy to S3 is down",
 			guards: "tierd becomes ready without S3, serves and accepts writes on hot collections, refuses cold ones with storage_unavailable (never internal), and promotes them once S3 is back",
 			run:    restartDuringOutage,
+		},
+		{
+			name:   "restart-during-s3-outage-grpc",
+			fault:  "as restart-during-s3-outage, every call of the case over tierd's gRPC API (the client reconnects to the restarted tierd)",
+			guards: "as restart-during-s3-outage; the refusals of the cold collection are gRPC Unavailable with an ErrorInfo reason storage_unavailable (a definite failure), not the reasonless Unavailable of a lost connection",
+			run:    restartDuringOutage,
+			api:    harness.APIGRPC,
 		},
 		{
 			name:   "flaky-s3-30pct-500s",
@@ -182,7 +199,7 @@ func TestFailure(t *testing.T) {
 			// rerun with the same seed (-count) can create them again.
 			t.Cleanup(func() { deleteCollections(t) })
 			start := time.Now()
-			tc.run(ctx, t, stack.NewCase(t))
+			tc.run(ctx, t, stack.NewCase(t, harness.WithAPI(tc.api)))
 			t.Logf("took %s (%s mode)", time.Since(start).Round(time.Millisecond), stack.Mode)
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/check"
 	"github.com/tierchaos/tierchaos/harness/fixture"
+	"github.com/tierchaos/tierchaos/harness/history"
 	"github.com/tierchaos/tierchaos/harness/netfault"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
 	"github.com/tierchaos/tierchaos/system/api"
@@ -214,6 +215,16 @@ func partitionUnderLoad(ctx context.Context, t *testing.T, tc *harness.Case) {
 		inserts.Load(), searches.Load(), tierOK.Load(), okAtDown, tierUnavailable.Load())
 	require.Empty(t, hotErrs, "every insert and search on a hot collection succeeded, partition or not")
 	require.Empty(t, tierErrs, "tier changes and searches of the moving collection failed only with storage_unavailable")
+	// Over either API a refused transition reached the history as tierd's
+	// definite storage_unavailable (HTTP 503, or its gRPC equivalent).
+	refused := 0
+	for _, op := range tc.Rec.Ops() {
+		if op.Kind == history.KindSetTier && op.Code == api.CodeStorageUnavailable {
+			refused++
+			require.Equal(t, []any{history.Failed, 503}, []any{op.Outcome, op.Status}, "recorded refusal %s", op)
+		}
+	}
+	require.Positive(t, refused, "refused transitions in the history")
 
 	// Requests the load abandoned may still run inside tierd: bring the
 	// moving collection home with a recorded promotion, which also waits

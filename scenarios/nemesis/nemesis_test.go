@@ -35,6 +35,9 @@ type row struct {
 	// on for itself); in a container the row checks that the fault is
 	// refused and skips.
 	PowerLoss bool
+	// API is the API the row's traffic speaks (harness.APIREST when
+	// empty); the schedule records it, so a replay speaks it too.
+	API harness.API
 }
 
 func d(x time.Duration) fault.Duration { return fault.Duration(x) }
@@ -73,6 +76,10 @@ func rows() []row {
 	}
 	withKinds := func(p nemesis.Profile, kinds ...string) nemesis.Profile { p.Kinds = kinds; return p }
 	withOverlap := func(p nemesis.Profile, n int) nemesis.Profile { p.MaxOverlap = n; return p }
+	killRestart := row{Name: "kill-restart-loop", Duration: 25 * time.Second, Traffic: tr,
+		Profile: withKinds(base("kill-restart", w(fault.FamilyProcess, 3), w(fault.FamilyWorker, 3)),
+			fault.KindProcessKill, fault.KindProcessRestart, fault.KindProcessReconfigure, fault.KindWorkerRunOnce),
+		Budgets: []nemesis.Budget{steady, recovery, backSoon(fault.FamilyProcess, 10*time.Second)}}
 	return []row{
 		{Name: "s3-latency-under-load", Duration: 20 * time.Second, Traffic: tr,
 			Profile: withKinds(base("s3-latency", w(fault.FamilyNet, 1), w(fault.FamilyS3, 1)),
@@ -87,10 +94,8 @@ func rows() []row {
 			Profile: withKinds(base("partition", w(fault.FamilyNet, 1)),
 				fault.KindNetDown, fault.KindNetTimeout, fault.KindNetResetPeer, fault.KindNetLimitData, fault.KindNetSlowClose),
 			Budgets: []nemesis.Budget{steady, hotPath, catalog, recovery, backSoon(fault.FamilyNet, 5*time.Second)}},
-		{Name: "kill-restart-loop", Duration: 25 * time.Second, Traffic: tr,
-			Profile: withKinds(base("kill-restart", w(fault.FamilyProcess, 3), w(fault.FamilyWorker, 3)),
-				fault.KindProcessKill, fault.KindProcessRestart, fault.KindProcessReconfigure, fault.KindWorkerRunOnce),
-			Budgets: []nemesis.Budget{steady, recovery, backSoon(fault.FamilyProcess, 10*time.Second)}},
+		killRestart,
+		overGRPC(killRestart),
 		{Name: "power-cut-loop", Duration: 25 * time.Second, Traffic: tr, PowerLoss: true,
 			Profile: withKinds(base("power-cut", w(fault.FamilyProcess, 3), w(fault.FamilyWorker, 3)),
 				fault.KindProcessKill, fault.KindPowerCut, fault.KindWorkerRunOnce),
@@ -111,6 +116,15 @@ func rows() []row {
 				w(fault.FamilyWorker, 2), w(fault.FamilyDisk, 1), w(fault.FamilyMinIO, 1)), 3),
 			Budgets: []nemesis.Budget{steady, recovery}},
 	}
+}
+
+// overGRPC is r with its traffic over tierd's gRPC API: the same profile
+// and budgets, every recorded call (and the client's reconnects after
+// kills and restarts) over gRPC.
+func overGRPC(r row) row {
+	r.Name += "-grpc"
+	r.API = harness.APIGRPC
+	return r
 }
 
 // TestNemesis runs every row with a schedule generated from its case seed.
@@ -144,6 +158,7 @@ func TestNemesis(t *testing.T) {
 				tr.Rate = *flagRate
 			}
 			tr.Seed = c.Seed.Seed
+			tr.API = r.API
 			sch, err := nemesis.Generate(c.Seed.Seed, p, tr)
 			require.NoError(t, err)
 			runSchedule(t, sch, r.Budgets)

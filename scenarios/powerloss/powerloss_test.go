@@ -48,6 +48,9 @@ func TestPowerLoss(t *testing.T) {
 		// guards names the tierd invariant the row protects.
 		guards string
 		run    func(ctx context.Context, t *testing.T, c *harness.Case)
+		// api is the API the case's client speaks (harness.APIREST when
+		// empty).
+		api harness.API
 	}{
 		{
 			name:   "inserts-cut",
@@ -60,6 +63,13 @@ func TestPowerLoss(t *testing.T) {
 			cut:    "while 4 writers insert; a seeded prefix of the unsynced writes survives, the last possibly torn",
 			guards: "a torn WAL tail is cut at restart and no acknowledged insert is lost",
 			run:    func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, false) },
+		},
+		{
+			name:   "inserts-torn-cut-grpc",
+			cut:    "as inserts-torn-cut, the 4 writers inserting over tierd's gRPC API (their connection dies with the power)",
+			guards: "as inserts-torn-cut: no insert acknowledged over gRPC is lost; inserts cut with the connection are recorded unknown; the client reconnects and tierd takes writes again",
+			run:    func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, false) },
+			api:    harness.APIGRPC,
 		},
 		{
 			name:   "inserts-cut-before-wal-fsync",
@@ -117,7 +127,7 @@ func TestPowerLoss(t *testing.T) {
 				t.Skipf("power loss cannot exist with tierd in a container (it runs with TIERCHAOS_SUT=inprocess; the refusal was checked): %v", err)
 			}
 			t.Logf("cut: %s; guards: %s", tc.cut, tc.guards)
-			c := stack.NewCase(t)
+			c := stack.NewCase(t, harness.WithAPI(tc.api))
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			tc.run(ctx, t, c)

@@ -103,15 +103,15 @@ func requireEmptyStore(ctx context.Context, t *testing.T) {
 	require.Zero(t, u.WarmBytes, "warm bytes left by an earlier case")
 }
 
-// requireRejected requires err to be tierd's quota_exceeded naming quota.
-func requireRejected(t *testing.T, err error, quota string, what string) {
+// requireRejected requires err to be tierd's quota_exceeded naming quota,
+// as the case's API carries it (HTTP 429, or gRPC ResourceExhausted with
+// an ErrorInfo).
+func requireRejected(t *testing.T, tc *harness.Case, err error, quota string, what string) {
 	t.Helper()
 	require.Error(t, err, "%s must be refused by quota %s", what, quota)
 	require.Equal(t, api.CodeQuotaExceeded, client.CodeOf(err), "%s: error %v", what, err)
-	var ce *client.Error
-	require.ErrorAs(t, err, &ce)
-	require.Equal(t, 429, ce.StatusCode, "%s: HTTP status of quota_exceeded", what)
-	require.Contains(t, ce.Message, quota, "%s: the message names the quota", what)
+	tc.RequireWireError(t, err, api.CodeQuotaExceeded)
+	require.ErrorContains(t, err, quota, "%s: the message names the quota", what)
 }
 
 // requireDiskMatchesUsage reads tierd's data directory and its manifest

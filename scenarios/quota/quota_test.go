@@ -40,6 +40,9 @@ func TestQuota(t *testing.T) {
 		// guards names the tierd invariant the case protects.
 		guards string
 		run    func(ctx context.Context, t *testing.T, c *harness.Case)
+		// api is the API the case's client speaks (harness.APIREST when
+		// empty).
+		api harness.API
 	}{
 		{
 			// Scenario 6.
@@ -63,6 +66,13 @@ func TestQuota(t *testing.T) {
 			run:    collectionLimit,
 		},
 		{
+			name:   "collection-limit-50-creates-vs-20-grpc",
+			fault:  "as collection-limit-50-creates-vs-20, every call of the case over tierd's gRPC API",
+			guards: "as collection-limit-50-creates-vs-20; each refused create gets gRPC status ResourceExhausted with an ErrorInfo whose reason is quota_exceeded and a message naming the collections quota",
+			run:    collectionLimit,
+			api:    harness.APIGRPC,
+		},
+		{
 			// Own case: what a user fears most about memory quotas.
 			name:   "memory-quota-race-and-crash",
 			fault:  "TIERD_QUOTA_HOT_BYTES below two full collections; 6 workers insert and search 4 collections; SIGKILL mid-churn",
@@ -77,7 +87,7 @@ func TestQuota(t *testing.T) {
 			t.Logf("fault: %s", tc.fault)
 			t.Logf("guards: %s", tc.guards)
 			start := time.Now()
-			tc.run(ctx, t, stack.NewCase(t))
+			tc.run(ctx, t, stack.NewCase(t, harness.WithAPI(tc.api)))
 			t.Logf("case took %s (%s mode)", time.Since(start).Round(time.Millisecond), stack.Mode)
 		})
 	}
@@ -137,7 +147,7 @@ func memoryQuotaLRU(ctx context.Context, t *testing.T, tc *harness.Case) {
 		}
 		_, err := c.Insert(ctx, grow.Name, b)
 		if need > 0 {
-			requireRejected(t, err, "hot_bytes", fmt.Sprintf("insert of vectors %d..%d", i, i+batch))
+			requireRejected(t, tc, err, "hot_bytes", fmt.Sprintf("insert of vectors %d..%d", i, i+batch))
 			refusedAt = i
 			break
 		}
@@ -239,7 +249,7 @@ func warmQuota(ctx context.Context, t *testing.T, tc *harness.Case) {
 			winner = racers[i]
 			continue
 		}
-		requireRejected(t, err, "warm_bytes", "demotion of "+racers[i].Name)
+		requireRejected(t, tc, err, "warm_bytes", "demotion of "+racers[i].Name)
 		losers = append(losers, racers[i])
 	}
 	require.NotNil(t, winner, "one of the racing demotions fits under the warm quota")
@@ -272,7 +282,7 @@ func warmQuota(ctx context.Context, t *testing.T, tc *harness.Case) {
 	// Promoting A needs room for its local copy under the warm quota:
 	// refused, and A stays cold with its object.
 	_, err = c.Search(ctx, a.Name, fixture.RandomVectors(rng, 1, dim)[0].Values, topK)
-	requireRejected(t, err, "warm_bytes", "promotion of a cold collection with the warm quota full")
+	requireRejected(t, tc, err, "warm_bytes", "promotion of a cold collection with the warm quota full")
 	fixture.RequireTier(ctx, t, c, a, api.TierCold)
 	require.Len(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", a.Name), 1, "A's object is kept")
 	require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", a.Name))
@@ -329,7 +339,7 @@ func collectionLimit(ctx context.Context, t *testing.T, tc *harness.Case) {
 			created = append(created, names[i])
 			continue
 		}
-		requireRejected(t, err, "collections", "create of "+names[i])
+		requireRejected(t, tc, err, "collections", "create of "+names[i])
 		refused = append(refused, names[i])
 	}
 	require.Len(t, created, limit, "creates that succeeded")
@@ -370,7 +380,7 @@ func collectionLimit(ctx context.Context, t *testing.T, tc *harness.Case) {
 			created = append(created, refused[i])
 			continue
 		}
-		requireRejected(t, err, "collections", "create of "+refused[i]+" after one delete")
+		requireRejected(t, tc, err, "collections", "create of "+refused[i]+" after one delete")
 	}
 	require.Equal(t, 1, winners, "one of two creates takes the freed slot")
 	created = created[1:]
@@ -381,7 +391,7 @@ func collectionLimit(ctx context.Context, t *testing.T, tc *harness.Case) {
 	require.NoError(t, stack.StartTierd(ctx))
 	requireCollections(created)
 	_, err := c.CreateCollection(ctx, api.CreateCollectionRequest{Name: refused[2], Dimension: dim, Metric: api.MetricCosine})
-	requireRejected(t, err, "collections", "create after the crash")
+	requireRejected(t, tc, err, "collections", "create after the crash")
 	requireNoObjects(ctx, t, names...)
 	tc.Check(ctx, t, check.Config{}, names...)
 }

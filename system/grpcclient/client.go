@@ -66,6 +66,13 @@ func WithAdminToken(token string) Option {
 	return func(c *Client) { c.adminToken = token }
 }
 
+// WithDialOptions adds gRPC dial options to Dial's defaults (plaintext,
+// no receive size limit), e.g. a context dialer that finds a moving server
+// or a shorter reconnect backoff. New ignores them.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(c *Client) { c.dialOpts = append(c.dialOpts, opts...) }
+}
+
 // Client talks to one tierd over gRPC.
 type Client struct {
 	conn       *grpc.ClientConn // nil when built by New over a caller's connection
@@ -73,6 +80,7 @@ type Client struct {
 	health     healthpb.HealthClient
 	token      string
 	adminToken string
+	dialOpts   []grpc.DialOption
 }
 
 var _ client.API = (*Client)(nil)
@@ -89,9 +97,14 @@ func New(cc grpc.ClientConnInterface, opts ...Option) *Client {
 // Dial returns a client of the tierd at target (e.g. "127.0.0.1:9090"),
 // over plaintext (tierd serves no TLS); Close releases the connection.
 func Dial(target string, opts ...Option) (*Client, error) {
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	var o Client
+	for _, opt := range opts {
+		opt(&o)
+	}
+	dialOpts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// A page of vectors may exceed gRPC's default 4 MiB; tierd bounds it.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32))}, o.dialOpts...)
+	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("tierd gRPC %s: %w", target, err)
 	}
@@ -99,6 +112,10 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	c.conn = conn
 	return c, nil
 }
+
+// Conn returns the connection Dial opened (nil for New), e.g. to share it
+// between clients of other options.
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
 // Close closes the connection Dial opened (nothing for New).
 func (c *Client) Close() error {
