@@ -113,9 +113,13 @@ type Store struct {
 
 	// bg runs deletes that no request waits for (the cold object a
 	// promotion replaced); Close and Halt cancel bgCtx and wait for them.
-	bg       sync.WaitGroup
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
+	// bgMu orders starting one (bg.Add) against stopping them (bgStopped,
+	// then bg.Wait): a WaitGroup must not gain work while it is waited on.
+	bg        sync.WaitGroup
+	bgMu      sync.Mutex
+	bgStopped bool
+	bgCtx     context.Context
+	bgCancel  context.CancelFunc
 }
 
 // errHalted answers every write after Halt.
@@ -858,8 +862,13 @@ func (s *Store) deleteObjects(ctx context.Context, keys []string) (failed int) {
 // listed as pending deletes in the manifest: a delete that fails, or is
 // cut short by Close or Halt, is retried by the worker.
 func (s *Store) deleteLater(keys []string) {
-	if s.opts.Cold == nil || len(keys) == 0 || s.bgCtx.Err() != nil {
+	if s.opts.Cold == nil || len(keys) == 0 {
 		return
+	}
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgStopped {
+		return // the keys stay pending deletes; the next start retries them
 	}
 	s.bg.Add(1)
 	go func() {
@@ -871,6 +880,9 @@ func (s *Store) deleteLater(keys []string) {
 
 // stopBackground cancels the background deletes and waits for them.
 func (s *Store) stopBackground() {
+	s.bgMu.Lock()
+	s.bgStopped = true
+	s.bgMu.Unlock()
 	s.bgCancel()
 	s.bg.Wait()
 }
