@@ -201,16 +201,19 @@ func partitionS3(ctx context.Context, t *testing.T, w *workload) {
 	waitFor(t, w, "writes succeed after the partition", func(s Stats) bool { return s.OKWrites >= healed.OKWrites+10 })
 }
 
-// killDuringWrite holds every S3 write for 200 ms in the S3 fault layer,
-// so that writes are in flight, kills the store, stops the workload and
-// starts the store again on what S3 has.
+// killDuringWrite lets the keys get values, then holds every S3 write
+// for 200 ms in the S3 fault layer, so that writes are in flight, kills
+// the store, stops the workload and starts the store again on what S3
+// has.
 func killDuringWrite(ctx context.Context, t *testing.T, w *workload) {
+	waitFor(t, w, "writes succeed before the kill", func(s Stats) bool { return s.OKWrites >= 20 })
 	_, err := env.S3Faults.AddRule(ctx, s3fault.Rule{
 		Name: "slow-writes", Ops: []s3fault.Op{s3fault.OpPutObject, s3fault.OpDeleteObject},
 		Trigger: s3fault.Always(), Action: s3fault.Delay(200*time.Millisecond, 0),
 	})
 	require.NoError(t, err)
-	waitFor(t, w, "writes succeed before the kill", func(s Stats) bool { return s.OKWrites >= 5 })
+	slowed := w.rec.Stats()
+	waitFor(t, w, "writes succeed while S3 is slow", func(s Stats) bool { return s.OKWrites >= slowed.OKWrites+8 })
 	require.NoError(t, env.KillService(ctx))
 	w.stop()
 	require.NoError(t, env.StartService(ctx))

@@ -14,6 +14,7 @@ package kv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,8 +50,34 @@ type Store struct {
 	// base ends every S3 request when the store is killed.
 	base   context.Context
 	cancel context.CancelFunc
-	// writes counts S3 writes in flight (and unsafe-ack's writes behind).
+	// writes counts S3 writes in flight (and unsafe-ack's writes behind);
+	// wmu guards its Add against Kill's and Flush's Wait, and ended, set
+	// by them, refuses new writes.
+	wmu    sync.Mutex
+	ended  bool
 	writes sync.WaitGroup
+}
+
+// errEnded answers a write that arrives after Kill or Flush.
+var errEnded = errors.New("kv: the store is shutting down")
+
+// begin counts a write in, unless the store ended.
+func (s *Store) begin() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.ended {
+		return errEnded
+	}
+	s.writes.Add(1)
+	return nil
+}
+
+// end refuses new writes and waits for those in flight.
+func (s *Store) end() {
+	s.wmu.Lock()
+	s.ended = true
+	s.wmu.Unlock()
+	s.writes.Wait()
 }
 
 // NewStore returns a store on bucket through c.
@@ -124,7 +151,9 @@ func (s *Store) load(ctx context.Context, key string) (entry, error) {
 // write makes e key's state. It runs under mu. The safe store returns
 // once S3 has it; unsafe-ack returns at once and writes S3 behind.
 func (s *Store) write(ctx context.Context, key string, e entry) error {
-	s.writes.Add(1)
+	if err := s.begin(); err != nil {
+		return err
+	}
 	if s.unsafe {
 		// THE PLANTED BUG: acknowledged before it is durable.
 		s.cache[key] = e
@@ -175,12 +204,12 @@ func (s *Store) opContext(ctx context.Context) (context.Context, context.CancelF
 	}
 }
 
-// Flush waits for the writes in flight (unsafe-ack's writes behind) until
-// ctx ends.
+// Flush refuses new writes and waits for those in flight (unsafe-ack's
+// writes behind) until ctx ends.
 func (s *Store) Flush(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
-		s.writes.Wait()
+		s.end()
 		close(done)
 	}()
 	select {
@@ -196,5 +225,5 @@ func (s *Store) Flush(ctx context.Context) error {
 // writes behind that did not reach S3 are lost.
 func (s *Store) Kill() {
 	s.cancel()
-	s.writes.Wait()
+	s.end()
 }
