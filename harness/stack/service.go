@@ -167,7 +167,12 @@ type Error struct {
 	Field string
 	// Msg says what is wrong.
 	Msg string
+	// Err is the cause, if any (tmpfs.ErrBadSize for CodeBadSize).
+	Err error
 }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	if e.Field == "" {

@@ -194,7 +194,7 @@ func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err er
 	}
 	for name, size := range map[string]string{"DataTmpfs": opts.DataTmpfs, "MinIODataTmpfs": opts.MinIODataTmpfs} {
 		if _, err := tmpfs.ParseSize(size); size != "" && err != nil {
-			return nil, &Error{Code: CodeBadSize, Field: "Options." + name, Msg: err.Error()}
+			return nil, &Error{Code: CodeBadSize, Field: "Options." + name, Msg: err.Error(), Err: err}
 		}
 	}
 	if opts.DataTmpfs != "" && opts.Service.DataDir == "" {
