@@ -4,6 +4,8 @@ PKGS      ?= ./...
 SCENARIOS ?= ./scenarios/...
 # Container self-tests of the harness (fault effects, process faults, cleanup).
 SELFTESTS ?= ./harness/... ./uploader/...
+# Example services on the generic stack core, with their chaos suites.
+EXAMPLES  ?= ./examples/...
 E2E_FLAGS ?= -count=1 -timeout 20m
 # Where no registry answers, never try to pull (build from source at once).
 export TIERCHAOS_PULL ?= auto
@@ -43,15 +45,15 @@ results: ## merge test-results/<part>.xml of PARTS into test-results/junit.xml a
 unit: | $(RESULTS) ## unit tests of every package, with the race detector (PKGS, TAGS)
 	$(call gotest,unit) -race -count=1 $(if $(TAGS),-tags $(TAGS)) $(PKGS)
 
-e2e: images | $(RESULTS) ## the chaos suites and the harness self-tests against the container stack
-	$(call gotest,e2e) -tags e2e $(E2E_FLAGS) $(SCENARIOS) $(SELFTESTS)
+e2e: images | $(RESULTS) ## the chaos suites, the examples' suites and the harness self-tests against the container stack
+	$(call gotest,e2e) -tags e2e $(E2E_FLAGS) $(SCENARIOS) $(EXAMPLES) $(SELFTESTS)
 
 NEMESIS_FLAGS ?=
 nemesis: images ## the nemesis rows (random fault schedules under load); NEMESIS_FLAGS='-chaos.duration=10m -chaos.shrink=20m'
 	$(GO) test -tags e2e -count=1 -timeout 90m -v -run '^TestNemesis' ./scenarios/nemesis $(NEMESIS_FLAGS)
 
-e2e-race: images | $(RESULTS) ## the chaos suites with tierd in the test process, under the race detector
-	TIERCHAOS_SUT=inprocess $(call gotest,e2e-race) -race -tags e2e $(E2E_FLAGS) $(SCENARIOS)
+e2e-race: images | $(RESULTS) ## the chaos suites and the examples' suites with the service in the test process, under the race detector
+	TIERCHAOS_SUT=inprocess $(call gotest,e2e-race) -race -tags e2e $(E2E_FLAGS) $(SCENARIOS) $(EXAMPLES)
 
 load: images ## 60 s at 100 req/s of the default mix against the stack; report in load-report/ (budgets reported, not enforced)
 	$(GO) run ./cmd/tierload -rate 100 -duration 60s -out load-report -fail-on-budget=false

@@ -40,7 +40,7 @@ func (s *Stack) ArmDefect(d Defect) error {
 	default:
 		return fmt.Errorf("harness: unknown defect %q", d)
 	}
-	if _, ok := s.currentSUT().(*inProcessSUT); !ok {
+	if s.Mode != SUTInProcess {
 		return fmt.Errorf("harness: defect %s in %s mode: %w", d, s.Mode, ErrDefectUnsupported)
 	}
 	s.defects.arm(d)

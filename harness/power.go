@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/tierchaos/tierchaos/system/fsutil/powerloss"
 )
@@ -26,7 +28,7 @@ func (s *Stack) PowerLossReady() error {
 	if s.Mode != SUTInProcess {
 		return fmt.Errorf("harness: tierd runs in %s mode: %w", s.Mode, ErrPowerLossUnsupported)
 	}
-	if !s.powerLoss {
+	if !s.power.isOn() {
 		return fmt.Errorf("harness: the stack was started without Options.PowerLoss: %w", ErrPowerLossUnsupported)
 	}
 	return nil
@@ -40,12 +42,17 @@ func (s *Stack) CutPower(ctx context.Context, co powerloss.CutOptions) (powerlos
 	if err := s.PowerLossReady(); err != nil {
 		return powerloss.Report{}, err
 	}
-	in, ok := s.currentSUT().(*inProcessSUT)
-	if !ok {
-		return powerloss.Report{}, fmt.Errorf("harness: no in-process tierd: %w", ErrPowerLossUnsupported)
+	in := s.inProcessTierd()
+	if in == nil {
+		return powerloss.Report{}, ErrNotRunning
 	}
-	rep, err := in.cutPower(co)
-	if err != nil {
+	if in.fs == nil {
+		return powerloss.Report{}, fmt.Errorf("harness: tierd runs without the power-loss layer (Options.PowerLoss): %w", ErrPowerLossUnsupported)
+	}
+	// The layer loses what was not fsynced and freezes, so tierd changes
+	// nothing more; then tierd dies as by a kill.
+	rep, err := in.fs.Cut(co)
+	if err = errors.Join(err, s.KillTierd(ctx)); err != nil {
 		return rep, fmt.Errorf("harness: power cut: %w", err)
 	}
 	s.log.Info("power cut", "seed", co.Seed, "torn", co.Torn, "files", rep.Files, "lost_bytes", rep.LostBytes,
@@ -59,19 +66,34 @@ func (s *Stack) CutPower(ctx context.Context, co powerloss.CutOptions) (powerlos
 // ArmPowerCut arranges for tierd's power to be cut when it next passes
 // the transition hook point (one of the store.Hook* constants): the cut
 // happens inside the transition, whose remaining steps then fail on the
-// frozen data folder. PowerCutBeforeWALSync cuts before a WAL fsync. The channel receives the result when it fires;
-// then call RestartAfterPowerCut. ClearFaults disarms a cut that has not
-// fired. It needs PowerLossReady.
+// frozen data folder. PowerCutBeforeWALSync cuts before a WAL fsync. The
+// channel receives the result when it fires; then call
+// RestartAfterPowerCut. ClearFaults disarms a cut that has not fired. It
+// needs PowerLossReady.
 func (s *Stack) ArmPowerCut(point string, co powerloss.CutOptions) (<-chan PowerCutResult, error) {
 	if err := s.PowerLossReady(); err != nil {
 		return nil, err
 	}
-	in, ok := s.currentSUT().(*inProcessSUT)
-	if !ok {
-		return nil, fmt.Errorf("harness: no in-process tierd: %w", ErrPowerLossUnsupported)
-	}
 	s.log.Info("power cut armed", "point", point, "seed", co.Seed, "torn", co.Torn)
-	return in.arm(point, co)
+	fired := make(chan PowerCutResult, 1)
+	if point != PowerCutBeforeWALSync {
+		s.power.mu.Lock()
+		defer s.power.mu.Unlock()
+		s.power.armed = &armedCut{point: point, co: co, fired: fired}
+		return fired, nil
+	}
+	// Armed on the current layer: it fires inside it.
+	in := s.inProcessTierd()
+	if in == nil || in.fs == nil {
+		return nil, ErrNotRunning
+	}
+	walDir := filepath.Join(in.fs.Root(), "wal") + string(filepath.Separator)
+	in.fs.CutBeforeSync(func(p string) bool {
+		return strings.HasPrefix(p, walDir) && strings.HasSuffix(p, ".log")
+	}, co, func(r powerloss.SyncCut) {
+		fired <- PowerCutResult{Report: r.Report, Err: r.Err}
+	})
+	return fired, nil
 }
 
 // RestartAfterPowerCut ends a tierd whose power an armed cut cut (as
@@ -83,11 +105,12 @@ func (s *Stack) RestartAfterPowerCut(ctx context.Context) error {
 	return s.StartTierd(ctx)
 }
 
-// disarmPowerCut drops a cut armed by ArmPowerCut that has not fired.
+// disarmPowerCut drops a cut armed by ArmPowerCut at a hook point that
+// has not fired.
 func (s *Stack) disarmPowerCut() {
-	if in, ok := s.currentSUT().(*inProcessSUT); ok {
-		in.disarm()
-	}
+	s.power.mu.Lock()
+	defer s.power.mu.Unlock()
+	s.power.armed = nil
 }
 
 // UsePowerLoss turns the power-loss layer on or off for an in-process
@@ -103,20 +126,51 @@ func (s *Stack) UsePowerLoss(ctx context.Context, on bool) error {
 		}
 		return nil
 	}
-	in, ok := s.currentSUT().(*inProcessSUT)
-	if !ok {
-		return fmt.Errorf("harness: no in-process tierd: %w", ErrPowerLossUnsupported)
-	}
-	if s.powerLoss == on {
+	if s.power.isOn() == on {
 		return nil
 	}
 	if err := s.StopTierd(ctx); err != nil {
 		return err
 	}
-	s.powerLoss = on
-	in.mu.Lock()
-	in.powerLoss = on
-	in.mu.Unlock()
+	s.power.mu.Lock()
+	s.power.on = on
+	s.power.mu.Unlock()
 	s.log.Info("power-loss layer", "on", on)
 	return s.StartTierd(ctx)
+}
+
+// armedCut is a power cut waiting for a hook point.
+type armedCut struct {
+	point string
+	co    powerloss.CutOptions
+	fired chan PowerCutResult
+}
+
+// PowerCutResult is what an armed power cut did when it fired.
+type PowerCutResult struct {
+	Report powerloss.Report
+	Err    error
+}
+
+// isOn reports whether new instances start on the power-loss layer.
+func (p *power) isOn() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.on
+}
+
+// hook cuts fs's power if a cut is armed for point. It runs inside the
+// transition, which then fails on the frozen file system.
+func (p *power) hook(fs *powerloss.FS, point string) {
+	p.mu.Lock()
+	a := p.armed
+	if a == nil || a.point != point {
+		p.mu.Unlock()
+		return
+	}
+	p.armed = nil
+	p.mu.Unlock()
+	rep, err := fs.Cut(a.co)
+	p.log.Info("power cut at a hook point", "point", point, "lost_bytes", rep.LostBytes, "undone_entries", len(rep.Undone), "err", err)
+	a.fired <- PowerCutResult{Report: rep, Err: err}
 }

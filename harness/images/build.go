@@ -56,17 +56,17 @@ func (b *builder) goInstall(ctx context.Context, tp ThirdParty) (string, error) 
 // goBuild builds a binary of this repository and returns its path and the
 // hex SHA-256 of its content (the image tag derives from it, so an image is
 // rebuilt exactly when the binary changed).
-func (b *builder) goBuild(ctx context.Context, o own) (string, string, error) {
+func (b *builder) goBuild(ctx context.Context, o Own) (string, string, error) {
 	dir := filepath.Join(b.cache, "own")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", fmt.Errorf("images: %w", err)
 	}
-	bin := filepath.Join(dir, o.name)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, o.pkg)
+	bin := filepath.Join(dir, o.Name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, o.Package)
 	cmd.Dir = b.root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("images: go build %s: %w\n%s", o.pkg, err, out)
+		return "", "", fmt.Errorf("images: go build %s: %w\n%s", o.Package, err, out)
 	}
 	f, err := os.Open(bin)
 	if err != nil {

@@ -2,8 +2,10 @@
 // exist on the local Docker engine: an image already tagged locally is used;
 // otherwise a pinned official image is pulled when a registry answers;
 // otherwise the image is built from source with the Go toolchain (go install
-// into a cache folder, then a FROM scratch image). tierd and the S3 fault
-// layer are always built from this repository.
+// into a cache folder, then a FROM scratch image). Programs built from Go
+// source (Own: tierd, the S3 fault layer, the data sidecar, or a service
+// of the user's) are always built, and tagged with the hash of binary and
+// Dockerfile.
 //
 // A local tag never names two different builds: a third-party image built
 // from source is tagged src-<module version> (SourceTag), a pulled release
@@ -107,9 +109,24 @@ type Options struct {
 	Getenv func(string) string
 }
 
-// Ensure makes sure all images of a stack exist locally and returns their
+// Ensure makes sure all images of a tierd stack exist locally (the
+// stack's own, EnsureStack, and tierd's, Tierd) and returns their
 // references.
 func Ensure(ctx context.Context, cli client.APIClient, opts Options) (Set, error) {
+	set, err := EnsureStack(ctx, cli, opts)
+	if err != nil {
+		return Set{}, err
+	}
+	if set.Tierd, err = EnsureOwn(ctx, cli, opts, Tierd()); err != nil {
+		return Set{}, err
+	}
+	return set, nil
+}
+
+// EnsureStack makes sure the images every stack runs, whatever its
+// service, exist locally (MinIO, Toxiproxy, the S3 fault layer and the
+// data sidecar) and returns their references; Set.Tierd stays empty.
+func EnsureStack(ctx context.Context, cli client.APIClient, opts Options) (Set, error) {
 	b, err := newBuilder(cli, opts)
 	if err != nil {
 		return Set{}, err
@@ -121,16 +138,35 @@ func Ensure(ctx context.Context, cli client.APIClient, opts Options) (Set, error
 	if set.Toxiproxy, err = b.ensureThirdParty(ctx, Toxiproxy()); err != nil {
 		return Set{}, err
 	}
-	if set.Tierd, err = b.ensureOwn(ctx, own{name: "tierd", envVar: EnvTierdImage, pkg: "./cmd/tierd", dataDir: "/data"}); err != nil {
+	if set.S3Fault, err = b.ensureOwn(ctx, Own{Name: "s3faultd", EnvVar: EnvS3FaultImage, Package: modulePath + "/cmd/s3faultd"}); err != nil {
 		return Set{}, err
 	}
-	if set.S3Fault, err = b.ensureOwn(ctx, own{name: "s3faultd", envVar: EnvS3FaultImage, pkg: "./cmd/s3faultd"}); err != nil {
-		return Set{}, err
-	}
-	if set.DataVol, err = b.ensureOwn(ctx, own{name: "datavold", envVar: EnvDataVolImage, pkg: "./harness/datavol/cmd/datavold"}); err != nil {
+	if set.DataVol, err = b.ensureOwn(ctx, Own{Name: "datavold", EnvVar: EnvDataVolImage, Package: modulePath + "/harness/datavol/cmd/datavold"}); err != nil {
 		return Set{}, err
 	}
 	return set, nil
+}
+
+// EnsureOwn makes sure the image of o, a program built from Go source,
+// exists locally and returns its reference.
+func EnsureOwn(ctx context.Context, cli client.APIClient, opts Options, o Own) (string, error) {
+	if err := o.validate(); err != nil {
+		return "", err
+	}
+	b, err := newBuilder(cli, opts)
+	if err != nil {
+		return "", err
+	}
+	return b.ensureOwn(ctx, o)
+}
+
+// modulePath is this module's path: the stack's own programs are built
+// by import path, so that a module that requires this one builds them too.
+const modulePath = "github.com/tierchaos/tierchaos"
+
+// Tierd is tierd's image description.
+func Tierd() Own {
+	return Own{Name: "tierd", EnvVar: EnvTierdImage, Package: modulePath + "/cmd/tierd", DataDir: "/data"}
 }
 
 // CacheDir returns the folder where built binaries are cached.
@@ -321,44 +357,69 @@ func (b *builder) ensureNamed(ctx context.Context, envVar, ref string) (string, 
 	return ref, nil
 }
 
-// own describes an image built from this repository.
-type own struct {
-	name, envVar, pkg string
-	// dataDir, when set, is an empty directory of the image owned by
+// Own describes an image of a program built from Go source (this
+// repository's tierd, s3faultd and datavold, or a service of the user's):
+// `go build` of Package from the module root, then a FROM scratch image
+// with the binary and USER RunUser, tagged with the SHA-256 of binary and
+// Dockerfile (tierchaos/<Name>:<12 hex>), so it is rebuilt exactly when
+// either changes.
+type Own struct {
+	// Name is the binary's and the image repository's name ("tierd").
+	Name string
+	// EnvVar, when set, names an environment variable that names an
+	// existing image to use instead.
+	EnvVar string
+	// Package is what go build builds: an import path, or a path relative
+	// to the module root ("./cmd/tierd").
+	Package string
+	// DataDir, when set, is an empty directory of the image owned by
 	// RunUID:RunGID. A plain Docker volume mounted there takes its owner
 	// (Docker copies an image directory's content and owner into an empty
 	// volume), so the program can write it without root.
-	dataDir string
+	DataDir string
 }
 
-// dockerfile is o's FROM scratch Dockerfile: the binary, dataDir, and
-// USER RunUser.
-func (o own) dockerfile() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "FROM scratch\nCOPY %s /%s\n", o.name, o.name)
-	if o.dataDir != "" {
-		fmt.Fprintf(&b, "COPY --chown=%s %s %s\n", RunUser, ownDataDir, o.dataDir)
+// validate checks what the Dockerfile and the tag are made from.
+func (o Own) validate() error {
+	switch {
+	case o.Name == "" || strings.ContainsAny(o.Name, "/: \t\n\"") || strings.ToLower(o.Name) != o.Name:
+		return fmt.Errorf("images: own image name %q: want a lower-case name without '/', ':', quotes or spaces", o.Name)
+	case o.Package == "":
+		return fmt.Errorf("images: own image %s: no Go package to build", o.Name)
+	case o.DataDir != "" && !strings.HasPrefix(o.DataDir, "/"):
+		return fmt.Errorf("images: own image %s: data directory %q is not absolute", o.Name, o.DataDir)
 	}
-	fmt.Fprintf(&b, "USER %s\nENTRYPOINT [\"/%s\"]\n", RunUser, o.name)
+	return nil
+}
+
+// dockerfile is o's FROM scratch Dockerfile: the binary, DataDir, and
+// USER RunUser.
+func (o Own) dockerfile() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "FROM scratch\nCOPY %s /%s\n", o.Name, o.Name)
+	if o.DataDir != "" {
+		fmt.Fprintf(&b, "COPY --chown=%s %s %s\n", RunUser, ownDataDir, o.DataDir)
+	}
+	fmt.Fprintf(&b, "USER %s\nENTRYPOINT [\"/%s\"]\n", RunUser, o.Name)
 	return b.String()
 }
 
 // ownDataDir is the empty directory of the build context that becomes
-// own.dataDir.
+// Own.DataDir.
 const ownDataDir = "datadir"
 
-func (b *builder) ensureOwn(ctx context.Context, o own) (string, error) {
-	if v := b.getenv(o.envVar); v != "" {
+func (b *builder) ensureOwn(ctx context.Context, o Own) (string, error) {
+	if v := b.getenv(o.EnvVar); o.EnvVar != "" && v != "" {
 		ok, err := b.exists(ctx, v)
 		if err != nil {
 			return "", err
 		}
 		if !ok {
-			return "", fmt.Errorf("images: %s=%s names an image that does not exist locally", o.envVar, v)
+			return "", fmt.Errorf("images: %s=%s names an image that does not exist locally", o.EnvVar, v)
 		}
 		return v, nil
 	}
-	unlock, err := lockFile(ctx, filepath.Join(b.cache, "locks", o.name+".lock"))
+	unlock, err := lockFile(ctx, filepath.Join(b.cache, "locks", o.Name+".lock"))
 	if err != nil {
 		return "", err
 	}
@@ -371,12 +432,12 @@ func (b *builder) ensureOwn(ctx context.Context, o own) (string, error) {
 	// another image.
 	dockerfile := o.dockerfile()
 	tag := sha256.Sum256([]byte(sum + "\n" + dockerfile))
-	ref := "tierchaos/" + o.name + ":" + hex.EncodeToString(tag[:])[:12]
+	ref := "tierchaos/" + o.Name + ":" + hex.EncodeToString(tag[:])[:12]
 	if ok, err := b.exists(ctx, ref); err != nil || ok {
 		return ref, err
 	}
-	files := map[string]string{o.name: bin}
-	if o.dataDir != "" {
+	files := map[string]string{o.Name: bin}
+	if o.DataDir != "" {
 		files[ownDataDir] = "" // an empty directory
 	}
 	if err := b.dockerBuild(ctx, ref, dockerfile, files); err != nil {

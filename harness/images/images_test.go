@@ -182,14 +182,14 @@ func TestEnsureThirdParty(t *testing.T) {
 func TestImagesRunAsNonRoot(t *testing.T) {
 	for _, df := range []string{
 		MinIO().Dockerfile, Toxiproxy().Dockerfile,
-		own{name: "tierd", dataDir: "/data"}.dockerfile(), own{name: "s3faultd"}.dockerfile(), own{name: "datavold"}.dockerfile(),
+		Tierd().dockerfile(), Own{Name: "s3faultd"}.dockerfile(), Own{Name: "datavold"}.dockerfile(),
 	} {
 		assert.Contains(t, df, "\nUSER 65532:65532\n", df)
 		assert.Less(t, strings.Index(df, "USER"), strings.Index(df, "ENTRYPOINT"), df)
 	}
-	tierd := own{name: "tierd", dataDir: "/data"}.dockerfile()
+	tierd := Tierd().dockerfile()
 	assert.Contains(t, tierd, "COPY --chown=65532:65532 datadir /data\n")
-	assert.NotContains(t, own{name: "s3faultd"}.dockerfile(), "datadir")
+	assert.NotContains(t, Own{Name: "s3faultd"}.dockerfile(), "datadir")
 }
 
 // TestWriteContextEmptyDir: an empty path in files is an empty directory
@@ -210,4 +210,30 @@ func TestWriteContextEmptyDir(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"datadir/"}, dirs)
+}
+
+// TestOwnValidate: an Own description that would make a broken
+// Dockerfile or tag is refused with a clear error before any build.
+func TestOwnValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		own  Own
+		want string
+	}{
+		{name: "ok", own: Own{Name: "kvstore", Package: "./examples/kvstore/cmd/kvstore", DataDir: "/data"}},
+		{name: "no name", own: Own{Package: "./cmd/x"}, want: "own image name"},
+		{name: "slash", own: Own{Name: "a/b", Package: "./cmd/x"}, want: "own image name"},
+		{name: "upper", own: Own{Name: "KV", Package: "./cmd/x"}, want: "own image name"},
+		{name: "no package", own: Own{Name: "kv"}, want: "no Go package"},
+		{name: "relative data dir", own: Own{Name: "kv", Package: "./cmd/x", DataDir: "data"}, want: "not absolute"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.own.validate()
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
 }

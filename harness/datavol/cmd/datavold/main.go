@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	datavold -listen :9200 -volume tierd=/volumes/tierd -volume minio=/volumes/minio
+//	datavold -listen :9200 -volume service=/volumes/service -volume minio=/volumes/minio
 //
 // Exit status: 0 after SIGTERM or SIGINT, 1 when serving fails, 2 for bad
 // flags.

@@ -1,4 +1,4 @@
-package harness
+package stack
 
 import (
 	"errors"
@@ -32,14 +32,14 @@ func TestRequireDataTmpfs(t *testing.T) {
 		wantSkip string
 		wantFail string
 	}{
-		{name: "tmpfs", stack: func() *Stack { return &Stack{dataTmpfs: "4m"} }},
-		{name: "tmpfs-ci", stack: func() *Stack { return &Stack{dataTmpfs: "4m"} }, ci: "true"},
-		{name: "fallback", stack: func() *Stack { return &Stack{dataTmpfs: "4m", tmpfsErr: noNamespace} },
-			wantSkip: "only with tierd in a container (TIERCHAOS_SUT=container)"},
-		{name: "fallback-ci", stack: func() *Stack { return &Stack{dataTmpfs: "4m", tmpfsErr: noNamespace} }, ci: "true",
+		{name: "tmpfs", stack: func() *Stack { return &Stack{data: dataDir{tmpfsSize: "4m"}} }},
+		{name: "tmpfs-ci", stack: func() *Stack { return &Stack{data: dataDir{tmpfsSize: "4m"}} }, ci: "true"},
+		{name: "fallback", stack: func() *Stack { return &Stack{data: dataDir{tmpfsSize: "4m", tmpfsErr: noNamespace}} },
+			wantSkip: "only with the service in a container (TIERCHAOS_SUT=container)"},
+		{name: "fallback-ci", stack: func() *Stack { return &Stack{data: dataDir{tmpfsSize: "4m", tmpfsErr: noNamespace}} }, ci: "true",
 			wantFail: "user namespaces disabled"},
-		{name: "not-asked", stack: func() *Stack { return &Stack{} }, wantFail: "start the stack with Options.TierdDataTmpfs"},
-		{name: "not-asked-ci", stack: func() *Stack { return &Stack{} }, ci: "true", wantFail: "start the stack with Options.TierdDataTmpfs"},
+		{name: "not-asked", stack: func() *Stack { return &Stack{} }, wantFail: "start the stack with Options.DataTmpfs"},
+		{name: "not-asked-ci", stack: func() *Stack { return &Stack{} }, ci: "true", wantFail: "start the stack with Options.DataTmpfs"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package harness
+package stack
 
 import (
 	"fmt"
@@ -9,9 +9,8 @@ import (
 
 // leakIgnores are the goroutines the leak check of an in-process run
 // leaves alone: none. Everything a package's tests or the stack start
-// (tierd's server, worker and uploader goroutines, the HTTP keep-alive
-// connections of the stack's clients) must be gone once the stack is
-// closed; what runs for the whole process (the runtime's, the testing
+// (the service's goroutines, the HTTP keep-alive connections of the
+// stack's clients) must be gone once the stack is closed; what runs for the whole process (the runtime's, the testing
 // package's) runs before the stack starts, so the baseline covers it.
 func leakIgnores() []goleak.Option { return nil }
 
@@ -20,20 +19,19 @@ func leakIgnores() []goleak.Option { return nil }
 // retries for a while, so goroutines that are ending get the time to.
 func findLeaks(base goleak.Option) error {
 	if err := goleak.Find(append(leakIgnores(), base)...); err != nil {
-		return fmt.Errorf("harness: goroutines leaked by the tests or the stack: %w", err)
+		return fmt.Errorf("stack: goroutines leaked by the tests or the stack: %w", err)
 	}
 	return nil
 }
 
 // closeIdleClients closes the idle keep-alive connections of the stack's
-// HTTP clients, whose read and write loops are goroutines: tierd's and
-// MinIO's transports, and http.DefaultTransport, which the Toxiproxy, S3
-// fault layer and data sidecar clients use.
+// HTTP clients, whose read and write loops are goroutines: the service's
+// transports (Transport) and MinIO's, and http.DefaultTransport, which the
+// Toxiproxy, S3 fault layer and data sidecar clients use.
 func (s *Stack) closeIdleClients() {
-	for _, t := range []*http.Transport{s.transport, s.s3Transport} {
-		if t != nil {
-			t.CloseIdleConnections()
-		}
+	s.closeServiceIdle()
+	if s.s3Transport != nil {
+		s.s3Transport.CloseIdleConnections()
 	}
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		t.CloseIdleConnections()

@@ -1,4 +1,4 @@
-package harness
+package stack
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // ErrMinIONotRestartable is returned by the MinIO process controls when the
 // stack was started without Options.RestartableMinIO: MinIO's data is then
 // on a container tmpfs, and a restart would lose every object.
-var ErrMinIONotRestartable = errors.New("harness: MinIO is not restartable (start the stack with Options.RestartableMinIO)")
+var ErrMinIONotRestartable = errors.New("stack: MinIO is not restartable (start the stack with Options.RestartableMinIO)")
 
 // minioTransport returns the transport of Stack.S3: it always dials MinIO's
 // current published endpoint, so the client keeps working when a restart
@@ -57,7 +57,7 @@ func (s *Stack) minioContainer() (testcontainers.Container, error) {
 	c := s.containers[minioAlias]
 	s.mu.Unlock()
 	if c == nil {
-		return nil, errors.New("harness: MinIO container not started")
+		return nil, errors.New("stack: MinIO container not started")
 	}
 	return c, nil
 }
@@ -72,7 +72,7 @@ func (s *Stack) StopMinIO(ctx context.Context) error {
 	}
 	timeout := 10 * time.Second
 	if err := c.Stop(ctx, &timeout); err != nil {
-		return fmt.Errorf("harness: stop minio: %w", err)
+		return fmt.Errorf("stack: stop minio: %w", err)
 	}
 	s.s3Transport.CloseIdleConnections()
 	return nil
@@ -87,11 +87,11 @@ func (s *Stack) StartMinIO(ctx context.Context) error {
 		return err
 	}
 	if err := c.Start(ctx); err != nil { // runs the /minio/health/ready wait again
-		return fmt.Errorf("harness: start minio: %w", err)
+		return fmt.Errorf("stack: start minio: %w", err)
 	}
 	ep, err := c.PortEndpoint(ctx, minioPort, "")
 	if err != nil {
-		return fmt.Errorf("harness: minio endpoint: %w", err)
+		return fmt.Errorf("stack: minio endpoint: %w", err)
 	}
 	s.mu.Lock()
 	s.minioAddr = ep
@@ -116,7 +116,7 @@ func (s *Stack) minioRunning(ctx context.Context) (bool, error) {
 	}
 	st, err := c.State(ctx)
 	if err != nil {
-		return false, fmt.Errorf("harness: minio state: %w", err)
+		return false, fmt.Errorf("stack: minio state: %w", err)
 	}
 	return st.Running, nil
 }
@@ -127,13 +127,13 @@ func (s *Stack) waitBucket(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for {
-		_, err := s.S3.BucketExists(ctx, Bucket)
+		_, err := s.S3.BucketExists(ctx, s.Bucket)
 		if err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("harness: minio bucket after start: %w (last: %w)", ctx.Err(), err)
+			return fmt.Errorf("stack: minio bucket after start: %w (last: %w)", ctx.Err(), err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -1,4 +1,4 @@
-package harness
+package stack
 
 import (
 	"crypto/rand"
@@ -20,7 +20,7 @@ const (
 // engine never share them.
 type secrets struct {
 	// accessKey and secretKey are MinIO's root credentials; s3faultd signs
-	// its own requests with them, tierd and the direct client use them.
+	// its own requests with them, the service and the direct client use them.
 	accessKey, secretKey string
 	// s3faultToken is the bearer token of the S3 fault layer's control API.
 	s3faultToken string
@@ -35,7 +35,7 @@ func newSecrets() (secrets, error) {
 	}{{&s.accessKey, accessKeyBytes}, {&s.secretKey, secretKeyBytes}, {&s.s3faultToken, controlTokenBytes}} {
 		b := make([]byte, f.n)
 		if _, err := rand.Read(b); err != nil {
-			return secrets{}, fmt.Errorf("harness: random credentials: %w", err)
+			return secrets{}, fmt.Errorf("stack: random credentials: %w", err)
 		}
 		*f.dst = hex.EncodeToString(b)
 	}
@@ -43,7 +43,7 @@ func newSecrets() (secrets, error) {
 }
 
 // S3Credentials returns MinIO's root access key and secret key for this
-// stack. They are random per stack; tierd, the S3 fault layer and Stack.S3
+// stack. They are random per stack; the service, the S3 fault layer and Stack.S3
 // already use them, so a test needs them only for a client of its own.
 func (s *Stack) S3Credentials() (accessKey, secretKey string) {
 	return s.secrets.accessKey, s.secrets.secretKey

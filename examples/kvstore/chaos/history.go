@@ -1,0 +1,139 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/tierchaos/tierchaos/examples/kvstore/kvclient"
+)
+
+// Recorder records the operations clients made and what they saw, as a
+// porcupine history. It is safe for concurrent use.
+type Recorder struct {
+	start time.Time
+	mu    sync.Mutex
+	ops   []porcupine.Operation
+	stats Stats
+}
+
+// Stats counts what the recorded operations saw.
+type Stats struct {
+	// OK operations got an answer; Failed got an error that says nothing
+	// happened (not recorded); Unknown writes may have taken effect
+	// (recorded as pending); LostReads are reads that got no answer (not
+	// recorded: they constrain nothing).
+	OK, Failed, Unknown, LostReads int
+	// OKWrites are the OK operations that were writes (put, delete, cas).
+	OKWrites int
+}
+
+// NewRecorder returns an empty recorder whose clock starts now.
+func NewRecorder() *Recorder { return &Recorder{start: time.Now()} }
+
+// now is the recorder's monotonic clock.
+func (r *Recorder) now() int64 { return int64(time.Since(r.start)) }
+
+// Client returns a client of the store for client id (0, 1, ...: one per
+// goroutine) that records into r.
+func (r *Recorder) Client(id int, c *kvclient.Client) *Client {
+	return &Client{id: id, c: c, r: r}
+}
+
+// record adds one operation invoked at call that ended with out or err.
+func (r *Recorder) record(client int, in Input, call int64, out Output, err error) {
+	ret := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err == nil:
+		r.stats.OK++
+		if in.Kind != Get {
+			r.stats.OKWrites++
+		}
+	case !kvclient.Indeterminate(err):
+		r.stats.Failed++
+		return
+	case in.Kind == Get:
+		r.stats.LostReads++
+		return
+	default:
+		r.stats.Unknown++
+		out = Output{Unknown: true}
+		ret = -1 // the end of the history, set by Ops
+	}
+	r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
+}
+
+// Ops returns the history: pending operations (Unknown) return after
+// everything else.
+func (r *Recorder) Ops() []porcupine.Operation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	end := r.now()
+	for _, op := range r.ops {
+		end = max(end, op.Call, op.Return)
+	}
+	out := make([]porcupine.Operation, len(r.ops))
+	for i, op := range r.ops {
+		if op.Return < 0 {
+			op.Return = end + 1
+		}
+		out[i] = op
+	}
+	return out
+}
+
+// Stats returns the counts so far.
+func (r *Recorder) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// Client is a recording client of the store. Its methods are
+// kvclient.Client's.
+type Client struct {
+	id int
+	c  *kvclient.Client
+	r  *Recorder
+}
+
+// Get reads key; a missing key is ("", false, nil).
+func (c *Client) Get(ctx context.Context, key string) (string, bool, error) {
+	call := c.r.now()
+	v, err := c.c.Get(ctx, key)
+	exists := err == nil
+	if errors.Is(err, kvclient.ErrNotFound) {
+		err = nil
+	}
+	c.r.record(c.id, Input{Kind: Get, Key: key}, call, Output{Value: v, Exists: exists}, err)
+	return v, exists, err
+}
+
+// Put sets key to value.
+func (c *Client) Put(ctx context.Context, key, value string) error {
+	call := c.r.now()
+	err := c.c.Put(ctx, key, value)
+	c.r.record(c.id, Input{Kind: Put, Key: key, Value: value}, call, Output{}, err)
+	return err
+}
+
+// Delete removes key.
+func (c *Client) Delete(ctx context.Context, key string) error {
+	call := c.r.now()
+	err := c.c.Delete(ctx, key)
+	c.r.record(c.id, Input{Kind: Delete, Key: key}, call, Output{}, err)
+	return err
+}
+
+// CompareAndSet sets key to to if it holds from.
+func (c *Client) CompareAndSet(ctx context.Context, key, from, to string) (bool, error) {
+	call := c.r.now()
+	ok, err := c.c.CompareAndSet(ctx, key, from, to)
+	c.r.record(c.id, Input{Kind: CAS, Key: key, Value: to, From: from}, call, Output{Swapped: ok}, err)
+	return ok, err
+}
