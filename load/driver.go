@@ -74,6 +74,7 @@ func (d *driver) run(ctx context.Context) *Result {
 	d.reqCtx = reqCtx
 
 	col := newCollector(d)
+	cpu0, cpuOK := processCPU()
 	d.start = time.Now()
 	col.begin(d.start)
 	colDone := make(chan struct{})
@@ -104,7 +105,11 @@ func (d *driver) run(ctx context.Context) *Result {
 	drain.Stop()
 	close(stopCol)
 	<-colDone
-	return col.finish(elapsed, interrupted)
+	res := col.finish(elapsed, interrupted)
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		res.DriverCPU = cpu1 - cpu0
+	}
+	return res
 }
 
 // schedule dispatches requests at their due times until the window ends or

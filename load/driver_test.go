@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -293,4 +294,28 @@ func TestRunDrainTimeoutCancelsStragglers(t *testing.T) {
 	}
 	assert.Equal(t, res.Overall.Sent, drained)
 	assert.Equal(t, int64(0), sentInDrain)
+}
+
+// TestRunMeasuresDriverCPU: ops that burn CPU in the driver's process show
+// in DriverCPU, and the per-request figure is that time over the requests
+// sent. An op that only waits costs far less per request than one that
+// spins for a millisecond of CPU.
+func TestRunMeasuresDriverCPU(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("process CPU time is read on unix only")
+	}
+	spin := Simple("spin", 1, func(context.Context) error {
+		end := time.Now().Add(time.Millisecond)
+		for time.Now().Before(end) {
+		}
+		return nil
+	})
+	res, err := Run(context.Background(), Config{Ops: []Op{spin}, Rate: 200, Duration: time.Second})
+	require.NoError(t, err)
+	require.Positive(t, res.Overall.Sent)
+	// Each request spins for 1 ms of wall time on a running thread:
+	// at least about that much CPU each, whatever else the process does.
+	assert.GreaterOrEqual(t, res.DriverCPUPerRequest(), 500*time.Microsecond)
+	assert.Equal(t, res.DriverCPU/time.Duration(res.Overall.Sent), res.DriverCPUPerRequest())
+	assert.Zero(t, (&Result{}).DriverCPUPerRequest(), "nothing sent, nothing measured")
 }

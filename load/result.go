@@ -132,11 +132,26 @@ type Result struct {
 	// PeakInFlight is the largest number of concurrent requests reached.
 	PeakInFlight int `json:"peak_in_flight"`
 	// Interrupted is true when the run's context ended before Duration.
-	Interrupted bool       `json:"interrupted"`
-	Overall     OpResult   `json:"overall"`
-	Ops         []OpResult `json:"ops"`
-	Intervals   []Interval `json:"intervals"`
-	Timeline    []Point    `json:"timeline"`
+	Interrupted bool `json:"interrupted"`
+	// DriverCPU is the CPU time (user + system) the driver's whole
+	// process used from the first request's schedule to the end of the
+	// drain: the driver's own cost when the target runs elsewhere, the
+	// driver's and the target's together when the target shares the
+	// process. Zero where the platform does not report it.
+	DriverCPU time.Duration `json:"driver_cpu"`
+	Overall   OpResult      `json:"overall"`
+	Ops       []OpResult    `json:"ops"`
+	Intervals []Interval    `json:"intervals"`
+	Timeline  []Point       `json:"timeline"`
+}
+
+// DriverCPUPerRequest is DriverCPU divided by the requests sent (zero
+// when either is zero).
+func (r *Result) DriverCPUPerRequest() time.Duration {
+	if r.DriverCPU <= 0 || r.Overall.Sent <= 0 {
+		return 0
+	}
+	return r.DriverCPU / time.Duration(r.Overall.Sent)
 }
 
 // Op returns the result of the named op.

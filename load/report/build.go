@@ -49,6 +49,7 @@ func Build(in Input) (*Report, error) {
 			Arrival: string(r.Arrival), Pacing: string(r.Pacing), Seed: r.Seed, LateAfterMS: ms(r.LateAfter),
 			MaxInFlight: r.MaxInFlight, PeakInFlight: r.PeakInFlight, Interrupted: r.Interrupted,
 			Mix: normalise(in.Mix), Shard: in.Shard, API: in.API,
+			DriverCPUS: r.DriverCPU.Seconds(), DriverCPUPerRequestUS: float64(r.DriverCPUPerRequest()) / float64(time.Microsecond),
 		},
 		Budget:    in.Budget,
 		Passed:    in.Budget == nil || in.Budget.Passed(),

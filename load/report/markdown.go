@@ -30,6 +30,10 @@ func Markdown(r *Report) string {
 	if ri.Interrupted {
 		fmt.Fprintf(&b, " **Interrupted after %.1f s.**", ri.ElapsedS)
 	}
+	if ri.DriverCPUS > 0 {
+		fmt.Fprintf(&b, " Driver CPU %.2f s, %.1f µs per request (the driver's whole process: it includes tierd when tierd runs in it).",
+			ri.DriverCPUS, ri.DriverCPUPerRequestUS)
+	}
 	b.WriteString("\n\n")
 	if len(ri.Mix) > 0 {
 		names := sortedKeys(ri.Mix)

@@ -67,6 +67,7 @@ func Merge(name string, names []string, reps ...*Report) (*Report, error) {
 		out.Run.MaxInFlight += r.Run.MaxInFlight
 		out.Run.PeakInFlight += r.Run.PeakInFlight
 		out.Run.Interrupted = out.Run.Interrupted || r.Run.Interrupted
+		out.Run.DriverCPUS += r.Run.DriverCPUS
 		out.Passed = out.Passed && r.Passed
 		for _, o := range r.Ops {
 			ops[o.Name] = append(ops[o.Name], o)
@@ -78,6 +79,9 @@ func Merge(name string, names []string, reps ...*Report) (*Report, error) {
 		return nil, err
 	}
 	delete(ops, "")
+	if out.Run.DriverCPUS > 0 && out.Overall.Sent > 0 {
+		out.Run.DriverCPUPerRequestUS = out.Run.DriverCPUS * 1e6 / float64(out.Overall.Sent)
+	}
 	opNames := make([]string, 0, len(ops))
 	for n := range ops {
 		opNames = append(opNames, n)

@@ -174,3 +174,22 @@ func TestMergeErrors(t *testing.T) {
 	_, err = Merge("m", []string{"a"}, other)
 	require.ErrorIs(t, err, ErrSchema)
 }
+
+// TestMergeSumsDriverCPU: the shards' driver CPU adds up, and the merged
+// per-request figure is the sum over every request sent.
+func TestMergeSumsDriverCPU(t *testing.T) {
+	mk := func(i int, cpu time.Duration) *Report {
+		res := shardResult(t, 10, map[string][]time.Duration{"search": {time.Millisecond}}, nil)
+		res.DriverCPU = cpu
+		r, err := Build(Input{Name: "s", Result: res, Shard: &Shard{Index: i, Count: 2, RunSeed: 1}})
+		require.NoError(t, err)
+		require.InDelta(t, cpu.Seconds(), r.Run.DriverCPUS, 1e-9)
+		require.InDelta(t, cpu.Seconds()*1e6/float64(r.Overall.Sent), r.Run.DriverCPUPerRequestUS, 1e-6)
+		return r
+	}
+	a, b := mk(0, 2*time.Second), mk(1, time.Second)
+	m, err := Merge("m", []string{"a", "b"}, a, b)
+	require.NoError(t, err)
+	assert.InDelta(t, 3.0, m.Run.DriverCPUS, 1e-9)
+	assert.InDelta(t, 3e6/float64(a.Overall.Sent+b.Overall.Sent), m.Run.DriverCPUPerRequestUS, 1e-6)
+}

@@ -56,6 +56,12 @@ type RunInfo struct {
 	MaxInFlight  int     `json:"max_in_flight"`
 	PeakInFlight int     `json:"peak_in_flight"`
 	Interrupted  bool    `json:"interrupted"`
+	// DriverCPUS is the CPU time of the driver's whole process during
+	// the run (load.Result.DriverCPU), DriverCPUPerRequestUS that time
+	// per request sent; both 0 where it is not measured. A merged report
+	// sums its shards' driver CPU.
+	DriverCPUS            float64 `json:"driver_cpu_s,omitempty"`
+	DriverCPUPerRequestUS float64 `json:"driver_cpu_per_request_us,omitempty"`
 	// Mix is each op's weight share (0..1).
 	Mix map[string]float64 `json:"mix,omitempty"`
 	// API is the tierd API the load spoke: "rest" or "grpc" (APIOf reads
