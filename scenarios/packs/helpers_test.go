@@ -28,7 +28,7 @@ const (
 	smallVectors = 40
 	// packDir is where tierd writes packs (the harness starts it without
 	// an S3 prefix).
-	packDir = "packs/" + uploader.PackDir + "/"
+	packDir = fixture.PackDir
 	// hold is how long a Delay rule holds a request: far longer than any
 	// case, so only the client leaving (a kill) or the rule's deletion
 	// ends it.
