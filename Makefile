@@ -25,7 +25,7 @@ need-gotestsum = $(if $(GOTESTSUM),,$(error gotestsum not found: install it with
 gotest = $(need-gotestsum)TIERCHAOS_ARTIFACTS=$(abspath $(RESULTS))/artifacts/$(1) $(GOTESTSUM) --format standard-quiet \
 	--junitfile $(RESULTS)/$(1).xml --jsonfile $(RESULTS)/$(1).json --
 
-.PHONY: help test unit e2e e2e-race results nemesis images cleanup lint vet fmt actionlint repro load nightly bench-upload proto proto-lint proto-check proto-tools
+.PHONY: help test unit e2e e2e-race results nemesis images cleanup lint vet fmt actionlint repro load nightly bench-upload proto proto-lint proto-check proto-breaking proto-tools
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -124,8 +124,14 @@ proto: proto-tools ## regenerate the gRPC Go code of system/grpcapi/proto (buf g
 proto-lint: proto-tools ## buf lint of system/grpcapi/proto
 	cd $(PROTO_DIR) && $(PROTO_PATH) buf lint
 
+# What proto-breaking compares against: main of this clone (a CI checkout fetches it first).
+PROTO_AGAINST ?= $(abspath .git)\#branch=main,subdir=$(PROTO_DIR)
+
+proto-breaking: proto-tools ## buf breaking of system/grpcapi/proto against main (PROTO_AGAINST): no wire- or source-incompatible change
+	cd $(PROTO_DIR) && $(PROTO_PATH) buf breaking --against '$(PROTO_AGAINST)'
+
 proto-check: proto proto-lint ## regenerate and fail if the committed generated code differs
 	git diff --exit-code -- $(PROTO_DIR)
 	@test -z "$$(git status --porcelain -- $(PROTO_DIR))" || { git status --porcelain -- $(PROTO_DIR); echo "untracked generated files"; exit 1; }
 
-lint: vet actionlint proto-check ## gofmt, go vet, actionlint, buf lint and the generated gRPC code up to date
+lint: vet actionlint proto-check proto-breaking ## gofmt, go vet, actionlint, buf lint and breaking, and the generated gRPC code up to date
