@@ -227,20 +227,7 @@ func uploadKeys(ups []minio.ObjectMultipartInfo) []string {
 // poll calls cond every pollEvery until it is true (true), or until limit
 // or ctx ends (false).
 func poll(ctx context.Context, limit time.Duration, cond func() bool) bool {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-tick.C:
-		}
-	}
+	return fixture.Poll(ctx, pollEvery, limit, cond)
 }
 
 // addRule installs an S3 fault rule (removed again when t ends; NewCase

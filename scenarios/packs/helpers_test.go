@@ -259,20 +259,7 @@ func await[T any](ctx context.Context, t *testing.T, ch <-chan T, what string) T
 // poll calls cond every pollEvery until it is true (true), or until limit
 // or ctx ends (false).
 func poll(ctx context.Context, limit time.Duration, cond func() bool) bool {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-tick.C:
-		}
-	}
+	return fixture.Poll(ctx, pollEvery, limit, cond)
 }
 
 // names returns the collections' names.
