@@ -134,7 +134,7 @@ func (in *tierdInstance) Endpoints() map[string]string { return in.endpoints }
 
 // Stop shuts tierd down gracefully.
 func (in *tierdInstance) Stop(ctx context.Context) error {
-	return errors.Join(stopGRPC(ctx, in.grpc), in.api.Shutdown(ctx), in.dbg.Shutdown(ctx), in.srv.Close(ctx))
+	return errors.Join(server.StopGRPC(ctx, in.grpc), in.api.Shutdown(ctx), in.dbg.Shutdown(ctx), in.srv.Close(ctx))
 }
 
 // Kill cuts every connection at once and abandons the instance the way
@@ -156,20 +156,3 @@ func (in *tierdInstance) Release(ctx context.Context) error {
 	return nil
 }
 
-// stopGRPC stops gs gracefully (the running calls finish) until ctx
-// ends, then at once.
-func stopGRPC(ctx context.Context, gs *grpc.Server) error {
-	done := make(chan struct{})
-	go func() {
-		gs.GracefulStop()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		gs.Stop()
-		<-done
-		return fmt.Errorf("harness: gRPC graceful stop: %w", ctx.Err())
-	}
-}

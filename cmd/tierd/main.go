@@ -165,7 +165,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		errs = append(errs, serveErr)
 	}
 	if grpcSrv != nil {
-		if err := stopGRPC(sctx, grpcSrv); err != nil {
+		if err := server.StopGRPC(sctx, grpcSrv); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -180,20 +180,3 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	return errors.Join(errs...)
 }
 
-// stopGRPC stops gs gracefully (no new calls, the running ones finish)
-// until ctx ends, then at once.
-func stopGRPC(ctx context.Context, gs *grpc.Server) error {
-	done := make(chan struct{})
-	go func() {
-		gs.GracefulStop()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		gs.Stop()
-		<-done
-		return fmt.Errorf("gRPC graceful stop: %w", ctx.Err())
-	}
-}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -265,4 +266,22 @@ func (g *grpcService) ControlWorker(ctx context.Context, req *tierdv1.ControlWor
 
 func (g *grpcService) GetUsage(_ context.Context, _ *tierdv1.GetUsageRequest) (*tierdv1.GetUsageResponse, error) {
 	return grpcapi.UsageToProto(g.s.store.Usage()), nil
+}
+
+// StopGRPC stops gs gracefully (no new calls, the running ones finish)
+// until ctx ends, then at once, and says so in its error.
+func StopGRPC(ctx context.Context, gs *grpc.Server) error {
+	done := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		gs.Stop()
+		<-done
+		return fmt.Errorf("gRPC graceful stop: %w", ctx.Err())
+	}
 }
