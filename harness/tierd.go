@@ -155,4 +155,3 @@ func (in *tierdInstance) Release(ctx context.Context) error {
 	_ = in.srv.Close(ctx)
 	return nil
 }
-

@@ -179,4 +179,3 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	}
 	return errors.Join(errs...)
 }
-
