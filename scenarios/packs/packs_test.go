@@ -28,6 +28,9 @@ func TestPacks(t *testing.T) {
 		fault  string
 		guards string
 		run    func(ctx context.Context, t *testing.T, tc *harness.Case) []*fixture.Collection
+		// api is the API the case's client speaks (harness.APIREST when
+		// empty).
+		api harness.API
 	}{
 		{
 			name:   "kill-during-pack-upload",
@@ -46,6 +49,13 @@ func TestPacks(t *testing.T) {
 			fault:  "one bit flipped inside one member's byte range of the pack, directly in MinIO",
 			guards: "the damaged member fails with data_corrupted naming the pack and stays cold; every other member promotes exactly",
 			run:    corruptMember,
+		},
+		{
+			name:   "corrupt-member-range-grpc",
+			fault:  "as corrupt-member-range, the case's requests over tierd's gRPC API",
+			guards: "as corrupt-member-range; the damaged member's promotion answers gRPC DATA_LOSS with the ErrorInfo reason data_corrupted naming the pack",
+			run:    corruptMember,
+			api:    harness.APIGRPC,
 		},
 		{
 			name:   "sweep-races-pack-creation",
@@ -71,7 +81,7 @@ func TestPacks(t *testing.T) {
 			// cleared the faults.
 			t.Cleanup(func() { deleteCollections(t, &cols) })
 			start := time.Now()
-			c := stack.NewCase(t)
+			c := stack.NewCase(t, harness.WithAPI(tc.api))
 			cols = tc.run(ctx, t, c)
 			c.Check(ctx, t, check.Config{AutoDemote: true}, names(cols)...)
 			t.Logf("took %s (%s mode)", time.Since(start).Round(time.Millisecond), stack.Mode)
@@ -159,7 +169,7 @@ func corruptMember(ctx context.Context, t *testing.T, tc *harness.Case) []*fixtu
 	corruptRange(ctx, t, key, loc.Offset, loc.Length)
 
 	_, err = tc.Client.SetTier(ctx, victim.Name, api.TierHot)
-	require.Equal(t, api.CodeDataCorrupted, client.CodeOf(err), "promotion of the damaged member: %v", err)
+	tc.RequireWireError(t, err, api.CodeDataCorrupted)
 	require.ErrorContains(t, err, key, "the error names the pack")
 	_, err = stack.Tierd.AllVectors(ctx, victim.Name, 1000)
 	require.Equal(t, api.CodeDataCorrupted, client.CodeOf(err), "listing of the damaged member: %v", err)

@@ -43,6 +43,9 @@ func TestDiskFull(t *testing.T) {
 		fault  string
 		guards string
 		run    func(ctx context.Context, t *testing.T, c *harness.Case)
+		// api is the API the case's client speaks (harness.APIREST when
+		// empty).
+		api harness.API
 	}{
 		{
 			// Scenario 9.
@@ -50,6 +53,13 @@ func TestDiskFull(t *testing.T) {
 			fault:  "ENOSPC: the 4 MiB tmpfs data volume has less room than the demoted collection's Parquet file",
 			guards: "a demotion that hits ENOSPC answers insufficient_storage, keeps the collection hot, exact and writable, and leaves no partial file (the volume's free space is exactly what it was); after space is freed through tierd the same demotion succeeds",
 			run:    warmDiskFull,
+		},
+		{
+			name:   "warm-disk-full-demotion-grpc",
+			fault:  "as warm-disk-full-demotion, the case's requests over tierd's gRPC API",
+			guards: "as warm-disk-full-demotion; the failed demotion answers gRPC RESOURCE_EXHAUSTED with the ErrorInfo reason insufficient_storage",
+			run:    warmDiskFull,
+			api:    harness.APIGRPC,
 		},
 		{
 			// Own case: the volume filled to the last page by concurrent inserts.
@@ -67,7 +77,7 @@ func TestDiskFull(t *testing.T) {
 			t.Logf("fault: %s", tc.fault)
 			t.Logf("guards: %s", tc.guards)
 			start := time.Now()
-			tc.run(ctx, t, stack.NewCase(t))
+			tc.run(ctx, t, stack.NewCase(t, harness.WithAPI(tc.api)))
 			t.Logf("case took %s (%s mode)", time.Since(start).Round(time.Millisecond), stack.Mode)
 		})
 	}
@@ -108,10 +118,7 @@ func warmDiskFull(ctx context.Context, t *testing.T, tc *harness.Case) {
 	// The demotion hits ENOSPC and fails cleanly.
 	_, err = c.SetTier(ctx, v.Name, api.TierWarm)
 	require.Error(t, err, "demotion of V onto a full volume")
-	require.Equal(t, api.CodeInsufficientStorage, client.CodeOf(err), "error: %v", err)
-	var ce *client.Error
-	require.ErrorAs(t, err, &ce)
-	require.Equal(t, 507, ce.StatusCode)
+	tc.RequireWireError(t, err, api.CodeInsufficientStorage)
 	fixture.RequireTier(ctx, t, c, v, api.TierHot)
 	after, err := datadir.Statfs(ctx, stack)
 	require.NoError(t, err)
