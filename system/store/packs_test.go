@@ -160,11 +160,7 @@ func TestPacksSplitAtMaxItems(t *testing.T) {
 	want := warmCollections(t, s, 7)
 	idleCycle(t, s, clk)
 	require.Len(t, objectKeys(t, f.objs, packsPrefix), 3, "7 members in packs of at most 3")
-	for name, w := range want {
-		_, err := s.SetTier(ctx, name, api.TierHot)
-		require.NoError(t, err)
-		requireContent(t, s, name, api.MetricL2, w, dim)
-	}
+	promoteAll(ctx, t, s, want)
 	requirePacksGone(t, s, f)
 }
 
@@ -293,10 +289,8 @@ func TestCrashDuringPackedDemotion(t *testing.T) {
 			}
 			for name, w := range want {
 				requireContent(t, s, name, api.MetricL2, w, dim)
-				_, err := s.SetTier(ctx, name, api.TierHot)
-				require.NoError(t, err)
-				requireContent(t, s, name, api.MetricL2, w, dim)
 			}
+			promoteAll(ctx, t, s, want)
 			requirePacksGone(t, s, f)
 		})
 	}
@@ -390,11 +384,7 @@ func TestSweepKeepsPackCommittedBetweenItsReads(t *testing.T) {
 	assert.Empty(t, removed, "the pack was never an orphan")
 	require.Empty(t, cyc.Errors)
 	require.Len(t, objectKeys(t, f.objs, packsPrefix), 1, "the committed pack survives")
-	for name, w := range want {
-		_, err := s.SetTier(ctx, name, api.TierHot)
-		require.NoError(t, err)
-		requireContent(t, s, name, api.MetricL2, w, dim)
-	}
+	promoteAll(ctx, t, s, want)
 }
 
 // TestFailedPackUploadKeepsMembersWarm: a pack PUT that keeps failing
@@ -424,6 +414,17 @@ func TestFailedPackUploadKeepsMembersWarm(t *testing.T) {
 	require.Len(t, cyc.DemotedCold, 3, "%+v", cyc)
 	require.Len(t, objectKeys(t, f.objs, packsPrefix), 1)
 	for name, w := range want {
+		requireContent(t, s, name, api.MetricL2, w, dim)
+	}
+}
+
+// promoteAll promotes every collection of want to hot and requires its
+// content to be exactly want's.
+func promoteAll(ctx context.Context, t *testing.T, s *store.Store, want map[string]data) {
+	t.Helper()
+	for name, w := range want {
+		_, err := s.SetTier(ctx, name, api.TierHot)
+		require.NoError(t, err, "promote %s", name)
 		requireContent(t, s, name, api.MetricL2, w, dim)
 	}
 }
