@@ -113,13 +113,12 @@ type Store struct {
 
 	// bg runs deletes that no request waits for (the cold object a
 	// promotion replaced); Close and Halt cancel bgCtx and wait for them.
-	// bgMu orders starting one (bg.Add) against stopping them (bgStopped,
+	// bgMu orders starting one (bg.Add) against stopping them (bgCancel,
 	// then bg.Wait): a WaitGroup must not gain work while it is waited on.
-	bg        sync.WaitGroup
-	bgMu      sync.Mutex
-	bgStopped bool
-	bgCtx     context.Context
-	bgCancel  context.CancelFunc
+	bg       sync.WaitGroup
+	bgMu     sync.Mutex
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 }
 
 // errHalted answers every write after Halt.
@@ -867,7 +866,7 @@ func (s *Store) deleteLater(keys []string) {
 	}
 	s.bgMu.Lock()
 	defer s.bgMu.Unlock()
-	if s.bgStopped {
+	if s.bgCtx.Err() != nil {
 		return // the keys stay pending deletes; the next start retries them
 	}
 	s.bg.Add(1)
@@ -881,9 +880,8 @@ func (s *Store) deleteLater(keys []string) {
 // stopBackground cancels the background deletes and waits for them.
 func (s *Store) stopBackground() {
 	s.bgMu.Lock()
-	s.bgStopped = true
-	s.bgMu.Unlock()
 	s.bgCancel()
+	s.bgMu.Unlock()
 	s.bg.Wait()
 }
 
