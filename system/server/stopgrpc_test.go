@@ -38,6 +38,10 @@ func TestStopGRPC(t *testing.T) {
 			conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = conn.Close() })
+			// One answered call: the server is serving before it is
+			// stopped (a stop before Serve makes Serve fail).
+			_, err = healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+			require.NoError(t, err)
 			if tt.stream {
 				w, err := healthpb.NewHealthClient(conn).Watch(context.Background(), &healthpb.HealthCheckRequest{})
 				require.NoError(t, err)
