@@ -6,9 +6,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierchaos/tierchaos/harness"
@@ -185,4 +188,38 @@ func TestTierdServesGRPC(t *testing.T) {
 	require.NoError(t, err)
 	_, err = gc.Search(ctx, name, []float32{1}, 1)
 	require.Equal(t, api.CodeInvalidArgument, client.CodeOf(err), "wrong dimension: %v", err)
+}
+
+// TestCaseLogKeepsReplacedContainers: a case that reconfigures tierd
+// replaces its container, and the case's log still holds what every
+// container of the case logged, oldest first; a kill and start keep the
+// container and its log. The next case starts with none of it.
+func TestCaseLogKeepsReplacedContainers(t *testing.T) {
+	if stack.Mode != harness.SUTContainer {
+		t.Skip("in process tierd logs into the test's output; there is no container log to keep")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	t.Run("replaced", func(t *testing.T) {
+		stack.NewCase(t)
+		require.NoError(t, stack.ReconfigureTierd(ctx, map[string]string{"TIERD_QUOTA_COLLECTIONS": "7"}))
+		require.NoError(t, stack.RestartService(ctx, false), "SIGKILL and start")
+		require.NoError(t, stack.ReconfigureTierd(ctx, map[string]string{"TIERD_QUOTA_COLLECTIONS": ""}))
+		logs, err := stack.CaseLog(ctx)
+		require.NoError(t, err)
+		// Three sections, each under its header: the container the case
+		// began with, the one killed and started, the current one.
+		sections := regexp.MustCompile(`(?m)^===== tierd container \S+, (removed at \S+|current) =====$`).Split(logs, -1)
+		require.Len(t, sections, 4, "nothing before the first header, then three containers: %s", logs)
+		assert.Empty(t, sections[0])
+		assert.GreaterOrEqual(t, strings.Count(sections[1], "tierd started"), 1, "the container the case began with")
+		assert.Equal(t, 2, strings.Count(sections[2], "tierd started"), "the second container ran twice: SIGKILL keeps it and its log")
+		assert.Equal(t, 1, strings.Count(sections[3], "tierd started"), "the current container")
+	})
+	t.Run("next-case", func(t *testing.T) {
+		stack.NewCase(t)
+		logs, err := stack.CaseLog(ctx)
+		require.NoError(t, err)
+		assert.NotContains(t, logs, "=====", "the replaced containers of the last case are not this case's")
+	})
 }

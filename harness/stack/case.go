@@ -49,6 +49,8 @@ func (s *Stack) NewCase(t *testing.T) *Case {
 	dir, err := artifacts.Dir(t) // registered first: its cleanup runs last
 	require.NoError(t, err)
 	require.NoError(t, s.ClearFaults(ctx), "clear faults before the case")
+	// Containers removed before the case are not part of its log.
+	s.forgetRetiredLogs()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -67,18 +69,26 @@ func (s *Stack) NewCase(t *testing.T) *Case {
 }
 
 // keepLog attaches the tail of the service's log to t and, when it runs
-// in a container, writes the whole log to dir/<service>.log. (An
-// in-process service logs into the test's own output.)
+// in a container, writes the case's whole log (CaseLog) to
+// dir/<service>.log. (An in-process service logs into the test's own
+// output.)
 func (s *Stack) keepLog(ctx context.Context, t *testing.T, dir string) {
 	t.Helper()
 	name := s.svc.Name
 	logs, err := s.ServiceLogs(ctx)
 	if err != nil {
 		t.Logf("%s log: %v", name, err)
+	} else {
+		t.Logf("%s log (last 4 KiB):\n%s", name, tail(logs, 4<<10))
+	}
+	if s.Mode != ModeContainer {
 		return
 	}
-	t.Logf("%s log (last 4 KiB):\n%s", name, tail(logs, 4<<10))
-	if s.Mode != ModeContainer {
+	logs, err = s.CaseLog(ctx)
+	if err != nil {
+		t.Logf("%s log: %v", name, err)
+	}
+	if logs == "" {
 		return
 	}
 	file := filepath.Join(dir, name+".log")

@@ -91,6 +91,7 @@ func (s *Stack) removeContainer(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
+	s.retireLog(ctx, cp)
 	if err := cp.c.Terminate(ctx); err != nil {
 		return fmt.Errorf("stack: remove %s: %w", s.svc.Name, err)
 	}
@@ -98,6 +99,50 @@ func (s *Stack) removeContainer(ctx context.Context) error {
 	delete(s.containers, s.svc.Name)
 	s.mu.Unlock()
 	return nil
+}
+
+// retireLog keeps the log of the container about to be removed for the
+// case's log artifact (keepLog). A log that cannot be read is kept as the
+// reason it could not.
+func (s *Stack) retireLog(ctx context.Context, cp *containerProcess) {
+	logs, err := cp.logs(ctx)
+	if err != nil {
+		logs = fmt.Sprintf("(log unreadable: %v)\n", err)
+	}
+	head := fmt.Sprintf("===== %s container %.12s, removed at %s =====\n",
+		s.svc.Name, cp.c.GetContainerID(), time.Now().UTC().Format(time.RFC3339Nano))
+	s.mu.Lock()
+	s.retiredLogs = append(s.retiredLogs, head+logs)
+	s.mu.Unlock()
+}
+
+// forgetRetiredLogs drops the logs retireLog kept: a new case begins.
+func (s *Stack) forgetRetiredLogs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retiredLogs = nil
+}
+
+// CaseLog returns the service's whole log since the current case began
+// (NewCase): first the logs of the containers the case replaced
+// (Reconfigure, or ClearFaults giving back the start settings), oldest
+// first, each under a header line, then the current container's. A
+// kill and start keep the container, so its log runs on across them. In
+// process the service logs into the test's output and CaseLog returns
+// ServiceLogs' answer. When the current log cannot be read, the error
+// comes with the replaced containers' logs.
+func (s *Stack) CaseLog(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	retired := strings.Join(s.retiredLogs, "")
+	s.mu.Unlock()
+	logs, err := s.ServiceLogs(ctx)
+	if retired == "" {
+		return logs, err
+	}
+	if err != nil {
+		return retired, err
+	}
+	return retired + fmt.Sprintf("===== %s container %.12s, current =====\n", s.svc.Name, s.ContainerID()) + logs, nil
 }
 
 func (s *Stack) readyTimeout() time.Duration {

@@ -139,7 +139,12 @@ type Stack struct {
 	network    *testcontainers.DockerNetwork
 	mu         sync.Mutex
 	containers map[string]testcontainers.Container
-	seed       uint64
+	// retiredLogs are the logs of the service containers removed since
+	// the current case began (guarded by mu): a case that reconfigures
+	// the service replaces its container, and a failure must still show
+	// what the earlier container logged.
+	retiredLogs []string
+	seed        uint64
 	// procMu guards proc: restarts replace it while traffic dials it.
 	procMu sync.RWMutex
 	proc   process

@@ -635,6 +635,7 @@ func workerVsAPI(ctx context.Context, t *testing.T, tc *harness.Case) {
 
 	var mu sync.Mutex
 	answers := map[string]int{}
+	firstErr := map[string]string{} // the first error message of each failed answer
 	deadline := time.Now().Add(runFor)
 	var wg sync.WaitGroup
 	for w := range clients {
@@ -645,19 +646,23 @@ func workerVsAPI(ctx context.Context, t *testing.T, tc *harness.Case) {
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				name := names[r.IntN(len(names))]
 				var key string
+				var err error
 				if r.IntN(2) == 0 {
 					batch := fixture.RandomVectors(r, 1+r.IntN(8), dim)
 					for i := range batch {
 						batch[i].ID = fmt.Sprintf("p%03d", r.IntN(pool))
 					}
-					_, err := c.Insert(ctx, name, batch)
+					_, err = c.Insert(ctx, name, batch)
 					key = "insert " + codeName(err)
 				} else {
-					_, err := c.Search(ctx, name, fixture.RandomVectors(r, 1, dim)[0].Values, topK)
+					_, err = c.Search(ctx, name, fixture.RandomVectors(r, 1, dim)[0].Values, topK)
 					key = "search " + codeName(err)
 				}
 				mu.Lock()
 				answers[key]++
+				if _, seen := firstErr[key]; err != nil && !seen {
+					firstErr[key] = fmt.Sprintf("%s at %s: %v", name, time.Now().UTC().Format(time.RFC3339Nano), err)
+				}
 				mu.Unlock()
 			}
 		}()
@@ -696,7 +701,7 @@ func workerVsAPI(ctx context.Context, t *testing.T, tc *harness.Case) {
 		require.Regexp(t, `^\d+ object deletes still pending$`, e, "worker cycle error")
 	}
 	for key := range answers {
-		require.Contains(t, []string{"insert ok", "search ok"}, key, "unexpected answer (all: %v)", answers)
+		require.Contains(t, []string{"insert ok", "search ok"}, key, "unexpected answer (all: %v; first of each error: %v)", answers, firstErr)
 	}
 	require.Positive(t, warm+cold, "the worker demoted collections while the API used them")
 
