@@ -114,32 +114,34 @@ func BenchmarkSearch(b *testing.B) {
 	}
 }
 
-// BenchmarkTransitions measures a 10k x 128 collection's demotion and
-// promotion against the in-memory object store.
+// BenchmarkTransitions measures the demotion and promotion of a 10k x 128
+// collection and of a small one (200 x 64, the nightly load's shape),
+// against the in-memory object store.
 func BenchmarkTransitions(b *testing.B) {
-	const dim, n = 128, 10_000
-	for _, path := range [][2]api.Tier{{api.TierHot, api.TierWarm}, {api.TierHot, api.TierCold}} {
-		b.Run(fmt.Sprintf("%s-%s-%s", path[0], path[1], path[0]), func(b *testing.B) {
-			s := benchStore(b)
-			loaded(b, s, "t", n, dim)
-			ctx := context.Background()
-			var down, up float64
-			b.ResetTimer()
-			for b.Loop() {
-				t0 := time.Now()
-				if _, err := s.SetTier(ctx, "t", path[1]); err != nil {
-					b.Fatal(err)
+	for _, size := range []struct{ n, dim int }{{10_000, 128}, {200, 64}} {
+		for _, path := range [][2]api.Tier{{api.TierHot, api.TierWarm}, {api.TierHot, api.TierCold}} {
+			b.Run(fmt.Sprintf("%dx%d/%s-%s-%s", size.n, size.dim, path[0], path[1], path[0]), func(b *testing.B) {
+				s := benchStore(b)
+				loaded(b, s, "t", size.n, size.dim)
+				ctx := context.Background()
+				var down, up float64
+				b.ResetTimer()
+				for b.Loop() {
+					t0 := time.Now()
+					if _, err := s.SetTier(ctx, "t", path[1]); err != nil {
+						b.Fatal(err)
+					}
+					t1 := time.Now()
+					if _, err := s.SetTier(ctx, "t", path[0]); err != nil {
+						b.Fatal(err)
+					}
+					down += t1.Sub(t0).Seconds()
+					up += time.Now().Sub(t1).Seconds()
 				}
-				t1 := time.Now()
-				if _, err := s.SetTier(ctx, "t", path[0]); err != nil {
-					b.Fatal(err)
-				}
-				down += t1.Sub(t0).Seconds()
-				up += time.Now().Sub(t1).Seconds()
-			}
-			b.ReportMetric(down/float64(b.N)*1000, "ms/demote")
-			b.ReportMetric(up/float64(b.N)*1000, "ms/promote")
-		})
+				b.ReportMetric(down/float64(b.N)*1000, "ms/demote")
+				b.ReportMetric(up/float64(b.N)*1000, "ms/promote")
+			})
+		}
 	}
 }
 

@@ -234,17 +234,20 @@ func (s *Store) commitPack(ctx context.Context, key string, ms []*packMember, cy
 // finishMember ends a member's packed demotion: with ref (committed) it
 // flips the collection's memory to cold and removes its warm file; with
 // err it leaves the collection warm. Either way it releases the writer
-// lock and the transition slot.
+// lock and then the transition slot. The warm file goes before the slot:
+// a collection's folder is changed only by the holder of its slot, and
+// a promotion waiting for the slot writes its new file into that folder,
+// which removeLocal deletes with its last file.
 func (s *Store) finishMember(m *packMember, ref *manifest.SnapshotRef, covered uint64, err error) {
 	c := m.c
 	if ref != nil {
 		s.flipMemory(c, api.TierCold, ref, covered, nil, nil)
 	}
 	c.writeMu.Unlock()
-	release(c)
 	if ref != nil && m.old.File != "" {
 		s.removeLocal(m.old.File)
 	}
+	release(c)
 	took := s.opts.Now().Sub(m.start)
 	s.metrics.transition(api.TierWarm, api.TierCold, err, took)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/cold"
+	"github.com/tierchaos/tierchaos/system/fsutil"
 	"github.com/tierchaos/tierchaos/system/fsutil/powerloss"
 	"github.com/tierchaos/tierchaos/system/store"
 	"github.com/tierchaos/tierchaos/uploader"
@@ -535,4 +538,111 @@ func TestPowerLossDuringPackedDemotion(t *testing.T) {
 			})
 		}
 	}
+}
+
+// stagedFS delays a few operations on one folder of the data directory
+// so that a promotion and the removal of a packed member's warm file
+// interleave in the order that once lost the promotion's new file: the
+// promotion finds the folder (Stat), the removal then takes the last
+// file and the folder, and only then does the promotion create its
+// file in it. Each wait gives up after a second, so an order that
+// cannot happen (the removal done before the promotion may start) only
+// slows the test down.
+type stagedFS struct {
+	fsutil.FS
+	dir        string      // the folder watched
+	armed      atomic.Bool // set once the pack is committed
+	statSeen   chan struct{}
+	dirRemoved chan struct{}
+	statOnce   sync.Once
+	removeOnce sync.Once
+}
+
+func newStagedFS(dir string) *stagedFS {
+	return &stagedFS{FS: fsutil.OS, dir: dir, statSeen: make(chan struct{}), dirRemoved: make(chan struct{})}
+}
+
+func waitAtMost(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	case <-time.After(time.Second):
+	}
+}
+
+func (f *stagedFS) Stat(name string) (os.FileInfo, error) {
+	if f.armed.Load() && name == f.dir {
+		f.statOnce.Do(func() { close(f.statSeen) })
+	}
+	return f.FS.Stat(name)
+}
+
+func (f *stagedFS) Remove(name string) error {
+	if f.armed.Load() {
+		switch {
+		case filepath.Dir(name) == f.dir && strings.HasSuffix(name, ".parquet"):
+			waitAtMost(f.statSeen)
+		case name == f.dir:
+			err := f.FS.Remove(name)
+			f.removeOnce.Do(func() { close(f.dirRemoved) })
+			return err
+		}
+	}
+	return f.FS.Remove(name)
+}
+
+func (f *stagedFS) CreateTemp(dir, pattern string) (fsutil.File, error) {
+	if f.armed.Load() && dir == f.dir {
+		waitAtMost(f.dirRemoved)
+	}
+	return f.FS.CreateTemp(dir, pattern)
+}
+
+// TestPromotionRightAfterPackCommit: a search that waits for a member of
+// a pack being committed promotes it from the pack as soon as the pack's
+// demotion lets go of it. The member's old warm file (and with it, when
+// empty, the collection's folder) is removed before that, never while the
+// promotion writes its new file into the same folder: once it was, and the
+// promotion failed with "internal" (no such file or directory).
+func TestPromotionRightAfterPackCommit(t *testing.T) {
+	ctx := context.Background()
+	f, clk := packedFixture(t, 10)
+	s := f.open(t, nil)
+	want := warmCollections(t, s, 2)
+	got, err := s.Get(ctx, "p0")
+	require.NoError(t, err)
+	files, _ := localFiles(t, f.dir)
+	var warmFile string
+	for _, file := range files {
+		if filepath.Base(file) == got.Snapshot+".parquet" {
+			warmFile = file
+		}
+	}
+	require.NotEmpty(t, warmFile, "p0's warm file (snapshot %s) among %v", got.Snapshot, files)
+	require.NoError(t, s.Close())
+
+	fs := newStagedFS(filepath.Dir(filepath.Join(f.dir, filepath.FromSlash(warmFile))))
+	searched := make(chan error, 1)
+	s = f.open(t, func(o *store.Options) {
+		o.FS = fs
+		o.Hook = func(point string) {
+			if point != store.HookPackCommitted {
+				return
+			}
+			fs.armed.Store(true)
+			go func() {
+				_, err := s.Search(ctx, "p0", ones(dim, 1), 3)
+				searched <- err
+			}()
+		}
+	})
+	cyc := idleCycle(t, s, clk)
+	require.ElementsMatch(t, []string{"p0", "p1"}, cyc.DemotedCold, "both went cold in one pack")
+	select {
+	case err := <-searched:
+		require.NoError(t, err, "the search promotes p0 from its pack")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the search did not return")
+	}
+	requireContent(t, s, "p0", api.MetricL2, want["p0"], dim)
+	requireContent(t, s, "p1", api.MetricL2, want["p1"], dim)
 }

@@ -909,7 +909,11 @@ func (s *Store) referenced(key string) bool {
 	return s.man.ReferencedKeys()[key]
 }
 
-// removeLocal deletes a local file (relative path) and its accounting.
+// removeLocal deletes a local file (relative path) and its accounting,
+// and the collection's folder when that was its last file. The caller
+// holds the collection's transition slot (or the collection is deleted):
+// a writer into the folder that does not hold it could find the folder
+// gone between creating it and creating its file.
 func (s *Store) removeLocal(rel string) {
 	s.haltMu.RLock()
 	defer s.haltMu.RUnlock()
