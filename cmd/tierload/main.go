@@ -93,7 +93,9 @@ func main() {
 
 // config is the parsed command line.
 type config struct {
-	opts      runner.Options
+	opts runner.Options
+	// tierd is the tierd to drive and the workload on it.
+	tierd     workload.SystemOptions
 	mix       string
 	arrival   string
 	progress  string
@@ -124,7 +126,7 @@ const DefaultOpBudget = "search:p95=25ms,*:errors=0.1%"
 
 func parse(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
-	o := &c.opts
+	o, td := &c.opts, &c.tierd
 	fs := flag.NewFlagSet("tierload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -134,12 +136,12 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 `)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.TierdURL, "url", "", "drive an existing tierd at this URL instead of starting the harness stack")
-	fs.StringVar(&o.APIToken, "api-token", "", "with -url: tierd's API bearer token (default: env TIERD_API_TOKEN)")
-	fs.StringVar(&o.AdminToken, "admin-token", "", "with -url: tierd's admin bearer token (default: env TIERD_ADMIN_TOKEN)")
-	fs.StringVar(&o.API, "api", runner.APIREST, apiUsage)
-	fs.StringVar(&o.GRPCAddr, "grpc-addr", "", "with -url and -api grpc: tierd's gRPC address (host:port)")
-	fs.IntVar(&o.GRPCConns, "grpc-conns", grpcop.DefaultConns, "with -api grpc: connections the requests share")
+	fs.StringVar(&td.URL, "url", "", "drive an existing tierd at this URL instead of starting the harness stack")
+	fs.StringVar(&td.APIToken, "api-token", "", "with -url: tierd's API bearer token (default: env TIERD_API_TOKEN)")
+	fs.StringVar(&td.AdminToken, "admin-token", "", "with -url: tierd's admin bearer token (default: env TIERD_ADMIN_TOKEN)")
+	fs.StringVar(&td.API, "api", workload.APIREST, apiUsage)
+	fs.StringVar(&td.GRPCAddr, "grpc-addr", "", "with -url and -api grpc: tierd's gRPC address (host:port)")
+	fs.IntVar(&td.GRPCConns, "grpc-conns", grpcop.DefaultConns, "with -api grpc: connections the requests share")
 	fs.StringVar(&o.PprofURL, "pprof", "", "tierd's pprof base URL (…/debug/pprof); with the stack: its debug port")
 	fs.IntVar(&c.pid, "pid", 0, "with -url: sample this local tierd process from /proc")
 	fs.StringVar(&c.container, "container", "", "with -url: sample this Docker container (name or id) via the stats API")
@@ -152,11 +154,11 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.StringVar(&c.mix, "mix", workload.DefaultMix().String(), "operation weights")
 	seed := fs.Uint64("seed", 0, "seed of the data set, the arrivals and the op sequence (default random, printed)")
-	fs.IntVar(&o.Workload.Collections, "collections", 32, "collections to seed")
-	fs.IntVar(&o.Workload.Dimension, "dim", 64, "vector dimension")
-	fs.IntVar(&o.Workload.Vectors, "vectors", 200, "vectors per collection (inserts replace within this id space)")
-	fs.Float64Var(&o.Workload.WarmShare, "warm-share", 0.2, "share of collections demoted to warm before the run")
-	fs.Float64Var(&o.Workload.ColdShare, "cold-share", 0.1, "share of collections demoted to cold before the run")
+	fs.IntVar(&td.Workload.Collections, "collections", 32, "collections to seed")
+	fs.IntVar(&td.Workload.Dimension, "dim", 64, "vector dimension")
+	fs.IntVar(&td.Workload.Vectors, "vectors", 200, "vectors per collection (inserts replace within this id space)")
+	fs.Float64Var(&td.Workload.WarmShare, "warm-share", 0.2, "share of collections demoted to warm before the run")
+	fs.Float64Var(&td.Workload.ColdShare, "cold-share", 0.1, "share of collections demoted to cold before the run")
 	fs.DurationVar(&c.s3Latency, "s3-latency", 0, "with the stack: Toxiproxy latency on tierd's S3 traffic during the run")
 	fs.DurationVar(&c.s3Jitter, "s3-jitter", 0, "with -s3-latency: ± jitter")
 	fs.StringVar(&c.sut, "sut", "", "with the stack: tierd as 'container' (default) or 'inprocess'")
@@ -195,22 +197,22 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 			c.seedSet = true
 		}
 	})
-	o.Workload.Seed = *seed
+	td.Workload.Seed = *seed
 	if !c.seedSet {
-		o.Workload.Seed = rand.Uint64() >> 12 // short enough to retype
+		td.Workload.Seed = rand.Uint64() >> 12 // short enough to retype
 	}
 	if c.shard != "" {
 		i, n, err := parseShard(c.shard)
 		if err != nil {
 			return nil, err
 		}
-		if !c.seedSet || o.TierdURL == "" || c.findMax {
+		if !c.seedSet || td.URL == "" || c.findMax {
 			return nil, errors.New("-shard needs -seed (the run's seed, the same for every shard) and -url (one tierd for all shards), and no -find-max")
 		}
-		o.Shard = &report.Shard{Index: i, Count: n, RunSeed: o.Workload.Seed}
+		o.Shard = &report.Shard{Index: i, Count: n, RunSeed: td.Workload.Seed}
 		o.Rate /= float64(n)
-		o.Workload.Seed = runner.ShardSeed(o.Workload.Seed, i)
-		o.Workload.Prefix = fmt.Sprintf("load-s%d", i)
+		td.Workload.Seed = runner.ShardSeed(td.Workload.Seed, i)
+		td.Workload.Prefix = fmt.Sprintf("load-s%d", i)
 		if o.Name == "tierload" {
 			o.Name = fmt.Sprintf("tierload shard %d/%d", i, n)
 		}
@@ -219,7 +221,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if o.OpBudget, err = budget.ParseSpec(c.opBudget); err != nil {
 		return nil, fmt.Errorf("-budget: %w", err)
 	}
-	if o.Workload.Mix, err = workload.ParseMix(c.mix); err != nil {
+	if td.Workload.Mix, err = workload.ParseMix(c.mix); err != nil {
 		return nil, err
 	}
 	if o.Arrival, err = load.ParseArrival(c.arrival); err != nil {
@@ -236,28 +238,28 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-progress %q: want auto, bar or plain", c.progress)
 	}
 	switch {
-	case o.API != runner.APIREST && o.API != runner.APIGRPC:
-		return nil, fmt.Errorf("-api %q: want %q or %q", o.API, runner.APIREST, runner.APIGRPC)
-	case o.API == runner.APIGRPC && o.TierdURL != "" && o.GRPCAddr == "":
+	case td.API != workload.APIREST && td.API != workload.APIGRPC:
+		return nil, fmt.Errorf("-api %q: want %q or %q", td.API, workload.APIREST, workload.APIGRPC)
+	case td.API == workload.APIGRPC && td.URL != "" && td.GRPCAddr == "":
 		return nil, errors.New("-api grpc with -url needs -grpc-addr (tierd's gRPC host:port)")
-	case o.GRPCAddr != "" && (o.API != runner.APIGRPC || o.TierdURL == ""):
+	case td.GRPCAddr != "" && (td.API != workload.APIGRPC || td.URL == ""):
 		return nil, errors.New("-grpc-addr needs -api grpc and -url (the stack gives its own address)")
-	case o.GRPCConns < 1:
-		return nil, fmt.Errorf("-grpc-conns %d: want at least 1", o.GRPCConns)
+	case td.GRPCConns < 1:
+		return nil, fmt.Errorf("-grpc-conns %d: want at least 1", td.GRPCConns)
 	}
-	if o.TierdURL == "" && (c.pid != 0 || c.container != "") {
+	if td.URL == "" && (c.pid != 0 || c.container != "") {
 		return nil, errors.New("-pid and -container need -url (the stack is sampled automatically)")
 	}
-	if o.TierdURL == "" && (o.APIToken != "" || o.AdminToken != "") {
+	if td.URL == "" && (td.APIToken != "" || td.AdminToken != "") {
 		return nil, errors.New("-api-token and -admin-token need -url (the stack makes its own tokens)")
 	}
-	if o.TierdURL != "" && (c.s3Latency != 0 || c.sut != "") {
+	if td.URL != "" && (c.s3Latency != 0 || c.sut != "") {
 		return nil, errors.New("-s3-latency and -sut need the harness stack (drop -url)")
 	}
 	if c.s3Jitter > c.s3Latency {
 		return nil, errors.New("-s3-jitter must not exceed -s3-latency")
 	}
-	if err := o.Workload.Validate(); err != nil {
+	if err := td.Workload.Validate(); err != nil {
 		return nil, err
 	}
 	if c.findMax {
@@ -303,9 +305,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	if sh := c.opts.Shard; sh != nil {
-		fmt.Fprintf(stderr, "tierload: shard %d/%d, run seed %d, shard seed %d\n", sh.Index, sh.Count, sh.RunSeed, c.opts.Workload.Seed)
+		fmt.Fprintf(stderr, "tierload: shard %d/%d, run seed %d, shard seed %d\n", sh.Index, sh.Count, sh.RunSeed, c.tierd.Workload.Seed)
 	} else {
-		fmt.Fprintf(stderr, "tierload: seed %d (rerun with -seed %d)\n", c.opts.Workload.Seed, c.opts.Workload.Seed)
+		fmt.Fprintf(stderr, "tierload: seed %d (rerun with -seed %d)\n", c.tierd.Workload.Seed, c.tierd.Workload.Seed)
 	}
 	code, err := execute(ctx, c, log, stdout)
 	if err != nil {
@@ -398,14 +400,14 @@ func stageLine(st capacity.Stage) string {
 
 // execute runs against -url, or starts the harness stack around the run.
 func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer) (int, error) {
-	o := c.opts
-	if o.TierdURL != "" {
-		o.Target = o.TierdURL
-		if o.APIToken == "" {
-			o.APIToken = os.Getenv("TIERD_API_TOKEN")
+	o, td := c.opts, c.tierd
+	if td.URL != "" {
+		o.Target = td.URL
+		if td.APIToken == "" {
+			td.APIToken = os.Getenv("TIERD_API_TOKEN")
 		}
-		if o.AdminToken == "" {
-			o.AdminToken = os.Getenv("TIERD_ADMIN_TOKEN")
+		if td.AdminToken == "" {
+			td.AdminToken = os.Getenv("TIERD_ADMIN_TOKEN")
 		}
 		switch {
 		case c.pid != 0:
@@ -422,7 +424,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer)
 			defer cli.Close()
 			o.Sampler = monitor.NewDocker(cli, c.container)
 		}
-		return c.drive(ctx, o, stdout)
+		return c.driveTierd(ctx, o, td, log, stdout)
 	}
 
 	run, err := cleanup.NewRun()
@@ -438,7 +440,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer)
 			log.Warn("watchdog", "err", err)
 		}
 	}()
-	stack, err := harness.Start(ctx, run, harness.Options{Logger: log, Seed: o.Workload.Seed, SUT: c.sut})
+	stack, err := harness.Start(ctx, run, harness.Options{Logger: log, Seed: td.Workload.Seed, SUT: c.sut})
 	if err != nil {
 		return exitError, fmt.Errorf("start stack: %w", err)
 	}
@@ -449,13 +451,13 @@ func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer)
 			log.Warn("stack teardown", "err", err)
 		}
 	}()
-	if o.TierdURL, err = stack.TierdURL(); err != nil {
+	if td.URL, err = stack.TierdURL(); err != nil {
 		return exitError, err
 	}
-	if o.GRPCAddr, err = stack.TierdGRPC(); err != nil {
+	if td.GRPCAddr, err = stack.TierdGRPC(); err != nil {
 		return exitError, err
 	}
-	o.APIToken, o.AdminToken = stack.APIToken, stack.AdminToken
+	td.APIToken, td.AdminToken = stack.APIToken, stack.AdminToken
 	dbg, err := stack.DebugURL()
 	if err != nil {
 		return exitError, err
@@ -491,6 +493,23 @@ func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer)
 		}()
 		o.Target += fmt.Sprintf("; S3 latency %v±%v", c.s3Latency, c.s3Jitter)
 	}
+	return c.driveTierd(ctx, o, td, log, stdout)
+}
+
+// driveTierd drives the tierd that td describes (its client is dialled
+// here and closed after the run).
+func (c *config) driveTierd(ctx context.Context, o runner.Options, td workload.SystemOptions, log *slog.Logger, stdout io.Writer) (int, error) {
+	td.MaxInFlight, td.Timeout = o.MaxInFlight, o.Timeout
+	sys, err := workload.NewSystem(td)
+	if err != nil {
+		return exitError, err
+	}
+	defer func() {
+		if err := sys.Close(); err != nil {
+			log.Warn("close tierd's client", "err", err)
+		}
+	}()
+	o.System, o.Seed = sys, td.Workload.Seed
 	return c.drive(ctx, o, stdout)
 }
 

@@ -37,29 +37,29 @@ func TestParse(t *testing.T) {
 			assert.Equal(t, 0.001, c.opts.Budget.MaxErrorRate)
 			assert.Equal(t, 0.8, c.opts.Budget.MaxCPU)
 			assert.Equal(t, 0.1, c.opts.Budget.MaxHeapGrowth)
-			assert.Equal(t, workload.DefaultMix(), c.opts.Workload.Mix)
+			assert.Equal(t, workload.DefaultMix(), c.tierd.Workload.Mix)
 			assert.False(t, c.seedSet)
 			assert.Equal(t, load.Constant, c.opts.Arrival)
 			assert.True(t, c.failOnBudget)
 		}},
 		{"explicit", []string{"-url", "http://x:1", "-pid", "42", "-rate", "1000", "-duration", "5m", "-seed", "9",
 			"-mix", "search=1", "-arrival", "poisson", "-progress", "plain"}, true, func(t *testing.T, c *config) {
-			assert.Equal(t, uint64(9), c.opts.Workload.Seed)
+			assert.Equal(t, uint64(9), c.tierd.Workload.Seed)
 			assert.True(t, c.seedSet)
 			assert.Equal(t, 42, c.pid)
-			assert.Equal(t, workload.Mix{workload.OpSearch: 1}, c.opts.Workload.Mix)
+			assert.Equal(t, workload.Mix{workload.OpSearch: 1}, c.tierd.Workload.Mix)
 			assert.Equal(t, load.Poisson, c.opts.Arrival)
 			assert.Equal(t, progress.Plain, c.opts.Progress)
 		}},
 		{"stack with fault", []string{"-s3-latency", "20ms", "-s3-jitter", "5ms"}, true, nil},
-		{"rest by default", nil, true, func(t *testing.T, c *config) { assert.Equal(t, runner.APIREST, c.opts.API) }},
+		{"rest by default", nil, true, func(t *testing.T, c *config) { assert.Equal(t, workload.APIREST, c.tierd.API) }},
 		{"grpc on the stack", []string{"-api", "grpc", "-grpc-conns", "2"}, true, func(t *testing.T, c *config) {
-			assert.Equal(t, runner.APIGRPC, c.opts.API)
-			assert.Equal(t, 2, c.opts.GRPCConns)
-			assert.Empty(t, c.opts.GRPCAddr, "the stack gives its address")
+			assert.Equal(t, workload.APIGRPC, c.tierd.API)
+			assert.Equal(t, 2, c.tierd.GRPCConns)
+			assert.Empty(t, c.tierd.GRPCAddr, "the stack gives its address")
 		}},
 		{"grpc with url", []string{"-api", "grpc", "-url", "http://x:1", "-grpc-addr", "x:2"}, true, func(t *testing.T, c *config) {
-			assert.Equal(t, "x:2", c.opts.GRPCAddr)
+			assert.Equal(t, "x:2", c.tierd.GRPCAddr)
 		}},
 		{"bad api", []string{"-api", "soap"}, false, nil},
 		{"grpc with url without address", []string{"-api", "grpc", "-url", "http://x:1"}, false, nil},
@@ -84,9 +84,9 @@ func TestParse(t *testing.T) {
 		{"shard", []string{"-url", "http://x:1", "-seed", "77", "-rate", "90", "-shard", "2/3"}, true, func(t *testing.T, c *config) {
 			assert.Equal(t, &report.Shard{Index: 2, Count: 3, RunSeed: 77}, c.opts.Shard)
 			assert.Equal(t, 30.0, c.opts.Rate)
-			assert.Equal(t, runner.ShardSeed(77, 2), c.opts.Workload.Seed)
-			assert.NotEqual(t, runner.ShardSeed(77, 1), c.opts.Workload.Seed)
-			assert.Equal(t, "load-s2", c.opts.Workload.Prefix)
+			assert.Equal(t, runner.ShardSeed(77, 2), c.tierd.Workload.Seed)
+			assert.NotEqual(t, runner.ShardSeed(77, 1), c.tierd.Workload.Seed)
+			assert.Equal(t, "load-s2", c.tierd.Workload.Prefix)
 			assert.Equal(t, "tierload shard 2/3", c.opts.Name)
 		}},
 		{"shard without seed", []string{"-url", "http://x:1", "-shard", "0/3"}, false, nil},

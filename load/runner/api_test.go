@@ -28,14 +28,17 @@ import (
 func TestRunOverBothAPIs(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reports := map[string]*report.Report{}
-	for _, a := range []string{APIREST, APIGRPC} {
+	for _, a := range []string{workload.APIREST, workload.APIGRPC} {
 		td := tierdtest.Start(t, func(c *config.Config) { c.Quotas.WarmBytes = 1 })
 		out := t.TempDir()
-		oc, err := Run(context.Background(), Options{
-			Name: "api " + a, OutDir: out, TierdURL: td.URL, API: a, GRPCAddr: td.GRPCAddr, GRPCConns: 2,
+		sys, err := workload.NewSystem(workload.SystemOptions{API: a, URL: td.URL, GRPCAddr: td.GRPCAddr, GRPCConns: 2,
 			// No collection starts warm or cold: every demotion is the mix's.
-			Workload: workload.Config{Seed: 9, Collections: 4, Dimension: 8, Vectors: 40, WarmShare: 0, ColdShare: 1e-9},
-			Rate:     50, Duration: 2 * time.Second, Timeout: 10 * time.Second,
+			Workload: workload.Config{Seed: 9, Collections: 4, Dimension: 8, Vectors: 40, WarmShare: 0, ColdShare: 1e-9}})
+		require.NoError(t, err, a)
+		t.Cleanup(func() { require.NoError(t, sys.Close()) })
+		oc, err := Run(context.Background(), Options{
+			Name: "api " + a, OutDir: out, System: sys, Seed: 9,
+			Rate: 50, Duration: 2 * time.Second, Timeout: 10 * time.Second,
 			Progress: progress.Plain, ProgressOut: io.Discard, Logger: log,
 		})
 		require.NoError(t, err, a)
@@ -46,7 +49,7 @@ func TestRunOverBothAPIs(t *testing.T) {
 		reports[a] = rep
 		assert.Empty(t, td.Server.Store().List(context.Background()), "%s: the seeded collections are removed", a)
 	}
-	rest, grpc := reports[APIREST], reports[APIGRPC]
+	rest, grpc := reports[workload.APIREST], reports[workload.APIGRPC]
 	require.Len(t, grpc.Ops, len(rest.Ops))
 	for i, op := range grpc.Ops {
 		r := rest.Ops[i]
@@ -68,12 +71,4 @@ func TestRunOverBothAPIs(t *testing.T) {
 			}
 		}
 	}
-}
-
-func TestRunRejectsAnUnknownAPI(t *testing.T) {
-	_, err := Run(context.Background(), Options{TierdURL: "http://127.0.0.1:1", API: "soap", Rate: 1, Duration: time.Second})
-	require.ErrorIs(t, err, ErrOptions)
-	require.ErrorContains(t, err, `API "soap": want "rest" or "grpc"`)
-	_, err = Run(context.Background(), Options{API: APIGRPC, Rate: 1, Duration: time.Second})
-	require.ErrorContains(t, err, "no tierd gRPC address")
 }

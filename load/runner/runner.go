@@ -1,7 +1,9 @@
-// Package runner runs the tierd workload end to end against a running
-// tierd: it seeds the data set, starts the resource monitor and the pprof
-// captures, drives the open-loop load with progress display, checks the
-// budget, and writes the report folder. cmd/tierload is its command line.
+// Package runner runs a workload end to end against a running service (a
+// load.System: tierd's is load/workload.System): it prepares the workload,
+// starts the resource monitor and the pprof captures, drives the
+// open-loop load with progress display, checks the budget, and writes the
+// report folder. It knows no service of its own. cmd/tierload is its
+// command line for tierd.
 package runner
 
 import (
@@ -16,23 +18,14 @@ import (
 
 	"github.com/tierchaos/tierchaos/load"
 	"github.com/tierchaos/tierchaos/load/budget"
-	"github.com/tierchaos/tierchaos/load/grpcop"
 	"github.com/tierchaos/tierchaos/load/monitor"
 	"github.com/tierchaos/tierchaos/load/progress"
 	"github.com/tierchaos/tierchaos/load/report"
-	"github.com/tierchaos/tierchaos/load/workload"
 	"github.com/tierchaos/tierchaos/profiling"
-	"github.com/tierchaos/tierchaos/system/client"
 )
 
 // ErrOptions is returned (wrapped) for invalid options.
 var ErrOptions = errors.New("runner: invalid options")
-
-// The APIs of Options.API.
-const (
-	APIREST = "rest"
-	APIGRPC = "grpc"
-)
 
 // Files written into Options.OutDir besides the report's own.
 const (
@@ -47,30 +40,24 @@ type Options struct {
 	// OutDir receives report.json, report.md, latency.png, resources.csv
 	// and profiles/ (default "load-report").
 	OutDir string
-	// TierdURL is tierd's REST base URL.
-	TierdURL string
-	// API is the tierd API the load speaks: APIREST ("", the default) or
-	// APIGRPC, at GRPCAddr over GRPCConns connections (default
-	// grpcop.DefaultConns). The report records it.
-	API       string
-	GRPCAddr  string
-	GRPCConns int
-	// APIToken and AdminToken are tierd's bearer tokens ("" for none).
-	APIToken, AdminToken string
-	// PprofURL is tierd's pprof base (…/debug/pprof); empty: no profiles,
-	// no heap budget.
+	// System is the service under load and its workload (required). The
+	// caller owns it: the run neither dials nor closes it.
+	System load.System
+	// Seed seeds the driver's arrivals and operation choices (the
+	// workload has its own).
+	Seed uint64
+	// PprofURL is the service's pprof base (…/debug/pprof); empty: no
+	// profiles, no heap budget.
 	PprofURL string
-	// Sampler reads tierd's CPU and memory; nil: no resource monitor.
+	// Sampler reads the service's CPU and memory; nil: no resource monitor.
 	Sampler monitor.Sampler
-	// Workload is the data set and mix.
-	Workload workload.Config
 	// Rate, Duration, RampUp, Arrival, MaxInFlight, Timeout configure the driver.
 	Rate        float64
 	Duration    time.Duration
 	RampUp      time.Duration
 	Arrival     load.Arrival
 	MaxInFlight int
-	// Timeout bounds each tierd request (default 10 s).
+	// Timeout bounds each request (default 10 s).
 	Timeout time.Duration
 	// WarmUp is when the base heap profile is taken and from when the CPU
 	// average is computed (default 10% of Duration, at most 30 s).
@@ -86,9 +73,11 @@ type Options struct {
 	// Progress selects the live display, written to ProgressOut (default os.Stderr).
 	Progress    progress.Mode
 	ProgressOut io.Writer
-	// KeepData leaves the seeded collections in tierd after the run.
+	// KeepData leaves the workload's data in the service after the run
+	// (no Workload.Cleanup).
 	KeepData bool
-	// Target describes where tierd runs, for the report.
+	// Target describes where the service runs, for the report (default
+	// System.Where()).
 	Target string
 	// Shard is set when this run drives one shard of a sharded run (the
 	// caller has already divided the rate and set the shard's seed and
@@ -116,9 +105,6 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.API == "" {
-		o.API = APIREST
-	}
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = 512
 	}
@@ -140,18 +126,10 @@ func (o *Outcome) Passed() bool { return o.Budget.Passed() }
 // Run executes the run described by o.
 func Run(ctx context.Context, o Options) (*Outcome, error) {
 	o = o.withDefaults()
-	switch {
-	case o.API != APIREST && o.API != APIGRPC:
-		return nil, fmt.Errorf("%w: API %q: want %q or %q", ErrOptions, o.API, APIREST, APIGRPC)
-	case o.API == APIREST && o.TierdURL == "":
-		return nil, fmt.Errorf("%w: no tierd URL", ErrOptions)
-	case o.API == APIGRPC && o.GRPCAddr == "":
-		return nil, fmt.Errorf("%w: no tierd gRPC address", ErrOptions)
+	if o.System == nil {
+		return nil, fmt.Errorf("%w: no system to drive", ErrOptions)
 	}
 	if err := load.ValidateSchedule(o.Rate, o.Duration, o.RampUp); err != nil {
-		return nil, err
-	}
-	if err := o.Workload.Validate(); err != nil {
 		return nil, err
 	}
 	if o.WarmUp < 0 || o.WarmUp >= o.Duration {
@@ -161,32 +139,31 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		return nil, fmt.Errorf("runner: %w", err)
 	}
 	log := o.Logger
-	tc, where, closeClient, err := o.client()
-	if err != nil {
-		return nil, err
+	sys := o.System
+	if o.Target == "" {
+		o.Target = sys.Where()
 	}
-	defer func() {
-		if err := closeClient(); err != nil {
-			log.Warn("close tierd's client", "api", o.API, "err", err)
-		}
-	}()
-	if err := waitHealthy(ctx, tc, where, time.Minute); err != nil {
-		return nil, err
+	if err := load.WaitReady(ctx, sys, time.Minute); err != nil {
+		return nil, fmt.Errorf("runner: %w", err)
 	}
 
-	log.Info("seeding tierd", "api", o.API, "at", where, "collections", o.Workload.Collections, "seed", o.Workload.Seed)
+	log.Info("preparing the workload", "api", sys.API(), "at", sys.Where(), "seed", o.Seed)
 	seedStart := time.Now()
-	w, err := workload.Setup(ctx, tc, o.Workload)
+	w, err := sys.Setup(ctx)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("seeded", "duration", time.Since(seedStart).Round(time.Millisecond), "tiers", w.Tiers())
+	attrs := []any{"duration", time.Since(seedStart).Round(time.Millisecond)}
+	if d, ok := w.(fmt.Stringer); ok {
+		attrs = append(attrs, "workload", d.String())
+	}
+	log.Info("prepared", attrs...)
 	if !o.KeepData {
 		defer func() {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
 			if err := w.Cleanup(cctx); err != nil {
-				log.Warn("cleanup of seeded collections", "err", err)
+				log.Warn("cleanup of the workload's data", "err", err)
 			}
 		}()
 	}
@@ -234,13 +211,8 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	prog := progress.New(o.ProgressOut, o.Name, o.Duration, o.Progress)
 	lc := load.Config{
 		Ops: ops, Rate: o.Rate, Duration: o.Duration, RampUp: o.RampUp, Arrival: o.Arrival,
-		Seed: o.Workload.Seed, MaxInFlight: o.MaxInFlight, DrainTimeout: o.Timeout,
+		Seed: o.Seed, MaxInFlight: o.MaxInFlight, DrainTimeout: o.Timeout, Timeout: o.Timeout,
 		OnTick: prog.OnTick, OnInterval: prog.OnInterval, Logger: log,
-	}
-	if o.API == APIGRPC {
-		// The REST client's HTTP timeout bounds each of its requests; a
-		// gRPC call has only its context's deadline.
-		lc.Timeout = o.Timeout
 	}
 	res, err := load.Run(ctx, lc)
 	prog.Close()
@@ -249,7 +221,7 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	}
 
 	measured := budget.FromResult(res)
-	in := report.Input{Name: o.Name, Target: o.Target, Result: res, Mix: mix, Shard: o.Shard, API: o.API}
+	in := report.Input{Name: o.Name, Target: o.Target, Result: res, Mix: mix, Shard: o.Shard, API: sys.API()}
 	if sess != nil {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		sum, err := sess.Finish(fctx)
@@ -334,39 +306,4 @@ func ShardSeed(run uint64, i int) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
-}
-
-// client returns tierd's client for o.API, where it points, and the
-// function that releases it: REST with a keep-alive pool sized for the
-// run, or a pool of gRPC connections (load/grpcop).
-func (o Options) client() (client.API, string, func() error, error) {
-	if o.API == APIGRPC {
-		gc, err := grpcop.Dial(o.GRPCAddr, grpcop.Options{Conns: o.GRPCConns, Token: o.APIToken, AdminToken: o.AdminToken})
-		if err != nil {
-			return nil, "", nil, fmt.Errorf("runner: %w", err)
-		}
-		return gc, fmt.Sprintf("%s (gRPC, %d connections)", o.GRPCAddr, gc.Conns()), gc.Close, nil
-	}
-	tc := client.New(o.TierdURL, client.WithHTTPClient(workload.NewHTTPClient(o.MaxInFlight, o.Timeout)),
-		client.WithToken(o.APIToken), client.WithAdminToken(o.AdminToken))
-	return tc, o.TierdURL, func() error { return nil }, nil
-}
-
-// waitHealthy polls tierd's health check until it answers or limit passes.
-func waitHealthy(ctx context.Context, c client.API, where string, limit time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		err := c.Healthz(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("runner: tierd at %s not healthy: %w", where, err)
-		case <-t.C:
-		}
-	}
 }

@@ -46,10 +46,11 @@ func TestRunWritesReportFolder(t *testing.T) {
 
 	out := t.TempDir()
 	var prog bytes.Buffer
+	sys, err := workload.NewSystem(workload.SystemOptions{URL: api.URL, Workload: workload.Config{Seed: 3, Collections: 6, Dimension: 8, Vectors: 40}})
+	require.NoError(t, err)
 	oc, err := Run(context.Background(), Options{
-		Name: "unit", OutDir: out, TierdURL: api.URL, PprofURL: dbg.URL + "/debug/pprof", Sampler: sampler,
-		Workload: workload.Config{Seed: 3, Collections: 6, Dimension: 8, Vectors: 40},
-		Rate:     40, Duration: 2500 * time.Millisecond, WarmUp: 500 * time.Millisecond,
+		Name: "unit", OutDir: out, System: sys, Seed: 3, PprofURL: dbg.URL + "/debug/pprof", Sampler: sampler,
+		Rate: 40, Duration: 2500 * time.Millisecond, WarmUp: 500 * time.Millisecond,
 		CPUWindow: time.Second, CPUEvery: time.Minute,
 		Budget:   budget.Budget{P95: time.Microsecond, MaxCPU: 100, MaxHeapGrowth: 100},
 		OpBudget: budget.Spec{{Scope: "search", Metric: budget.MetricP95, Limit: time.Hour}, {Scope: "*", Metric: budget.MetricErrors, MaxErrorRate: budget.NoErrors}},
@@ -97,12 +98,20 @@ func TestRunWritesReportFolder(t *testing.T) {
 }
 
 func TestRunRejectsBadOptions(t *testing.T) {
-	_, err := Run(context.Background(), Options{Duration: time.Second})
-	require.ErrorIs(t, err, ErrOptions)
-	_, err = Run(context.Background(), Options{TierdURL: "http://127.0.0.1:1", Rate: 1, Duration: time.Second, WarmUp: 2 * time.Second})
-	require.ErrorIs(t, err, ErrOptions)
-	_, err = Run(context.Background(), Options{TierdURL: "http://127.0.0.1:1", Duration: time.Second})
-	require.ErrorIs(t, err, load.ErrConfig)
-	_, err = Run(context.Background(), Options{TierdURL: "http://127.0.0.1:1", Rate: 1, Duration: time.Second, Workload: workload.Config{WarmShare: 2}})
-	require.ErrorIs(t, err, workload.ErrConfig)
+	sys := &fakeSystem{}
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want error
+	}{
+		{"no system", Options{Rate: 1, Duration: time.Second}, ErrOptions},
+		{"warm-up past the end", Options{System: sys, Rate: 1, Duration: time.Second, WarmUp: 2 * time.Second}, ErrOptions},
+		{"no rate", Options{System: sys, Duration: time.Second}, load.ErrConfig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Run(context.Background(), tc.o)
+			require.ErrorIs(t, err, tc.want)
+			assert.Zero(t, sys.setups.Load(), "nothing is prepared for bad options")
+		})
+	}
 }

@@ -273,6 +273,10 @@ func (w *Workload) Collections() []string {
 	return names
 }
 
+// String describes the prepared workload for the run's log: its
+// collections per tier.
+func (w *Workload) String() string { return fmt.Sprintf("collections per tier %v", w.Tiers()) }
+
 // Tiers counts the collections per tier as last reported by tierd.
 func (w *Workload) Tiers() map[api.Tier]int {
 	m := map[api.Tier]int{}

@@ -156,3 +156,22 @@ func TestAcquireWaitsWhenEveryCollectionIsBusy(t *testing.T) {
 		t.Fatal("acquire did not take the released collection")
 	}
 }
+
+func TestNewSystemRejectsBadOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    SystemOptions
+		want string
+	}{
+		{"unknown API", SystemOptions{URL: "http://127.0.0.1:1", API: "soap"}, `API "soap": want "rest" or "grpc"`},
+		{"REST without URL", SystemOptions{}, "no tierd URL"},
+		{"gRPC without address", SystemOptions{API: APIGRPC}, "no tierd gRPC address"},
+		{"bad workload", SystemOptions{URL: "http://127.0.0.1:1", Workload: Config{WarmShare: 2}}, "warm"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewSystem(tc.o)
+			require.ErrorIs(t, err, ErrConfig)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
