@@ -7,6 +7,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/tierchaos/tierchaos/harness/history"
+	"github.com/tierchaos/tierchaos/harness/linearize"
 	"github.com/tierchaos/tierchaos/system/api"
 )
 
@@ -386,9 +387,11 @@ func (c *Checker) Tiers() error {
 
 func (c *Checker) tiers() ([]Violation, error) {
 	model := tierModel(c.cfg.AutoDemote, c.ops)
-	pops := tierOps(c.ops)
-	res := porcupine.CheckOperationsTimeout(model, pops, c.cfg.TierTimeout)
-	switch res {
+	res, err := linearize.Check(model, tierOps(c.ops), linearize.Options{Timeout: c.cfg.TierTimeout})
+	if err != nil {
+		return nil, err
+	}
+	switch res.Verdict {
 	case porcupine.Ok:
 		return nil, nil
 	case porcupine.Unknown:
@@ -396,13 +399,10 @@ func (c *Checker) tiers() ([]Violation, error) {
 			"inconclusive: linearizability search did not finish within %s (raise Config.TierTimeout or shorten the history)",
 			c.cfg.TierTimeout)}}, nil
 	}
-	// Find the failing collections (partitions are checked separately).
-	var out []Violation
-	for _, part := range model.Partition(pops) {
-		if porcupine.CheckOperationsTimeout(model, part, c.cfg.TierTimeout) == porcupine.Ok {
-			continue
-		}
-		out = append(out, c.explainTiers(model, part))
+	// One violation per failing collection (partitions are checked separately).
+	out := make([]Violation, 0, len(res.Failures))
+	for _, f := range res.Failures {
+		out = append(out, c.explainTiers(f))
 	}
 	return out, nil
 }
@@ -410,39 +410,14 @@ func (c *Checker) tiers() ([]Violation, error) {
 // explainTiers describes why one collection's tier history is not
 // linearizable: the longest linearizable prefix porcupine found, the state
 // it reaches, and the operations none of which can come next.
-func (c *Checker) explainTiers(model porcupine.Model, part []porcupine.Operation) Violation {
-	name := part[0].Input.(tierInput).collection
+func (c *Checker) explainTiers(f linearize.Failure) Violation {
+	name := f.Partition[0].Input.(tierInput).collection
 	v := Violation{Checker: TiersName, Collection: name}
-	_, info := porcupine.CheckOperationsVerbose(model, part, c.cfg.TierTimeout)
-	var longest []porcupine.Operation
-	for _, p := range info.PartialLinearizationsOperations() {
-		for _, lin := range p {
-			if len(lin) > len(longest) {
-				longest = lin
-			}
-		}
-	}
-	state := model.Init()
-	done := map[int]bool{}
-	for _, op := range longest {
-		_, state = model.Step(state, op.Input, op.Output)
-		done[op.Metadata.(int)] = true
-	}
-	// The operations that could be linearized next: not yet linearized and
-	// called before the earliest return among the rest.
-	minRet := int64(never)
-	for _, op := range part {
-		if !done[op.Metadata.(int)] {
-			minRet = min(minRet, op.Return)
-		}
-	}
 	var next []string
-	for _, op := range part {
+	for _, op := range f.Stuck {
 		idx := op.Metadata.(int)
-		if !done[idx] && op.Call <= minRet {
-			v.Ops = append(v.Ops, idx)
-			next = append(next, c.ops[idx].String())
-		}
+		v.Ops = append(v.Ops, idx)
+		next = append(next, c.ops[idx].String())
 	}
 	const maxNext = 6
 	if len(next) > maxNext {
@@ -450,7 +425,7 @@ func (c *Checker) explainTiers(model porcupine.Model, part []porcupine.Operation
 	}
 	v.Message = fmt.Sprintf("tier history of %d operations is not linearizable: the longest linearizable prefix has %d "+
 		"operations and ends in state %s, from which none of the possible next operations can take effect: %s (model: %s)",
-		len(part), len(longest), model.DescribeState(state), strings.Join(next, "; "), tierModelSummary)
+		len(f.Partition), len(f.Prefix), f.State, strings.Join(next, "; "), tierModelSummary)
 	return v
 }
 
@@ -460,9 +435,6 @@ const tierModelSummary = "set_tier ok sets the target, failed ones change nothin
 // visualize writes porcupine's HTML timeline of the tier model over the
 // whole history, with every violation annotated.
 func (c *Checker) visualize(path string, vs []Violation) error {
-	model := tierModel(c.cfg.AutoDemote, c.ops)
-	pops := tierOps(c.ops)
-	_, info := porcupine.CheckOperationsVerbose(model, pops, c.cfg.TierTimeout)
 	var anns []porcupine.Annotation
 	for _, v := range vs {
 		for _, idx := range v.Ops {
@@ -482,9 +454,6 @@ func (c *Checker) visualize(path string, vs []Violation) error {
 				Description: v.Checker, Details: v.String(), BackgroundColor: "#f7c6c6"})
 		}
 	}
-	info.AddAnnotations(anns)
-	if err := porcupine.VisualizePath(model, info, path); err != nil {
-		return fmt.Errorf("check: visualize: %w", err)
-	}
-	return nil
+	return linearize.WriteTimeline(tierModel(c.cfg.AutoDemote, c.ops), tierOps(c.ops), path,
+		linearize.Options{Timeout: c.cfg.TierTimeout, Annotations: anns})
 }

@@ -4,19 +4,19 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/anishathalye/porcupine"
 
 	"github.com/tierchaos/tierchaos/examples/kvstore/kvclient"
+	"github.com/tierchaos/tierchaos/harness/linearize"
 )
 
 // Recorder records the operations clients made and what they saw, as a
-// porcupine history. It is safe for concurrent use.
+// porcupine history (harness/linearize), and counts them. It is safe for
+// concurrent use.
 type Recorder struct {
-	start time.Time
+	lin   *linearize.Recorder[Input, Output]
 	mu    sync.Mutex
-	ops   []porcupine.Operation
 	stats Stats
 }
 
@@ -32,10 +32,10 @@ type Stats struct {
 }
 
 // NewRecorder returns an empty recorder whose clock starts now.
-func NewRecorder() *Recorder { return &Recorder{start: time.Now()} }
+func NewRecorder() *Recorder { return &Recorder{lin: linearize.NewRecorder[Input, Output]()} }
 
 // now is the recorder's monotonic clock.
-func (r *Recorder) now() int64 { return int64(time.Since(r.start)) }
+func (r *Recorder) now() int64 { return r.lin.Now() }
 
 // Client returns a client of the store for client id (0, 1, ...: one per
 // goroutine) that records into r.
@@ -45,9 +45,7 @@ func (r *Recorder) Client(id int, c *kvclient.Client) *Client {
 
 // record adds one operation invoked at call that ended with out or err.
 func (r *Recorder) record(client int, in Input, call int64, out Output, err error) {
-	ret := r.now()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	switch {
 	case err == nil:
 		r.stats.OK++
@@ -56,36 +54,23 @@ func (r *Recorder) record(client int, in Input, call int64, out Output, err erro
 		}
 	case !kvclient.Indeterminate(err):
 		r.stats.Failed++
-		return
 	case in.Kind == Get:
 		r.stats.LostReads++
-		return
 	default:
 		r.stats.Unknown++
-		out = Output{Unknown: true}
-		ret = -1 // the end of the history, set by Ops
 	}
-	r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
+	r.mu.Unlock()
+	switch {
+	case err == nil:
+		r.lin.Done(client, in, call, out)
+	case kvclient.Indeterminate(err) && in.Kind != Get:
+		r.lin.Pending(client, in, call, Output{Unknown: true})
+	}
 }
 
 // Ops returns the history: pending operations (Unknown) return after
 // everything else.
-func (r *Recorder) Ops() []porcupine.Operation {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	end := r.now()
-	for _, op := range r.ops {
-		end = max(end, op.Call, op.Return)
-	}
-	out := make([]porcupine.Operation, len(r.ops))
-	for i, op := range r.ops {
-		if op.Return < 0 {
-			op.Return = end + 1
-		}
-		out[i] = op
-	}
-	return out
-}
+func (r *Recorder) Ops() []porcupine.Operation { return r.lin.Ops() }
 
 // Stats returns the counts so far.
 func (r *Recorder) Stats() Stats {

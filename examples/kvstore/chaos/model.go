@@ -2,12 +2,12 @@ package chaos
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/tierchaos/tierchaos/harness/linearize"
 )
 
 // Kind is an operation of the store.
@@ -144,38 +144,13 @@ func partitionByKey(ops []porcupine.Operation) [][]porcupine.Operation {
 	return out
 }
 
-// Result is the verdict on a history.
-type Result struct {
-	// Verdict is porcupine's: Ok, Illegal (not linearizable) or Unknown
-	// (the search ran out of time).
-	Verdict porcupine.CheckResult
-	// Ops is the number of operations checked.
-	Ops int
-	// Timeline is the HTML file of porcupine's visualization, written
-	// when the verdict is not Ok and a folder was given.
-	Timeline string
-}
-
-// Linearizable reports whether the verdict is Ok.
-func (r Result) Linearizable() bool { return r.Verdict == porcupine.Ok }
+// Result is the verdict on a history (harness/linearize's).
+type Result = linearize.Result
 
 // Check judges ops with Model within timeout. When the verdict is not
 // Ok and dir is set, porcupine's timeline is written to
 // dir/linearizability.html (open it in a browser: the longest
 // linearizable prefix of each key, and where it breaks).
 func Check(ops []porcupine.Operation, timeout time.Duration, dir string) (Result, error) {
-	m := Model()
-	verdict, info := porcupine.CheckOperationsVerbose(m, ops, timeout)
-	res := Result{Verdict: verdict, Ops: len(ops)}
-	if verdict == porcupine.Ok || dir == "" {
-		return res, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return res, fmt.Errorf("chaos: %w", err)
-	}
-	res.Timeline = filepath.Join(dir, "linearizability.html")
-	if err := porcupine.VisualizePath(m, info, res.Timeline); err != nil {
-		return res, fmt.Errorf("chaos: timeline: %w", err)
-	}
-	return res, nil
+	return linearize.Check(Model(), ops, linearize.Options{Timeout: timeout, Dir: dir})
 }
