@@ -20,7 +20,8 @@ const PowerCutBeforeWALSync = "fsync:wal"
 // tierd's power: tierd runs in a container (whose page cache is the host
 // kernel's, which the harness cannot drop), or in the test process
 // without Options.PowerLoss.
-var ErrPowerLossUnsupported = errors.New("harness: a power cut needs tierd in the test process on the power-loss layer (TIERCHAOS_SUT=inprocess, Options.PowerLoss)")
+// It wraps errors.ErrUnsupported.
+var ErrPowerLossUnsupported = fmt.Errorf("harness: a power cut needs tierd in the test process on the power-loss layer (TIERCHAOS_SUT=inprocess, Options.PowerLoss): %w", errors.ErrUnsupported)
 
 // PowerLossReady reports nil when CutPower can work on this stack, else
 // why not (wrapping ErrPowerLossUnsupported).
@@ -61,6 +62,13 @@ func (s *Stack) CutPower(ctx context.Context, co powerloss.CutOptions) (powerlos
 		return rep, fmt.Errorf("harness: start tierd after the power cut: %w", err)
 	}
 	return rep, nil
+}
+
+// PowerCut is CutPower with the cut's options as plain values (the
+// fault.PowerCutter of harness/fault): seed draws what a torn cut keeps.
+func (s *Stack) PowerCut(ctx context.Context, seed uint64, torn bool) error {
+	_, err := s.CutPower(ctx, powerloss.CutOptions{Seed: seed, Torn: torn})
+	return err
 }
 
 // ArmPowerCut arranges for tierd's power to be cut when it next passes

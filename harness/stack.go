@@ -157,6 +157,14 @@ func (s *Stack) ReconfigureTierd(ctx context.Context, env map[string]string) err
 	return s.Reconfigure(ctx, env)
 }
 
+// WorkerAction asks tierd's background worker to run one cycle now
+// ("run_once"), pause ("pause") or resume ("resume"): the
+// fault.WorkerController of harness/fault.
+func (s *Stack) WorkerAction(ctx context.Context, action string) error {
+	_, err := s.Tierd.Worker(ctx, action)
+	return err
+}
+
 // TierdContainerID returns the id of tierd's container, or "" when tierd
 // runs in the test process.
 func (s *Stack) TierdContainerID() string { return s.ContainerID() }

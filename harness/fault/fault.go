@@ -1,5 +1,10 @@
 // Package fault describes every fault the harness can inject as a typed
-// value that serialises to JSON and is applied to a *harness.Stack.
+// value that serialises to JSON and is applied to a stack: the generic
+// core (*stack.Stack, whose Core method returns itself) or a service's
+// adapter that embeds it (tierd's *harness.Stack). It imports no service:
+// the faults that need a service's own controls (the worker, a power cut)
+// ask the stack for them through WorkerController and PowerCutter, and
+// answer CodeUnsupported on a stack without them.
 //
 // A fault is either a Window (Apply puts it in effect, the returned Active's
 // Remove takes it away again) or an Instant (Run does it once: a SIGKILL and
@@ -20,8 +25,30 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/stack"
 )
+
+// Stack is what faults are injected into: the generic core, through
+// Core. *stack.Stack is one, and so is every adapter that embeds it.
+type Stack interface {
+	Core() *stack.Stack
+}
+
+// WorkerController is a stack whose service has a background worker that
+// can run one cycle now ("run_once"), pause ("pause") and resume
+// ("resume"): tierd's *harness.Stack.
+type WorkerController interface {
+	WorkerAction(ctx context.Context, action string) error
+}
+
+// PowerCutter is a stack whose service can lose power: PowerLossReady
+// returns nil when it can now; PowerCut cuts it and waits until the
+// service serves again. An error wrapping errors.ErrUnsupported says the
+// stack cannot (tierd's *harness.Stack, in process with power loss on).
+type PowerCutter interface {
+	PowerLossReady() error
+	PowerCut(ctx context.Context, seed uint64, torn bool) error
+}
 
 // Family groups faults by what they break. Generators weigh families, and
 // per-phase budgets are kept per family.
@@ -79,7 +106,7 @@ type Window interface {
 	Fault
 	// Apply injects the fault into s. On error nothing of it is left in
 	// effect.
-	Apply(ctx context.Context, s *harness.Stack) (Active, error)
+	Apply(ctx context.Context, s Stack) (Active, error)
 }
 
 // Active is a window fault in effect.
@@ -93,7 +120,7 @@ type Instant interface {
 	Fault
 	// Run performs the fault and returns when the stack serves again (for
 	// example after a killed tierd is started and ready).
-	Run(ctx context.Context, s *harness.Stack) error
+	Run(ctx context.Context, s Stack) error
 }
 
 // Exclusive reports whether a fault must not overlap another fault of the
@@ -345,7 +372,7 @@ func IsInstant(f Fault) bool {
 
 // Inject runs an instant fault, or applies a window fault and returns its
 // Active (nil for an instant).
-func Inject(ctx context.Context, s *harness.Stack, f Fault) (Active, error) {
+func Inject(ctx context.Context, s Stack, f Fault) (Active, error) {
 	f = unwrap(f)
 	if IsInstant(f) {
 		in, ok := f.(Instant)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/netfault"
 )
 
@@ -124,16 +123,16 @@ func (n Net) String() string {
 
 // Apply adds the toxic to tierd's S3 proxy (dropping kept-alive
 // connections so it is in effect at once), or takes the proxy down.
-func (n Net) Apply(ctx context.Context, s *harness.Stack) (Active, error) {
+func (n Net) Apply(ctx context.Context, s Stack) (Active, error) {
 	t, err := n.toxic()
 	if err != nil {
 		return nil, err
 	}
 	var f *netfault.Fault
 	if t == nil {
-		f, err = s.Net.Down(ctx)
+		f, err = s.Core().Net.Down(ctx)
 	} else {
-		f, err = s.Net.Apply(ctx, t)
+		f, err = s.Core().Net.Apply(ctx, t)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fault %s: %w", n.Kind(), err)

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/system/fsutil/powerloss"
 )
 
 // KindPowerCut cuts tierd's power (in process, on the power-loss layer):
@@ -47,12 +44,16 @@ func (p PowerCut) String() string {
 func (PowerCut) IsInstant() bool { return true }
 
 // Run cuts the power and waits until tierd serves again.
-func (p PowerCut) Run(ctx context.Context, s *harness.Stack) error {
-	if err := s.PowerLossReady(); err != nil {
+func (p PowerCut) Run(ctx context.Context, s Stack) error {
+	pc, ok := s.(PowerCutter)
+	if !ok {
+		return &Error{Code: CodeUnsupported, Kind: p.Kind(), Msg: "the service on this stack cannot lose power (PowerCutter)"}
+	}
+	if err := pc.PowerLossReady(); err != nil {
 		return &Error{Code: CodeUnsupported, Kind: p.Kind(), Msg: "tierd cannot lose power on this stack", Err: err}
 	}
-	if _, err := s.CutPower(ctx, powerloss.CutOptions{Seed: p.Seed, Torn: p.Torn}); err != nil {
-		if errors.Is(err, harness.ErrPowerLossUnsupported) {
+	if err := pc.PowerCut(ctx, p.Seed, p.Torn); err != nil {
+		if errors.Is(err, errors.ErrUnsupported) {
 			return &Error{Code: CodeUnsupported, Kind: p.Kind(), Msg: "tierd cannot lose power on this stack", Err: err}
 		}
 		return fmt.Errorf("fault %s: %w", p.Kind(), err)

@@ -4,10 +4,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
-
-	"github.com/tierchaos/tierchaos/harness"
 )
 
 // Process, worker, disk and MinIO fault kinds.
@@ -37,12 +36,17 @@ const (
 	KindMinIORestart = "minio.restart"
 )
 
-// Process is a fault of tierd's process: kill (SIGKILL, then start),
-// restart (graceful), reconfigure (restart with Env) as instants; pause as
-// a window.
+// envName is what a setting of process.reconfigure must be named like
+// (the service decides which settings it knows).
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Process is a fault of the service's process: kill (SIGKILL, then
+// start), restart (graceful), reconfigure (restart with Env) as instants;
+// pause as a window.
 type Process struct {
 	Action string `json:"-"`
-	// Env holds the TIERD_* settings of a reconfigure ("" removes one).
+	// Env holds the settings (environment variables, e.g. tierd's
+	// TIERD_*) of a reconfigure ("" removes one).
 	Env map[string]string `json:"env,omitempty"`
 }
 
@@ -64,8 +68,8 @@ func (p Process) Validate() error {
 			return invalid(p.Kind(), "no settings in env")
 		}
 		for k := range p.Env {
-			if !strings.HasPrefix(k, "TIERD_") {
-				return invalid(p.Kind(), "setting %q is not a TIERD_* variable", k)
+			if !envName.MatchString(k) {
+				return invalid(p.Kind(), "setting %q is not an environment variable name", k)
 			}
 		}
 	default:
@@ -90,15 +94,15 @@ func (p Process) String() string {
 func (p Process) IsInstant() bool { return p.Action != "pause" }
 
 // Run kills, restarts or reconfigures tierd and waits until it is ready.
-func (p Process) Run(ctx context.Context, s *harness.Stack) error {
+func (p Process) Run(ctx context.Context, s Stack) error {
 	var err error
 	switch p.Action {
 	case "kill":
-		err = s.RestartTierd(ctx, false)
+		err = s.Core().RestartService(ctx, false)
 	case "restart":
-		err = s.RestartTierd(ctx, true)
+		err = s.Core().RestartService(ctx, true)
 	case "reconfigure":
-		err = s.ReconfigureTierd(ctx, p.Env)
+		err = s.Core().Reconfigure(ctx, p.Env)
 	default:
 		return invalid(p.Kind(), "not an instant")
 	}
@@ -109,15 +113,15 @@ func (p Process) Run(ctx context.Context, s *harness.Stack) error {
 }
 
 // Apply pauses tierd; Remove unpauses it.
-func (p Process) Apply(ctx context.Context, s *harness.Stack) (Active, error) {
+func (p Process) Apply(ctx context.Context, s Stack) (Active, error) {
 	if p.Action != "pause" {
 		return nil, invalid(p.Kind(), "not a window")
 	}
-	if err := s.PauseTierd(ctx); err != nil {
+	if err := s.Core().PauseService(ctx); err != nil {
 		return nil, fmt.Errorf("fault %s: %w", p.Kind(), err)
 	}
 	return active(func(ctx context.Context) error {
-		if err := s.UnpauseTierd(ctx); err != nil {
+		if err := s.Core().UnpauseService(ctx); err != nil {
 			return fmt.Errorf("fault %s: unpause: %w", p.Kind(), err)
 		}
 		return nil
@@ -153,26 +157,43 @@ func (w Worker) IsInstant() bool { return w.Action == "run_once" }
 // Run runs one worker cycle. A cycle that reports errors (S3 down, a full
 // disk) is what faults are for, not a harness error; only a request that
 // did not reach tierd fails.
-func (w Worker) Run(ctx context.Context, s *harness.Stack) error {
+func (w Worker) Run(ctx context.Context, s Stack) error {
 	if w.Action != "run_once" {
 		return invalid(w.Kind(), "not an instant")
 	}
-	if _, err := s.Tierd.Worker(ctx, "run_once"); err != nil {
+	wc, err := workerOf(s, w.Kind())
+	if err != nil {
+		return err
+	}
+	if err := wc.WorkerAction(ctx, "run_once"); err != nil {
 		return fmt.Errorf("fault %s: %w", w.Kind(), err)
 	}
 	return nil
 }
 
+// workerOf returns s's worker controls, or CodeUnsupported.
+func workerOf(s Stack, kind string) (WorkerController, error) {
+	wc, ok := s.(WorkerController)
+	if !ok {
+		return nil, &Error{Code: CodeUnsupported, Kind: kind, Msg: "the service on this stack has no worker controls (WorkerController)"}
+	}
+	return wc, nil
+}
+
 // Apply pauses the worker; Remove resumes it.
-func (w Worker) Apply(ctx context.Context, s *harness.Stack) (Active, error) {
+func (w Worker) Apply(ctx context.Context, s Stack) (Active, error) {
 	if w.Action != "pause" {
 		return nil, invalid(w.Kind(), "not a window")
 	}
-	if _, err := s.Tierd.Worker(ctx, "pause"); err != nil {
+	wc, err := workerOf(s, w.Kind())
+	if err != nil {
+		return nil, err
+	}
+	if err := wc.WorkerAction(ctx, "pause"); err != nil {
 		return nil, fmt.Errorf("fault %s: %w", w.Kind(), err)
 	}
 	return active(func(ctx context.Context) error {
-		if _, err := s.Tierd.Worker(ctx, "resume"); err != nil {
+		if err := wc.WorkerAction(ctx, "resume"); err != nil {
 			return fmt.Errorf("fault %s: resume: %w", w.Kind(), err)
 		}
 		return nil
@@ -197,15 +218,15 @@ func (Disk) Validate() error { return nil }
 func (Disk) String() string { return KindDiskFill }
 
 // Apply fills the data filesystem; Remove frees it.
-func (d Disk) Apply(ctx context.Context, s *harness.Stack) (Active, error) {
-	if err := s.DataTmpfs(); err != nil {
+func (d Disk) Apply(ctx context.Context, s Stack) (Active, error) {
+	if err := s.Core().DataTmpfs(); err != nil {
 		return nil, &Error{Code: CodeUnsupported, Kind: d.Kind(), Msg: "tierd's data is not on a tmpfs of the harness", Err: err}
 	}
-	if _, err := s.FillData(ctx); err != nil {
+	if _, err := s.Core().FillData(ctx); err != nil {
 		return nil, fmt.Errorf("fault %s: %w", d.Kind(), err)
 	}
 	return active(func(ctx context.Context) error {
-		if err := s.FreeData(ctx); err != nil {
+		if err := s.Core().FreeData(ctx); err != nil {
 			return fmt.Errorf("fault %s: free: %w", d.Kind(), err)
 		}
 		return nil
@@ -239,26 +260,26 @@ func (m MinIO) String() string { return m.Kind() }
 func (m MinIO) IsInstant() bool { return m.Action == "restart" }
 
 // Run restarts MinIO and waits until it is ready.
-func (m MinIO) Run(ctx context.Context, s *harness.Stack) error {
+func (m MinIO) Run(ctx context.Context, s Stack) error {
 	if m.Action != "restart" {
 		return invalid(m.Kind(), "not an instant")
 	}
-	if err := s.RestartMinIO(ctx); err != nil {
+	if err := s.Core().RestartMinIO(ctx); err != nil {
 		return fmt.Errorf("fault %s: %w", m.Kind(), err)
 	}
 	return nil
 }
 
 // Apply stops MinIO; Remove starts it and waits until it is ready.
-func (m MinIO) Apply(ctx context.Context, s *harness.Stack) (Active, error) {
+func (m MinIO) Apply(ctx context.Context, s Stack) (Active, error) {
 	if m.Action != "stop" {
 		return nil, invalid(m.Kind(), "not a window")
 	}
-	if err := s.StopMinIO(ctx); err != nil {
+	if err := s.Core().StopMinIO(ctx); err != nil {
 		return nil, fmt.Errorf("fault %s: %w", m.Kind(), err)
 	}
 	return active(func(ctx context.Context) error {
-		if err := s.StartMinIO(ctx); err != nil {
+		if err := s.Core().StartMinIO(ctx); err != nil {
 			return fmt.Errorf("fault %s: start: %w", m.Kind(), err)
 		}
 		return nil

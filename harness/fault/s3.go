@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
 )
 
@@ -147,17 +146,18 @@ func (f S3) String() string {
 }
 
 // Apply adds the rule to the S3 fault layer; Remove deletes it.
-func (f S3) Apply(ctx context.Context, s *harness.Stack) (Active, error) {
+func (f S3) Apply(ctx context.Context, s Stack) (Active, error) {
 	r, err := f.Rule()
 	if err != nil {
 		return nil, err
 	}
-	id, err := s.S3Faults.AddRule(ctx, r)
+	faults := s.Core().S3Faults
+	id, err := faults.AddRule(ctx, r)
 	if err != nil {
 		return nil, fmt.Errorf("fault %s: add rule: %w", f.Kind(), err)
 	}
 	return active(func(ctx context.Context) error {
-		if err := s.S3Faults.DeleteRule(ctx, id); err != nil && !isNotFound(err) {
+		if err := faults.DeleteRule(ctx, id); err != nil && !isNotFound(err) {
 			return fmt.Errorf("fault %s: delete rule %s: %w", f.Kind(), id, err)
 		}
 		return nil

@@ -172,6 +172,10 @@ type Stack struct {
 	s3Transport      *http.Transport
 }
 
+// Core returns s itself: a service's adapter that embeds *Stack gets it
+// too, so faults (harness/fault) apply to the core or to any adapter.
+func (s *Stack) Core() *Stack { return s }
+
 // Start ensures the images, removes leftovers of dead runs, and starts a
 // stack owned by run. On error everything started is removed again.
 func Start(ctx context.Context, run cleanup.Run, opts Options) (_ *Stack, err error) {
