@@ -24,6 +24,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness/netfault"
 	"github.com/tierchaos/tierchaos/harness/oracle"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/harness/scenario"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 )
@@ -45,127 +46,107 @@ var allTiers = []api.Tier{api.TierHot, api.TierWarm, api.TierCold}
 // runs concurrently under it, and what it expects, read back from tierd and
 // MinIO and judged by the history checkers.
 func TestConcurrency(t *testing.T) {
-	cases := []struct {
-		name string
-		// fault is what the case injects.
-		fault string
-		// guards names the tierd invariant the case protects.
-		guards string
-		run    func(ctx context.Context, t *testing.T, c *harness.Case)
-		// api is the API the case's client speaks (harness.APIREST when
-		// empty).
-		api harness.API
-	}{
+	cases := []scenario.Scenario[*harness.Case]{
 		{
-			name:   "ten-demoters",
-			fault:  "S3 upload of the collection held 1.5 s (fault layer delay)",
-			guards: "transitions of one collection are serialized: of ten simultaneous demotions exactly one runs (one upload, one transition), the others answer transition_in_progress at once; the collection ends cold with every vector in its S3 object",
-			run:    tenDemoters,
+			Name:   "ten-demoters",
+			Faults: []scenario.Fault{scenario.Described("S3 upload of the collection held 1.5 s (fault layer delay)")},
+			Guards: "transitions of one collection are serialized: of ten simultaneous demotions exactly one runs (one upload, one transition), the others answer transition_in_progress at once; the collection ends cold with every vector in its S3 object",
+			Run:    tenDemoters,
 		},
 		{
-			name:   "ten-demoters-grpc",
-			fault:  "as ten-demoters, every call over tierd's gRPC API",
-			guards: "as ten-demoters; the refused demoters get gRPC status Aborted with an ErrorInfo whose reason is transition_in_progress, recorded as failed",
-			run:    tenDemoters,
-			api:    harness.APIGRPC,
+			Name:    "ten-demoters-grpc",
+			Faults:  []scenario.Fault{scenario.Described("as ten-demoters, every call over tierd's gRPC API")},
+			Guards:  "as ten-demoters; the refused demoters get gRPC status Aborted with an ErrorInfo whose reason is transition_in_progress, recorded as failed",
+			Run:     tenDemoters,
+			Variant: string(harness.APIGRPC),
 		},
 		{
-			name:   "promote-slow-download-under-search",
-			fault:  "S3 download of the cold object held 1.5 s",
-			guards: "searches during a promotion from cold wait for it and return the oracle's exact top-k; the searchers do not start promotions of their own (one download)",
-			run: promoteUnderSearch(promoteRow{
+			Name:   "promote-slow-download-under-search",
+			Faults: []scenario.Fault{scenario.Described("S3 download of the cold object held 1.5 s")},
+			Guards: "searches during a promotion from cold wait for it and return the oracle's exact top-k; the searchers do not start promotions of their own (one download)",
+			Run: promoteUnderSearch(promoteRow{
 				explicit: true, wantPromote: "ok", holdGet: true,
 			}),
 		},
 		{
-			name:   "transparent-promote-throttled",
-			fault:  "S3 GetObject answers 503 SlowDown twice, every download delayed 300 ms",
-			guards: "eight searches hitting a cold collection at once promote it exactly once (retrying the throttled download) and all return the exact top-k",
-			run: promoteUnderSearch(promoteRow{
+			Name:   "transparent-promote-throttled",
+			Faults: []scenario.Fault{scenario.Described("S3 GetObject answers 503 SlowDown twice, every download delayed 300 ms")},
+			Guards: "eight searches hitting a cold collection at once promote it exactly once (retrying the throttled download) and all return the exact top-k",
+			Run: promoteUnderSearch(promoteRow{
 				slowDowns: 2,
 			}),
 		},
 		{
-			name:   "failed-promote-under-search",
-			fault:  "S3 GetObject answers 500 InternalError until the rule is removed",
-			guards: "a promotion that cannot download fails with storage_unavailable and leaves the collection cold and intact; concurrent searches get the exact top-k or storage_unavailable, never a partial or wrong result; once S3 recovers a search promotes it",
-			run: promoteUnderSearch(promoteRow{
+			Name:   "failed-promote-under-search",
+			Faults: []scenario.Fault{scenario.Described("S3 GetObject answers 500 InternalError until the rule is removed")},
+			Guards: "a promotion that cannot download fails with storage_unavailable and leaves the collection cold and intact; concurrent searches get the exact top-k or storage_unavailable, never a partial or wrong result; once S3 recovers a search promotes it",
+			Run: promoteUnderSearch(promoteRow{
 				explicit: true, wantPromote: api.CodeStorageUnavailable, failGets: true,
 			}),
 		},
 		{
-			name:   "snapshot-during-restore",
-			fault:  "S3 snapshot uploads and downloads delayed 300 ms, so both requests are inside tierd together",
-			guards: "a snapshot racing a restore of another snapshot captures exactly the content before or after the restore, never a mix; the restore leaves exactly its snapshot's content, also after SIGKILL and restart (superseded WAL records are not replayed)",
-			run:    snapshotDuringRestore,
+			Name:   "snapshot-during-restore",
+			Faults: []scenario.Fault{scenario.Described("S3 snapshot uploads and downloads delayed 300 ms, so both requests are inside tierd together")},
+			Guards: "a snapshot racing a restore of another snapshot captures exactly the content before or after the restore, never a mix; the restore leaves exactly its snapshot's content, also after SIGKILL and restart (superseded WAL records are not replayed)",
+			Run:    snapshotDuringRestore,
 		},
 		{
-			name:   "racing-tier-updates",
-			fault:  "S3 latency 10 ms + 10 ms jitter (Toxiproxy), then SIGKILL and restart",
-			guards: "random concurrent demote/promote requests on three collections for 10 s give a linearizable tier history; the tier, snapshot and S3 object each collection reports agree with the bucket and survive a restart unchanged",
-			run:    racingTiers,
+			Name:   "racing-tier-updates",
+			Faults: []scenario.Fault{scenario.Described("S3 latency 10 ms + 10 ms jitter (Toxiproxy), then SIGKILL and restart")},
+			Guards: "random concurrent demote/promote requests on three collections for 10 s give a linearizable tier history; the tier, snapshot and S3 object each collection reports agree with the bucket and survive a restart unchanged",
+			Run:    racingTiers,
 		},
 		{
-			name:   "racing-tier-updates-grpc",
-			fault:  "as racing-tier-updates, every call over tierd's gRPC API (the client reconnects after the SIGKILL)",
-			guards: "as racing-tier-updates: tier history linearizable over gRPC; tier, count, snapshot and object unchanged by a SIGKILL and restart",
-			run:    racingTiers,
-			api:    harness.APIGRPC,
+			Name:    "racing-tier-updates-grpc",
+			Faults:  []scenario.Fault{scenario.Described("as racing-tier-updates, every call over tierd's gRPC API (the client reconnects after the SIGKILL)")},
+			Guards:  "as racing-tier-updates: tier history linearizable over gRPC; tier, count, snapshot and object unchanged by a SIGKILL and restart",
+			Run:     racingTiers,
+			Variant: string(harness.APIGRPC),
 		},
 		{
-			name:   "kill-during-racing-tiers",
-			fault:  "SIGKILL while 6 workers race demotions, promotions, inserts and searches on 3 collections (S3 latency 5 ms ± 5 ms), then restart",
-			guards: "after a crash in the middle of racing transitions each collection is in one tier the history allows, every acknowledged insert is there, and once the start-up sweep ran the bucket holds exactly the objects of the cold collections and no incomplete upload",
-			run:    killDuringRacingTiers,
+			Name:   "kill-during-racing-tiers",
+			Faults: []scenario.Fault{scenario.Described("SIGKILL while 6 workers race demotions, promotions, inserts and searches on 3 collections (S3 latency 5 ms ± 5 ms), then restart")},
+			Guards: "after a crash in the middle of racing transitions each collection is in one tier the history allows, every acknowledged insert is there, and once the start-up sweep ran the bucket holds exactly the objects of the cold collections and no incomplete upload",
+			Run:    killDuringRacingTiers,
 		},
 		{
-			name:   "worker-vs-api",
-			fault:  "tierd reconfigured with 1 ms idle times (every cycle demotes what is idle), S3 jitter 0-20 ms, run_once cycles back to back, then SIGKILL and restart",
-			guards: "background demotions, checkpoints and WAL segment drops racing inserts and searches lose no acknowledged insert (also across a crash) and every search stays exact",
-			run:    workerVsAPI,
+			Name:   "worker-vs-api",
+			Faults: []scenario.Fault{scenario.Described("tierd reconfigured with 1 ms idle times (every cycle demotes what is idle), S3 jitter 0-20 ms, run_once cycles back to back, then SIGKILL and restart")},
+			Guards: "background demotions, checkpoints and WAL segment drops racing inserts and searches lose no acknowledged insert (also across a crash) and every search stays exact",
+			Run:    workerVsAPI,
 		},
 		{
-			name:   "delete-during-demotion",
-			fault:  "S3 upload of the demotion held 1.5 s while the delete, a search and an insert arrive",
-			guards: "a delete waits for the running demotion, then removes the collection and every object and upload of it; the name can be reused and the new collection never shows old data, also after SIGKILL and restart",
-			run:    deleteDuringTransition(api.TierHot, api.TierCold, api.MetricCosine, dim),
+			Name:   "delete-during-demotion",
+			Faults: []scenario.Fault{scenario.Described("S3 upload of the demotion held 1.5 s while the delete, a search and an insert arrive")},
+			Guards: "a delete waits for the running demotion, then removes the collection and every object and upload of it; the name can be reused and the new collection never shows old data, also after SIGKILL and restart",
+			Run:    deleteDuringTransition(api.TierHot, api.TierCold, api.MetricCosine, dim),
 		},
 		{
-			name:   "delete-during-promotion",
-			fault:  "S3 download of the promotion held 1.5 s while the delete, a search and an insert arrive",
-			guards: "a delete waits for the running promotion from cold, then removes the collection and every object of it; nothing of it comes back under the reused name (recreated with another metric and dimension), also after SIGKILL and restart",
-			run:    deleteDuringTransition(api.TierCold, api.TierHot, api.MetricL2, dim/2),
+			Name:   "delete-during-promotion",
+			Faults: []scenario.Fault{scenario.Described("S3 download of the promotion held 1.5 s while the delete, a search and an insert arrive")},
+			Guards: "a delete waits for the running promotion from cold, then removes the collection and every object of it; nothing of it comes back under the reused name (recreated with another metric and dimension), also after SIGKILL and restart",
+			Run:    deleteDuringTransition(api.TierCold, api.TierHot, api.MetricL2, dim/2),
 		},
 		{
-			name:   "restore-during-inserts",
-			fault:  "S3 download of the snapshot held 1.5 s while four clients insert, then SIGKILL and restart",
-			guards: "a restore supersedes exactly the inserts acknowledged before it and keeps every insert called after it returned, each racing insert all or nothing; the same content after a crash (no superseded WAL record replayed, no later one lost)",
-			run:    restoreDuringInserts,
+			Name:   "restore-during-inserts",
+			Faults: []scenario.Fault{scenario.Described("S3 download of the snapshot held 1.5 s while four clients insert, then SIGKILL and restart")},
+			Guards: "a restore supersedes exactly the inserts acknowledged before it and keeps every insert called after it returned, each racing insert all or nothing; the same content after a crash (no superseded WAL record replayed, no later one lost)",
+			Run:    restoreDuringInserts,
 		},
 		{
-			name:   "snapshots-vs-orphan-sweep",
-			fault:  "run_once cycles (each an orphan sweep) back to back while snapshots and demotions run back to back, S3 jitter 1-6 ms",
-			guards: "the orphan sweep never deletes an object a committed snapshot or cold collection refers to: every snapshot tierd lists exists in S3 and restores, every cold collection's object exists",
-			run:    snapshotsVsSweep,
+			Name:   "snapshots-vs-orphan-sweep",
+			Faults: []scenario.Fault{scenario.Described("run_once cycles (each an orphan sweep) back to back while snapshots and demotions run back to back, S3 jitter 1-6 ms")},
+			Guards: "the orphan sweep never deletes an object a committed snapshot or cold collection refers to: every snapshot tierd lists exists in S3 and restores, every cold collection's object exists",
+			Run:    snapshotsVsSweep,
 		},
 		{
-			name:   "redemotion-vs-pending-delete",
-			fault:  "S3 DeleteObject fails (500) while a cold collection is promoted to warm, then S3 recovers",
-			guards: "the deferred cleanup of an old cold copy never deletes the object a later demotion stored: a cold collection's object stays in S3 and it promotes with every vector",
-			run:    redemotionVsPendingDelete,
+			Name:   "redemotion-vs-pending-delete",
+			Faults: []scenario.Fault{scenario.Described("S3 DeleteObject fails (500) while a cold collection is promoted to warm, then S3 recovers")},
+			Guards: "the deferred cleanup of an old cold copy never deletes the object a later demotion stored: a cold collection's object stays in S3 and it promotes with every vector",
+			Run:    redemotionVsPendingDelete,
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			t.Cleanup(cancel)
-			t.Logf("fault: %s", tc.fault)
-			t.Logf("guards: %s", tc.guards)
-			start := time.Now()
-			tc.run(ctx, t, stack.NewCase(t, harness.WithAPI(tc.api)))
-			t.Logf("case took %s (%s mode)", time.Since(start).Round(time.Millisecond), stack.Mode)
-		})
-	}
+	scenario.Run(t, cases, stack.CaseFor)
 }
 
 // tenDemoters: scenario 1.

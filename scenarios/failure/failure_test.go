@@ -13,6 +13,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/check"
 	"github.com/tierchaos/tierchaos/harness/fixture"
+	"github.com/tierchaos/tierchaos/harness/scenario"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 )
@@ -29,180 +30,162 @@ const (
 // Every row ends with the harness checkers (no acknowledged write lost,
 // searches equal the oracle, tier history linearizable).
 func TestFailure(t *testing.T) {
-	cases := []struct {
-		name string
-		// fault is what the row injects, and where.
-		fault string
-		// guards names the tierd invariant the case protects.
-		guards string
-		run    func(ctx context.Context, t *testing.T, c *harness.Case)
-		// api is the API the case's client speaks (harness.APIREST when
-		// empty).
-		api harness.API
-	}{
+	cases := []scenario.Scenario[*harness.Case]{
 		{
-			name:   "no-fault-cold-round-trip",
-			fault:  "none",
-			guards: "a demotion to cold leaves one snapshot object in S3 and promotion restores exactly the same vectors",
-			run:    noFaultRoundTrip,
+			Name:   "no-fault-cold-round-trip",
+			Faults: []scenario.Fault{scenario.Described("none")},
+			Guards: "a demotion to cold leaves one snapshot object in S3 and promotion restores exactly the same vectors",
+			Run:    noFaultRoundTrip,
 		},
 		{
-			name:   "no-fault-warm-cold-round-trip",
-			fault:  "none",
-			guards: "every step hot -> warm -> cold -> warm -> hot keeps exactly the same vectors; warm lives on local disk only, cold is one object in S3, and promotion to warm removes it again",
-			run:    noFaultWarmRoundTrip,
+			Name:   "no-fault-warm-cold-round-trip",
+			Faults: []scenario.Fault{scenario.Described("none")},
+			Guards: "every step hot -> warm -> cold -> warm -> hot keeps exactly the same vectors; warm lives on local disk only, cold is one object in S3, and promotion to warm removes it again",
+			Run:    noFaultWarmRoundTrip,
 		},
 		{
-			name:   "s3-latency-200ms",
-			fault:  "Toxiproxy latency 200 ms downstream",
-			guards: "S3 latency slows a demotion down but does not fail it",
-			run:    latencyDemotion,
+			Name:   "s3-latency-200ms",
+			Faults: []scenario.Fault{scenario.Described("Toxiproxy latency 200 ms downstream")},
+			Guards: "S3 latency slows a demotion down but does not fail it",
+			Run:    latencyDemotion,
 		},
 		{
-			name:   "s3-proxy-down",
-			fault:  "Toxiproxy proxy disabled before the demotion",
-			guards: "a demotion that cannot reach S3 fails with storage_unavailable, keeps the collection hot and exact, and leaves nothing in the bucket",
-			run:    proxyDown,
+			Name:   "s3-proxy-down",
+			Faults: []scenario.Fault{scenario.Described("Toxiproxy proxy disabled before the demotion")},
+			Guards: "a demotion that cannot reach S3 fails with storage_unavailable, keeps the collection hot and exact, and leaves nothing in the bucket",
+			Run:    proxyDown,
 		},
 		// Scenario 10.
 		{
-			name:   "s3-503-slowdown-retried",
-			fault:  "S3 layer: 503 SlowDown for the next 5 PutObject/UploadPart requests of the collection",
-			guards: "retryable S3 errors are retried (up to TIERD_S3_MAX_RETRIES) with a doubling backoff ceiling, and the demotion then succeeds with a valid object",
-			run:    slowDownRetried,
+			Name:   "s3-503-slowdown-retried",
+			Faults: []scenario.Fault{scenario.Described("S3 layer: 503 SlowDown for the next 5 PutObject/UploadPart requests of the collection")},
+			Guards: "retryable S3 errors are retried (up to TIERD_S3_MAX_RETRIES) with a doubling backoff ceiling, and the demotion then succeeds with a valid object",
+			Run:    slowDownRetried,
 		},
 		// Scenario 11.
 		{
-			name:   "s3-connection-timeout",
-			fault:  "Toxiproxy timeout (no data either way, connection held open)",
-			guards: "a demotion against a hanging S3 fails with storage_unavailable within the S3 deadline, rolls back (hot, exact, nothing stored), and succeeds once the toxic is gone",
-			run:    connectionTimeout,
+			Name:   "s3-connection-timeout",
+			Faults: []scenario.Fault{scenario.Described("Toxiproxy timeout (no data either way, connection held open)")},
+			Guards: "a demotion against a hanging S3 fails with storage_unavailable within the S3 deadline, rolls back (hot, exact, nothing stored), and succeeds once the toxic is gone",
+			Run:    connectionTimeout,
 		},
 		// Scenario 12, three ways to cut an upload.
 		{
-			name:   "partial-upload-cut-put",
-			fault:  "S3 layer: the first PutObject of the collection cut after half its body",
-			guards: "a cut single-PUT upload never shows up as a valid snapshot; the retry completes with a verified object",
-			run:    cutPut,
+			Name:   "partial-upload-cut-put",
+			Faults: []scenario.Fault{scenario.Described("S3 layer: the first PutObject of the collection cut after half its body")},
+			Guards: "a cut single-PUT upload never shows up as a valid snapshot; the retry completes with a verified object",
+			Run:    cutPut,
 		},
 		{
-			name:   "partial-upload-cut-part",
-			fault:  "S3 layer: the first UploadPart of a two-part multipart upload cut after 256 KiB",
-			guards: "a cut part is retried, the multipart upload completes with a verified object, and no incomplete upload remains",
-			run:    cutPart,
+			Name:   "partial-upload-cut-part",
+			Faults: []scenario.Fault{scenario.Described("S3 layer: the first UploadPart of a two-part multipart upload cut after 256 KiB")},
+			Guards: "a cut part is retried, the multipart upload completes with a verified object, and no incomplete upload remains",
+			Run:    cutPart,
 		},
 		{
-			name:   "partial-upload-limit-data",
-			fault:  "Toxiproxy limit_data upstream: every connection to S3 closed after 20 kB",
-			guards: "a demotion whose every attempt is cut fails with storage_unavailable, leaves neither object nor incomplete upload, and succeeds once the toxic is gone",
-			run:    limitData,
+			Name:   "partial-upload-limit-data",
+			Faults: []scenario.Fault{scenario.Described("Toxiproxy limit_data upstream: every connection to S3 closed after 20 kB")},
+			Guards: "a demotion whose every attempt is cut fails with storage_unavailable, leaves neither object nor incomplete upload, and succeeds once the toxic is gone",
+			Run:    limitData,
 		},
 		// Scenario 13, three kinds of corruption.
 		{
-			name:   "corrupt-object-at-rest",
-			fault:  "8 bits flipped in the cold object directly in MinIO (size and metadata kept)",
-			guards: "promotion verifies the checksum: it refuses with data_corrupted naming the object, nothing is served from it, and restore from an older intact snapshot works",
-			run:    corruptAtRest,
+			Name:   "corrupt-object-at-rest",
+			Faults: []scenario.Fault{scenario.Described("8 bits flipped in the cold object directly in MinIO (size and metadata kept)")},
+			Guards: "promotion verifies the checksum: it refuses with data_corrupted naming the object, nothing is served from it, and restore from an older intact snapshot works",
+			Run:    corruptAtRest,
 		},
 		{
-			name:   "corrupt-get-truncated",
-			fault:  "S3 layer: every GetObject of the cold object truncated at half its body",
-			guards: "a truncated download is never served: promotion fails with an error naming the object, the collection stays cold, and promotes once the fault is gone",
-			run:    truncatedGet,
+			Name:   "corrupt-get-truncated",
+			Faults: []scenario.Fault{scenario.Described("S3 layer: every GetObject of the cold object truncated at half its body")},
+			Guards: "a truncated download is never served: promotion fails with an error naming the object, the collection stays cold, and promotes once the fault is gone",
+			Run:    truncatedGet,
 		},
 		{
-			name:   "corrupt-get-bits-flipped",
-			fault:  "S3 layer: 8 bits flipped in every GetObject body of the cold object",
-			guards: "a download whose bytes changed in transit fails its checksum (data_corrupted naming the object) and is never served; the intact object promotes once the fault is gone",
-			run:    flippedGet,
+			Name:   "corrupt-get-bits-flipped",
+			Faults: []scenario.Fault{scenario.Described("S3 layer: 8 bits flipped in every GetObject body of the cold object")},
+			Guards: "a download whose bytes changed in transit fails its checksum (data_corrupted naming the object) and is never served; the intact object promotes once the fault is gone",
+			Run:    flippedGet,
 		},
 		// Scenario 14, three points of a transition.
 		{
-			name:   "kill-during-multipart-upload",
-			fault:  "SIGKILL while CompleteMultipartUpload is held (parts uploaded, upload incomplete)",
-			guards: "after the restart the collection is hot with every acknowledged insert, and the incomplete upload is aborted",
-			run:    killDuringUpload,
+			Name:   "kill-during-multipart-upload",
+			Faults: []scenario.Fault{scenario.Described("SIGKILL while CompleteMultipartUpload is held (parts uploaded, upload incomplete)")},
+			Guards: "after the restart the collection is hot with every acknowledged insert, and the incomplete upload is aborted",
+			Run:    killDuringUpload,
 		},
 		{
-			name:   "kill-during-put-from-warm",
-			fault:  "SIGKILL while the single PUT of a warm collection's file is held",
-			guards: "after the restart the collection is warm, its local file intact and verified (it promotes exactly), and nothing is in the bucket",
-			run:    killDuringPutFromWarm,
+			Name:   "kill-during-put-from-warm",
+			Faults: []scenario.Fault{scenario.Described("SIGKILL while the single PUT of a warm collection's file is held")},
+			Guards: "after the restart the collection is warm, its local file intact and verified (it promotes exactly), and nothing is in the bucket",
+			Run:    killDuringPutFromWarm,
 		},
 		{
-			name:   "kill-after-upload-before-flip",
-			fault:  "SIGKILL while the verifying HEAD is held (object complete, manifest not flipped)",
-			guards: "after the restart the collection is hot with every acknowledged insert, and the unreferenced object is swept",
-			run:    killBeforeFlip,
+			Name:   "kill-after-upload-before-flip",
+			Faults: []scenario.Fault{scenario.Described("SIGKILL while the verifying HEAD is held (object complete, manifest not flipped)")},
+			Guards: "after the restart the collection is hot with every acknowledged insert, and the unreferenced object is swept",
+			Run:    killBeforeFlip,
 		},
 		{
-			name:   "kill-after-flip-before-delete",
-			fault:  "SIGKILL while the background DeleteObject of the cold copy a promotion replaced is held (manifest flipped to hot, promotion answered)",
-			guards: "the promotion answers before the delete; after the restart the collection is hot (the flip is durable) with every vector, and the old cold object is deleted (a pending delete the worker retries)",
-			run:    killAfterFlip,
+			Name:   "kill-after-flip-before-delete",
+			Faults: []scenario.Fault{scenario.Described("SIGKILL while the background DeleteObject of the cold copy a promotion replaced is held (manifest flipped to hot, promotion answered)")},
+			Guards: "the promotion answers before the delete; after the restart the collection is hot (the flip is durable) with every vector, and the old cold object is deleted (a pending delete the worker retries)",
+			Run:    killAfterFlip,
 		},
 		// Scenario 15.
 		{
-			name:   "s3-proxy-down-mid-upload",
-			fault:  "Toxiproxy proxy disabled while one part of a multipart upload is in flight",
-			guards: "the demotion rolls back with storage_unavailable: hot, exact, writable while S3 is still down; no object ever completes; the upload is aborted once S3 is back",
-			run:    proxyDownMidUpload,
+			Name:   "s3-proxy-down-mid-upload",
+			Faults: []scenario.Fault{scenario.Described("Toxiproxy proxy disabled while one part of a multipart upload is in flight")},
+			Guards: "the demotion rolls back with storage_unavailable: hot, exact, writable while S3 is still down; no object ever completes; the upload is aborted once S3 is back",
+			Run:    proxyDownMidUpload,
 		},
 		// Cases of our own: what users of a tiered store fear most.
 		{
-			name:   "partition-under-mixed-load",
-			fault:  "Toxiproxy proxy down for a window while inserts, searches and tier changes run",
-			guards: "an S3 outage never touches the hot path (every insert and search on hot collections succeeds and is exact), tier changes fail only with storage_unavailable, and all works again after the partition",
-			run:    partitionUnderLoad,
+			Name:   "partition-under-mixed-load",
+			Faults: []scenario.Fault{scenario.Described("Toxiproxy proxy down for a window while inserts, searches and tier changes run")},
+			Guards: "an S3 outage never touches the hot path (every insert and search on hot collections succeeds and is exact), tier changes fail only with storage_unavailable, and all works again after the partition",
+			Run:    partitionUnderLoad,
 		},
 		{
-			name:   "partition-under-mixed-load-grpc",
-			fault:  "as partition-under-mixed-load, every call of the case over tierd's gRPC API",
-			guards: "as partition-under-mixed-load: a partition between tierd and S3 never reaches the gRPC hot path; refused transitions are gRPC Unavailable statuses whose ErrorInfo reason is storage_unavailable",
-			run:    partitionUnderLoad,
-			api:    harness.APIGRPC,
+			Name:    "partition-under-mixed-load-grpc",
+			Faults:  []scenario.Fault{scenario.Described("as partition-under-mixed-load, every call of the case over tierd's gRPC API")},
+			Guards:  "as partition-under-mixed-load: a partition between tierd and S3 never reaches the gRPC hot path; refused transitions are gRPC Unavailable statuses whose ErrorInfo reason is storage_unavailable",
+			Run:     partitionUnderLoad,
+			Variant: string(harness.APIGRPC),
 		},
 		{
-			name:   "bandwidth-64KiB-large-demotion",
-			fault:  "Toxiproxy bandwidth 64 KiB/s upstream while a 620 kB collection demotes (9.5 s of transfer, 4 s deadline)",
-			guards: "a demotion slower than the S3 deadline fails within it and cleanly, searches of the demoting collection are served meanwhile, and a demotion that fits through the link succeeds",
-			run:    bandwidthDemotion,
+			Name:   "bandwidth-64KiB-large-demotion",
+			Faults: []scenario.Fault{scenario.Described("Toxiproxy bandwidth 64 KiB/s upstream while a 620 kB collection demotes (9.5 s of transfer, 4 s deadline)")},
+			Guards: "a demotion slower than the S3 deadline fails within it and cleanly, searches of the demoting collection are served meanwhile, and a demotion that fits through the link succeeds",
+			Run:    bandwidthDemotion,
 		},
 		{
-			name:   "restart-during-s3-outage",
-			fault:  "SIGKILL and restart of tierd while the proxy to S3 is down",
-			guards: "tierd becomes ready without S3, serves and accepts writes on hot collections, refuses cold ones with storage_unavailable (never internal), and promotes them once S3 is back",
-			run:    restartDuringOutage,
+			Name:   "restart-during-s3-outage",
+			Faults: []scenario.Fault{scenario.Described("SIGKILL and restart of tierd while the proxy to S3 is down")},
+			Guards: "tierd becomes ready without S3, serves and accepts writes on hot collections, refuses cold ones with storage_unavailable (never internal), and promotes them once S3 is back",
+			Run:    restartDuringOutage,
 		},
 		{
-			name:   "restart-during-s3-outage-grpc",
-			fault:  "as restart-during-s3-outage, every call of the case over tierd's gRPC API (the client reconnects to the restarted tierd)",
-			guards: "as restart-during-s3-outage; the refusals of the cold collection are gRPC Unavailable with an ErrorInfo reason storage_unavailable (a definite failure), not the reasonless Unavailable of a lost connection",
-			run:    restartDuringOutage,
-			api:    harness.APIGRPC,
+			Name:    "restart-during-s3-outage-grpc",
+			Faults:  []scenario.Fault{scenario.Described("as restart-during-s3-outage, every call of the case over tierd's gRPC API (the client reconnects to the restarted tierd)")},
+			Guards:  "as restart-during-s3-outage; the refusals of the cold collection are gRPC Unavailable with an ErrorInfo reason storage_unavailable (a definite failure), not the reasonless Unavailable of a lost connection",
+			Run:     restartDuringOutage,
+			Variant: string(harness.APIGRPC),
 		},
 		{
-			name:   "flaky-s3-30pct-500s",
-			fault:  "S3 layer: 500 InternalError on 30% of the collection's requests (seeded), during 12 transitions",
-			guards: "a flaky S3 costs retries, never correctness: each transition succeeds or fails with storage_unavailable and leaves the collection whole in one tier, and nothing is left behind",
-			run:    flakyS3,
+			Name:   "flaky-s3-30pct-500s",
+			Faults: []scenario.Fault{scenario.Described("S3 layer: 500 InternalError on 30% of the collection's requests (seeded), during 12 transitions")},
+			Guards: "a flaky S3 costs retries, never correctness: each transition succeeds or fails with storage_unavailable and leaves the collection whole in one tier, and nothing is left behind",
+			Run:    flakyS3,
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			t.Cleanup(cancel)
-			t.Logf("fault: %s", tc.fault)
-			t.Logf("guards: %s", tc.guards)
-			// Registered before NewCase, so it runs after NewCase has
-			// cleared the faults: the case's collections go, so that a
-			// rerun with the same seed (-count) can create them again.
-			t.Cleanup(func() { deleteCollections(t) })
-			start := time.Now()
-			tc.run(ctx, t, stack.NewCase(t, harness.WithAPI(tc.api)))
-			t.Logf("took %s (%s mode)", time.Since(start).Round(time.Millisecond), stack.Mode)
-		})
-	}
+	scenario.Run(t, cases, func(t *testing.T, s scenario.Scenario[*harness.Case]) *harness.Case {
+		// Registered before NewCase, so it runs after NewCase has
+		// cleared the faults: the case's collections go, so that a
+		// rerun with the same seed (-count) can create them again.
+		t.Cleanup(func() { deleteCollections(t) })
+		return stack.CaseFor(t, s)
+	})
 }
 
 func noFaultRoundTrip(ctx context.Context, t *testing.T, tc *harness.Case) {

@@ -19,13 +19,18 @@ import (
 	"github.com/tierchaos/tierchaos/harness/fault"
 	"github.com/tierchaos/tierchaos/harness/history"
 	"github.com/tierchaos/tierchaos/harness/nemesis"
+	"github.com/tierchaos/tierchaos/harness/scenario"
 	"github.com/tierchaos/tierchaos/harness/seed"
 )
 
 // row is one nemesis scenario: a profile of random faults, the traffic to
 // run them under, and the budgets per phase.
 type row struct {
-	Name     string
+	Name string
+	// Guards says what the row guarantees beyond the checks of every run
+	// (no acknowledged write lost, histories linearizable, no orphan left
+	// in the bucket): what its budgets hold.
+	Guards   string
 	Profile  nemesis.Profile
 	Traffic  nemesis.Traffic
 	Duration time.Duration
@@ -76,42 +81,60 @@ func rows() []row {
 	}
 	withKinds := func(p nemesis.Profile, kinds ...string) nemesis.Profile { p.Kinds = kinds; return p }
 	withOverlap := func(p nemesis.Profile, n int) nemesis.Profile { p.MaxOverlap = n; return p }
-	killRestart := row{Name: "kill-restart-loop", Duration: 25 * time.Second, Traffic: tr,
+	killRestart := row{Name: "kill-restart-loop",
+		Guards:   "kills, restarts and reconfiguring restarts of tierd, with worker cycles, lose no acknowledged write; an ok search comes within 10 s of each process fault, and the mix recovers after the last one",
+		Duration: 25 * time.Second, Traffic: tr,
 		Profile: withKinds(base("kill-restart", w(fault.FamilyProcess, 3), w(fault.FamilyWorker, 3)),
 			fault.KindProcessKill, fault.KindProcessRestart, fault.KindProcessReconfigure, fault.KindWorkerRunOnce),
 		Budgets: []nemesis.Budget{steady, recovery, backSoon(fault.FamilyProcess, 10*time.Second)}}
 	return []row{
-		{Name: "s3-latency-under-load", Duration: 20 * time.Second, Traffic: tr,
+		{Name: "s3-latency-under-load",
+			Guards:   "S3 latency, thin links and slow S3 answers never reach the hot path (hot searches and inserts within p95 500 ms, at most 1% errors) nor the catalog (at most 2 s, 1% errors); the whole mix works without faults and again after them",
+			Duration: 20 * time.Second, Traffic: tr,
 			Profile: withKinds(base("s3-latency", w(fault.FamilyNet, 1), w(fault.FamilyS3, 1)),
 				fault.KindNetLatency, fault.KindNetBandwidth, fault.KindNetSlicer, fault.KindS3Delay),
 			Budgets: []nemesis.Budget{steady, hotPath, catalog, recovery}},
-		{Name: "flaky-s3-under-load", Duration: 20 * time.Second, Traffic: tr,
+		{Name: "flaky-s3-under-load",
+			Guards:   "failing, throttled, truncated, corrupted and misdirected S3 answers never reach the hot path nor the catalog (the same budgets as s3-latency-under-load); the mix works again after the faults",
+			Duration: 20 * time.Second, Traffic: tr,
 			Profile: withKinds(base("flaky-s3", w(fault.FamilyS3, 1)),
 				fault.KindS3SlowDown, fault.KindS3InternalError, fault.KindS3AccessDenied, fault.KindS3TruncateGet,
 				fault.KindS3FlipGet, fault.KindS3Misdirect, fault.KindS3CutPut, fault.KindS3CutPart),
 			Budgets: []nemesis.Budget{steady, hotPath, catalog, recovery}},
-		{Name: "partition-under-load", Duration: 20 * time.Second, Traffic: tr,
+		{Name: "partition-under-load",
+			Guards:   "a partition from S3 (down, timeouts, resets, cut and slow-closing connections) never reaches the hot path nor the catalog; an ok search comes within 5 s of each fault ending",
+			Duration: 20 * time.Second, Traffic: tr,
 			Profile: withKinds(base("partition", w(fault.FamilyNet, 1)),
 				fault.KindNetDown, fault.KindNetTimeout, fault.KindNetResetPeer, fault.KindNetLimitData, fault.KindNetSlowClose),
 			Budgets: []nemesis.Budget{steady, hotPath, catalog, recovery, backSoon(fault.FamilyNet, 5*time.Second)}},
 		killRestart,
 		overGRPC(killRestart),
-		{Name: "power-cut-loop", Duration: 25 * time.Second, Traffic: tr, PowerLoss: true,
+		{Name: "power-cut-loop",
+			Guards:   "power cuts (torn or not) and kills of tierd lose no acknowledged write; an ok search comes within 10 s of each process fault, and the mix recovers after the last one",
+			Duration: 25 * time.Second, Traffic: tr, PowerLoss: true,
 			Profile: withKinds(base("power-cut", w(fault.FamilyProcess, 3), w(fault.FamilyWorker, 3)),
 				fault.KindProcessKill, fault.KindPowerCut, fault.KindWorkerRunOnce),
 			Budgets: []nemesis.Budget{steady, recovery, backSoon(fault.FamilyProcess, 10*time.Second)}},
-		{Name: "pause-loop", Duration: 20 * time.Second, Traffic: tr,
+		{Name: "pause-loop",
+			Guards:   "a frozen tierd or a paused worker stalls requests but loses nothing; an ok search comes within 5 s of each pause ending, and the mix recovers after the last one",
+			Duration: 20 * time.Second, Traffic: tr,
 			Profile: withKinds(base("pause", w(fault.FamilyProcess, 1), w(fault.FamilyWorker, 1)),
 				fault.KindProcessPause, fault.KindWorkerPause, fault.KindWorkerRunOnce),
 			Budgets: []nemesis.Budget{steady, recovery, backSoon(fault.FamilyProcess, 5*time.Second)}},
-		{Name: "disk-pressure", Duration: 20 * time.Second, Traffic: tr,
+		{Name: "disk-pressure",
+			Guards:   "a full data volume never fails searches of hot collections (at most 1% errors while it is full), and the mix recovers once space is back",
+			Duration: 20 * time.Second, Traffic: tr,
 			Profile: base("disk", w(fault.FamilyDisk, 2), w(fault.FamilyWorker, 1)),
 			Budgets: []nemesis.Budget{steady, recovery,
 				{Phase: nemesis.FaultPhase(fault.FamilyDisk), Ops: []history.Kind{history.KindSearch}, HotOnly: true, MaxErrorRate: 0.01}}},
-		{Name: "minio-restart", Duration: 25 * time.Second, Traffic: tr,
+		{Name: "minio-restart",
+			Guards:   "MinIO stopped or restarted never reaches the hot path nor the catalog, and the mix recovers once MinIO is back",
+			Duration: 25 * time.Second, Traffic: tr,
 			Profile: base("minio", w(fault.FamilyMinIO, 1)),
 			Budgets: []nemesis.Budget{steady, hotPath, catalog, recovery}},
-		{Name: "everything", Duration: 30 * time.Second, Traffic: tr,
+		{Name: "everything",
+			Guards:   "up to three faults of every family at once lose no acknowledged write, and the mix works without faults and again after them",
+			Duration: 30 * time.Second, Traffic: tr,
 			Profile: withOverlap(base("everything", w(fault.FamilyNet, 2), w(fault.FamilyS3, 2), w(fault.FamilyProcess, 2),
 				w(fault.FamilyWorker, 2), w(fault.FamilyDisk, 1), w(fault.FamilyMinIO, 1)), 3),
 			Budgets: []nemesis.Budget{steady, recovery}},
@@ -122,6 +145,7 @@ func rows() []row {
 // and budgets, every recorded call (and the client's reconnects after
 // kills and restarts) over gRPC.
 func overGRPC(r row) row {
+	r.Guards = "as " + r.Name + ", the traffic over tierd's gRPC API (its client reconnects after every kill and restart)"
 	r.Name += "-grpc"
 	r.API = harness.APIGRPC
 	return r
@@ -142,28 +166,73 @@ func TestNemesis(t *testing.T) {
 		runSchedule(t, sch, budgetsFor(sch.Profile.Name))
 		return
 	}
+	powerLoss := map[string]bool{}
+	var table []scenario.Scenario[*harness.Case]
 	for _, r := range rows() {
-		t.Run(r.Name, func(t *testing.T) {
-			if r.PowerLoss {
-				usePowerLoss(t)
-			}
-			c := stack.NewCase(t)
-			p := r.Profile
-			p.Length = d(r.Duration)
-			if *flagDuration > 0 {
-				p.Length = d(*flagDuration)
-			}
-			tr := r.Traffic
-			if *flagRate > 0 {
-				tr.Rate = *flagRate
-			}
-			tr.Seed = c.Seed.Seed
-			tr.API = r.API
-			sch, err := nemesis.Generate(c.Seed.Seed, p, tr)
-			require.NoError(t, err)
-			runSchedule(t, sch, r.Budgets)
+		powerLoss[r.Name] = r.PowerLoss
+		table = append(table, scenario.Scenario[*harness.Case]{
+			Name: r.Name, Faults: drawnFaults(r), Guards: r.Guards,
+			// The row's schedule runs on its own context (shrinking a
+			// failure may take long), not on Run's.
+			Run: func(_ context.Context, t *testing.T, c *harness.Case) {
+				p := r.Profile
+				p.Length = d(r.Duration)
+				if *flagDuration > 0 {
+					p.Length = d(*flagDuration)
+				}
+				tr := r.Traffic
+				if *flagRate > 0 {
+					tr.Rate = *flagRate
+				}
+				tr.Seed = c.Seed.Seed
+				tr.API = r.API
+				sch, err := nemesis.Generate(c.Seed.Seed, p, tr)
+				require.NoError(t, err)
+				runSchedule(t, sch, r.Budgets)
+			},
 		})
 	}
+	scenario.Run(t, table, func(t *testing.T, s scenario.Scenario[*harness.Case]) *harness.Case {
+		if powerLoss[s.Name] {
+			usePowerLoss(t)
+		}
+		return stack.NewCase(t)
+	})
+}
+
+// drawn is a fault kind a row's schedules draw from: a zero fault of the
+// kind, whose parameters each schedule draws.
+type drawn struct{ fault.Fault }
+
+// String names the kind and says that its parameters are drawn.
+func (f drawn) String() string { return f.Kind() + " with parameters drawn per schedule" }
+
+// drawnFaults lists the fault kinds r's schedules draw from, as
+// nemesis.Generate picks them: the kinds of the profile's families (with a
+// positive weight), narrowed to the profile's Kinds when it names some;
+// power cuts only when the Kinds name them.
+func drawnFaults(r row) []scenario.Fault {
+	fams := map[fault.Family]bool{}
+	for _, w := range r.Profile.Families {
+		fams[w.Family] = fams[w.Family] || w.Weight > 0
+	}
+	var out []scenario.Fault
+	for _, k := range fault.Kinds() {
+		v, ok := fault.New(k)
+		if !ok {
+			continue
+		}
+		f := v.(fault.Fault)
+		named := slices.Contains(r.Profile.Kinds, k)
+		switch {
+		case !fams[f.Family()]:
+		case len(r.Profile.Kinds) > 0 && !named:
+		case k == fault.KindPowerCut && !named:
+		default:
+			out = append(out, drawn{f})
+		}
+	}
+	return out
 }
 
 // TestNemesisRegressions replays every shrunk schedule kept under

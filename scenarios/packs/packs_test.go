@@ -13,6 +13,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness/check"
 	"github.com/tierchaos/tierchaos/harness/fixture"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/harness/scenario"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 )
@@ -23,69 +24,78 @@ import (
 // answers and on what MinIO holds (read directly, bypassing every fault),
 // ending with the harness checkers.
 func TestPacks(t *testing.T) {
-	cases := []struct {
-		name   string
-		fault  string
-		guards string
-		run    func(ctx context.Context, t *testing.T, tc *harness.Case) []*fixture.Collection
-		// api is the API the case's client speaks (harness.APIREST when
-		// empty).
-		api harness.API
-	}{
+	cases := []scenario.Scenario[*packCase]{
 		{
-			name:   "kill-during-pack-upload",
-			fault:  "SIGKILL while the pack's PUT is held at the S3 layer",
-			guards: "after the restart every acknowledged write is present, the members are all still warm (no pack half-referenced), and the next cycle packs them",
-			run:    killDuringPackUpload,
+			Name:    "kill-during-pack-upload",
+			Faults:  []scenario.Fault{scenario.Described("SIGKILL while the pack's PUT is held at the S3 layer")},
+			Guards:  "after the restart every acknowledged write is present, the members are all still warm (no pack half-referenced), and the next cycle packs them",
+			Run:     packRow(killDuringPackUpload),
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "delete-one-member",
-			fault:  "none: one member of a pack is deleted",
-			guards: "deleting a member keeps the pack while others refer to it; the others list and promote exactly; the pack goes with the last member",
-			run:    deleteOneMember,
+			Name:    "delete-one-member",
+			Faults:  []scenario.Fault{scenario.Described("none: one member of a pack is deleted")},
+			Guards:  "deleting a member keeps the pack while others refer to it; the others list and promote exactly; the pack goes with the last member",
+			Run:     packRow(deleteOneMember),
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "corrupt-member-range",
-			fault:  "one bit flipped inside one member's byte range of the pack, directly in MinIO",
-			guards: "the damaged member fails with data_corrupted naming the pack and stays cold; every other member promotes exactly",
-			run:    corruptMember,
+			Name:    "corrupt-member-range",
+			Faults:  []scenario.Fault{scenario.Described("one bit flipped inside one member's byte range of the pack, directly in MinIO")},
+			Guards:  "the damaged member fails with data_corrupted naming the pack and stays cold; every other member promotes exactly",
+			Run:     packRow(corruptMember),
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "corrupt-member-range-grpc",
-			fault:  "as corrupt-member-range, the case's requests over tierd's gRPC API",
-			guards: "as corrupt-member-range; the damaged member's promotion answers gRPC DATA_LOSS with the ErrorInfo reason data_corrupted naming the pack",
-			run:    corruptMember,
-			api:    harness.APIGRPC,
+			Name:    "corrupt-member-range-grpc",
+			Faults:  []scenario.Fault{scenario.Described("as corrupt-member-range, the case's requests over tierd's gRPC API")},
+			Guards:  "as corrupt-member-range; the damaged member's promotion answers gRPC DATA_LOSS with the ErrorInfo reason data_corrupted naming the pack",
+			Run:     packRow(corruptMember),
+			Timeout: rowTimeout,
+			Variant: string(harness.APIGRPC),
 		},
 		{
-			name:   "sweep-races-pack-creation",
-			fault:  "the start-up orphan sweep (its listings failing, then released) runs while a stored pack's verification is held",
-			guards: "the sweep never deletes a pack that is being created or referenced; the members commit cold and promote exactly",
-			run:    sweepRacesPack,
+			Name:    "sweep-races-pack-creation",
+			Faults:  []scenario.Fault{scenario.Described("the start-up orphan sweep (its listings failing, then released) runs while a stored pack's verification is held")},
+			Guards:  "the sweep never deletes a pack that is being created or referenced; the members commit cold and promote exactly",
+			Run:     packRow(sweepRacesPack),
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "hundred-members-one-put",
-			fault:  "none: 100 small collections demoted in one cycle",
-			guards: "one cycle demoting 100 small collections makes exactly one PUT (a pack of 100), and every member promotes exactly",
-			run:    hundredMembers,
+			Name:    "hundred-members-one-put",
+			Faults:  []scenario.Fault{scenario.Described("none: 100 small collections demoted in one cycle")},
+			Guards:  "one cycle demoting 100 small collections makes exactly one PUT (a pack of 100), and every member promotes exactly",
+			Run:     packRow(hundredMembers),
+			Timeout: rowTimeout,
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-			t.Cleanup(cancel)
-			t.Logf("fault: %s", tc.fault)
-			t.Logf("guards: %s", tc.guards)
-			var cols []*fixture.Collection
-			// Registered before NewCase, so it runs after NewCase has
-			// cleared the faults.
-			t.Cleanup(func() { deleteCollections(t, &cols) })
-			start := time.Now()
-			c := stack.NewCase(t, harness.WithAPI(tc.api))
-			cols = tc.run(ctx, t, c)
-			c.Check(ctx, t, check.Config{AutoDemote: true}, names(cols)...)
-			t.Logf("took %s (%s mode)", time.Since(start).Round(time.Millisecond), stack.Mode)
-		})
+	scenario.Run(t, cases, func(t *testing.T, s scenario.Scenario[*packCase]) *packCase {
+		pc := &packCase{}
+		// Registered before NewCase, so it runs after NewCase has
+		// cleared the faults.
+		t.Cleanup(func() { deleteCollections(t, &pc.cols) })
+		pc.Case = stack.NewVariantCase(t, s.Variant)
+		return pc
+	})
+}
+
+// rowTimeout bounds each row of the suite.
+const rowTimeout = 4 * time.Minute
+
+// packCase is a packs row's case: the tierd case and the collections the
+// row made, deleted when the row ends.
+type packCase struct {
+	*harness.Case
+	cols []*fixture.Collection
+}
+
+// packRow makes a row's Run of run, which returns the collections it
+// made: they are deleted when the row ends, and the harness checkers
+// judge them once run returns.
+func packRow(run func(ctx context.Context, t *testing.T, tc *harness.Case) []*fixture.Collection) func(ctx context.Context, t *testing.T, pc *packCase) {
+	return func(ctx context.Context, t *testing.T, pc *packCase) {
+		pc.cols = run(ctx, t, pc.Case)
+		pc.Check(ctx, t, check.Config{AutoDemote: true}, names(pc.cols)...)
 	}
 }
 

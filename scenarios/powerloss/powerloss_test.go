@@ -20,6 +20,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness/check"
 	"github.com/tierchaos/tierchaos/harness/fault"
 	"github.com/tierchaos/tierchaos/harness/fixture"
+	"github.com/tierchaos/tierchaos/harness/scenario"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 	"github.com/tierchaos/tierchaos/system/fsutil/powerloss"
@@ -41,99 +42,97 @@ const (
 // lost) at a point of its work, restarts tierd on what remains, and reads
 // back what it acknowledged. Every row ends with the harness checkers.
 func TestPowerLoss(t *testing.T) {
-	cases := []struct {
-		name string
-		// cut is where the power goes, and how.
-		cut string
-		// guards names the tierd invariant the row protects.
-		guards string
-		run    func(ctx context.Context, t *testing.T, c *harness.Case)
-		// api is the API the case's client speaks (harness.APIREST when
-		// empty).
-		api harness.API
-	}{
+	cases := []scenario.Scenario[*harness.Case]{
 		{
-			name:   "inserts-cut",
-			cut:    "while 4 writers insert; every unsynced write dropped",
-			guards: "an acknowledged insert is durable: the WAL record is fsynced before the answer, the segment's folder entry too",
-			run:    func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, false, false) },
+			Name:    "inserts-cut",
+			Faults:  []scenario.Fault{scenario.Described("power cut: while 4 writers insert; every unsynced write dropped")},
+			Guards:  "an acknowledged insert is durable: the WAL record is fsynced before the answer, the segment's folder entry too",
+			Run:     func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, false, false) },
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "inserts-torn-cut",
-			cut:    "while 4 writers insert; a seeded prefix of the unsynced writes survives, the last possibly torn",
-			guards: "a torn WAL tail is cut at restart and no acknowledged insert is lost",
-			run:    func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, false) },
+			Name:    "inserts-torn-cut",
+			Faults:  []scenario.Fault{scenario.Described("power cut: while 4 writers insert; a seeded prefix of the unsynced writes survives, the last possibly torn")},
+			Guards:  "a torn WAL tail is cut at restart and no acknowledged insert is lost",
+			Run:     func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, false) },
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "inserts-torn-cut-grpc",
-			cut:    "as inserts-torn-cut, the 4 writers inserting over tierd's gRPC API (their connection dies with the power)",
-			guards: "as inserts-torn-cut: no insert acknowledged over gRPC is lost; inserts cut with the connection are recorded unknown; the client reconnects and tierd takes writes again",
-			run:    func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, false) },
-			api:    harness.APIGRPC,
+			Name:    "inserts-torn-cut-grpc",
+			Faults:  []scenario.Fault{scenario.Described("power cut: as inserts-torn-cut, the 4 writers inserting over tierd's gRPC API (their connection dies with the power)")},
+			Guards:  "as inserts-torn-cut: no insert acknowledged over gRPC is lost; inserts cut with the connection are recorded unknown; the client reconnects and tierd takes writes again",
+			Run:     func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, false) },
+			Timeout: rowTimeout,
+			Variant: string(harness.APIGRPC),
 		},
 		{
-			name:   "inserts-cut-before-wal-fsync",
-			cut:    "while 4 writers insert, just before a WAL fsync: the batch in flight (written, not acknowledged) is torn",
-			guards: "a torn batch at the WAL's tail is cut cleanly at restart (whole records of it may stay, never a partial one); nothing acknowledged lost",
-			run:    func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, true) },
+			Name:    "inserts-cut-before-wal-fsync",
+			Faults:  []scenario.Fault{scenario.Described("power cut: while 4 writers insert, just before a WAL fsync: the batch in flight (written, not acknowledged) is torn")},
+			Guards:  "a torn batch at the WAL's tail is cut cleanly at restart (whole records of it may stay, never a partial one); nothing acknowledged lost",
+			Run:     func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, true) },
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "demotion-warm-file-written",
-			cut:    "hot -> warm, after the Parquet file is written, before the manifest flip (" + store.HookWarmWritten + ")",
-			guards: "an interrupted demotion leaves the collection hot, exact, with no stray local file",
-			run:    demotionCut(api.TierHot, api.TierWarm, store.HookWarmWritten, api.TierHot),
+			Name:    "demotion-warm-file-written",
+			Faults:  []scenario.Fault{scenario.Described("power cut: hot -> warm, after the Parquet file is written, before the manifest flip (" + store.HookWarmWritten + ")")},
+			Guards:  "an interrupted demotion leaves the collection hot, exact, with no stray local file",
+			Run:     demotionCut(api.TierHot, api.TierWarm, store.HookWarmWritten, api.TierHot),
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "demotion-warm-committed",
-			cut:    "hot -> warm, right after the manifest commit (" + store.HookWarmCommitted + ")",
-			guards: "a committed demotion survives: warm, its Parquet file durable and intact",
-			run:    demotionCut(api.TierHot, api.TierWarm, store.HookWarmCommitted, api.TierWarm),
+			Name:    "demotion-warm-committed",
+			Faults:  []scenario.Fault{scenario.Described("power cut: hot -> warm, right after the manifest commit (" + store.HookWarmCommitted + ")")},
+			Guards:  "a committed demotion survives: warm, its Parquet file durable and intact",
+			Run:     demotionCut(api.TierHot, api.TierWarm, store.HookWarmCommitted, api.TierWarm),
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "demotion-cold-verified",
-			cut:    "warm -> cold, after the object is verified, before the manifest flip (" + store.HookColdVerified + ")",
-			guards: "an interrupted demotion to cold leaves the collection warm on its durable local file",
-			run:    demotionCut(api.TierWarm, api.TierCold, store.HookColdVerified, api.TierWarm),
+			Name:    "demotion-cold-verified",
+			Faults:  []scenario.Fault{scenario.Described("power cut: warm -> cold, after the object is verified, before the manifest flip (" + store.HookColdVerified + ")")},
+			Guards:  "an interrupted demotion to cold leaves the collection warm on its durable local file",
+			Run:     demotionCut(api.TierWarm, api.TierCold, store.HookColdVerified, api.TierWarm),
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "demotion-cold-committed",
-			cut:    "warm -> cold, right after the manifest commit (" + store.HookColdCommitted + ")",
-			guards: "a committed demotion to cold survives; the old local file goes at recovery",
-			run:    demotionCut(api.TierWarm, api.TierCold, store.HookColdCommitted, api.TierCold),
+			Name:    "demotion-cold-committed",
+			Faults:  []scenario.Fault{scenario.Described("power cut: warm -> cold, right after the manifest commit (" + store.HookColdCommitted + ")")},
+			Guards:  "a committed demotion to cold survives; the old local file goes at recovery",
+			Run:     demotionCut(api.TierWarm, api.TierCold, store.HookColdCommitted, api.TierCold),
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "promotion-hot-committed",
-			cut:    "cold -> hot, right after the manifest commit (" + store.HookHotCommitted + ")",
-			guards: "a committed promotion survives: hot, its local copy durable",
-			run:    demotionCut(api.TierCold, api.TierHot, store.HookHotCommitted, api.TierHot),
+			Name:    "promotion-hot-committed",
+			Faults:  []scenario.Fault{scenario.Described("power cut: cold -> hot, right after the manifest commit (" + store.HookHotCommitted + ")")},
+			Guards:  "a committed promotion survives: hot, its local copy durable",
+			Run:     demotionCut(api.TierCold, api.TierHot, store.HookHotCommitted, api.TierHot),
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "manifest-commit-delete",
-			cut:    "right after a delete's manifest commit (" + store.HookDeleteCommitted + ")",
-			guards: "a committed delete survives the power cut; the other collections are intact",
-			run:    deleteCommitted,
+			Name:    "manifest-commit-delete",
+			Faults:  []scenario.Fault{scenario.Described("power cut: right after a delete's manifest commit (" + store.HookDeleteCommitted + ")")},
+			Guards:  "a committed delete survives the power cut; the other collections are intact",
+			Run:     deleteCommitted,
+			Timeout: rowTimeout,
 		},
 		{
-			name:   "manifest-commit-creates",
-			cut:    "right after collections were created and filled (manifest commits and WAL), torn",
-			guards: "every acknowledged create and insert survives",
-			run:    createsCut,
+			Name:    "manifest-commit-creates",
+			Faults:  []scenario.Fault{scenario.Described("power cut: right after collections were created and filled (manifest commits and WAL), torn")},
+			Guards:  "every acknowledged create and insert survives",
+			Run:     createsCut,
+			Timeout: rowTimeout,
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if err := stack.PowerLossReady(); err != nil {
-				requireRefused(t, err)
-				t.Skipf("power loss cannot exist with tierd in a container (it runs with TIERCHAOS_SUT=inprocess; the refusal was checked): %v", err)
-			}
-			t.Logf("cut: %s; guards: %s", tc.cut, tc.guards)
-			c := stack.NewCase(t, harness.WithAPI(tc.api))
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			tc.run(ctx, t, c)
-		})
-	}
+	scenario.Run(t, cases, func(t *testing.T, s scenario.Scenario[*harness.Case]) *harness.Case {
+		if err := stack.PowerLossReady(); err != nil {
+			requireRefused(t, err)
+			t.Skipf("power loss cannot exist with tierd in a container (it runs with TIERCHAOS_SUT=inprocess; the refusal was checked): %v", err)
+		}
+		return stack.CaseFor(t, s)
+	})
 }
+
+// rowTimeout bounds each row of the suite.
+const rowTimeout = 3 * time.Minute
 
 // requireRefused checks that a stack without power loss refuses the
 // fault with a stable code rather than doing something else.

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/check"
 	"github.com/tierchaos/tierchaos/harness/fixture"
+	"github.com/tierchaos/tierchaos/harness/scenario"
 	"github.com/tierchaos/tierchaos/scenarios/quota/internal/datadir"
 	"github.com/tierchaos/tierchaos/system/api"
 )
@@ -33,64 +33,44 @@ const (
 // fault: a resource running out), what it does against it, and what it
 // expects, read back from tierd, its data directory and MinIO.
 func TestQuota(t *testing.T) {
-	cases := []struct {
-		name string
-		// fault is the resource limit the case runs into.
-		fault string
-		// guards names the tierd invariant the case protects.
-		guards string
-		run    func(ctx context.Context, t *testing.T, c *harness.Case)
-		// api is the API the case's client speaks (harness.APIREST when
-		// empty).
-		api harness.API
-	}{
+	cases := []scenario.Scenario[*harness.Case]{
 		{
 			// Scenario 6.
-			name:   "memory-quota-evicts-lru",
-			fault:  "TIERD_QUOTA_HOT_BYTES: 4.5 collections' worth; one collection grows until it alone fills it",
-			guards: "an insert beyond the memory quota first demotes the least recently used hot collections to warm, one at a time and only when needed, then answers quota_exceeded (hot_bytes); the collection at the limit keeps serving exact searches and hot usage never exceeds the quota",
-			run:    memoryQuotaLRU,
+			Name:   "memory-quota-evicts-lru",
+			Faults: []scenario.Fault{scenario.Described("TIERD_QUOTA_HOT_BYTES: 4.5 collections' worth; one collection grows until it alone fills it")},
+			Guards: "an insert beyond the memory quota first demotes the least recently used hot collections to warm, one at a time and only when needed, then answers quota_exceeded (hot_bytes); the collection at the limit keeps serving exact searches and hot usage never exceeds the quota",
+			Run:    memoryQuotaLRU,
 		},
 		{
 			// Scenario 7.
-			name:   "warm-quota-refuses-demotions",
-			fault:  "TIERD_QUOTA_WARM_BYTES: room for 2.5 Parquet files; three demotions race for the last slot",
-			guards: "a demotion beyond the warm quota answers quota_exceeded (warm_bytes) and leaves the collection hot with no partial file; warm usage always equals the Parquet files on disk (also after a restart); a cold promotion that needs local room is refused the same way and keeps the object",
-			run:    warmQuota,
+			Name:   "warm-quota-refuses-demotions",
+			Faults: []scenario.Fault{scenario.Described("TIERD_QUOTA_WARM_BYTES: room for 2.5 Parquet files; three demotions race for the last slot")},
+			Guards: "a demotion beyond the warm quota answers quota_exceeded (warm_bytes) and leaves the collection hot with no partial file; warm usage always equals the Parquet files on disk (also after a restart); a cold promotion that needs local room is refused the same way and keeps the object",
+			Run:    warmQuota,
 		},
 		{
 			// Scenario 8.
-			name:   "collection-limit-50-creates-vs-20",
-			fault:  "TIERD_QUOTA_COLLECTIONS=20; 50 concurrent creates, then a crash",
-			guards: "concurrent creates never overshoot the collection quota: exactly 20 exist (in the API and the manifest), 30 get quota_exceeded (collections); a delete frees exactly one slot; the count survives SIGKILL",
-			run:    collectionLimit,
+			Name:   "collection-limit-50-creates-vs-20",
+			Faults: []scenario.Fault{scenario.Described("TIERD_QUOTA_COLLECTIONS=20; 50 concurrent creates, then a crash")},
+			Guards: "concurrent creates never overshoot the collection quota: exactly 20 exist (in the API and the manifest), 30 get quota_exceeded (collections); a delete frees exactly one slot; the count survives SIGKILL",
+			Run:    collectionLimit,
 		},
 		{
-			name:   "collection-limit-50-creates-vs-20-grpc",
-			fault:  "as collection-limit-50-creates-vs-20, every call of the case over tierd's gRPC API",
-			guards: "as collection-limit-50-creates-vs-20; each refused create gets gRPC status ResourceExhausted with an ErrorInfo whose reason is quota_exceeded and a message naming the collections quota",
-			run:    collectionLimit,
-			api:    harness.APIGRPC,
+			Name:    "collection-limit-50-creates-vs-20-grpc",
+			Faults:  []scenario.Fault{scenario.Described("as collection-limit-50-creates-vs-20, every call of the case over tierd's gRPC API")},
+			Guards:  "as collection-limit-50-creates-vs-20; each refused create gets gRPC status ResourceExhausted with an ErrorInfo whose reason is quota_exceeded and a message naming the collections quota",
+			Run:     collectionLimit,
+			Variant: string(harness.APIGRPC),
 		},
 		{
 			// Own case: what a user fears most about memory quotas.
-			name:   "memory-quota-race-and-crash",
-			fault:  "TIERD_QUOTA_HOT_BYTES below two full collections; 6 workers insert and search 4 collections; SIGKILL mid-churn",
-			guards: "inserts racing the memory quota (with LRU evictions and promotions churning) never push hot usage past the quota; after SIGKILL the recomputed hot and warm usage equal the collections' real contents and files; no acknowledged insert is lost; the quota is still enforced after restart",
-			run:    memoryRaceCrash,
+			Name:   "memory-quota-race-and-crash",
+			Faults: []scenario.Fault{scenario.Described("TIERD_QUOTA_HOT_BYTES below two full collections; 6 workers insert and search 4 collections; SIGKILL mid-churn")},
+			Guards: "inserts racing the memory quota (with LRU evictions and promotions churning) never push hot usage past the quota; after SIGKILL the recomputed hot and warm usage equal the collections' real contents and files; no acknowledged insert is lost; the quota is still enforced after restart",
+			Run:    memoryRaceCrash,
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			t.Cleanup(cancel)
-			t.Logf("fault: %s", tc.fault)
-			t.Logf("guards: %s", tc.guards)
-			start := time.Now()
-			tc.run(ctx, t, stack.NewCase(t, harness.WithAPI(tc.api)))
-			t.Logf("case took %s (%s mode)", time.Since(start).Round(time.Millisecond), stack.Mode)
-		})
-	}
+	scenario.Run(t, cases, stack.CaseFor)
 }
 
 // memoryQuotaLRU is scenario 6.

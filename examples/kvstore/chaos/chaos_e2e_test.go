@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"path"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +18,9 @@ import (
 
 	"github.com/tierchaos/tierchaos/examples/kvstore/kvclient"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/harness/scenario"
 	"github.com/tierchaos/tierchaos/harness/seed"
+	"github.com/tierchaos/tierchaos/harness/stack"
 )
 
 // Shape of every row's workload.
@@ -30,31 +33,53 @@ const (
 	checkTimeout = time.Minute
 )
 
-// row is one chaos row: fault injects its fault while the workload runs,
-// waits (with deadlines) until it had an effect, heals it, and may stop
-// the workload itself (w.stop) when what follows must not see writes.
-type row struct {
-	name  string
-	fault func(ctx context.Context, t *testing.T, w *workload)
-}
+// rowTimeout bounds each row: its workload, fault, read-back and check.
+const rowTimeout = 3 * time.Minute
 
-var rows = []row{
-	{name: "s3-partition", fault: partitionS3},
-	{name: "kill-during-write", fault: killDuringWrite},
-	{name: "flaky-s3-under-load", fault: flakyS3},
-}
+// faultFunc injects a row's fault while the workload runs, waits (with
+// deadlines) until it had an effect, heals it, and may stop the workload
+// itself (w.stop) when what follows must not see writes.
+type faultFunc func(ctx context.Context, t *testing.T, w *workload)
 
 // TestKVStore runs every row against the store and checks each history
 // for linearizability.
 func TestKVStore(t *testing.T) {
-	for _, r := range rows {
-		t.Run(r.name, func(t *testing.T) {
-			c := env.NewCase(t)
-			res, st := runRow(t, c.Seed, c.Seed.Stream, r, c.ArtifactDir)
-			t.Logf("%s: %d operations checked, %+v", r.name, res.Ops, st)
-			require.Positive(t, st.OKWrites, "writes succeeded")
-			require.True(t, res.Linearizable(), "not linearizable (verdict %s); timeline: %s", res.Verdict, res.Timeline)
-		})
+	rows := []scenario.Scenario[*stack.Case]{
+		{
+			Name:    "s3-partition",
+			Faults:  []scenario.Fault{scenario.Described("Toxiproxy: the store cut off S3 (connections closed, new ones refused) until writes fail, then healed")},
+			Guards:  "writes fail while S3 is unreachable and succeed again once it is back; the history, read back after the partition, is linearizable",
+			Timeout: rowTimeout,
+			Run:     linearizable(partitionS3),
+		},
+		{
+			Name:    "kill-during-write",
+			Faults:  []scenario.Fault{scenario.Described("S3 writes and deletes held 200 ms each (S3 fault layer), the store killed with writes in flight, then started again on what S3 has")},
+			Guards:  "a write acknowledged before the kill is never lost: the history, read back after the restart, is linearizable",
+			Timeout: rowTimeout,
+			Run:     linearizable(killDuringWrite),
+		},
+		{
+			Name:    "flaky-s3-under-load",
+			Faults:  []scenario.Fault{scenario.Described("S3 fault layer: 500 InternalError on 30% of the store's PUT, DELETE and GET requests, then removed")},
+			Guards:  "a failed S3 request fails the operation (its outcome unknown) without breaking others; the history is linearizable",
+			Timeout: rowTimeout,
+			Run:     linearizable(flakyS3),
+		},
+	}
+	scenario.Run(t, rows, func(t *testing.T, _ scenario.Scenario[*stack.Case]) *stack.Case { return env.NewCase(t) })
+}
+
+// linearizable is the Run of a row that injects fault: it runs the
+// workload under the fault (runRow, keys named after the row) and requires
+// successful writes and a linearizable history.
+func linearizable(fault faultFunc) func(ctx context.Context, t *testing.T, c *stack.Case) {
+	return func(ctx context.Context, t *testing.T, c *stack.Case) {
+		name := path.Base(t.Name())
+		res, st := runRow(ctx, t, c.Seed, c.Seed.Stream, name, fault, c.ArtifactDir)
+		t.Logf("%s: %d operations checked, %+v", name, res.Ops, st)
+		require.Positive(t, st.OKWrites, "writes succeeded")
+		require.True(t, res.Linearizable(), "not linearizable (verdict %s); timeline: %s", res.Verdict, res.Timeline)
 	}
 }
 
@@ -69,29 +94,29 @@ func TestPlantedBugIsCaught(t *testing.T) {
 	c := env.NewCase(t) // restores the safe store when t ends
 	require.NoError(t, env.Reconfigure(ctx, map[string]string{EnvUnsafeAck: "true"}))
 	fixed := &seed.Case{Run: 1, Name: "planted-bug", Seed: 0x6b7673746f7265}
-	res, st := runRow(t, c.Seed, fixed.Stream, row{name: "kill-during-write", fault: killDuringWrite}, t.TempDir())
+	rctx, rcancel := context.WithTimeout(context.Background(), rowTimeout)
+	defer rcancel()
+	res, st := runRow(rctx, t, c.Seed, fixed.Stream, "kill-during-write", killDuringWrite, t.TempDir())
 	t.Logf("unsafe-ack: %d operations checked, %+v", res.Ops, st)
 	require.Positive(t, st.OKWrites, "writes were acknowledged")
 	require.Equal(t, porcupine.Illegal, res.Verdict, "the checker catches the writes the kill lost")
 }
 
-// runRow runs r's workload and fault, reads every key back and checks the
-// history. keys derive from the case's seed, so that every iteration of a
-// case has keys of its own on the shared bucket; the workload's choices
-// come from streams.
-func runRow(t *testing.T, cs *seed.Case, streams func(string) *rand.Rand, r row, dir string) (Result, Stats) {
+// runRow runs the workload under fault until ctx ends, reads every key
+// back and checks the history. keys derive from the row's name and the
+// case's seed, so that every iteration of a case has keys of its own on
+// the shared bucket; the workload's choices come from streams.
+func runRow(ctx context.Context, t *testing.T, cs *seed.Case, streams func(string) *rand.Rand, name string, fault faultFunc, dir string) (Result, Stats) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	keys := make([]string, keyCount)
 	for i := range keys {
-		keys[i] = fmt.Sprintf("%s-%x-%d", r.name, cs.Seed, i)
+		keys[i] = fmt.Sprintf("%s-%x-%d", name, cs.Seed, i)
 	}
 	rec := NewRecorder()
 	kc := kvclient.New("http://kvstore", &http.Client{Transport: env.Transport(PortAPI), Timeout: opTimeout})
 	w := startWorkload(ctx, rec, kc, streams, keys)
 	t.Cleanup(w.stop)
-	r.fault(ctx, t, w)
+	fault(ctx, t, w)
 	w.stop()
 	readBack(ctx, t, rec.Client(clients, kc), keys)
 	res, err := Check(rec.Ops(), checkTimeout, dir)

@@ -16,6 +16,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/check"
 	"github.com/tierchaos/tierchaos/harness/fixture"
+	"github.com/tierchaos/tierchaos/harness/scenario"
 	"github.com/tierchaos/tierchaos/scenarios/quota/internal/datadir"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
@@ -38,49 +39,33 @@ const (
 // data volume running out of space), its actions and its expectations,
 // read back from tierd, its data directory and MinIO.
 func TestDiskFull(t *testing.T) {
-	cases := []struct {
-		name   string
-		fault  string
-		guards string
-		run    func(ctx context.Context, t *testing.T, c *harness.Case)
-		// api is the API the case's client speaks (harness.APIREST when
-		// empty).
-		api harness.API
-	}{
+	cases := []scenario.Scenario[*harness.Case]{
 		{
 			// Scenario 9.
-			name:   "warm-disk-full-demotion",
-			fault:  "ENOSPC: the 4 MiB tmpfs data volume has less room than the demoted collection's Parquet file",
-			guards: "a demotion that hits ENOSPC answers insufficient_storage, keeps the collection hot, exact and writable, and leaves no partial file (the volume's free space is exactly what it was); after space is freed through tierd the same demotion succeeds",
-			run:    warmDiskFull,
+			Name:   "warm-disk-full-demotion",
+			Faults: []scenario.Fault{scenario.Described("ENOSPC: the 4 MiB tmpfs data volume has less room than the demoted collection's Parquet file")},
+			Guards: "a demotion that hits ENOSPC answers insufficient_storage, keeps the collection hot, exact and writable, and leaves no partial file (the volume's free space is exactly what it was); after space is freed through tierd the same demotion succeeds",
+			Run:    warmDiskFull,
 		},
 		{
-			name:   "warm-disk-full-demotion-grpc",
-			fault:  "as warm-disk-full-demotion, the case's requests over tierd's gRPC API",
-			guards: "as warm-disk-full-demotion; the failed demotion answers gRPC RESOURCE_EXHAUSTED with the ErrorInfo reason insufficient_storage",
-			run:    warmDiskFull,
-			api:    harness.APIGRPC,
+			Name:    "warm-disk-full-demotion-grpc",
+			Faults:  []scenario.Fault{scenario.Described("as warm-disk-full-demotion, the case's requests over tierd's gRPC API")},
+			Guards:  "as warm-disk-full-demotion; the failed demotion answers gRPC RESOURCE_EXHAUSTED with the ErrorInfo reason insufficient_storage",
+			Run:     warmDiskFull,
+			Variant: string(harness.APIGRPC),
 		},
 		{
 			// Own case: the volume filled to the last page by concurrent inserts.
-			name:   "volume-full-inserts-then-delete",
-			fault:  "ENOSPC on the WAL: 3 concurrent writers fill the 4 MiB tmpfs data volume through inserts, then single-vector inserts fill its last page",
-			guards: "inserts that hit ENOSPC answer insufficient_storage and apply nothing while every acknowledged insert stays readable and exact; a full volume does not wedge tierd: deleting a collection through the API frees its space and inserts work again",
-			run:    volumeFullInserts,
+			Name:   "volume-full-inserts-then-delete",
+			Faults: []scenario.Fault{scenario.Described("ENOSPC on the WAL: 3 concurrent writers fill the 4 MiB tmpfs data volume through inserts, then single-vector inserts fill its last page")},
+			Guards: "inserts that hit ENOSPC answer insufficient_storage and apply nothing while every acknowledged insert stays readable and exact; a full volume does not wedge tierd: deleting a collection through the API frees its space and inserts work again",
+			Run:    volumeFullInserts,
 		},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			stack.RequireDataTmpfs(t) // a real ENOSPC needs the 4 MiB tmpfs
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			t.Cleanup(cancel)
-			t.Logf("fault: %s", tc.fault)
-			t.Logf("guards: %s", tc.guards)
-			start := time.Now()
-			tc.run(ctx, t, stack.NewCase(t, harness.WithAPI(tc.api)))
-			t.Logf("case took %s (%s mode)", time.Since(start).Round(time.Millisecond), stack.Mode)
-		})
-	}
+	scenario.Run(t, cases, func(t *testing.T, s scenario.Scenario[*harness.Case]) *harness.Case {
+		stack.RequireDataTmpfs(t) // a real ENOSPC needs the 4 MiB tmpfs
+		return stack.CaseFor(t, s)
+	})
 }
 
 // warmDiskFull is scenario 9.
