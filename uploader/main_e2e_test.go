@@ -7,7 +7,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/tierd"
 )
 
 // TestMain runs the package's e2e tests against the harness stack's MinIO
@@ -15,16 +15,16 @@ import (
 // variables the tests read at the stack (direct MinIO, and the Toxiproxy
 // proxy in front of it), unless the caller set them already.
 func TestMain(m *testing.M) {
-	os.Exit(harness.Main(m, harness.Options{}, func(s *harness.Stack) {
+	os.Exit(tierd.Main(m, tierd.Options{}, func(s *tierd.Stack) {
 		accessKey, secretKey := s.S3Credentials()
 		for k, v := range map[string]string{
 			"TIERCHAOS_S3_ENDPOINT":       s.S3Endpoint,
 			"TIERCHAOS_S3_PROXY_ENDPOINT": s.S3ProxyEndpoint,
 			"TIERCHAOS_S3_ACCESS_KEY":     accessKey,
 			"TIERCHAOS_S3_SECRET_KEY":     secretKey,
-			"TIERCHAOS_S3_BUCKET":         harness.Bucket,
+			"TIERCHAOS_S3_BUCKET":         tierd.Bucket,
 			"TIERCHAOS_TOXIPROXY_URL":     s.ToxiproxyURL,
-			"TIERCHAOS_TOXIPROXY_PROXY":   harness.S3ProxyName,
+			"TIERCHAOS_TOXIPROXY_PROXY":   tierd.S3ProxyName,
 		} {
 			if os.Getenv(k) != "" {
 				continue

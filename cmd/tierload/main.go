@@ -61,10 +61,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/cleanup"
 	"github.com/tierchaos/tierchaos/harness/dockerenv"
 	"github.com/tierchaos/tierchaos/harness/netfault"
+	"github.com/tierchaos/tierchaos/harness/tierd"
 	"github.com/tierchaos/tierchaos/load"
 	"github.com/tierchaos/tierchaos/load/budget"
 	"github.com/tierchaos/tierchaos/load/capacity"
@@ -440,7 +440,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer)
 			log.Warn("watchdog", "err", err)
 		}
 	}()
-	stack, err := harness.Start(ctx, run, harness.Options{Logger: log, Seed: td.Workload.Seed, SUT: c.sut})
+	stack, err := tierd.Start(ctx, run, tierd.Options{Logger: log, Seed: td.Workload.Seed, SUT: c.sut})
 	if err != nil {
 		return exitError, fmt.Errorf("start stack: %w", err)
 	}
@@ -466,7 +466,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer)
 		o.PprofURL = dbg + "/debug/pprof"
 	}
 	o.Target = "harness stack (" + stack.Mode + ", run " + run.ID + ")"
-	if stack.Mode == harness.SUTContainer {
+	if stack.Mode == tierd.SUTContainer {
 		cli, err := dockerenv.Client(ctx)
 		if err != nil {
 			return exitError, err

@@ -54,7 +54,7 @@ type Run struct {
 	PIDStarted string
 	// PIDStart is the start as older harness versions wrote it (clock
 	// ticks since boot from /proc/PID/stat on Linux; PIDStarted
-	// elsewhere). The host tmpfs owner files of package harness use it.
+	// elsewhere). The host tmpfs owner files of tierd's adapter (harness/tierd) use it.
 	PIDStart string
 }
 

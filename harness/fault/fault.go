@@ -1,14 +1,14 @@
 // Package fault describes every fault the harness can inject as a typed
 // value that serialises to JSON and is applied to a stack: the generic
 // core (*stack.Stack, whose Core method returns itself) or a service's
-// adapter that embeds it (tierd's *harness.Stack). It imports no service:
+// adapter that embeds it (tierd's *tierd.Stack). It imports no service:
 // the faults that need a service's own controls (the worker, a power cut)
 // ask the stack for them through WorkerController and PowerCutter, and
 // answer CodeUnsupported on a stack without them.
 //
 // A fault is either a Window (Apply puts it in effect, the returned Active's
 // Remove takes it away again) or an Instant (Run does it once: a SIGKILL and
-// restart, a worker cycle, a MinIO restart). Schedules (harness/nemesis)
+// restart, a worker cycle, a MinIO restart). Schedules (harness/tierd/nemesis)
 // hold faults inside a Spec, whose JSON form is the fault's own fields plus
 // "kind":
 //
@@ -36,7 +36,7 @@ type Stack interface {
 
 // WorkerController is a stack whose service has a background worker that
 // can run one cycle now ("run_once"), pause ("pause") and resume
-// ("resume"): tierd's *harness.Stack.
+// ("resume"): tierd's *tierd.Stack.
 type WorkerController interface {
 	WorkerAction(ctx context.Context, action string) error
 }
@@ -44,7 +44,7 @@ type WorkerController interface {
 // PowerCutter is a stack whose service can lose power: PowerLossReady
 // returns nil when it can now; PowerCut cuts it and waits until the
 // service serves again. An error wrapping errors.ErrUnsupported says the
-// stack cannot (tierd's *harness.Stack, in process with power loss on).
+// stack cannot (tierd's *tierd.Stack, in process with power loss on).
 type PowerCutter interface {
 	PowerLossReady() error
 	PowerCut(ctx context.Context, seed uint64, torn bool) error

@@ -13,7 +13,7 @@ const KindPowerCut = "process.power_cut"
 
 // PowerCut is a power cut of tierd's machine, an instant of the process
 // family (it excludes kills, restarts and pauses). Only an in-process
-// tierd started with harness.Options.PowerLoss can lose power; elsewhere
+// tierd started with tierd.Options.PowerLoss can lose power; elsewhere
 // Run fails with CodeUnsupported.
 type PowerCut struct {
 	// Seed draws which unsynced writes survive a torn cut.

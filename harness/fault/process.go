@@ -202,7 +202,7 @@ func (w Worker) Apply(ctx context.Context, s Stack) (Active, error) {
 
 // Disk fills tierd's data filesystem to ENOSPC (a window: freed at
 // removal). It needs a stack with tierd's data on a tmpfs of the harness
-// (harness.Options.TierdDataTmpfs, see Stack.DataTmpfs).
+// (tierd.Options.TierdDataTmpfs, see Stack.DataTmpfs).
 type Disk struct{}
 
 // Kind is KindDiskFill.
@@ -234,7 +234,7 @@ func (d Disk) Apply(ctx context.Context, s Stack) (Active, error) {
 }
 
 // MinIO is a fault of MinIO itself: stop (window: started again at
-// removal) or restart (instant). It needs harness.Options.RestartableMinIO.
+// removal) or restart (instant). It needs tierd.Options.RestartableMinIO.
 type MinIO struct {
 	Action string `json:"-"`
 }

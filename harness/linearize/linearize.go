@@ -1,7 +1,7 @@
 // Package linearize records the concurrent history of any service and
 // judges it against a sequential model with porcupine. It knows no
 // service: a suite brings its own operations (the Recorder's I and O) and
-// its porcupine.Model. tierd's tier checker (harness/check) and the
+// its porcupine.Model. tierd's tier checker (harness/tierd/check) and the
 // example key-value store's suite (examples/kvstore/chaos) are two users.
 //
 // A history is porcupine's: each operation has its client, its input, its

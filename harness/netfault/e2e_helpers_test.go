@@ -24,15 +24,15 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/netfault"
+	"github.com/tierchaos/tierchaos/harness/tierd"
 )
 
 // stack is the package's shared stack, set once by TestMain.
-var stack *harness.Stack
+var stack *tierd.Stack
 
 func TestMain(m *testing.M) {
-	os.Exit(harness.Main(m, harness.Options{}, func(s *harness.Stack) { stack = s }))
+	os.Exit(tierd.Main(m, tierd.Options{}, func(s *tierd.Stack) { stack = s }))
 }
 
 // env is one test's view of the stack: the fault API on the S3 proxy and
@@ -178,7 +178,7 @@ func (e *env) object(name string, size int) (string, []byte) {
 	_, err := rand.Read(data)
 	require.NoError(e.t, err)
 	key := "netfault-test/" + strings.ReplaceAll(e.t.Name(), "/", "_") + "/" + name
-	_, err = stack.S3.PutObject(e.t.Context(), harness.Bucket, key, bytes.NewReader(data), int64(size), minio.PutObjectOptions{})
+	_, err = stack.S3.PutObject(e.t.Context(), tierd.Bucket, key, bytes.NewReader(data), int64(size), minio.PutObjectOptions{})
 	require.NoError(e.t, err)
 	return key, data
 }
@@ -186,14 +186,14 @@ func (e *env) object(name string, size int) (string, []byte) {
 // getURL and putURL are presigned URLs through the proxy.
 func (e *env) getURL(key string) string {
 	e.t.Helper()
-	u, err := e.s3.PresignedGetObject(e.t.Context(), harness.Bucket, key, time.Hour, nil)
+	u, err := e.s3.PresignedGetObject(e.t.Context(), tierd.Bucket, key, time.Hour, nil)
 	require.NoError(e.t, err)
 	return u.String()
 }
 
 func (e *env) putURL(key string) string {
 	e.t.Helper()
-	u, err := e.s3.PresignedPutObject(e.t.Context(), harness.Bucket, key, time.Hour)
+	u, err := e.s3.PresignedPutObject(e.t.Context(), tierd.Bucket, key, time.Hour)
 	require.NoError(e.t, err)
 	return u.String()
 }

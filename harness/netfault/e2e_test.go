@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/netfault"
+	"github.com/tierchaos/tierchaos/harness/tierd"
 )
 
 // Each test observes a fault at a host-side client whose traffic runs
@@ -61,7 +61,7 @@ func TestBandwidth(t *testing.T) {
 		key, data := e.object("obj", size)
 		get := func() result {
 			start := time.Now()
-			obj, err := e.s3.GetObject(t.Context(), harness.Bucket, key, minio.GetObjectOptions{})
+			obj, err := e.s3.GetObject(t.Context(), tierd.Bucket, key, minio.GetObjectOptions{})
 			require.NoError(t, err)
 			defer obj.Close()
 			buf := make([]byte, 0, size)
@@ -177,15 +177,15 @@ func TestLimitData(t *testing.T) {
 		// A new key: the cut PUT must leave nothing behind.
 		cutKey := key + "-cut"
 		f := e.proxy.ApplyT(t, netfault.LimitData(limit).Upstream())
-		_, cutErr := e.s3.PutObject(t.Context(), harness.Bucket, cutKey, bytesReader(data), size, minio.PutObjectOptions{})
+		_, cutErr := e.s3.PutObject(t.Context(), tierd.Bucket, cutKey, bytesReader(data), size, minio.PutObjectOptions{})
 		require.Error(t, cutErr)
 		require.Equal(t, classClosed, classify(cutErr), "error %v", cutErr)
-		_, serr := stack.S3.StatObject(t.Context(), harness.Bucket, cutKey, minio.StatObjectOptions{})
+		_, serr := stack.S3.StatObject(t.Context(), tierd.Bucket, cutKey, minio.StatObjectOptions{})
 		require.Equal(t, "NoSuchKey", minio.ToErrorResponse(serr).Code, "the cut PUT stored an object: %v", serr)
 		require.NoError(t, f.Remove(t.Context()))
-		_, err := e.s3.PutObject(t.Context(), harness.Bucket, cutKey, bytesReader(data), size, minio.PutObjectOptions{})
+		_, err := e.s3.PutObject(t.Context(), tierd.Bucket, cutKey, bytesReader(data), size, minio.PutObjectOptions{})
 		require.NoError(t, err)
-		info, err := stack.S3.StatObject(t.Context(), harness.Bucket, cutKey, minio.StatObjectOptions{})
+		info, err := stack.S3.StatObject(t.Context(), tierd.Bucket, cutKey, minio.StatObjectOptions{})
 		require.NoError(t, err)
 		require.EqualValues(t, size, info.Size)
 		t.Logf("limit_data %dB upstream: PutObject failed with %v; after removal stored %d bytes", limit, cutErr, info.Size)

@@ -4,7 +4,7 @@
 // timeout, its faults and guarantees logged, and a summary at its end.
 //
 // The package is generic in the case type a row runs against, so it
-// depends on no service: the tierd suites run rows on *harness.Case, the
+// depends on no service: the tierd suites run rows on *tierd.Case, the
 // kvstore example on *stack.Case.
 package scenario
 

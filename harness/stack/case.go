@@ -112,7 +112,7 @@ func (s *Stack) ClearFaults(ctx context.Context) error { return s.clearFaults(ct
 // ClearFaultsKeepSettings is ClearFaults without restarting the service
 // to give it back its start settings: for a caller in the middle of a run
 // that restores them itself later, so that no extra restart falls in its
-// recovery window (the nemesis, harness/nemesis).
+// recovery window (the nemesis, harness/tierd/nemesis).
 func (s *Stack) ClearFaultsKeepSettings(ctx context.Context) error { return s.clearFaults(ctx, false) }
 
 func (s *Stack) clearFaults(ctx context.Context, restoreSettings bool) error {

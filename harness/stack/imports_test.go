@@ -20,10 +20,8 @@ func forbidden(deps []string) []string {
 	for _, d := range deps {
 		switch {
 		case strings.HasPrefix(d, module+"/system/"), d == module+"/system",
-			d == module+"/harness",
-			strings.HasPrefix(d, module+"/harness/history"), strings.HasPrefix(d, module+"/harness/check"),
-			strings.HasPrefix(d, module+"/harness/nemesis"), strings.HasPrefix(d, module+"/harness/oracle"),
-			strings.HasPrefix(d, module+"/harness/fixture"), strings.HasPrefix(d, module+"/harness/fault"),
+			d == module+"/harness/tierd", strings.HasPrefix(d, module+"/harness/tierd/"),
+			strings.HasPrefix(d, module+"/harness/fault"),
 			strings.HasPrefix(d, module+"/load"), strings.HasPrefix(d, module+"/uploader"):
 			bad = append(bad, d)
 		}
@@ -34,8 +32,8 @@ func forbidden(deps []string) []string {
 // TestForbiddenFindsService shows the check failing on a dependency list
 // that reaches tierd.
 func TestForbiddenFindsService(t *testing.T) {
-	deps := []string{"context", module + "/harness/images", module + "/system/client", module + "/harness", module + "/harness/history"}
-	require.Equal(t, []string{module + "/system/client", module + "/harness", module + "/harness/history"}, forbidden(deps))
+	deps := []string{"context", module + "/harness/images", module + "/system/client", module + "/harness/tierd", module + "/harness/tierd/history"}
+	require.Equal(t, []string{module + "/system/client", module + "/harness/tierd", module + "/harness/tierd/history"}, forbidden(deps))
 	require.Empty(t, forbidden([]string{module + "/harness/stack", module + "/harness/s3fault", module + "/harness/seed"}))
 }
 

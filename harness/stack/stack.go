@@ -7,7 +7,7 @@
 // endpoints and process controls (kill, stop, pause, restart,
 // reconfigure), and cleans up without Ryuk (see package cleanup). It
 // imports nothing of any service under test: tierd is one adapter of it
-// (package harness), examples/kvstore another.
+// (harness/tierd), examples/kvstore another.
 package stack
 
 import (

@@ -12,9 +12,9 @@ import (
 const Module = "github.com/tierchaos/tierchaos"
 
 // Service are the packages of the services under test, as patterns for
-// Matching: tierd (system/...), tierd's harness adapter (the package
-// harness itself, not the folders below it) and the examples.
-var Service = []string{Module + "/system/...", Module + "/examples/...", Module + "/harness"}
+// Matching: tierd (system/...), tierd's harness adapter
+// (harness/tierd/...) and the examples.
+var Service = []string{Module + "/system/...", Module + "/examples/...", Module + "/harness/tierd/..."}
 
 // Deps returns every package pkg (a path inside the module, e.g.
 // "harness/fault") depends on, with its tests' dependencies when

@@ -7,10 +7,10 @@ import (
 )
 
 func TestMatching(t *testing.T) {
-	deps := []string{"context", Module + "/harness", Module + "/harness/stack", Module + "/system/client",
-		Module + "/systems", Module + "/examples/kvstore/kv", Module + "/load"}
-	assert.Equal(t, []string{Module + "/harness", Module + "/system/client", Module + "/examples/kvstore/kv"},
-		Matching(deps, Service), "harness/stack is below harness, which matches only itself; systems is not system")
+	deps := []string{"context", Module + "/harness/tierd", Module + "/harness/stack", Module + "/system/client",
+		Module + "/systems", Module + "/examples/kvstore/kv", Module + "/harness/tierd/check", Module + "/load"}
+	assert.Equal(t, []string{Module + "/harness/tierd", Module + "/system/client", Module + "/examples/kvstore/kv", Module + "/harness/tierd/check"},
+		Matching(deps, Service), "a tree pattern matches its root and below; systems is not system")
 }
 
 func TestDeps(t *testing.T) {

@@ -17,14 +17,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/time/rate"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/check"
-	"github.com/tierchaos/tierchaos/harness/fixture"
-	"github.com/tierchaos/tierchaos/harness/history"
 	"github.com/tierchaos/tierchaos/harness/netfault"
-	"github.com/tierchaos/tierchaos/harness/oracle"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
 	"github.com/tierchaos/tierchaos/harness/scenario"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/check"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
+	"github.com/tierchaos/tierchaos/harness/tierd/history"
+	"github.com/tierchaos/tierchaos/harness/tierd/oracle"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 )
@@ -46,7 +46,7 @@ var allTiers = []api.Tier{api.TierHot, api.TierWarm, api.TierCold}
 // runs concurrently under it, and what it expects, read back from tierd and
 // MinIO and judged by the history checkers.
 func TestConcurrency(t *testing.T) {
-	cases := []scenario.Scenario[*harness.Case]{
+	cases := []scenario.Scenario[*tierd.Case]{
 		{
 			Name:   "ten-demoters",
 			Faults: []scenario.Fault{scenario.Described("S3 upload of the collection held 1.5 s (fault layer delay)")},
@@ -58,7 +58,7 @@ func TestConcurrency(t *testing.T) {
 			Faults:  []scenario.Fault{scenario.Described("as ten-demoters, every call over tierd's gRPC API")},
 			Guards:  "as ten-demoters; the refused demoters get gRPC status Aborted with an ErrorInfo whose reason is transition_in_progress, recorded as failed",
 			Run:     tenDemoters,
-			Variant: string(harness.APIGRPC),
+			Variant: string(tierd.APIGRPC),
 		},
 		{
 			Name:   "promote-slow-download-under-search",
@@ -101,7 +101,7 @@ func TestConcurrency(t *testing.T) {
 			Faults:  []scenario.Fault{scenario.Described("as racing-tier-updates, every call over tierd's gRPC API (the client reconnects after the SIGKILL)")},
 			Guards:  "as racing-tier-updates: tier history linearizable over gRPC; tier, count, snapshot and object unchanged by a SIGKILL and restart",
 			Run:     racingTiers,
-			Variant: string(harness.APIGRPC),
+			Variant: string(tierd.APIGRPC),
 		},
 		{
 			Name:   "kill-during-racing-tiers",
@@ -150,7 +150,7 @@ func TestConcurrency(t *testing.T) {
 }
 
 // tenDemoters: scenario 1.
-func tenDemoters(ctx context.Context, t *testing.T, tc *harness.Case) {
+func tenDemoters(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	const workers = 10
 	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
@@ -223,7 +223,7 @@ type searchers struct {
 	ok    atomic.Int64
 }
 
-func startSearchers(ctx context.Context, tc *harness.Case, name string, n int) *searchers {
+func startSearchers(ctx context.Context, tc *tierd.Case, name string, n int) *searchers {
 	s := &searchers{stop: make(chan struct{})}
 	for i := range n {
 		rng := tc.Seed.Stream(fmt.Sprintf("searcher-%d", i))
@@ -278,8 +278,8 @@ func (s *searchers) halt() []searchOutcome {
 // promoteUnderSearch: scenario 2. A cold collection is promoted while
 // eight searchers query it; every search is the oracle's exact top-k or a
 // retryable storage_unavailable.
-func promoteUnderSearch(row promoteRow) func(ctx context.Context, t *testing.T, tc *harness.Case) {
-	return func(ctx context.Context, t *testing.T, tc *harness.Case) {
+func promoteUnderSearch(row promoteRow) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
 		const nSearchers = 8
 		c, rng := tc.Client, tc.Rand
 		col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricDot)
@@ -388,7 +388,7 @@ func promoteUnderSearch(row promoteRow) func(ctx context.Context, t *testing.T, 
 // from snapshot s1's, moves the collection to a random tier, then races a
 // new snapshot against a restore of s1. Every operation is recorded, so
 // the checkers judge the snapshots' and restores' effects too.
-func snapshotDuringRestore(ctx context.Context, t *testing.T, tc *harness.Case) {
+func snapshotDuringRestore(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	const rounds = 4
 	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, 400, dim, api.MetricL2)
@@ -474,7 +474,7 @@ func snapshotDuringRestore(ctx context.Context, t *testing.T, tc *harness.Case) 
 }
 
 // racingTiers: scenario 4.
-func racingTiers(ctx context.Context, t *testing.T, tc *harness.Case) {
+func racingTiers(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	const (
 		workers = 8
 		raceFor = 10 * time.Second
@@ -559,7 +559,7 @@ func racingTiers(ctx context.Context, t *testing.T, tc *harness.Case) {
 }
 
 // workerVsAPI: scenario 5.
-func workerVsAPI(ctx context.Context, t *testing.T, tc *harness.Case) {
+func workerVsAPI(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	const (
 		clients = 4
 		runFor  = 6 * time.Second
@@ -701,7 +701,7 @@ func workerVsAPI(ctx context.Context, t *testing.T, tc *harness.Case) {
 				// A member of a pack the worker wrote: no object of its
 				// own, and the pack it reads its range from is stored.
 				require.Empty(t, data, "%s is cold in the pack %s: no object of its own is in MinIO", name, got.Object)
-				_, err := stack.S3.StatObject(ctx, harness.Bucket, got.Object, minio.StatObjectOptions{})
+				_, err := stack.S3.StatObject(ctx, tierd.Bucket, got.Object, minio.StatObjectOptions{})
 				require.NoError(t, err, "%s is cold in the pack %s: the pack is in MinIO", name, got.Object)
 			} else {
 				require.Equal(t, []string{got.Object}, data, "%s is cold: exactly its object is in MinIO", name)
@@ -720,8 +720,8 @@ func workerVsAPI(ctx context.Context, t *testing.T, tc *harness.Case) {
 // deleteDuringTransition: own case. A delete (with a search and an insert)
 // arrives while a transition from → to holds its S3 request; then the name
 // is reused for a collection of metric reuseMetric and dimension reuseDim.
-func deleteDuringTransition(from, to api.Tier, reuseMetric api.Metric, reuseDim int) func(ctx context.Context, t *testing.T, tc *harness.Case) {
-	return func(ctx context.Context, t *testing.T, tc *harness.Case) {
+func deleteDuringTransition(from, to api.Tier, reuseMetric api.Metric, reuseDim int) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
 		c, rng := tc.Client, tc.Rand
 		col := fixture.Create(ctx, t, c, rng, 400, dim, api.MetricCosine)
 		fixture.RequireExactSearch(ctx, t, c, rng, col, 2, topK)
@@ -764,8 +764,8 @@ func deleteDuringTransition(from, to api.Tier, reuseMetric api.Metric, reuseDim 
 
 		_, err := c.GetCollection(ctx, col.Name)
 		require.Equal(t, api.CodeNotFound, codeName(err), "the collection is gone")
-		require.Empty(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", col.Name), "no object of it left in MinIO")
-		require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", col.Name), "no upload of it left")
+		require.Empty(t, fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", col.Name), "no object of it left in MinIO")
+		require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, tierd.Bucket, "", col.Name), "no upload of it left")
 
 		// The name is free again, and the new collection starts empty,
 		// also after a crash (old WAL records and objects stay dead).
@@ -787,7 +787,7 @@ func deleteDuringTransition(from, to api.Tier, reuseMetric api.Metric, reuseDim 
 // redemotionVsPendingDelete: own case. cold → warm keeps the snapshot id,
 // so warm → cold stores the same key again; the cleanup of the first cold
 // copy, deferred because S3 failed it, must not delete the second.
-func redemotionVsPendingDelete(ctx context.Context, t *testing.T, tc *harness.Case) {
+func redemotionVsPendingDelete(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, 300, dim, api.MetricCosine)
 	_, err := c.SetTier(ctx, col.Name, api.TierCold)
@@ -836,7 +836,7 @@ type insertOutcome struct {
 // exactly: s1's vectors plus every batch called after the restore returned,
 // plus each racing batch entirely or not at all, and no batch acknowledged
 // before the restore was called.
-func restoreDuringInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
+func restoreDuringInserts(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	const (
 		inserters = 4
 		perBatch  = 2
@@ -954,7 +954,7 @@ func restoreDuringInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
 
 // snapshotsVsSweep: own case. Uploads that commit while the worker's
 // orphan sweep runs must never be taken for orphans.
-func snapshotsVsSweep(ctx context.Context, t *testing.T, tc *harness.Case) {
+func snapshotsVsSweep(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	const runFor = 4 * time.Second
 	c, rng := tc.Client, tc.Rand
 	cols := make([]*fixture.Collection, 4)
@@ -1059,7 +1059,7 @@ func snapshotsVsSweep(ctx context.Context, t *testing.T, tc *harness.Case) {
 
 // killDuringRacingTiers: own case. tierd is killed with transitions,
 // inserts and searches in flight.
-func killDuringRacingTiers(ctx context.Context, t *testing.T, tc *harness.Case) {
+func killDuringRacingTiers(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	const (
 		workers   = 6
 		killAfter = 200 // operations completed before the kill
@@ -1156,7 +1156,7 @@ func killDuringRacingTiers(ctx context.Context, t *testing.T, tc *harness.Case) 
 		t.Logf("%s is %s after the restart", name, got.Tier)
 		require.Eventually(t, func() bool {
 			var keys []string
-			for o := range stack.S3.ListObjects(ctx, harness.Bucket, minio.ListObjectsOptions{
+			for o := range stack.S3.ListObjects(ctx, tierd.Bucket, minio.ListObjectsOptions{
 				Prefix: fixture.ObjectPrefix("", name) + "data/", Recursive: true}) {
 				if o.Err != nil {
 					return false
@@ -1169,7 +1169,7 @@ func killDuringRacingTiers(ctx context.Context, t *testing.T, tc *harness.Case) 
 		// list them all and filter by the collection's prefix.
 		require.Eventually(t, func() bool {
 			n := 0
-			for u := range stack.S3.ListIncompleteUploads(ctx, harness.Bucket, "", true) {
+			for u := range stack.S3.ListIncompleteUploads(ctx, tierd.Bucket, "", true) {
 				if u.Err != nil {
 					return false
 				}

@@ -19,10 +19,10 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/fixture"
-	"github.com/tierchaos/tierchaos/harness/oracle"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
+	"github.com/tierchaos/tierchaos/harness/tierd/oracle"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 	"github.com/tierchaos/tierchaos/system/snapshot"
@@ -155,7 +155,7 @@ func metricValue(ctx context.Context, t *testing.T, name string, want map[string
 func objectsUnder(ctx context.Context, t *testing.T, name, part string) []minio.ObjectInfo {
 	t.Helper()
 	var out []minio.ObjectInfo
-	for _, o := range fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", name) {
+	for _, o := range fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", name) {
 		if strings.HasPrefix(o.Key, fixture.ObjectPrefix("", name)+part) {
 			out = append(out, o)
 		}
@@ -178,7 +178,7 @@ func keysOf(objs []minio.ObjectInfo) []string {
 // the size), and decodes it.
 func objectContent(ctx context.Context, t *testing.T, key string, wantSize int64, wantChecksum string, dim int) []api.Vector {
 	t.Helper()
-	obj, err := stack.S3.GetObject(ctx, harness.Bucket, key, minio.GetObjectOptions{})
+	obj, err := stack.S3.GetObject(ctx, tierd.Bucket, key, minio.GetObjectOptions{})
 	require.NoError(t, err, "get %s from MinIO", key)
 	defer obj.Close()
 	data, err := io.ReadAll(obj)

@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/tierd"
 )
 
 // stack is the one stack this package's cases share (started by TestMain,
@@ -14,8 +14,8 @@ import (
 // defaults: the worker's timer is on, but with idle times of 10 minutes and
 // 1 hour it never demotes anything on its own during a case; the one case
 // that needs an eager worker reconfigures tierd for itself.
-var stack *harness.Stack
+var stack *tierd.Stack
 
 func TestMain(m *testing.M) {
-	os.Exit(harness.Main(m, harness.Options{}, func(s *harness.Stack) { stack = s }))
+	os.Exit(tierd.Main(m, tierd.Options{}, func(s *tierd.Stack) { stack = s }))
 }

@@ -9,10 +9,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/check"
-	"github.com/tierchaos/tierchaos/harness/fixture"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/check"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 )
@@ -25,7 +25,7 @@ const hold = 10 * time.Minute
 // rule (a Delay on the step to kill at) holds its request and state(),
 // if given, has checked what MinIO and tierd show at that point, then
 // SIGKILLs tierd, lifts the rule and starts tierd again on the same data.
-func killWhileHeld(ctx context.Context, t *testing.T, tc *harness.Case, col *fixture.Collection, target api.Tier, rule s3fault.Rule, state func()) {
+func killWhileHeld(ctx context.Context, t *testing.T, tc *tierd.Case, col *fixture.Collection, target api.Tier, rule s3fault.Rule, state func()) {
 	t.Helper()
 	id := addRule(ctx, t, rule)
 	res := goSetTier(ctx, tc.Client, col.Name, target)
@@ -57,7 +57,7 @@ func killWhileHeld(ctx context.Context, t *testing.T, tc *harness.Case, col *fix
 // afterRestart requires the collection in tier with every acknowledged
 // vector, exact searches, MinIO settled to want objects, and a working
 // round trip to cold and back.
-func afterRestart(ctx context.Context, t *testing.T, tc *harness.Case, col *fixture.Collection, tier api.Tier, want int, keys ...string) {
+func afterRestart(ctx context.Context, t *testing.T, tc *tierd.Case, col *fixture.Collection, tier api.Tier, want int, keys ...string) {
 	t.Helper()
 	fixture.RequireTier(ctx, t, tc.Client, col, tier)
 	fixture.RequireExactSearch(ctx, t, tc.Client, tc.Rand, col, 5, topK)
@@ -73,7 +73,7 @@ func afterRestart(ctx context.Context, t *testing.T, tc *harness.Case, col *fixt
 
 // killDuringUpload is scenario 14, killed during the upload: every part is
 // in MinIO, the multipart upload is not completed.
-func killDuringUpload(ctx context.Context, t *testing.T, tc *harness.Case) {
+func killDuringUpload(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	col := createBig(ctx, t, tc.Client, tc.Rand) // acknowledged, in the WAL only
 	uploadKey := revealUploadKey(ctx, t, col.Name)
 	var key string
@@ -84,7 +84,7 @@ func killDuringUpload(ctx context.Context, t *testing.T, tc *harness.Case) {
 		key = uploadKey()
 		require.Len(t, uploadsOf(ctx, t, col.Name, key), 1, "an incomplete multipart upload of %s at the kill", key)
 		t.Logf("MinIO lists %d incomplete upload(s) of the collection (whole bucket + exact key), %d by the collection's prefix",
-			len(uploadsOf(ctx, t, col.Name, key)), len(fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", col.Name)))
+			len(uploadsOf(ctx, t, col.Name, key)), len(fixture.IncompleteUploads(ctx, t, stack.S3, tierd.Bucket, "", col.Name)))
 		require.Empty(t, objects(ctx, t, col.Name), "no complete object at the kill")
 	})
 	afterRestart(ctx, t, tc, col, api.TierHot, 0, key)
@@ -93,7 +93,7 @@ func killDuringUpload(ctx context.Context, t *testing.T, tc *harness.Case) {
 // killDuringPutFromWarm is scenario 14, killed during the single PUT of a
 // warm collection's file: the warm copy must survive as the collection's
 // only data.
-func killDuringPutFromWarm(ctx context.Context, t *testing.T, tc *harness.Case) {
+func killDuringPutFromWarm(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	col := fixture.Create(ctx, t, tc.Client, tc.Rand, vectors, dim, api.MetricDot)
 	_, err := tc.Client.SetTier(ctx, col.Name, api.TierWarm)
 	require.NoError(t, err)
@@ -109,7 +109,7 @@ func killDuringPutFromWarm(ctx context.Context, t *testing.T, tc *harness.Case) 
 // killBeforeFlip is scenario 14, killed after the upload and before the
 // manifest flip: the object is complete in MinIO, and no manifest refers
 // to it.
-func killBeforeFlip(ctx context.Context, t *testing.T, tc *harness.Case) {
+func killBeforeFlip(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	col := fixture.Create(ctx, t, tc.Client, tc.Rand, vectors, dim, api.MetricCosine)
 	killWhileHeld(ctx, t, tc, col, api.TierCold, s3fault.Rule{
 		Name: "hold the verifying HEAD", Ops: []s3fault.Op{s3fault.OpHeadObject},
@@ -125,7 +125,7 @@ func killBeforeFlip(ctx context.Context, t *testing.T, tc *harness.Case) {
 
 // killAfterFlip is scenario 14, killed after a promotion's manifest flip
 // and before the old copy (the cold object) is deleted.
-func killAfterFlip(ctx context.Context, t *testing.T, tc *harness.Case) {
+func killAfterFlip(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	col, key := coldCollection(ctx, t, tc)
 	id := addRule(ctx, t, s3fault.Rule{
 		Name: "hold the delete of the cold copy", Ops: []s3fault.Op{s3fault.OpDeleteObject},
@@ -149,7 +149,7 @@ func killAfterFlip(ctx context.Context, t *testing.T, tc *harness.Case) {
 
 // restartDuringOutage: tierd is killed and restarted while S3 is
 // unreachable, with one hot and one cold collection.
-func restartDuringOutage(ctx context.Context, t *testing.T, tc *harness.Case) {
+func restartDuringOutage(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	hot := fixture.Create(ctx, t, c, rng, 500, dim, api.MetricCosine)
 	cold, key := coldCollection(ctx, t, tc)

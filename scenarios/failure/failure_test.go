@@ -10,10 +10,10 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/check"
-	"github.com/tierchaos/tierchaos/harness/fixture"
 	"github.com/tierchaos/tierchaos/harness/scenario"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/check"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 )
@@ -30,7 +30,7 @@ const (
 // Every row ends with the harness checkers (no acknowledged write lost,
 // searches equal the oracle, tier history linearizable).
 func TestFailure(t *testing.T) {
-	cases := []scenario.Scenario[*harness.Case]{
+	cases := []scenario.Scenario[*tierd.Case]{
 		{
 			Name:   "no-fault-cold-round-trip",
 			Faults: []scenario.Fault{scenario.Described("none")},
@@ -151,7 +151,7 @@ func TestFailure(t *testing.T) {
 			Faults:  []scenario.Fault{scenario.Described("as partition-under-mixed-load, every call of the case over tierd's gRPC API")},
 			Guards:  "as partition-under-mixed-load: a partition between tierd and S3 never reaches the gRPC hot path; refused transitions are gRPC Unavailable statuses whose ErrorInfo reason is storage_unavailable",
 			Run:     partitionUnderLoad,
-			Variant: string(harness.APIGRPC),
+			Variant: string(tierd.APIGRPC),
 		},
 		{
 			Name:   "bandwidth-64KiB-large-demotion",
@@ -170,7 +170,7 @@ func TestFailure(t *testing.T) {
 			Faults:  []scenario.Fault{scenario.Described("as restart-during-s3-outage, every call of the case over tierd's gRPC API (the client reconnects to the restarted tierd)")},
 			Guards:  "as restart-during-s3-outage; the refusals of the cold collection are gRPC Unavailable with an ErrorInfo reason storage_unavailable (a definite failure), not the reasonless Unavailable of a lost connection",
 			Run:     restartDuringOutage,
-			Variant: string(harness.APIGRPC),
+			Variant: string(tierd.APIGRPC),
 		},
 		{
 			Name:   "flaky-s3-30pct-500s",
@@ -179,7 +179,7 @@ func TestFailure(t *testing.T) {
 			Run:    flakyS3,
 		},
 	}
-	scenario.Run(t, cases, func(t *testing.T, s scenario.Scenario[*harness.Case]) *harness.Case {
+	scenario.Run(t, cases, func(t *testing.T, s scenario.Scenario[*tierd.Case]) *tierd.Case {
 		// Registered before NewCase, so it runs after NewCase has
 		// cleared the faults: the case's collections go, so that a
 		// rerun with the same seed (-count) can create them again.
@@ -188,13 +188,13 @@ func TestFailure(t *testing.T) {
 	})
 }
 
-func noFaultRoundTrip(ctx context.Context, t *testing.T, tc *harness.Case) {
+func noFaultRoundTrip(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
 	_, err := c.SetTier(ctx, col.Name, api.TierCold)
 	require.NoError(t, err)
 	fixture.RequireTier(ctx, t, c, col, api.TierCold)
-	objs := fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", col.Name)
+	objs := fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", col.Name)
 	require.Len(t, objs, 1, "one snapshot object in MinIO")
 	require.Positive(t, objs[0].Size)
 
@@ -205,7 +205,7 @@ func noFaultRoundTrip(ctx context.Context, t *testing.T, tc *harness.Case) {
 	tc.Check(ctx, t, check.Config{}, col.Name)
 }
 
-func noFaultWarmRoundTrip(ctx context.Context, t *testing.T, tc *harness.Case) {
+func noFaultWarmRoundTrip(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
 	steps := []struct {
@@ -222,7 +222,7 @@ func noFaultWarmRoundTrip(ctx context.Context, t *testing.T, tc *harness.Case) {
 		require.NoError(t, err, "to %s", st.tier)
 		fixture.RequireTier(ctx, t, c, col, st.tier)
 		require.Eventually(t, func() bool {
-			return len(fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", col.Name)) == st.objects
+			return len(fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", col.Name)) == st.objects
 		}, 10*time.Second, 20*time.Millisecond, "%d objects in MinIO once %s", st.objects, st.tier)
 	}
 	// Searching a non-hot collection would promote it transparently, so the
@@ -231,7 +231,7 @@ func noFaultWarmRoundTrip(ctx context.Context, t *testing.T, tc *harness.Case) {
 	tc.Check(ctx, t, check.Config{}, col.Name)
 }
 
-func latencyDemotion(ctx context.Context, t *testing.T, tc *harness.Case) {
+func latencyDemotion(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricL2)
 	// Baseline: the fastest of three fault-free demotions of this collection.
@@ -246,7 +246,7 @@ func latencyDemotion(ctx context.Context, t *testing.T, tc *harness.Case) {
 	t.Logf("demotion: fastest fault-free %s, with 200ms latency %s", baseline, slow)
 	require.GreaterOrEqual(t, slow, baseline+200*time.Millisecond, "the latency toxic was in effect")
 	fixture.RequireTier(ctx, t, c, col, api.TierCold)
-	require.Len(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", col.Name), 1)
+	require.Len(t, fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", col.Name), 1)
 	removeToxics(t, stack.S3Proxy)
 	_, err := c.SetTier(ctx, col.Name, api.TierHot)
 	require.NoError(t, err)
@@ -254,7 +254,7 @@ func latencyDemotion(ctx context.Context, t *testing.T, tc *harness.Case) {
 	tc.Check(ctx, t, check.Config{}, col.Name)
 }
 
-func proxyDown(ctx context.Context, t *testing.T, tc *harness.Case) {
+func proxyDown(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricDot)
 	require.NoError(t, stack.S3Proxy.Disable())
@@ -265,8 +265,8 @@ func proxyDown(ctx context.Context, t *testing.T, tc *harness.Case) {
 	require.Equal(t, api.CodeStorageUnavailable, client.CodeOf(err), "error: %v", err)
 	fixture.RequireTier(ctx, t, c, col, api.TierHot)
 	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
-	require.Empty(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", col.Name), "nothing left in MinIO")
-	require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", col.Name), "no incomplete upload")
+	require.Empty(t, fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", col.Name), "nothing left in MinIO")
+	require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, tierd.Bucket, "", col.Name), "no incomplete upload")
 	// MinIO lists uploads only by exact key: check the key tierd names too.
 	keys := keysIn(err, col.Name)
 	require.NotEmpty(t, keys, "the error names the object: %v", err)
@@ -276,7 +276,7 @@ func proxyDown(ctx context.Context, t *testing.T, tc *harness.Case) {
 	_, err = c.SetTier(ctx, col.Name, api.TierCold)
 	require.NoError(t, err, "demotion after S3 is back")
 	fixture.RequireTier(ctx, t, c, col, api.TierCold)
-	require.Len(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", col.Name), 1)
+	require.Len(t, fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", col.Name), 1)
 	tc.Check(ctx, t, check.Config{}, col.Name)
 }
 

@@ -22,9 +22,9 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/fixture"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/snapshot"
 )
@@ -91,7 +91,7 @@ func createBig(ctx context.Context, t *testing.T, c fixture.Tierd, rng *rand.Ran
 // objects lists a collection's objects directly in MinIO.
 func objects(ctx context.Context, t *testing.T, name string) []minio.ObjectInfo {
 	t.Helper()
-	return fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", name)
+	return fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", name)
 }
 
 // uploadsOf lists the incomplete multipart uploads of collection name,
@@ -108,7 +108,7 @@ func uploadsOf(ctx context.Context, t *testing.T, name string, keys ...string) [
 	seen := map[string]bool{}
 	var out []minio.ObjectMultipartInfo
 	for _, q := range append([]string{""}, keys...) {
-		for u := range stack.S3.ListIncompleteUploads(ctx, harness.Bucket, q, true) {
+		for u := range stack.S3.ListIncompleteUploads(ctx, tierd.Bucket, q, true) {
 			require.NoError(t, u.Err, "list incomplete uploads (prefix %q)", q)
 			if strings.HasPrefix(u.Key, prefix) && !seen[u.UploadID] {
 				seen[u.UploadID] = true
@@ -188,9 +188,9 @@ func requireValidObject(ctx context.Context, t *testing.T, key, checksum string)
 // download reads an object and its description directly from MinIO.
 func download(ctx context.Context, t *testing.T, key string) ([]byte, minio.ObjectInfo) {
 	t.Helper()
-	st, err := stack.S3.StatObject(ctx, harness.Bucket, key, minio.StatObjectOptions{})
+	st, err := stack.S3.StatObject(ctx, tierd.Bucket, key, minio.StatObjectOptions{})
 	require.NoError(t, err, "stat %s", key)
-	obj, err := stack.S3.GetObject(ctx, harness.Bucket, key, minio.GetObjectOptions{})
+	obj, err := stack.S3.GetObject(ctx, tierd.Bucket, key, minio.GetObjectOptions{})
 	require.NoError(t, err)
 	defer obj.Close()
 	data, err := io.ReadAll(obj)
@@ -365,7 +365,7 @@ func retryRecords(ctx context.Context, t *testing.T, key string) []retryRecord {
 // match accepts.
 func retryRecordsWhere(ctx context.Context, t *testing.T, match func(key string) bool) []retryRecord {
 	t.Helper()
-	if stack.Mode == harness.SUTInProcess {
+	if stack.Mode == tierd.SUTInProcess {
 		return retries.where(match)
 	}
 	logs, err := stack.TierdLogs(ctx)

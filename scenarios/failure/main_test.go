@@ -7,12 +7,12 @@ import (
 	"os"
 	"testing"
 
-	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/tierd"
 )
 
 // stack is the one stack this package's cases share (started by TestMain,
 // isolated per case by unique collection names).
-var stack *harness.Stack
+var stack *tierd.Stack
 
 // retries receives tierd's "uploader: retrying" log records when tierd
 // runs in process (in a container they are read from its log instead).
@@ -34,5 +34,5 @@ var suiteEnv = map[string]string{
 
 func TestMain(m *testing.M) {
 	log := slog.New(retries.handler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	os.Exit(harness.Main(m, harness.Options{TierdEnv: suiteEnv, Logger: log}, func(s *harness.Stack) { stack = s }))
+	os.Exit(tierd.Main(m, tierd.Options{TierdEnv: suiteEnv, Logger: log}, func(s *tierd.Stack) { stack = s }))
 }

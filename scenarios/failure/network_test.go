@@ -12,12 +12,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/check"
-	"github.com/tierchaos/tierchaos/harness/fixture"
-	"github.com/tierchaos/tierchaos/harness/history"
 	"github.com/tierchaos/tierchaos/harness/netfault"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/check"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
+	"github.com/tierchaos/tierchaos/harness/tierd/history"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 )
@@ -31,7 +31,7 @@ func s3Proxy(t *testing.T) *netfault.Proxy {
 }
 
 // connectionTimeout is scenario 11.
-func connectionTimeout(ctx context.Context, t *testing.T, tc *harness.Case) {
+func connectionTimeout(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
 	// Nothing passes in either direction; connections stay open.
@@ -62,7 +62,7 @@ func connectionTimeout(ctx context.Context, t *testing.T, tc *harness.Case) {
 }
 
 // proxyDownMidUpload is scenario 15.
-func proxyDownMidUpload(ctx context.Context, t *testing.T, tc *harness.Case) {
+func proxyDownMidUpload(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col := createBig(ctx, t, c, rng)
 	// Hold one of the two parts, so that the proxy goes down while the
@@ -105,7 +105,7 @@ func proxyDownMidUpload(ctx context.Context, t *testing.T, tc *harness.Case) {
 // partitionUnderLoad: four workers insert and search two hot collections,
 // a fifth moves a third collection between hot and cold, and S3 is cut off
 // for a window in the middle.
-func partitionUnderLoad(ctx context.Context, t *testing.T, tc *harness.Case) {
+func partitionUnderLoad(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c := tc.Client
 	serving := []*fixture.Collection{
 		fixture.Create(ctx, t, c, tc.Rand, 300, dim, api.MetricCosine),
@@ -245,7 +245,7 @@ func partitionUnderLoad(ctx context.Context, t *testing.T, tc *harness.Case) {
 }
 
 // bandwidthDemotion: the upload path is throttled to 64 KiB/s.
-func bandwidthDemotion(ctx context.Context, t *testing.T, tc *harness.Case) {
+func bandwidthDemotion(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	large := fixture.Create(ctx, t, c, rng, 600, 256, api.MetricCosine) // about 620 kB of Parquet: 9.5 s at 64 KiB/s
 	small := fixture.Create(ctx, t, c, rng, 100, dim, api.MetricL2)     // about 15 kB

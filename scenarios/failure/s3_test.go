@@ -14,18 +14,18 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/check"
-	"github.com/tierchaos/tierchaos/harness/fixture"
 	"github.com/tierchaos/tierchaos/harness/netfault"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/check"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 	"github.com/tierchaos/tierchaos/system/snapshot"
 )
 
 // slowDownRetried is scenario 10.
-func slowDownRetried(ctx context.Context, t *testing.T, tc *harness.Case) {
+func slowDownRetried(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	const injected = 5
 	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricL2)
@@ -118,7 +118,7 @@ func (w *objectWatch) look(ctx context.Context, name string) {
 	var bad []string
 	var errs []error
 	var keys []string
-	for o := range stack.S3.ListObjects(ctx, harness.Bucket, minio.ListObjectsOptions{Prefix: fixture.ObjectPrefix("", name), Recursive: true}) {
+	for o := range stack.S3.ListObjects(ctx, tierd.Bucket, minio.ListObjectsOptions{Prefix: fixture.ObjectPrefix("", name), Recursive: true}) {
 		if o.Err != nil {
 			if ctx.Err() == nil {
 				errs = append(errs, o.Err)
@@ -143,11 +143,11 @@ func (w *objectWatch) look(ctx context.Context, name string) {
 // invalidObject returns why the object is not a valid snapshot, or "" (also
 // when it is gone or the watch is over).
 func invalidObject(ctx context.Context, key string) string {
-	st, err := stack.S3.StatObject(ctx, harness.Bucket, key, minio.StatObjectOptions{})
+	st, err := stack.S3.StatObject(ctx, tierd.Bucket, key, minio.StatObjectOptions{})
 	if err != nil {
 		return ""
 	}
-	obj, err := stack.S3.GetObject(ctx, harness.Bucket, key, minio.GetObjectOptions{})
+	obj, err := stack.S3.GetObject(ctx, tierd.Bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		return ""
 	}
@@ -189,7 +189,7 @@ func keys(m map[string]bool) []string {
 }
 
 // cutPut is scenario 12 with a single PUT cut by the fault layer.
-func cutPut(ctx context.Context, t *testing.T, tc *harness.Case) {
+func cutPut(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
 	id := addRule(ctx, t, s3fault.Rule{
@@ -214,7 +214,7 @@ func cutPut(ctx context.Context, t *testing.T, tc *harness.Case) {
 }
 
 // cutPart is scenario 12 with one part of a multipart upload cut.
-func cutPart(ctx context.Context, t *testing.T, tc *harness.Case) {
+func cutPart(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col := createBig(ctx, t, c, rng)
 	id := addRule(ctx, t, s3fault.Rule{
@@ -241,7 +241,7 @@ func cutPart(ctx context.Context, t *testing.T, tc *harness.Case) {
 }
 
 // limitData is scenario 12 with Toxiproxy's limit_data on every connection.
-func limitData(ctx context.Context, t *testing.T, tc *harness.Case) {
+func limitData(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricDot)
 	proxy, err := netfault.New(stack.S3Proxy)
@@ -269,7 +269,7 @@ func limitData(ctx context.Context, t *testing.T, tc *harness.Case) {
 }
 
 // corruptAtRest is scenario 13 with the object damaged in MinIO itself.
-func corruptAtRest(ctx context.Context, t *testing.T, tc *harness.Case) {
+func corruptAtRest(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	const older = 600
 	col := fixture.Create(ctx, t, c, rng, older, dim, api.MetricCosine)
@@ -336,17 +336,17 @@ func flipInMinIO(ctx context.Context, t *testing.T, key string, seed uint64) {
 		data[pos] ^= 1 << (i % 8)
 	}
 	require.NotEqual(t, orig, data)
-	_, err := stack.S3.PutObject(ctx, harness.Bucket, key, bytes.NewReader(data), int64(len(data)),
+	_, err := stack.S3.PutObject(ctx, tierd.Bucket, key, bytes.NewReader(data), int64(len(data)),
 		minio.PutObjectOptions{UserMetadata: map[string]string{snapshot.MetaChecksum: metaChecksum(st)}, ContentType: st.ContentType})
 	require.NoError(t, err, "rewrite %s", key)
-	again, err := stack.S3.StatObject(ctx, harness.Bucket, key, minio.StatObjectOptions{})
+	again, err := stack.S3.StatObject(ctx, tierd.Bucket, key, minio.StatObjectOptions{})
 	require.NoError(t, err)
 	require.Equal(t, st.Size, again.Size, "same size")
 	require.Equal(t, metaChecksum(st), metaChecksum(again), "same checksum metadata")
 }
 
 // coldCollection creates a collection and demotes it to cold.
-func coldCollection(ctx context.Context, t *testing.T, tc *harness.Case) (*fixture.Collection, string) {
+func coldCollection(ctx context.Context, t *testing.T, tc *tierd.Case) (*fixture.Collection, string) {
 	t.Helper()
 	col := fixture.Create(ctx, t, tc.Client, tc.Rand, vectors, dim, api.MetricL2)
 	demote(ctx, t, tc.Client, col.Name)
@@ -354,10 +354,10 @@ func coldCollection(ctx context.Context, t *testing.T, tc *harness.Case) (*fixtu
 }
 
 // truncatedGet is scenario 13 with a truncated download.
-func truncatedGet(ctx context.Context, t *testing.T, tc *harness.Case) {
+func truncatedGet(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col, key := coldCollection(ctx, t, tc)
-	oi, err := stack.S3.StatObject(ctx, harness.Bucket, key, minio.StatObjectOptions{})
+	oi, err := stack.S3.StatObject(ctx, tierd.Bucket, key, minio.StatObjectOptions{})
 	require.NoError(t, err)
 	id := addRule(ctx, t, s3fault.Rule{
 		Name: "truncate GET", Ops: []s3fault.Op{s3fault.OpGetObject}, Key: key,
@@ -379,7 +379,7 @@ func truncatedGet(ctx context.Context, t *testing.T, tc *harness.Case) {
 }
 
 // flippedGet is scenario 13 with bits flipped in transit.
-func flippedGet(ctx context.Context, t *testing.T, tc *harness.Case) {
+func flippedGet(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col, key := coldCollection(ctx, t, tc)
 	id := addRule(ctx, t, s3fault.Rule{
@@ -412,7 +412,7 @@ func requireColdChecksum(ctx context.Context, t *testing.T, name string) string 
 // requireRefused requires that neither a promotion nor a search of the cold
 // collection is served while its download is damaged: both fail with code
 // and name the object, and the collection stays cold with its object.
-func requireRefused(ctx context.Context, t *testing.T, tc *harness.Case, col *fixture.Collection, key, code string) {
+func requireRefused(ctx context.Context, t *testing.T, tc *tierd.Case, col *fixture.Collection, key, code string) {
 	t.Helper()
 	_, err := tc.Client.SetTier(ctx, col.Name, api.TierHot)
 	require.Error(t, err, "promotion from a damaged download")
@@ -431,7 +431,7 @@ func requireRefused(ctx context.Context, t *testing.T, tc *harness.Case, col *fi
 // flakyS3: every S3 request on the collection's keys fails with 500
 // InternalError with probability 0.3 (seeded), while the collection goes
 // through round trips to cold and back.
-func flakyS3(ctx context.Context, t *testing.T, tc *harness.Case) {
+func flakyS3(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
 	retriesBefore := metricSum(ctx, t, "tierd_s3_retries_total")

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/nemesis"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/nemesis"
 	"github.com/tierchaos/tierchaos/system/api"
 )
 
@@ -35,14 +35,14 @@ func TestOrphanCheckFails(t *testing.T) {
 	require.Empty(t, nemesis.Orphans(ctx, stack, []string{name}), "a snapshot tierd references is no orphan")
 
 	stray := "collections/" + name + "/snapshots/stray.parquet"
-	_, err = stack.S3.PutObject(ctx, harness.Bucket, stray, bytes.NewReader([]byte("x")), 1, minio.PutObjectOptions{})
+	_, err = stack.S3.PutObject(ctx, tierd.Bucket, stray, bytes.NewReader([]byte("x")), 1, minio.PutObjectOptions{})
 	require.NoError(t, err)
 	core := minio.Core{Client: stack.S3}
-	upload, err := core.NewMultipartUpload(ctx, harness.Bucket, "collections/"+name+"/snapshots/half.parquet", minio.PutObjectOptions{})
+	upload, err := core.NewMultipartUpload(ctx, tierd.Bucket, "collections/"+name+"/snapshots/half.parquet", minio.PutObjectOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() {
-		_ = core.AbortMultipartUpload(context.Background(), harness.Bucket, "collections/"+name+"/snapshots/half.parquet", upload)
-		_ = stack.S3.RemoveObject(context.Background(), harness.Bucket, stray, minio.RemoveObjectOptions{})
+		_ = core.AbortMultipartUpload(context.Background(), tierd.Bucket, "collections/"+name+"/snapshots/half.parquet", upload)
+		_ = stack.S3.RemoveObject(context.Background(), tierd.Bucket, stray, minio.RemoveObjectOptions{})
 	})
 	got := nemesis.Orphans(ctx, stack, []string{name})
 	var msgs []string

@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/fault"
-	"github.com/tierchaos/tierchaos/harness/nemesis"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/nemesis"
 )
 
 // TestNemesisCatchesPlantedDefect shows the nemesis can fail: with a
@@ -24,11 +24,11 @@ import (
 // TIERCHAOS_SUT=inprocess mode (make e2e-race); in container mode the test
 // checks that arming it is refused.
 func TestNemesisCatchesPlantedDefect(t *testing.T) {
-	if stack.Mode != harness.SUTInProcess {
+	if stack.Mode != tierd.SUTInProcess {
 		// A container's tierd cannot carry a test-only defect: arming one
 		// must be refused, never silently ignored (a run would then pass
 		// and prove nothing). The planted run itself is in process mode.
-		require.ErrorIs(t, stack.ArmDefect(harness.DefectDropInsert), harness.ErrDefectUnsupported)
+		require.ErrorIs(t, stack.ArmDefect(tierd.DefectDropInsert), tierd.ErrDefectUnsupported)
 		require.False(t, stack.DefectFired())
 		t.Logf("container mode refuses the planted defect; TIERCHAOS_SUT=inprocess (make e2e-race) runs the planted run")
 		return
@@ -46,7 +46,7 @@ func TestNemesisCatchesPlantedDefect(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	res := runOnce(ctx, t, sch, nil, artifactDir(t, sch), func(context.Context) error {
-		return stack.ArmDefect(harness.DefectDropInsert)
+		return stack.ArmDefect(tierd.DefectDropInsert)
 	})
 	require.True(t, stack.DefectFired(), "the defect dropped an acknowledged insert")
 	require.True(t, res.Failed(), "the nemesis must fail when an acknowledged insert is lost")

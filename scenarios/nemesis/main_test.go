@@ -1,7 +1,7 @@
 //go:build e2e
 
 // Package nemesis runs random fault schedules against tierd under recorded
-// open-loop traffic (harness/nemesis), row by row, and replays the shrunk
+// open-loop traffic (harness/tierd/nemesis), row by row, and replays the shrunk
 // schedules of the defects it found (testdata/*.json).
 package nemesis
 
@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/tierd"
 )
 
-var stack *harness.Stack
+var stack *tierd.Stack
 
 // suiteEnv makes tierd's background machinery busy within a short row and
 // puts it on the schedule: the worker is paused, so its cycles run exactly
@@ -42,11 +42,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	opts := harness.Options{
+	opts := tierd.Options{
 		TierdEnv:         suiteEnv,
 		TierdDataTmpfs:   "256m",
 		RestartableMinIO: true,
 		StartTimeout:     3 * time.Minute,
 	}
-	os.Exit(harness.Main(m, opts, func(s *harness.Stack) { stack = s }))
+	os.Exit(tierd.Main(m, opts, func(s *tierd.Stack) { stack = s }))
 }

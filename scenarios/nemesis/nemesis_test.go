@@ -15,12 +15,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/fault"
-	"github.com/tierchaos/tierchaos/harness/history"
-	"github.com/tierchaos/tierchaos/harness/nemesis"
 	"github.com/tierchaos/tierchaos/harness/scenario"
 	"github.com/tierchaos/tierchaos/harness/seed"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/history"
+	"github.com/tierchaos/tierchaos/harness/tierd/nemesis"
 )
 
 // row is one nemesis scenario: a profile of random faults, the traffic to
@@ -40,9 +40,9 @@ type row struct {
 	// on for itself); in a container the row checks that the fault is
 	// refused and skips.
 	PowerLoss bool
-	// API is the API the row's traffic speaks (harness.APIREST when
+	// API is the API the row's traffic speaks (tierd.APIREST when
 	// empty); the schedule records it, so a replay speaks it too.
-	API harness.API
+	API tierd.API
 }
 
 func d(x time.Duration) fault.Duration { return fault.Duration(x) }
@@ -147,7 +147,7 @@ func rows() []row {
 func overGRPC(r row) row {
 	r.Guards = "as " + r.Name + ", the traffic over tierd's gRPC API (its client reconnects after every kill and restart)"
 	r.Name += "-grpc"
-	r.API = harness.APIGRPC
+	r.API = tierd.APIGRPC
 	return r
 }
 
@@ -167,14 +167,14 @@ func TestNemesis(t *testing.T) {
 		return
 	}
 	powerLoss := map[string]bool{}
-	var table []scenario.Scenario[*harness.Case]
+	var table []scenario.Scenario[*tierd.Case]
 	for _, r := range rows() {
 		powerLoss[r.Name] = r.PowerLoss
-		table = append(table, scenario.Scenario[*harness.Case]{
+		table = append(table, scenario.Scenario[*tierd.Case]{
 			Name: r.Name, Faults: drawnFaults(r), Guards: r.Guards,
 			// The row's schedule runs on its own context (shrinking a
 			// failure may take long), not on Run's.
-			Run: func(_ context.Context, t *testing.T, c *harness.Case) {
+			Run: func(_ context.Context, t *testing.T, c *tierd.Case) {
 				p := r.Profile
 				p.Length = d(r.Duration)
 				if *flagDuration > 0 {
@@ -192,7 +192,7 @@ func TestNemesis(t *testing.T) {
 			},
 		})
 	}
-	scenario.Run(t, table, func(t *testing.T, s scenario.Scenario[*harness.Case]) *harness.Case {
+	scenario.Run(t, table, func(t *testing.T, s scenario.Scenario[*tierd.Case]) *tierd.Case {
 		if powerLoss[s.Name] {
 			usePowerLoss(t)
 		}
@@ -390,7 +390,7 @@ func usePowerLoss(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if stack.Mode != harness.SUTInProcess {
+	if stack.Mode != tierd.SUTInProcess {
 		err := fault.PowerCut{}.Run(ctx, stack)
 		var fe *fault.Error
 		require.ErrorAs(t, err, &fe)

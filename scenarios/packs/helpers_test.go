@@ -14,9 +14,9 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/fixture"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/uploader"
 )
@@ -43,7 +43,7 @@ const (
 )
 
 // warmSmall creates n small collections and makes each warm.
-func warmSmall(ctx context.Context, t *testing.T, tc *harness.Case, n int) []*fixture.Collection {
+func warmSmall(ctx context.Context, t *testing.T, tc *tierd.Case, n int) []*fixture.Collection {
 	t.Helper()
 	cols := make([]*fixture.Collection, n)
 	for i := range cols {
@@ -72,7 +72,7 @@ func packObjects(ctx context.Context, t *testing.T, cols []*fixture.Collection) 
 		names[c.Name] = true
 	}
 	out := map[string]uploader.PackIndex{}
-	for o := range stack.S3.ListObjects(ctx, harness.Bucket, minio.ListObjectsOptions{Prefix: packDir, Recursive: true}) {
+	for o := range stack.S3.ListObjects(ctx, tierd.Bucket, minio.ListObjectsOptions{Prefix: packDir, Recursive: true}) {
 		require.NoError(t, o.Err, "list packs")
 		idx, err := uploader.ReadPackIndex(ctx, objectStore(t), o.Key)
 		require.NoError(t, err, "index of pack %s", o.Key)
@@ -97,7 +97,7 @@ func memberCollection(key string) string {
 func objectStore(t *testing.T) uploader.ObjectStore {
 	t.Helper()
 	ak, sk := stack.S3Credentials()
-	s, err := uploader.NewMinIOStore(uploader.MinIOConfig{Endpoint: stack.MinIOEndpoint(), AccessKey: ak, SecretKey: sk, Bucket: harness.Bucket})
+	s, err := uploader.NewMinIOStore(uploader.MinIOConfig{Endpoint: stack.MinIOEndpoint(), AccessKey: ak, SecretKey: sk, Bucket: tierd.Bucket})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
@@ -161,7 +161,7 @@ func requireExact(ctx context.Context, t *testing.T, col *fixture.Collection) {
 
 // promoteExact promotes the collection to hot and requires its exact
 // content and exact searches.
-func promoteExact(ctx context.Context, t *testing.T, tc *harness.Case, col *fixture.Collection) {
+func promoteExact(ctx context.Context, t *testing.T, tc *tierd.Case, col *fixture.Collection) {
 	t.Helper()
 	got, err := tc.Client.SetTier(ctx, col.Name, api.TierHot)
 	require.NoError(t, err, "promote %s", col.Name)
@@ -174,7 +174,7 @@ func promoteExact(ctx context.Context, t *testing.T, tc *harness.Case, col *fixt
 func eventuallyGone(ctx context.Context, t *testing.T, key string) {
 	t.Helper()
 	require.True(t, poll(ctx, waitFor, func() bool {
-		if _, err := stack.S3.StatObject(ctx, harness.Bucket, key, minio.StatObjectOptions{}); isNoSuchKey(err) {
+		if _, err := stack.S3.StatObject(ctx, tierd.Bucket, key, minio.StatObjectOptions{}); isNoSuchKey(err) {
 			return true
 		}
 		runOnce(ctx, t)
@@ -185,7 +185,7 @@ func eventuallyGone(ctx context.Context, t *testing.T, key string) {
 // requireObject requires key in MinIO.
 func requireObject(ctx context.Context, t *testing.T, key string) {
 	t.Helper()
-	_, err := stack.S3.StatObject(ctx, harness.Bucket, key, minio.StatObjectOptions{})
+	_, err := stack.S3.StatObject(ctx, tierd.Bucket, key, minio.StatObjectOptions{})
 	require.NoError(t, err, "%s is in MinIO", key)
 }
 
@@ -197,16 +197,16 @@ func isNoSuchKey(err error) bool {
 // directly, keeping its size and metadata.
 func corruptRange(ctx context.Context, t *testing.T, key string, off, n int64) {
 	t.Helper()
-	obj, err := stack.S3.GetObject(ctx, harness.Bucket, key, minio.GetObjectOptions{})
+	obj, err := stack.S3.GetObject(ctx, tierd.Bucket, key, minio.GetObjectOptions{})
 	require.NoError(t, err)
 	data, err := io.ReadAll(obj)
 	require.NoError(t, err)
 	require.NoError(t, obj.Close())
-	st, err := stack.S3.StatObject(ctx, harness.Bucket, key, minio.StatObjectOptions{})
+	st, err := stack.S3.StatObject(ctx, tierd.Bucket, key, minio.StatObjectOptions{})
 	require.NoError(t, err)
 	require.Less(t, off+n/2, int64(len(data)))
 	data[off+n/2] ^= 0x01
-	_, err = stack.S3.PutObject(ctx, harness.Bucket, key, strings.NewReader(string(data)), int64(len(data)),
+	_, err = stack.S3.PutObject(ctx, tierd.Bucket, key, strings.NewReader(string(data)), int64(len(data)),
 		minio.PutObjectOptions{UserMetadata: st.UserMetadata, ContentType: st.ContentType})
 	require.NoError(t, err, "write the corrupted pack back")
 }

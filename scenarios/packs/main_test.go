@@ -6,12 +6,12 @@ import (
 	"os"
 	"testing"
 
-	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/tierd"
 )
 
 // stack is the one stack this package's cases share (started by TestMain,
 // isolated per case by unique collection names).
-var stack *harness.Stack
+var stack *tierd.Stack
 
 // suiteEnv is tierd's configuration for the whole suite:
 //   - the background worker paused: the rows run cycles themselves with
@@ -32,5 +32,5 @@ var suiteEnv = map[string]string{
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(harness.Main(m, harness.Options{TierdEnv: suiteEnv}, func(s *harness.Stack) { stack = s }))
+	os.Exit(tierd.Main(m, tierd.Options{TierdEnv: suiteEnv}, func(s *tierd.Stack) { stack = s }))
 }

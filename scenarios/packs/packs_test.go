@@ -9,11 +9,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/check"
-	"github.com/tierchaos/tierchaos/harness/fixture"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
 	"github.com/tierchaos/tierchaos/harness/scenario"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/check"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 )
@@ -52,7 +52,7 @@ func TestPacks(t *testing.T) {
 			Guards:  "as corrupt-member-range; the damaged member's promotion answers gRPC DATA_LOSS with the ErrorInfo reason data_corrupted naming the pack",
 			Run:     packRow(corruptMember),
 			Timeout: rowTimeout,
-			Variant: string(harness.APIGRPC),
+			Variant: string(tierd.APIGRPC),
 		},
 		{
 			Name:    "sweep-races-pack-creation",
@@ -85,14 +85,14 @@ const rowTimeout = 4 * time.Minute
 // packCase is a packs row's case: the tierd case and the collections the
 // row made, deleted when the row ends.
 type packCase struct {
-	*harness.Case
+	*tierd.Case
 	cols []*fixture.Collection
 }
 
 // packRow makes a row's Run of run, which returns the collections it
 // made: they are deleted when the row ends, and the harness checkers
 // judge them once run returns.
-func packRow(run func(ctx context.Context, t *testing.T, tc *harness.Case) []*fixture.Collection) func(ctx context.Context, t *testing.T, pc *packCase) {
+func packRow(run func(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection) func(ctx context.Context, t *testing.T, pc *packCase) {
 	return func(ctx context.Context, t *testing.T, pc *packCase) {
 		pc.cols = run(ctx, t, pc.Case)
 		pc.Check(ctx, t, check.Config{AutoDemote: true}, names(pc.cols)...)
@@ -101,7 +101,7 @@ func packRow(run func(ctx context.Context, t *testing.T, tc *harness.Case) []*fi
 
 // killDuringPackUpload holds the PUT of a pack of four, kills tierd, and
 // restarts it.
-func killDuringPackUpload(ctx context.Context, t *testing.T, tc *harness.Case) []*fixture.Collection {
+func killDuringPackUpload(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
 	cols := warmSmall(ctx, t, tc, 4)
 	id := addRule(ctx, t, s3fault.Rule{
 		Name: "hold the pack PUT", Ops: []s3fault.Op{s3fault.OpPutObject},
@@ -143,7 +143,7 @@ func killDuringPackUpload(ctx context.Context, t *testing.T, tc *harness.Case) [
 
 // deleteOneMember deletes one member of a pack of four and promotes the
 // others.
-func deleteOneMember(ctx context.Context, t *testing.T, tc *harness.Case) []*fixture.Collection {
+func deleteOneMember(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
 	cols := warmSmall(ctx, t, tc, 4)
 	cyc := runOnce(ctx, t)
 	require.Empty(t, cyc.Errors)
@@ -167,7 +167,7 @@ func deleteOneMember(ctx context.Context, t *testing.T, tc *harness.Case) []*fix
 }
 
 // corruptMember flips a bit inside one member's bytes of a pack of three.
-func corruptMember(ctx context.Context, t *testing.T, tc *harness.Case) []*fixture.Collection {
+func corruptMember(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
 	cols := warmSmall(ctx, t, tc, 3)
 	require.Empty(t, runOnce(ctx, t).Errors)
 	key, idx := requireOnePack(ctx, t, cols)
@@ -199,7 +199,7 @@ func corruptMember(ctx context.Context, t *testing.T, tc *harness.Case) []*fixtu
 // sweepRacesPack makes the start-up orphan sweep run while a pack is
 // stored and not yet committed: the pack's verifying HEAD is held while
 // the sweep, which kept failing on its listings, is let through.
-func sweepRacesPack(ctx context.Context, t *testing.T, tc *harness.Case) []*fixture.Collection {
+func sweepRacesPack(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
 	cols := warmSmall(ctx, t, tc, 4)
 	// The start-up sweep retries until its listings work.
 	listFails := addRule(ctx, t, s3fault.Rule{
@@ -249,7 +249,7 @@ func sweepRacesPack(ctx context.Context, t *testing.T, tc *harness.Case) []*fixt
 }
 
 // hundredMembers demotes 100 small collections in one cycle.
-func hundredMembers(ctx context.Context, t *testing.T, tc *harness.Case) []*fixture.Collection {
+func hundredMembers(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
 	cols := warmSmall(ctx, t, tc, 100)
 	require.NoError(t, stack.S3Faults.ResetStats(ctx))
 	t0 := time.Now()

@@ -16,11 +16,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/check"
 	"github.com/tierchaos/tierchaos/harness/fault"
-	"github.com/tierchaos/tierchaos/harness/fixture"
 	"github.com/tierchaos/tierchaos/harness/scenario"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/check"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 	"github.com/tierchaos/tierchaos/system/fsutil/powerloss"
@@ -42,34 +42,34 @@ const (
 // lost) at a point of its work, restarts tierd on what remains, and reads
 // back what it acknowledged. Every row ends with the harness checkers.
 func TestPowerLoss(t *testing.T) {
-	cases := []scenario.Scenario[*harness.Case]{
+	cases := []scenario.Scenario[*tierd.Case]{
 		{
 			Name:    "inserts-cut",
 			Faults:  []scenario.Fault{scenario.Described("power cut: while 4 writers insert; every unsynced write dropped")},
 			Guards:  "an acknowledged insert is durable: the WAL record is fsynced before the answer, the segment's folder entry too",
-			Run:     func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, false, false) },
+			Run:     func(ctx context.Context, t *testing.T, c *tierd.Case) { insertsCut(ctx, t, c, false, false) },
 			Timeout: rowTimeout,
 		},
 		{
 			Name:    "inserts-torn-cut",
 			Faults:  []scenario.Fault{scenario.Described("power cut: while 4 writers insert; a seeded prefix of the unsynced writes survives, the last possibly torn")},
 			Guards:  "a torn WAL tail is cut at restart and no acknowledged insert is lost",
-			Run:     func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, false) },
+			Run:     func(ctx context.Context, t *testing.T, c *tierd.Case) { insertsCut(ctx, t, c, true, false) },
 			Timeout: rowTimeout,
 		},
 		{
 			Name:    "inserts-torn-cut-grpc",
 			Faults:  []scenario.Fault{scenario.Described("power cut: as inserts-torn-cut, the 4 writers inserting over tierd's gRPC API (their connection dies with the power)")},
 			Guards:  "as inserts-torn-cut: no insert acknowledged over gRPC is lost; inserts cut with the connection are recorded unknown; the client reconnects and tierd takes writes again",
-			Run:     func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, false) },
+			Run:     func(ctx context.Context, t *testing.T, c *tierd.Case) { insertsCut(ctx, t, c, true, false) },
 			Timeout: rowTimeout,
-			Variant: string(harness.APIGRPC),
+			Variant: string(tierd.APIGRPC),
 		},
 		{
 			Name:    "inserts-cut-before-wal-fsync",
 			Faults:  []scenario.Fault{scenario.Described("power cut: while 4 writers insert, just before a WAL fsync: the batch in flight (written, not acknowledged) is torn")},
 			Guards:  "a torn batch at the WAL's tail is cut cleanly at restart (whole records of it may stay, never a partial one); nothing acknowledged lost",
-			Run:     func(ctx context.Context, t *testing.T, c *harness.Case) { insertsCut(ctx, t, c, true, true) },
+			Run:     func(ctx context.Context, t *testing.T, c *tierd.Case) { insertsCut(ctx, t, c, true, true) },
 			Timeout: rowTimeout,
 		},
 		{
@@ -122,7 +122,7 @@ func TestPowerLoss(t *testing.T) {
 			Timeout: rowTimeout,
 		},
 	}
-	scenario.Run(t, cases, func(t *testing.T, s scenario.Scenario[*harness.Case]) *harness.Case {
+	scenario.Run(t, cases, func(t *testing.T, s scenario.Scenario[*tierd.Case]) *tierd.Case {
 		if err := stack.PowerLossReady(); err != nil {
 			requireRefused(t, err)
 			t.Skipf("power loss cannot exist with tierd in a container (it runs with TIERCHAOS_SUT=inprocess; the refusal was checked): %v", err)
@@ -138,7 +138,7 @@ const rowTimeout = 3 * time.Minute
 // fault with a stable code rather than doing something else.
 func requireRefused(t *testing.T, ready error) {
 	t.Helper()
-	require.ErrorIs(t, ready, harness.ErrPowerLossUnsupported)
+	require.ErrorIs(t, ready, tierd.ErrPowerLossUnsupported)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := fault.PowerCut{}.Run(ctx, stack)
@@ -146,16 +146,16 @@ func requireRefused(t *testing.T, ready error) {
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, fault.CodeUnsupported, fe.Code)
 	_, err = stack.ArmPowerCut(store.HookWarmCommitted, powerloss.CutOptions{})
-	require.ErrorIs(t, err, harness.ErrPowerLossUnsupported)
+	require.ErrorIs(t, err, tierd.ErrPowerLossUnsupported)
 }
 
-func cutOptions(c *harness.Case, torn bool) powerloss.CutOptions {
+func cutOptions(c *tierd.Case, torn bool) powerloss.CutOptions {
 	return powerloss.CutOptions{Seed: c.Rand.Uint64(), Torn: torn}
 }
 
 // insertsCut cuts the power while writers insert (atSync: just before a
 // WAL fsync), then requires every acknowledged vector back, exactly.
-func insertsCut(ctx context.Context, t *testing.T, c *harness.Case, torn, atSync bool) {
+func insertsCut(ctx context.Context, t *testing.T, c *tierd.Case, torn, atSync bool) {
 	col := fixture.Create(ctx, t, c.Client, c.Rand, 50, dim, api.MetricCosine)
 	var (
 		mu    sync.Mutex
@@ -189,7 +189,7 @@ func insertsCut(ctx context.Context, t *testing.T, c *harness.Case, torn, atSync
 	}, waitFor, 10*time.Millisecond, "the writers get inserts acknowledged")
 	var rep powerloss.Report
 	if atSync {
-		fired, err := stack.ArmPowerCut(harness.PowerCutBeforeWALSync, cutOptions(c, torn))
+		fired, err := stack.ArmPowerCut(tierd.PowerCutBeforeWALSync, cutOptions(c, torn))
 		require.NoError(t, err)
 		select {
 		case r := <-fired:
@@ -251,7 +251,7 @@ func requireVectors(ctx context.Context, t *testing.T, name string, want []api.V
 }
 
 // setTier moves the collection and requires success.
-func setTier(ctx context.Context, t *testing.T, c *harness.Case, name string, tier api.Tier) {
+func setTier(ctx context.Context, t *testing.T, c *tierd.Case, name string, tier api.Tier) {
 	t.Helper()
 	_, err := c.Client.SetTier(ctx, name, tier)
 	require.NoError(t, err, "set %s %s", name, tier)
@@ -260,8 +260,8 @@ func setTier(ctx context.Context, t *testing.T, c *harness.Case, name string, ti
 // demotionCut moves a collection to from, arms a cut at point, asks for
 // to, and after the restart requires the collection in want, readable and
 // exact, its local files exactly those the manifest refers to.
-func demotionCut(from, to api.Tier, point string, want api.Tier) func(ctx context.Context, t *testing.T, c *harness.Case) {
-	return func(ctx context.Context, t *testing.T, c *harness.Case) {
+func demotionCut(from, to api.Tier, point string, want api.Tier) func(ctx context.Context, t *testing.T, c *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, c *tierd.Case) {
 		col := fixture.Create(ctx, t, c.Client, c.Rand, vectors, dim, api.MetricCosine)
 		for _, step := range pathTo(from) {
 			setTier(ctx, t, c, col.Name, step)
@@ -349,7 +349,7 @@ func requireLocalFilesReferenced(t *testing.T, names ...string) {
 
 // deleteCommitted cuts the power right after a delete's manifest commit:
 // the collection stays deleted, a neighbour keeps its vectors.
-func deleteCommitted(ctx context.Context, t *testing.T, c *harness.Case) {
+func deleteCommitted(ctx context.Context, t *testing.T, c *tierd.Case) {
 	keep := fixture.Create(ctx, t, c.Client, c.Rand, 100, dim, api.MetricCosine)
 	gone := fixture.Create(ctx, t, c.Client, c.Rand, 100, dim, api.MetricCosine)
 	setTier(ctx, t, c, gone.Name, api.TierWarm)
@@ -383,7 +383,7 @@ func deleteCommitted(ctx context.Context, t *testing.T, c *harness.Case) {
 // createsCut creates and fills a few collections (every create a manifest
 // commit, every insert a WAL record), some moved to warm, then cuts the
 // power at once (torn): all of it must be back.
-func createsCut(ctx context.Context, t *testing.T, c *harness.Case) {
+func createsCut(ctx context.Context, t *testing.T, c *tierd.Case) {
 	var cols []*fixture.Collection
 	var names []string
 	for i := range 4 {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/fixture"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/scenarios/quota/internal/datadir"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
@@ -106,7 +106,7 @@ func requireEmptyStore(ctx context.Context, t *testing.T) {
 // requireRejected requires err to be tierd's quota_exceeded naming quota,
 // as the case's API carries it (HTTP 429, or gRPC ResourceExhausted with
 // an ErrorInfo).
-func requireRejected(t *testing.T, tc *harness.Case, err error, quota string, what string) {
+func requireRejected(t *testing.T, tc *tierd.Case, err error, quota string, what string) {
 	t.Helper()
 	require.Error(t, err, "%s must be refused by quota %s", what, quota)
 	require.Equal(t, api.CodeQuotaExceeded, client.CodeOf(err), "%s: error %v", what, err)
@@ -157,8 +157,8 @@ func fileOf(ctx context.Context, t *testing.T, name string) string {
 func requireNoObjects(ctx context.Context, t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		require.Empty(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", n), "objects of %s in MinIO", n)
-		require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", n), "incomplete uploads of %s", n)
+		require.Empty(t, fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", n), "objects of %s in MinIO", n)
+		require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, tierd.Bucket, "", n), "incomplete uploads of %s", n)
 	}
 }
 

@@ -10,10 +10,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/check"
-	"github.com/tierchaos/tierchaos/harness/fixture"
 	"github.com/tierchaos/tierchaos/harness/scenario"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/check"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/scenarios/quota/internal/datadir"
 	"github.com/tierchaos/tierchaos/system/api"
 )
@@ -33,7 +33,7 @@ const (
 // fault: a resource running out), what it does against it, and what it
 // expects, read back from tierd, its data directory and MinIO.
 func TestQuota(t *testing.T) {
-	cases := []scenario.Scenario[*harness.Case]{
+	cases := []scenario.Scenario[*tierd.Case]{
 		{
 			// Scenario 6.
 			Name:   "memory-quota-evicts-lru",
@@ -60,7 +60,7 @@ func TestQuota(t *testing.T) {
 			Faults:  []scenario.Fault{scenario.Described("as collection-limit-50-creates-vs-20, every call of the case over tierd's gRPC API")},
 			Guards:  "as collection-limit-50-creates-vs-20; each refused create gets gRPC status ResourceExhausted with an ErrorInfo whose reason is quota_exceeded and a message naming the collections quota",
 			Run:     collectionLimit,
-			Variant: string(harness.APIGRPC),
+			Variant: string(tierd.APIGRPC),
 		},
 		{
 			// Own case: what a user fears most about memory quotas.
@@ -74,7 +74,7 @@ func TestQuota(t *testing.T) {
 }
 
 // memoryQuotaLRU is scenario 6.
-func memoryQuotaLRU(ctx context.Context, t *testing.T, tc *harness.Case) {
+func memoryQuotaLRU(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	own := newOwned(t)
 	requireEmptyStore(ctx, t)
@@ -175,7 +175,7 @@ func memoryQuotaLRU(ctx context.Context, t *testing.T, tc *harness.Case) {
 }
 
 // warmQuota is scenario 7.
-func warmQuota(ctx context.Context, t *testing.T, tc *harness.Case) {
+func warmQuota(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	own := newOwned(t)
 	requireEmptyStore(ctx, t)
@@ -248,7 +248,7 @@ func warmQuota(ctx context.Context, t *testing.T, tc *harness.Case) {
 	coldBefore := usage(ctx, t).ColdBytes
 	_, err = c.SetTier(ctx, a.Name, api.TierCold)
 	require.NoError(t, err)
-	objs := fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", a.Name)
+	objs := fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", a.Name)
 	require.Len(t, objs, 1, "A's cold copy")
 	require.Equal(t, aSize, objs[0].Size, "the object is A's warm file")
 	require.NotContains(t, requireDiskMatchesUsage(ctx, t).Parquet(), aFile, "A's local file is gone")
@@ -264,8 +264,8 @@ func warmQuota(ctx context.Context, t *testing.T, tc *harness.Case) {
 	_, err = c.Search(ctx, a.Name, fixture.RandomVectors(rng, 1, dim)[0].Values, topK)
 	requireRejected(t, tc, err, "warm_bytes", "promotion of a cold collection with the warm quota full")
 	fixture.RequireTier(ctx, t, c, a, api.TierCold)
-	require.Len(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", a.Name), 1, "A's object is kept")
-	require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", a.Name))
+	require.Len(t, fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", a.Name), 1, "A's object is kept")
+	require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, tierd.Bucket, "", a.Name))
 	before := usage(ctx, t)
 	beforeFiles := requireDiskMatchesUsage(ctx, t).Parquet()
 
@@ -282,7 +282,7 @@ func warmQuota(ctx context.Context, t *testing.T, tc *harness.Case) {
 }
 
 // collectionLimit is scenario 8.
-func collectionLimit(ctx context.Context, t *testing.T, tc *harness.Case) {
+func collectionLimit(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	own := newOwned(t)
 	requireEmptyStore(ctx, t)

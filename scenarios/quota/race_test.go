@@ -18,9 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/check"
-	"github.com/tierchaos/tierchaos/harness/fixture"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/check"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
 )
@@ -71,7 +71,7 @@ func (r *raceCollection) full(n, max int) bool {
 // memoryRaceCrash is the own case: inserts and searches race the memory
 // quota while LRU evictions and promotions churn, tierd is SIGKILLed in
 // the middle, and the accounting is compared with the real contents.
-func memoryRaceCrash(ctx context.Context, t *testing.T, tc *harness.Case) {
+func memoryRaceCrash(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c := tc.Client
 	own := newOwned(t)
 	requireEmptyStore(ctx, t)

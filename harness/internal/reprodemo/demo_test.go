@@ -11,14 +11,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/tierd"
 	"github.com/tierchaos/tierchaos/system/api"
 )
 
-var stack *harness.Stack
+var stack *tierd.Stack
 
 func TestMain(m *testing.M) {
-	os.Exit(harness.Main(m, harness.Options{StartTimeout: 3 * time.Minute}, func(s *harness.Stack) { stack = s }))
+	os.Exit(tierd.Main(m, tierd.Options{StartTimeout: 3 * time.Minute}, func(s *tierd.Stack) { stack = s }))
 }
 
 // unluckyEvery: a case whose first draw is a multiple of it loses a write.
@@ -40,7 +40,7 @@ func TestInProcessDemo(t *testing.T) {
 		_, err := c.Client.CreateCollection(ctx, api.CreateCollectionRequest{Name: name, Dimension: 2, Metric: api.MetricL2})
 		require.NoError(t, err)
 		if draw%unluckyEvery == 0 {
-			require.NoError(t, stack.ArmDefect(harness.DefectDropInsert))
+			require.NoError(t, stack.ArmDefect(tierd.DefectDropInsert))
 		}
 		id := fmt.Sprintf("v%d", draw%1000)
 		n, err := c.Client.Insert(ctx, name, []api.Vector{{ID: id, Values: []float32{1, 2}}})

@@ -6,9 +6,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/tierchaos/tierchaos/harness/check"
-	"github.com/tierchaos/tierchaos/harness/history"
 	"github.com/tierchaos/tierchaos/harness/seed"
+	"github.com/tierchaos/tierchaos/harness/tierd/check"
+	"github.com/tierchaos/tierchaos/harness/tierd/history"
 	"github.com/tierchaos/tierchaos/system/api"
 )
 

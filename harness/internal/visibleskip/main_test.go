@@ -6,14 +6,14 @@ import (
 	"os"
 	"testing"
 
-	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/tierd"
 )
 
 // TestMain is what every container suite's TestMain is.
 func TestMain(m *testing.M) {
-	os.Exit(harness.Main(m, harness.Options{}, func(*harness.Stack) {}))
+	os.Exit(tierd.Main(m, tierd.Options{}, func(*tierd.Stack) {}))
 }
 
-// TestNeedsTheStack stands for a container suite's tests; harness.Main
+// TestNeedsTheStack stands for a container suite's tests; tierd.Main
 // decides whether it runs.
 func TestNeedsTheStack(t *testing.T) {}

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestSkipIsVisible runs a package whose TestMain is harness.Main with
+// TestSkipIsVisible runs a package whose TestMain is tierd.Main with
 // -short in a child go test, in package list mode as a user types it, and
 // checks what go test prints: outside CI the package passes and its ok line
 // says that no test ran (-v also shows the reason); with CI set it fails
@@ -56,7 +56,7 @@ func TestSkipIsVisible(t *testing.T) {
 			if tt.ci {
 				cmd.Env = append(cmd.Env, "CI=true")
 			}
-			// No controlling terminal: harness.Main would write a hidden
+			// No controlling terminal: tierd.Main would write a hidden
 			// skip's reason to the terminal of whoever runs this test.
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 			out, err := cmd.CombinedOutput()

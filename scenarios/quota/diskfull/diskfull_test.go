@@ -13,10 +13,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness"
-	"github.com/tierchaos/tierchaos/harness/check"
-	"github.com/tierchaos/tierchaos/harness/fixture"
 	"github.com/tierchaos/tierchaos/harness/scenario"
+	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/check"
+	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/scenarios/quota/internal/datadir"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/client"
@@ -39,7 +39,7 @@ const (
 // data volume running out of space), its actions and its expectations,
 // read back from tierd, its data directory and MinIO.
 func TestDiskFull(t *testing.T) {
-	cases := []scenario.Scenario[*harness.Case]{
+	cases := []scenario.Scenario[*tierd.Case]{
 		{
 			// Scenario 9.
 			Name:   "warm-disk-full-demotion",
@@ -52,7 +52,7 @@ func TestDiskFull(t *testing.T) {
 			Faults:  []scenario.Fault{scenario.Described("as warm-disk-full-demotion, the case's requests over tierd's gRPC API")},
 			Guards:  "as warm-disk-full-demotion; the failed demotion answers gRPC RESOURCE_EXHAUSTED with the ErrorInfo reason insufficient_storage",
 			Run:     warmDiskFull,
-			Variant: string(harness.APIGRPC),
+			Variant: string(tierd.APIGRPC),
 		},
 		{
 			// Own case: the volume filled to the last page by concurrent inserts.
@@ -62,14 +62,14 @@ func TestDiskFull(t *testing.T) {
 			Run:    volumeFullInserts,
 		},
 	}
-	scenario.Run(t, cases, func(t *testing.T, s scenario.Scenario[*harness.Case]) *harness.Case {
+	scenario.Run(t, cases, func(t *testing.T, s scenario.Scenario[*tierd.Case]) *tierd.Case {
 		stack.RequireDataTmpfs(t) // a real ENOSPC needs the 4 MiB tmpfs
 		return stack.CaseFor(t, s)
 	})
 }
 
 // warmDiskFull is scenario 9.
-func warmDiskFull(ctx context.Context, t *testing.T, tc *harness.Case) {
+func warmDiskFull(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	deleteAtEnd(t)
 	// A space hog: filler F, warm. Its WAL records are dropped by a worker
@@ -127,7 +127,7 @@ func warmDiskFull(ctx context.Context, t *testing.T, tc *harness.Case) {
 	// Free space through tierd: F goes cold, its local file goes away.
 	_, err = c.SetTier(ctx, f.Name, api.TierCold)
 	require.NoError(t, err, "demotion of F to cold with the volume nearly full")
-	require.Len(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", f.Name), 1)
+	require.Len(t, fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", f.Name), 1)
 	freed, err := datadir.Statfs(ctx, stack)
 	require.NoError(t, err)
 	require.Greater(t, freed.Free, after.Free+fSize/2, "F's local file is gone")
@@ -211,14 +211,14 @@ func usage(ctx context.Context, t *testing.T) api.Usage {
 func requireNoObjects(ctx context.Context, t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		require.Empty(t, fixture.Objects(ctx, t, stack.S3, harness.Bucket, "", n), "objects of %s in MinIO", n)
-		require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, harness.Bucket, "", n), "incomplete uploads of %s", n)
+		require.Empty(t, fixture.Objects(ctx, t, stack.S3, tierd.Bucket, "", n), "objects of %s in MinIO", n)
+		require.Empty(t, fixture.IncompleteUploads(ctx, t, stack.S3, tierd.Bucket, "", n), "incomplete uploads of %s", n)
 	}
 }
 
 // volumeFullInserts is the own case: concurrent inserts fill the volume
 // through the WAL to its last page; then a delete must free space.
-func volumeFullInserts(ctx context.Context, t *testing.T, tc *harness.Case) {
+func volumeFullInserts(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	c, rng := tc.Client, tc.Rand
 	deleteAtEnd(t)
 	// F: a warm collection whose file a delete can free later.

@@ -6,19 +6,19 @@ import (
 	"os"
 	"testing"
 
-	"github.com/tierchaos/tierchaos/harness"
+	"github.com/tierchaos/tierchaos/harness/tierd"
 )
 
 // stack is the one stack this package's cases share. tierd's data
 // directory (WAL included) is a 4 MiB tmpfs, so a case can fill it for a
 // real ENOSPC: a Docker tmpfs volume with tierd in a container, a tmpfs in
-// a helper's mount namespace in process mode (harness.Options.TierdDataTmpfs;
+// a helper's mount namespace in process mode (tierd.Options.TierdDataTmpfs;
 // no root needed). The quota cases that need room and restarts are in
 // scenarios/quota.
-var stack *harness.Stack
+var stack *tierd.Stack
 
 func TestMain(m *testing.M) {
-	os.Exit(harness.Main(m, harness.Options{
+	os.Exit(tierd.Main(m, tierd.Options{
 		TierdDataTmpfs: "4m",
 		TierdEnv: map[string]string{
 			// Tier changes come only from the API; a case runs the worker
@@ -27,5 +27,5 @@ func TestMain(m *testing.M) {
 			// Small segments, so that covered WAL can be dropped.
 			"TIERD_WAL_SEGMENT_BYTES": "65536",
 		},
-	}, func(s *harness.Stack) { stack = s }))
+	}, func(s *tierd.Stack) { stack = s }))
 }

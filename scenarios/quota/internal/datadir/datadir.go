@@ -1,5 +1,5 @@
 // Package datadir reads tierd's data directory from the test, in both
-// harness modes, through harness.Stack.TierdData: in process the directory
+// harness modes, through tierd.Stack.TierdData: in process the directory
 // itself; in a container the harness's data sidecar, which has tierd's
 // Docker volume mounted (harness/datavol). Neither needs root nor the
 // Docker engine on this machine.
@@ -13,8 +13,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/tierchaos/tierchaos/harness"
 	"github.com/tierchaos/tierchaos/harness/datavol"
+	"github.com/tierchaos/tierchaos/harness/tierd"
 	"github.com/tierchaos/tierchaos/system/fsutil"
 	"github.com/tierchaos/tierchaos/system/manifest"
 )
@@ -27,7 +27,7 @@ type Listing struct {
 }
 
 // List reads every regular file under tierd's data directory.
-func List(ctx context.Context, s *harness.Stack) (Listing, error) {
+func List(ctx context.Context, s *tierd.Stack) (Listing, error) {
 	v, err := s.TierdData()
 	if err != nil {
 		return Listing{}, err
@@ -78,7 +78,7 @@ func (l Listing) Partial() []string {
 // Manifest reads tierd's manifest from its data directory (a missing file
 // is an empty manifest, as for tierd) and decodes it with tierd's own
 // reader.
-func Manifest(ctx context.Context, s *harness.Stack) (*manifest.Manifest, error) {
+func Manifest(ctx context.Context, s *tierd.Stack) (*manifest.Manifest, error) {
 	v, err := s.TierdData()
 	if err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ type Space = datavol.Space
 
 // Statfs reports the size and free space of the file system holding
 // tierd's data directory.
-func Statfs(ctx context.Context, s *harness.Stack) (Space, error) {
+func Statfs(ctx context.Context, s *tierd.Stack) (Space, error) {
 	v, err := s.TierdData()
 	if err != nil {
 		return Space{}, err
