@@ -69,6 +69,7 @@ import (
 	"github.com/tierchaos/tierchaos/load/budget"
 	"github.com/tierchaos/tierchaos/load/capacity"
 	"github.com/tierchaos/tierchaos/load/grpcop"
+	"github.com/tierchaos/tierchaos/load/httpop"
 	"github.com/tierchaos/tierchaos/load/monitor"
 	"github.com/tierchaos/tierchaos/load/progress"
 	"github.com/tierchaos/tierchaos/load/report"
@@ -107,8 +108,12 @@ type config struct {
 	// failOnBudget makes a failed budget gate exit with status 1.
 	failOnBudget bool
 	seedSet      bool
-	logLevel     string
-	opBudget     string
+	// workload is -workload: a file with an HTTP workload spec, driven
+	// against -url instead of tierd's workload; spec is what it holds.
+	workload string
+	spec     *httpop.Spec
+	logLevel string
+	opBudget string
 	// findMax runs the capacity search instead of one run.
 	findMax   bool
 	find      capacity.Plan
@@ -136,7 +141,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 `)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&td.URL, "url", "", "drive an existing tierd at this URL instead of starting the harness stack")
+	fs.StringVar(&td.URL, "url", "", "drive an existing tierd (with -workload: the service) at this URL instead of starting the harness stack")
+	fs.StringVar(&c.workload, "workload", "", "drive the HTTP workload in this JSON file (httpop.Spec: weighted requests with {seq} and {mod:N}) against -url instead of tierd's workload")
 	fs.StringVar(&td.APIToken, "api-token", "", "with -url: tierd's API bearer token (default: env TIERD_API_TOKEN)")
 	fs.StringVar(&td.AdminToken, "admin-token", "", "with -url: tierd's admin bearer token (default: env TIERD_ADMIN_TOKEN)")
 	fs.StringVar(&td.API, "api", workload.APIREST, apiUsage)
@@ -246,6 +252,19 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("-grpc-addr needs -api grpc and -url (the stack gives its own address)")
 	case td.GRPCConns < 1:
 		return nil, fmt.Errorf("-grpc-conns %d: want at least 1", td.GRPCConns)
+	}
+	if c.workload != "" {
+		if td.URL == "" {
+			return nil, errors.New("-workload needs -url (the service to drive)")
+		}
+		if td.API != workload.APIREST || td.GRPCAddr != "" || td.APIToken != "" || td.AdminToken != "" {
+			return nil, errors.New("-workload drives its own HTTP requests: no -api, -grpc-addr or tierd tokens (give headers in the spec)")
+		}
+		spec, err := httpop.ReadSpec(c.workload)
+		if err != nil {
+			return nil, fmt.Errorf("-workload: %w", err)
+		}
+		c.spec = &spec
 	}
 	if td.URL == "" && (c.pid != 0 || c.container != "") {
 		return nil, errors.New("-pid and -container need -url (the stack is sampled automatically)")
@@ -424,6 +443,9 @@ func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer)
 			defer cli.Close()
 			o.Sampler = monitor.NewDocker(cli, c.container)
 		}
+		if c.spec != nil {
+			return c.driveSpec(ctx, o, td, stdout)
+		}
 		return c.driveTierd(ctx, o, td, log, stdout)
 	}
 
@@ -494,6 +516,20 @@ func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer)
 		o.Target += fmt.Sprintf("; S3 latency %v±%v", c.s3Latency, c.s3Jitter)
 	}
 	return c.driveTierd(ctx, o, td, log, stdout)
+}
+
+// driveSpec drives the -workload spec against the service at td.URL.
+func (c *config) driveSpec(ctx context.Context, o runner.Options, td workload.SystemOptions, stdout io.Writer) (int, error) {
+	sys, err := httpop.NewSystem(td.URL, *c.spec, httpop.Options{MaxConns: o.MaxInFlight, Timeout: o.Timeout})
+	if err != nil {
+		return exitError, err
+	}
+	defer sys.Close()
+	o.System, o.Seed = sys, td.Workload.Seed
+	if o.Name == "tierload" {
+		o.Name = "tierload " + filepath.Base(c.workload)
+	}
+	return c.drive(ctx, o, stdout)
 }
 
 // driveTierd drives the tierd that td describes (its client is dialled

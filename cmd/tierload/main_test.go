@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,6 +65,13 @@ func TestParse(t *testing.T) {
 		{"grpc with url", []string{"-api", "grpc", "-url", "http://x:1", "-grpc-addr", "x:2"}, true, func(t *testing.T, c *config) {
 			assert.Equal(t, "x:2", c.tierd.GRPCAddr)
 		}},
+		{"workload spec", []string{"-workload", "testdata/kv-spec.json", "-url", "http://x:1"}, true, func(t *testing.T, c *config) {
+			require.NotNil(t, c.spec)
+			assert.Len(t, c.spec.Ops, 3)
+		}},
+		{"workload without url", []string{"-workload", "testdata/kv-spec.json"}, false, nil},
+		{"workload with grpc", []string{"-workload", "testdata/kv-spec.json", "-url", "http://x:1", "-api", "grpc", "-grpc-addr", "x:2"}, false, nil},
+		{"workload file missing", []string{"-workload", "testdata/none.json", "-url", "http://x:1"}, false, nil},
 		{"bad api", []string{"-api", "soap"}, false, nil},
 		{"grpc with url without address", []string{"-api", "grpc", "-url", "http://x:1"}, false, nil},
 		{"grpc address without grpc", []string{"-url", "http://x:1", "-grpc-addr", "x:2"}, false, nil},
@@ -266,5 +277,50 @@ func TestGRPCRunAgainstTierd(t *testing.T) {
 	assert.Equal(t, r.Overall.Sent, sent)
 	md, err := os.ReadFile(filepath.Join(out, report.MDFile))
 	require.NoError(t, err)
-	assert.Contains(t, string(md), "over tierd's grpc API")
+	assert.Contains(t, string(md), "over the grpc API")
+}
+
+// TestWorkloadSpecRun drives an HTTP workload spec (testdata/kv-spec.json)
+// against a small key-value server: the report records the API "http" and
+// the spec's three operations; puts and gets succeed and every request to
+// a missing key counts under http_404.
+func TestWorkloadSpecRun(t *testing.T) {
+	var mu sync.Mutex
+	kv := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.URL.Path == "/healthz":
+		case r.Method == http.MethodPut:
+			b, _ := io.ReadAll(r.Body)
+			kv[r.URL.Path] = string(b)
+		case strings.HasPrefix(r.URL.Path, "/kv/absent-"):
+			w.WriteHeader(http.StatusNotFound)
+		default:
+			_, _ = io.WriteString(w, kv[r.URL.Path])
+		}
+	}))
+	t.Cleanup(srv.Close)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-workload", "testdata/kv-spec.json", "-url", srv.URL, "-seed", "5", "-rate", "50", "-duration", "2s",
+		"-progress", "plain", "-budget", "get:errors=0%,put:errors=0%", "-budget-cpu", "0", "-budget-heap-growth", "0",
+		"-budget-error-rate", "1", "-log-level", "error", "-out", out}, &stdout, &stderr)
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	r, err := report.Read(filepath.Join(out, report.JSONFile))
+	require.NoError(t, err)
+	assert.Equal(t, "http", r.Run.API)
+	assert.Equal(t, int64(100), r.Overall.Scheduled)
+	by := map[string]report.Op{}
+	for _, op := range r.Ops {
+		by[op.Name] = op
+	}
+	require.Len(t, by, 3)
+	assert.Equal(t, by["get"].Sent, by["get"].OK)
+	assert.Equal(t, by["put"].Sent, by["put"].OK)
+	assert.Equal(t, map[string]int64{"http_404": by["missing"].Sent}, by["missing"].Errors)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.NotEmpty(t, kv, "the puts reached the server")
 }

@@ -18,7 +18,7 @@ func Markdown(r *Report) string {
 		fmt.Fprintf(&b, "Target: `%s`  \n", r.Target)
 	}
 	ri := r.Run
-	fmt.Fprintf(&b, "Started %s; %s arrivals at %.0f req/s for %.0f s over tierd's %s API (ramp-up %.0f s, seed %d, pacing %s, max in flight %d, peak %d).",
+	fmt.Fprintf(&b, "Started %s; %s arrivals at %.0f req/s for %.0f s over the %s API (ramp-up %.0f s, seed %d, pacing %s, max in flight %d, peak %d).",
 		r.Started.Format("2006-01-02 15:04:05 UTC"), ri.Arrival, ri.Rate, ri.DurationS, APIOf(r), ri.RampUpS, ri.Seed, ri.Pacing,
 		ri.MaxInFlight, ri.PeakInFlight)
 	if n := len(ri.MergedFrom); n > 0 {
