@@ -272,11 +272,19 @@ func (s *Store) ensureHot(ctx context.Context, c *collection) error {
 }
 
 // promoteRecorded promotes c to hot and records the outcome for waiters;
-// the caller holds c's transition slot.
+// the caller holds c's transition slot. A failure that comes from ctx
+// ending (the requester's client went away, or its deadline passed) says
+// nothing about the collection and is not shared: the requests waiting
+// for this promotion try it themselves instead of answering with the
+// requester's cancellation.
 func (s *Store) promoteRecorded(ctx context.Context, c *collection, reason string) error {
 	err := s.transition(ctx, c, api.TierHot, reason)
+	shared := err
+	if err != nil && ctx.Err() != nil {
+		shared = nil
+	}
 	c.mu.Lock()
-	c.promoteErr = err
+	c.promoteErr = shared
 	c.mu.Unlock()
 	c.promoteGen.Add(1)
 	return err
