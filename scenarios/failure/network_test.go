@@ -283,7 +283,19 @@ wait:
 	t.Logf("throttled demotion of ~15 kB took %s", took)
 	requireColdObject(ctx, t, small.Name)
 
+	// The failed upload's body may still sit in Toxiproxy's throttled
+	// pipeline: removing the toxic would let it land in MinIO at full
+	// speed, after tierd deleted its key (S3 keeps an object its client
+	// gave up on). Taking the proxy down first closes those connections
+	// and drops what they still hold; a body that landed before is an
+	// orphan, which the next worker cycle's orphan sweep removes.
+	down, err := s3Proxy(t).Down(ctx)
+	require.NoError(t, err)
 	require.NoError(t, f.Remove(ctx))
+	require.NoError(t, down.Remove(ctx))
+	_, err = stack.Tierd.Worker(ctx, api.WorkerRunOnce)
+	require.NoError(t, err, "a worker cycle (orphan sweep)")
+	eventuallyBucket(ctx, t, large.Name, 0, keys...)
 	demote(ctx, t, c, large.Name)
 	requireColdObject(ctx, t, large.Name)
 	for _, col := range []*fixture.Collection{large, small} {
