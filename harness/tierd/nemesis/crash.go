@@ -43,16 +43,17 @@ func crashesOf(applied []Applied, runStart int64) []crash {
 	return out
 }
 
-// boundByCrashes gives every unknown operation that was sent before a crash
-// began the end of that crash as the latest moment of its effect
-// (history.Op.EffectBy): the process that received it is dead by then, and
-// the one that replaced it never saw the request. Without it an unknown
-// delete, create or restore in flight at a kill could take effect at any
-// later moment, and so excuse every later loss in its collection.
-// An operation sent while a crash was under way that failed before the
-// new process was ready reached no live process after it: the crash's end
-// bounds it too. Other operations sent during a crash may have reached the
-// new process: the next crash bounds them.
+// boundByCrashes gives every unknown operation that ended by the end of a
+// crash (sent before it or during it) the end of that crash as the latest
+// moment of its effect (history.Op.EffectBy): the process that received it
+// is dead by then, and the one that replaced it never saw the request.
+// Without it an unknown delete, create or restore in flight at a kill
+// could take effect at any later moment, and so excuse every later loss
+// in its collection. An operation still unanswered after the crash's end
+// is not bounded by it, even if it was called before the crash: a gRPC
+// call waiting for a connection (wait-for-ready) is sent to the new
+// process, and an operation in flight at a read-back (cut) has no known
+// end. The next crash may bound it.
 func boundByCrashes(ops []history.Op, crashes []crash) []history.Op {
 	out := make([]history.Op, len(ops))
 	copy(out, ops)
@@ -62,7 +63,7 @@ func boundByCrashes(ops []history.Op, crashes []crash) []history.Op {
 			continue
 		}
 		for _, c := range crashes {
-			if c.start > op.Call || (op.Call < c.end && op.Return <= c.end) {
+			if op.Call < c.end && op.Return <= c.end {
 				op.EffectBy = c.end
 				break
 			}

@@ -413,6 +413,9 @@ func TestBoundByCrashes(t *testing.T) {
 		op(2, history.KindInsert, "c", ms(10), ms(20), history.OK, ""),                  // known: untouched
 		op(3, history.KindDeleteCollection, "c", ms(300), ms(310), history.Unknown, ""), // after every crash: unbounded
 		op(4, history.KindCreateCollection, "c", ms(120), ms(150), history.Unknown, ""), // sent and failed during the crash
+		// Called before the crash, unanswered until after it (a gRPC call
+		// waiting for the connection, sent to the new process): unbounded.
+		op(5, history.KindDeleteCollection, "c", ms(50), ms(240), history.Unknown, ""),
 	}
 	crashes := crashesOf([]Applied{
 		{Kind: fault.KindProcessKill, Start: 100 * time.Millisecond, End: 200 * time.Millisecond},
@@ -426,6 +429,7 @@ func TestBoundByCrashes(t *testing.T) {
 	assert.Zero(t, out[2].EffectBy)
 	assert.Zero(t, out[3].EffectBy)
 	assert.Equal(t, ms(201), out[4].EffectBy)
+	assert.Zero(t, out[5].EffectBy, "an operation answered after the crash may have reached the new process")
 	assert.Zero(t, ops[0].EffectBy, "the input is not changed")
 }
 
