@@ -51,14 +51,14 @@ func w(f fault.Family, x float64) nemesis.Weight { return nemesis.Weight{Family:
 
 // Budgets shared by the rows.
 var (
-	hotOps = []history.Kind{history.KindSearch, history.KindInsert}
+	hotOps = nemesis.Kinds(history.KindSearch, history.KindInsert)
 	// hotPath: searches and inserts of hot collections never need S3, so
 	// S3 being slow, failing or unreachable leaves them alone.
-	hotPath = nemesis.Budget{Phase: nemesis.PhaseAnyFault, Ops: hotOps, HotOnly: true, P95: d(500 * time.Millisecond), MaxErrorRate: 0.01}
+	hotPath = nemesis.Budget{Phase: nemesis.PhaseAnyFault, Ops: hotOps, Class: nemesis.ClassHot, P95: d(500 * time.Millisecond), MaxErrorRate: 0.01}
 	// catalog: creating a collection and reading a collection's state or
 	// its snapshot list never need S3, so none of them waits for S3 (an
 	// S3 call that fails takes seconds: the suite's S3 timeout is 3 s).
-	catalog = nemesis.Budget{Phase: nemesis.PhaseAnyFault, Ops: []history.Kind{history.KindCreateCollection, history.KindGetCollection, history.KindListSnapshots},
+	catalog = nemesis.Budget{Phase: nemesis.PhaseAnyFault, Ops: nemesis.Kinds(history.KindCreateCollection, history.KindGetCollection, history.KindListSnapshots),
 		Max: d(2 * time.Second), MaxErrorRate: 0.01}
 	// steady and recovery: the whole mix works without faults.
 	steady = nemesis.Budget{Phase: nemesis.PhaseSteady, P95: d(500 * time.Millisecond), MaxErrorRate: 0.01}
@@ -69,7 +69,7 @@ var (
 	// backSoon: after each fault of a family is removed, an ok search
 	// comes within this bound.
 	backSoon = func(f fault.Family, within time.Duration) nemesis.Budget {
-		return nemesis.Budget{Phase: nemesis.FaultPhase(f), Ops: []history.Kind{history.KindSearch}, FirstOKWithin: d(within)}
+		return nemesis.Budget{Phase: nemesis.FaultPhase(f), Ops: nemesis.Kinds(history.KindSearch), FirstOKWithin: d(within)}
 	}
 )
 
@@ -126,7 +126,7 @@ func rows() []row {
 			Duration: 20 * time.Second, Traffic: tr,
 			Profile: base("disk", w(fault.FamilyDisk, 2), w(fault.FamilyWorker, 1)),
 			Budgets: []nemesis.Budget{steady, recovery,
-				{Phase: nemesis.FaultPhase(fault.FamilyDisk), Ops: []history.Kind{history.KindSearch}, HotOnly: true, MaxErrorRate: 0.01}}},
+				{Phase: nemesis.FaultPhase(fault.FamilyDisk), Ops: nemesis.Kinds(history.KindSearch), Class: nemesis.ClassHot, MaxErrorRate: 0.01}}},
 		{Name: "minio-restart",
 			Guards:   "MinIO stopped or restarted never reaches the hot path nor the catalog, and the mix recovers once MinIO is back",
 			Duration: 25 * time.Second, Traffic: tr,

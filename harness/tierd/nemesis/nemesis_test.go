@@ -18,8 +18,8 @@ import (
 )
 
 func testProfile() Profile {
-	all := []Weight{{fault.FamilyNet, 2}, {fault.FamilyS3, 2}, {fault.FamilyProcess, 2}, {fault.FamilyWorker, 1},
-		{fault.FamilyDisk, 1}, {fault.FamilyMinIO, 1}}
+	all := []Weight{{Family: fault.FamilyNet, Weight: 2}, {Family: fault.FamilyS3, Weight: 2}, {Family: fault.FamilyProcess, Weight: 2}, {Family: fault.FamilyWorker, Weight: 1},
+		{Family: fault.FamilyDisk, Weight: 1}, {Family: fault.FamilyMinIO, Weight: 1}}
 	return Profile{Name: "everything", Families: all, MeanFault: fault.Duration(2 * time.Second),
 		MeanGap: fault.Duration(time.Second), MaxOverlap: 3, Length: fault.Duration(2 * time.Minute),
 		Quiet: fault.Duration(3 * time.Second), Recovery: fault.Duration(5 * time.Second)}
@@ -95,7 +95,7 @@ func TestGenerateRespectsTheProfile(t *testing.T) {
 
 func TestGenerateKinds(t *testing.T) {
 	p := testProfile()
-	p.Families = []Weight{{fault.FamilyS3, 1}}
+	p.Families = []Weight{{Family: fault.FamilyS3, Weight: 1}}
 	p.Kinds = []string{fault.KindS3Delay}
 	sch, err := Generate(9, p, testTraffic)
 	require.NoError(t, err)
@@ -113,7 +113,7 @@ func TestGenerateKinds(t *testing.T) {
 // of their own and both ways of tearing.
 func TestGeneratePowerCuts(t *testing.T) {
 	p := testProfile()
-	p.Families = []Weight{{fault.FamilyProcess, 1}}
+	p.Families = []Weight{{Family: fault.FamilyProcess, Weight: 1}}
 	for seed := uint64(1); seed <= 20; seed++ {
 		sch, err := Generate(seed, p, testTraffic)
 		require.NoError(t, err)
@@ -256,11 +256,11 @@ func TestPhaseBudgetsFail(t *testing.T) {
 	}
 	budgets := []Budget{
 		{Phase: PhaseSteady, P95: fault.Duration(10 * time.Millisecond), MaxErrorRate: 0.01},
-		{Phase: PhaseAnyFault, Ops: []history.Kind{history.KindSearch}, HotOnly: true, P95: fault.Duration(100 * time.Millisecond)},
+		{Phase: PhaseAnyFault, Ops: Kinds(history.KindSearch), Class: ClassHot, P95: fault.Duration(100 * time.Millisecond)},
 		{Phase: PhaseAnyFault, AllowedCodes: []string{"unknown"}},
-		{Phase: FaultPhase(fault.FamilyS3), Ops: []history.Kind{history.KindInsert}, FirstOKWithin: fault.Duration(time.Second)},
+		{Phase: FaultPhase(fault.FamilyS3), Ops: Kinds(history.KindInsert), FirstOKWithin: fault.Duration(time.Second)},
 		{Phase: PhaseRecovery, P95: fault.Duration(10 * time.Millisecond), MaxErrorRate: -1},
-		{Phase: PhaseAnyFault, Ops: []history.Kind{history.KindCreateCollection}, P95: fault.Duration(time.Second), Max: fault.Duration(time.Second)},
+		{Phase: PhaseAnyFault, Ops: Kinds(history.KindCreateCollection), P95: fault.Duration(time.Second), Max: fault.Duration(time.Second)},
 	}
 	reps := phaseReports(ops, applied, 0, sch, budgets)
 	byName := map[string]PhaseReport{}

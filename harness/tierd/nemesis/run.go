@@ -14,6 +14,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/tierchaos/tierchaos/harness/fault"
+	core "github.com/tierchaos/tierchaos/harness/nemesis"
 	"github.com/tierchaos/tierchaos/harness/tierd"
 	"github.com/tierchaos/tierchaos/harness/tierd/check"
 	"github.com/tierchaos/tierchaos/harness/tierd/history"
@@ -54,17 +55,8 @@ type Config struct {
 // tierTimeout bounds porcupine's search of the tier histories.
 const tierTimeout = 10 * time.Second
 
-// Applied is what happened to one step.
-type Applied struct {
-	Step   int           `json:"step"`
-	Kind   string        `json:"kind"`
-	Family fault.Family  `json:"family"`
-	Fault  string        `json:"fault"`
-	Start  time.Duration `json:"start"`
-	End    time.Duration `json:"end"`
-	Lag    time.Duration `json:"lag"`
-	Error  string        `json:"error,omitempty"`
-}
+// Applied is what happened to one step (core's).
+type Applied = core.Applied
 
 // Finding is one reason a run failed.
 type Finding struct {
@@ -192,12 +184,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	start := time.Now()
 	runStart := rec.Now()
 	rb := newReadbacks(rc, rec, tr.names, runStart, cfg.Logger)
-	exec := &executor{stack: s, sch: sch, start: start, log: cfg.Logger, readback: rb.trigger, prof: prof}
+	hooks := core.Hooks{
+		Injecting: func(ctx context.Context, i int, st Step) {
+			if prof != nil && !fault.IsInstant(st.Fault) {
+				prof.cpu(ctx, fmt.Sprintf("step%02d-%s", i, strings.ReplaceAll(st.Fault.Kind(), ".", "-")), st.For.D())
+			}
+		},
+		InstantDone: func(i int, a Applied) {
+			if a.Family == fault.FamilyProcess && a.Error == "" {
+				rb.trigger(fmt.Sprintf("step %d (%s)", i, a.Kind), a)
+			}
+		},
+	}
+	var applied []Applied
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		exec.run(ctx)
+		applied = core.Execute(ctx, s, sch.Steps, start, cfg.Logger, hooks)
 	}()
 	lres, lerr := load.Run(ctx, load.Config{
 		Ops:         tr.ops(),
@@ -209,14 +213,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Logger:      cfg.Logger,
 	})
 	wg.Wait()
-	res.Applied = exec.applied
+	res.Applied = applied
 	if lerr != nil {
 		return nil, fmt.Errorf("nemesis: traffic: %w", lerr)
 	}
 	res.Load = lres
 	res.Requests = lres.Overall.Sent
 	res.StartLag.P50, res.StartLag.P99, res.StartLag.Max = lres.Overall.StartLag.P50, lres.Overall.StartLag.P99, lres.Overall.StartLag.Max
-	for _, a := range exec.applied {
+	for _, a := range applied {
 		// A worker request can meet tierd killed, paused or starting: that
 		// is the faults at work, not a step the harness failed to inject.
 		if a.Error != "" && a.Family != fault.FamilyWorker {
@@ -238,7 +242,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ops = boundByCrashes(rec.Ops(), crashesOf(exec.applied, runStart))
+	ops = boundByCrashes(rec.Ops(), crashesOf(applied, runStart))
 	res.History, res.Ops = ops, len(ops)
 	if err := history.WriteFile(filepath.Join(cfg.Dir, "history.json"), ops); err != nil {
 		return nil, err
@@ -270,8 +274,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	} else {
 		res.Findings = append(res.Findings, Orphans(ctx, s, tr.names)...)
 	}
-	res.Findings = append(res.Findings, s3Client(ctx, s, exec.applied)...)
-	res.Phases = phaseReports(ops, exec.applied, runStart, sch, cfg.Budgets)
+	res.Findings = append(res.Findings, s3Client(ctx, s, applied)...)
+	res.Phases = phaseReports(ops, applied, runStart, sch, cfg.Budgets)
 	for _, p := range res.Phases {
 		for _, l := range p.Failed {
 			res.Findings = append(res.Findings, Finding{Check: "budget", Message: p.Phase + ": " + l})
@@ -291,101 +295,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Logger.Warn("nemesis: report", "err", err)
 	}
 	return res, nil
-}
-
-// executor applies and removes the schedule's steps at their offsets.
-type executor struct {
-	stack    *tierd.Stack
-	sch      Schedule
-	start    time.Time
-	log      *slog.Logger
-	readback func(after string, a Applied)
-	prof     *profiler
-	applied  []Applied
-}
-
-// run gives every step its own timeline: applied at its offset and, for
-// a window, removed at its end, so that a slow step (a worker cycle
-// against a frozen tierd) never delays the others. Steps of one exclusive
-// group (process, MinIO, disk) are serialised by a lock, as the generator
-// never overlaps them.
-func (e *executor) run(ctx context.Context) {
-	e.applied = make([]Applied, len(e.sch.Steps))
-	locks := map[string]*sync.Mutex{}
-	for _, st := range e.sch.Steps {
-		if g := fault.Exclusive(st.Fault); g != "" && locks[g] == nil {
-			locks[g] = &sync.Mutex{}
-		}
-	}
-	var wg sync.WaitGroup
-	for i, st := range e.sch.Steps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.step(ctx, i, st, locks[fault.Exclusive(st.Fault)])
-		}()
-	}
-	wg.Wait()
-}
-
-// stepTimeout bounds one fault's application or removal.
-const stepTimeout = 2 * time.Minute
-
-func (e *executor) step(ctx context.Context, i int, st Step, lock *sync.Mutex) {
-	a := &e.applied[i]
-	if !sleepUntil(ctx, e.start.Add(st.At.D())) {
-		return
-	}
-	if lock != nil {
-		lock.Lock()
-		defer lock.Unlock()
-	}
-	now := time.Since(e.start)
-	*a = Applied{Step: i, Kind: st.Fault.Kind(), Family: st.Fault.Family(), Fault: st.Fault.String(), Start: now, Lag: now - st.At.D()}
-	e.log.Info("nemesis: inject", "step", i, "fault", st.Fault.String(), "at", now.Round(time.Millisecond))
-	if e.prof != nil && !fault.IsInstant(st.Fault) {
-		e.prof.cpu(ctx, fmt.Sprintf("step%02d-%s", i, strings.ReplaceAll(st.Fault.Kind(), ".", "-")), st.For.D())
-	}
-	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
-	act, err := fault.Inject(sctx, e.stack, st.Fault)
-	cancel()
-	if err != nil {
-		a.Error = err.Error()
-		e.log.Warn("nemesis: inject failed", "step", i, "fault", st.Fault.String(), "err", err)
-	}
-	if fault.IsInstant(st.Fault) {
-		a.End = time.Since(e.start)
-		if st.Fault.Family() == fault.FamilyProcess && err == nil {
-			e.readback(fmt.Sprintf("step %d (%s)", i, st.Fault.Kind()), *a)
-		}
-		return
-	}
-	if act != nil {
-		sleepUntil(ctx, e.start.Add(st.End())) // on cancellation, remove at once
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
-		if err := act.Remove(rctx); err != nil {
-			a.Error = strings.TrimPrefix(a.Error+"; ", "; ") + "remove: " + err.Error()
-			e.log.Warn("nemesis: remove failed", "step", i, "fault", st.Fault.String(), "err", err)
-		}
-		cancel()
-	}
-	a.End = time.Since(e.start)
-	e.log.Info("nemesis: removed", "step", i, "fault", st.Fault.String(), "at", a.End.Round(time.Millisecond))
-}
-
-func sleepUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-tm.C:
-		return true
-	}
 }
 
 // settle runs worker cycles (run_once works while the worker is paused)
