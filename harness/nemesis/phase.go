@@ -87,6 +87,10 @@ type Budget struct {
 	// under the fault (a promotion whose S3 attempt started while S3 was
 	// down) and share its failure. Zero judges every recovery operation.
 	Grace fault.Duration `json:"grace,omitempty"`
+	// MinErrors requires at least this many errors among the judged
+	// operations of the phase: the fault had an effect (a fault the
+	// service never noticed would let every other gate pass vacuously).
+	MinErrors int `json:"min_errors,omitempty"`
 	// FirstOKWithin bounds, for a fault phase, the time from each fault's
 	// removal to the first ok operation of the judged kinds.
 	FirstOKWithin fault.Duration `json:"first_ok_within,omitempty"`
@@ -336,6 +340,15 @@ func judge(rep *PhaseReport, b Budget, ops []Op) {
 		}
 		took := time.Duration(slowest.Return - slowest.Call)
 		add("max", "≤ "+b.Max.D().String(), fmt.Sprintf("%s (%s %s, %d ops)", took.Round(time.Microsecond), slowest.Kind, slowest.Subject, len(sel)), took <= b.Max.D())
+	}
+	if b.MinErrors > 0 {
+		var errs int
+		for _, op := range sel {
+			if bad, _ := isError(op); bad {
+				errs++
+			}
+		}
+		add("errors", fmt.Sprintf("≥ %d", b.MinErrors), fmt.Sprintf("%d of %d", errs, len(sel)), errs >= b.MinErrors)
 	}
 	if b.MaxErrorRate != 0 || len(b.AllowedCodes) > 0 {
 		var errs int

@@ -1,19 +1,29 @@
 // Package scenario is the table runner of the chaos suites: a suite lists
-// its rows as Scenario values (a name, the faults the row injects, what the
-// row guarantees, its steps) and Run runs each as a subtest with a
+// its rows as Scenario values and Run runs each as a subtest with a
 // timeout, its faults and guarantees logged, and a summary at its end.
+//
+// A row is either custom (its Run injects its faults and asserts, step by
+// step) or declarative: its Faults are harness/fault values, its Traffic
+// runs against the case while the runner injects them (placed by the
+// row's Timing), and the runner then judges its Budgets, phase by phase,
+// and runs its Checks. The same declarative row runs under the nemesis
+// too (RunNemesis): random schedules drawn from its own faults, replayed
+// from their files and shrunk when they fail.
 //
 // The package is generic in the case type a row runs against, so it
 // depends on no service: the tierd suites run rows on *tierd.Case, the
-// kvstore example on *stack.Case.
+// kvstore example on a case type of its own.
 package scenario
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/tierchaos/tierchaos/harness/nemesis"
 )
 
 // DefaultTimeout bounds a row whose Timeout is zero.
@@ -62,8 +72,21 @@ type Scenario[C any] struct {
 	Variant string
 	// Timeout bounds the context Run gets; DefaultTimeout when zero.
 	Timeout time.Duration
-	// Run is the row's steps, with its checks.
+	// Run is a custom row's steps, with its checks. A declarative row has
+	// Traffic instead.
 	Run func(ctx context.Context, t *testing.T, c C)
+
+	// Traffic makes the row declarative: it runs against the case while
+	// the runner injects Faults (each a harness/fault value) as Timing
+	// places them; the case type must be a Target or a fault.Stack.
+	Traffic Traffic[C]
+	// Timing places a declarative row's faults on its timeline.
+	Timing Timing
+	// Budgets are a declarative row's per-phase gates on the operations
+	// its traffic recorded (steady, under each fault family, recovery).
+	Budgets []nemesis.Budget
+	// Checks run after a declarative row's traffic and faults.
+	Checks []Check[C]
 }
 
 // timeout is the row's timeout, DefaultTimeout when unset.
@@ -98,8 +121,27 @@ func Validate[C any](scenarios []Scenario[C]) error {
 		} else {
 			first[s.Name] = i
 		}
-		if s.Run == nil {
-			bad(i, s, "no Run")
+		switch {
+		case s.Run == nil && !s.declared():
+			bad(i, s, "no Run and no Traffic")
+		case s.Run != nil && s.declared():
+			bad(i, s, "both Run and Traffic: a row is custom or declarative")
+		case s.declared():
+			if _, ok := faultStack(*new(C)); !ok {
+				bad(i, s, "declarative, but its case type %T has no FaultStack", *new(C))
+			}
+			if _, ok := s.faultValues(); !ok {
+				bad(i, s, "declarative, but not every fault is a harness/fault value")
+			} else if _, _, err := s.Steps(); err != nil {
+				bad(i, s, "its faults cannot be placed: %v", err)
+			}
+			if len(s.Budgets) == 0 && len(s.Checks) == 0 {
+				bad(i, s, "declarative, but no Budgets and no Checks: nothing would be judged")
+			}
+		default:
+			if len(s.Budgets) > 0 || len(s.Checks) > 0 {
+				bad(i, s, "Budgets and Checks need Traffic (a custom row asserts in its Run)")
+			}
 		}
 		if s.Guards == "" {
 			bad(i, s, "no Guards")
@@ -159,7 +201,31 @@ func runOne[C any](t *testing.T, s Scenario[C], newCase func(t *testing.T, s Sce
 			s.Name, outcome(t), time.Since(start).Round(time.Millisecond), len(s.Faults), s.timeout())
 	}()
 	c := newCase(t, s)
-	s.Run(ctx, t, c)
+	if s.Run != nil {
+		s.Run(ctx, t, c)
+		return
+	}
+	steps, length, err := s.Steps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("traffic: %s; %d steps over %s", s.Traffic, len(steps), length)
+	out, err := Execute(ctx, s, c, steps, length, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	report(t, out)
+}
+
+// report logs a declarative run's phases and fails t with its findings.
+func report(t *testing.T, out Outcome) {
+	t.Helper()
+	for _, p := range out.Phases {
+		t.Logf("phase %s: %d ops, %d ok, %d errors, p95 %s", p.Phase, p.Ops, p.OK, p.Errors, p.P95.Round(time.Microsecond))
+	}
+	for _, f := range out.Findings {
+		t.Error(f)
+	}
 }
 
 // outcome says how t has ended so far.

@@ -183,3 +183,10 @@ func tail(s string, n int) string {
 	}
 	return s[len(s)-n:]
 }
+
+// Core is the case's stack, so that the case itself is a stack faults
+// are injected into (harness/fault's Stack, which scenario rows use).
+func (c *Case) Core() *Stack { return c.Stack }
+
+// CaseSeed is the case's seed (scenario.Seeded).
+func (c *Case) CaseSeed() uint64 { return c.Seed.Seed }

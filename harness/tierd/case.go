@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tierchaos/tierchaos/harness/fault"
 	"github.com/tierchaos/tierchaos/harness/seed"
 	"github.com/tierchaos/tierchaos/harness/tierd/check"
 	"github.com/tierchaos/tierchaos/harness/tierd/history"
@@ -137,3 +138,10 @@ func (s *Stack) restoreWorker(ctx context.Context) error {
 	}
 	return nil
 }
+
+// FaultStack is the stack the case's faults go to (scenario.Target): tierd's
+// adapter, whose worker and power controls the faults reach.
+func (c *Case) FaultStack() fault.Stack { return c.Stack }
+
+// CaseSeed is the case's seed (scenario.Seeded).
+func (c *Case) CaseSeed() uint64 { return c.Seed.Seed }
