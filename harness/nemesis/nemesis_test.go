@@ -269,6 +269,9 @@ func TestJudgeFailsBrokenBudgets(t *testing.T) {
 		ops = append(ops, Op{Kind: "get", Call: (1105 + i*10) * ms, Return: (1106 + i*10) * ms, Code: "not_found", Expected: true}) // expected
 	}
 	ops = append(ops, Op{Kind: "put", Call: 2500 * ms, Return: 2510 * ms, OK: true}) // first ok put, 500 ms after
+	// Called before the fault, failed by it: in the fault's phase, not in
+	// the steady one (whose budget allows no error).
+	ops = append(ops, Op{Kind: "get", Call: 990 * ms, Return: 1010 * ms, Code: "unavailable"})
 	budgets := []Budget{
 		{Phase: PhaseSteady, P95: d(5 * time.Millisecond), MaxErrorRate: -1},
 		{Phase: PhaseAnyFault, Ops: []string{"get"}, Class: "local", P95: d(100 * time.Millisecond)},
@@ -284,11 +287,12 @@ func TestJudgeFailsBrokenBudgets(t *testing.T) {
 	assert.Contains(t, joined, "get local p95: 300.")
 	assert.Contains(t, joined, "put error rate: 100.00%")
 	assert.Contains(t, joined, "first ok after the fault ending at 2s: 510ms")
-	assert.NotContains(t, joined, "get error rate", "expected failures are not errors")
-	assert.Len(t, failed, 3, joined)
+	assert.Len(t, failed, 4, joined)
 	assert.Equal(t, []string{PhaseSteady, FaultPhase(fault.FamilyNet), PhaseRecovery}, phasesOf(reps))
+	assert.Equal(t, 20, reps[0].Ops, "the steady phase: the 20 operations before the fault, not the one it met")
+	assert.Contains(t, joined, "get error rate: 2.44% (1 of 41)", "the one it met is judged with the fault")
 
-	relaxed := []Budget{{Phase: PhaseAnyFault, Ops: []string{"get"}, P95: d(time.Second)}, {Phase: PhaseSteady, MaxErrorRate: -1}}
+	relaxed := []Budget{{Phase: PhaseAnyFault, Ops: []string{"get"}, P95: d(time.Second), MaxErrorRate: 0.05}, {Phase: PhaseSteady, MaxErrorRate: -1}}
 	for _, r := range Judge(ops, applied, 0, 3*time.Second, relaxed) {
 		assert.Empty(t, r.Failed, r.Phase)
 	}

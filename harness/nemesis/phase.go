@@ -39,7 +39,10 @@ type Op struct {
 	Subject string `json:"subject,omitempty"`
 }
 
-// Phase names. A fault phase is "fault:" followed by a family.
+// Phase names. A fault phase is "fault:" followed by a family; it holds
+// every operation in flight at some moment while a fault of the family was
+// in effect. The others hold the operations no fault touched, by when
+// they were called.
 const (
 	// PhaseSteady: no fault has started yet.
 	PhaseSteady = "steady"
@@ -168,10 +171,14 @@ func phaseReports(ops []Op, applied []Applied, runStart int64, length int64, bud
 	if len(wins) == 0 {
 		first, last = length, length
 	}
-	phaseOf := func(t int64) []string {
+	// An operation is in the phase of every fault in effect at some
+	// moment between its call and its return (one in flight when a fault
+	// begins meets it); an operation no fault touched is in the phase its
+	// call falls in.
+	phaseOf := func(call, ret int64) []string {
 		var out []string
 		for _, w := range wins {
-			if t >= w.start && t < w.end {
+			if call < w.end && ret >= w.start {
 				out = append(out, FaultPhase(w.fam))
 			}
 		}
@@ -180,9 +187,9 @@ func phaseReports(ops []Op, applied []Applied, runStart int64, length int64, bud
 			return slices.Compact(out)
 		}
 		switch {
-		case t < first:
+		case call < first:
 			return []string{PhaseSteady}
-		case t >= last:
+		case call >= last:
 			return []string{PhaseRecovery}
 		}
 		return []string{PhaseBetween}
@@ -193,7 +200,7 @@ func phaseReports(ops []Op, applied []Applied, runStart int64, length int64, bud
 		if t < 0 || t > length {
 			continue // set-up, settle and final reads
 		}
-		for _, p := range phaseOf(t) {
+		for _, p := range phaseOf(t, op.Return-runStart) {
 			byPhase[p] = append(byPhase[p], op)
 		}
 	}

@@ -221,7 +221,7 @@ func runOne[C any](t *testing.T, s Scenario[C], newCase func(t *testing.T, s Sce
 func report(t *testing.T, out Outcome) {
 	t.Helper()
 	for _, p := range out.Phases {
-		t.Logf("phase %s: %d ops, %d ok, %d errors, p95 %s", p.Phase, p.Ops, p.OK, p.Errors, p.P95.Round(time.Microsecond))
+		t.Logf("phase %s: %d ops, %d ok, %d errors, p95 %s, codes %v", p.Phase, p.Ops, p.OK, p.Errors, p.P95.Round(time.Microsecond), p.Codes)
 	}
 	for _, f := range out.Findings {
 		t.Error(f)

@@ -4,19 +4,22 @@ package chaos
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"path"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tierchaos/tierchaos/examples/kvstore/kvclient"
+	"github.com/tierchaos/tierchaos/harness/fault"
+	"github.com/tierchaos/tierchaos/harness/nemesis"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
 	"github.com/tierchaos/tierchaos/harness/scenario"
 	"github.com/tierchaos/tierchaos/harness/seed"
@@ -36,92 +39,184 @@ const (
 // rowTimeout bounds each row: its workload, fault, read-back and check.
 const rowTimeout = 3 * time.Minute
 
-// faultFunc injects a row's fault while the workload runs, waits (with
-// deadlines) until it had an effect, heals it, and may stop the workload
-// itself (w.stop) when what follows must not see writes.
-type faultFunc func(ctx context.Context, t *testing.T, w *workload)
+// writes are the store's operations that change it.
+var writes = []string{string(Put), string(Delete), string(CAS)}
 
-// TestKVStore runs every row against the store and checks each history
-// for linearizability.
-func TestKVStore(t *testing.T) {
-	rows := []scenario.Scenario[*stack.Case]{
+// rows are the suite's declarative rows: each names the faults it injects
+// as harness/fault values, runs the same traffic, and is judged by the
+// same checks and by budgets per phase. TestKVStore runs them with their
+// faults placed by their Timing; TestKVStoreNemesis runs the same rows
+// under random schedules of their own faults.
+func rows() []scenario.Scenario[*kvCase] {
+	steady := nemesis.Budget{Phase: nemesis.PhaseSteady, MaxErrorRate: -1}
+	// An operation called within one operation timeout of the last fault
+	// may still meet it.
+	recovery := nemesis.Budget{Phase: nemesis.PhaseRecovery, MaxErrorRate: -1, Grace: fault.Duration(opTimeout)}
+	timing := scenario.Timing{Quiet: 2 * time.Second, Hold: 3 * time.Second, Gap: 2 * time.Second, Recovery: 6 * time.Second}
+	together := timing
+	together.Together = true
+	checks := []scenario.Check[*kvCase]{
+		{Name: "writes succeeded", Check: writesSucceeded},
+		{Name: "linearizable", Check: linearizable},
+	}
+	return []scenario.Scenario[*kvCase]{
 		{
 			Name:    "s3-partition",
-			Faults:  []scenario.Fault{scenario.Described("Toxiproxy: the store cut off S3 (connections closed, new ones refused) until writes fail, then healed")},
-			Guards:  "writes fail while S3 is unreachable and succeed again once it is back; the history, read back after the partition, is linearizable",
-			Timeout: rowTimeout,
-			Run:     linearizable(partitionS3),
+			Faults:  []scenario.Fault{fault.Net{Toxic: "down"}},
+			Guards:  "writes fail while S3 is unreachable and succeed again within 5 s once it is back; no error without a fault; the history, read back afterwards, is linearizable",
+			Traffic: traffic{}, Timing: timing, Checks: checks, Timeout: rowTimeout,
+			Budgets: []nemesis.Budget{steady, recovery,
+				{Phase: nemesis.FaultPhase(fault.FamilyNet), Ops: writes, MinErrors: 3, FirstOKWithin: fault.Duration(5 * time.Second)}},
 		},
 		{
-			Name:    "kill-during-write",
-			Faults:  []scenario.Fault{scenario.Described("S3 writes and deletes held 200 ms each (S3 fault layer), the store killed with writes in flight, then started again on what S3 has")},
-			Guards:  "a write acknowledged before the kill is never lost: the history, read back after the restart, is linearizable",
-			Timeout: rowTimeout,
-			Run:     linearizable(killDuringWrite),
+			Name: "kill-during-write",
+			Faults: []scenario.Fault{
+				fault.S3{Action: "delay", Ops: []s3fault.Op{s3fault.OpPutObject, s3fault.OpDeleteObject}, Latency: fault.Duration(200 * time.Millisecond)},
+				fault.Process{Action: "kill"},
+			},
+			Guards:  "a write acknowledged before the kill is never lost: the history, read back after the restart, is linearizable; no error without a fault",
+			Traffic: traffic{}, Timing: together, Checks: checks, Timeout: rowTimeout,
+			// The delay alone fails nothing (200 ms is far below the
+			// operation timeout): errors while it is in effect are the
+			// writes in flight at the kill.
+			Budgets: []nemesis.Budget{steady, recovery, {Phase: nemesis.FaultPhase(fault.FamilyS3), MinErrors: 1}},
 		},
 		{
 			Name:    "flaky-s3-under-load",
-			Faults:  []scenario.Fault{scenario.Described("S3 fault layer: 500 InternalError on 30% of the store's PUT, DELETE and GET requests, then removed")},
-			Guards:  "a failed S3 request fails the operation (its outcome unknown) without breaking others; the history is linearizable",
-			Timeout: rowTimeout,
-			Run:     linearizable(flakyS3),
+			Faults:  []scenario.Fault{fault.S3{Action: "internal_error", Ops: []s3fault.Op{s3fault.OpPutObject, s3fault.OpDeleteObject, s3fault.OpGetObject}, Probability: 0.3}},
+			Guards:  "a failed S3 request fails the operation (its outcome unknown) without breaking others; no error without a fault; the history is linearizable",
+			Traffic: traffic{}, Timing: timing, Checks: checks, Timeout: rowTimeout,
+			Budgets: []nemesis.Budget{steady, recovery, {Phase: nemesis.FaultPhase(fault.FamilyS3), Ops: writes, MinErrors: 5}},
 		},
 	}
-	scenario.Run(t, rows, func(t *testing.T, _ scenario.Scenario[*stack.Case]) *stack.Case { return env.NewCase(t) })
 }
 
-// linearizable is the Run of a row that injects fault: it runs the
-// workload under the fault (runRow, keys named after the row) and requires
-// successful writes and a linearizable history.
-func linearizable(fault faultFunc) func(ctx context.Context, t *testing.T, c *stack.Case) {
-	return func(ctx context.Context, t *testing.T, c *stack.Case) {
-		name := path.Base(t.Name())
-		res, st := runRow(ctx, t, c.Seed, c.Seed.Stream, name, fault, c.ArtifactDir)
-		t.Logf("%s: %d operations checked, %+v", name, res.Ops, st)
-		require.Positive(t, st.OKWrites, "writes succeeded")
-		require.True(t, res.Linearizable(), "not linearizable (verdict %s); timeline: %s", res.Verdict, res.Timeline)
-	}
+// TestKVStore runs every row with its faults placed by its Timing.
+func TestKVStore(t *testing.T) {
+	scenario.Run(t, rows(), newKVCase)
+}
+
+// flagReplay reruns one schedule file of TestKVStoreNemesis.
+var flagReplay = flag.String("kvstore.replay", "", "TestKVStoreNemesis: run this schedule file (its row, its steps) instead of random ones")
+
+// TestKVStoreNemesis runs the same rows under random schedules drawn from
+// each row's own faults and the case's seed (pin it with -chaos.case-seed
+// to replay a schedule's traffic exactly).
+func TestKVStoreNemesis(t *testing.T) {
+	scenario.RunNemesis(t, rows(), newKVCase, scenario.NemesisOptions{Length: 16 * time.Second, Replay: *flagReplay})
 }
 
 // TestPlantedBugIsCaught runs the kill-during-write row with a fixed seed
 // against the unsafe-ack variant of the store, which acknowledges a write
-// before S3 has it: the kill loses acknowledged writes, and the checker
-// must say that the history is not linearizable. TestKVStore's row passes
-// against the correct store.
+// before S3 has it: the kill loses acknowledged writes, and the
+// linearizability check must say so. TestKVStore's row passes against
+// the correct store.
 func TestPlantedBugIsCaught(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), rowTimeout)
 	defer cancel()
-	c := env.NewCase(t) // restores the safe store when t ends
+	sc := env.NewCase(t) // restores the safe store when t ends
 	require.NoError(t, env.Reconfigure(ctx, map[string]string{EnvUnsafeAck: "true"}))
 	fixed := &seed.Case{Run: 1, Name: "planted-bug", Seed: 0x6b7673746f7265}
-	rctx, rcancel := context.WithTimeout(context.Background(), rowTimeout)
-	defer rcancel()
-	res, st := runRow(rctx, t, c.Seed, fixed.Stream, "kill-during-write", killDuringWrite, t.TempDir())
-	t.Logf("unsafe-ack: %d operations checked, %+v", res.Ops, st)
-	require.Positive(t, st.OKWrites, "writes were acknowledged")
-	require.Equal(t, porcupine.Illegal, res.Verdict, "the checker catches the writes the kill lost")
+	c := caseFor(sc, "planted-bug", fixed, t.TempDir())
+	row := rows()[1]
+	require.Equal(t, "kill-during-write", row.Name)
+	steps, length, err := row.Steps()
+	require.NoError(t, err)
+	out, err := scenario.Execute(ctx, row, c, steps, length, nil)
+	require.NoError(t, err)
+	t.Logf("unsafe-ack: %d operations, %+v, findings: %v", out.Ops, c.recorder().Stats(), out.Findings)
+	require.Positive(t, c.recorder().Stats().OKWrites, "writes were acknowledged")
+	require.True(t, slices.ContainsFunc(out.Findings, func(f string) bool {
+		return strings.HasPrefix(f, "check linearizable: not linearizable (verdict "+string(porcupine.Illegal)+")")
+	}), "the checker catches the writes the kill lost: %v", out.Findings)
 }
 
-// runRow runs the workload under fault until ctx ends, reads every key
-// back and checks the history. keys derive from the row's name and the
-// case's seed, so that every iteration of a case has keys of its own on
-// the shared bucket; the workload's choices come from streams.
-func runRow(ctx context.Context, t *testing.T, cs *seed.Case, streams func(string) *rand.Rand, name string, fault faultFunc, dir string) (Result, Stats) {
-	t.Helper()
+// kvCase is a row's case: the stack's case (its faults go to the stack),
+// the row's keys, the store's client, and the record of the current run.
+type kvCase struct {
+	*stack.Case
+	keys    []string
+	kc      *kvclient.Client
+	streams func(string) *rand.Rand
+	dir     string
+	mu      sync.Mutex
+	rec     *Recorder
+}
+
+// newKVCase prepares a row's case on the shared stack.
+func newKVCase(t *testing.T, s scenario.Scenario[*kvCase]) *kvCase {
+	sc := env.NewCase(t)
+	return caseFor(sc, s.Name, sc.Seed, sc.ArtifactDir)
+}
+
+// caseFor makes the case of a row named name: keys derived from the name
+// and the seed, so that every iteration of a case has keys of its own on
+// the shared bucket, and the workload's choices from the seed's streams.
+func caseFor(sc *stack.Case, name string, cs *seed.Case, dir string) *kvCase {
 	keys := make([]string, keyCount)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("%s-%x-%d", name, cs.Seed, i)
 	}
-	rec := NewRecorder()
 	kc := kvclient.New("http://kvstore", &http.Client{Transport: env.Transport(PortAPI), Timeout: opTimeout})
-	w := startWorkload(ctx, rec, kc, streams, keys)
-	t.Cleanup(w.stop)
-	fault(ctx, t, w)
-	w.stop()
-	readBack(ctx, t, rec.Client(clients, kc), keys)
-	res, err := Check(rec.Ops(), checkTimeout, dir)
-	require.NoError(t, err)
-	return res, rec.Stats()
+	return &kvCase{Case: sc, keys: keys, kc: kc, streams: cs.Stream, dir: dir, rec: NewRecorder()}
+}
+
+func (c *kvCase) recorder() *Recorder {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec
+}
+
+// traffic is clients goroutines doing random operations on the case's
+// keys.
+type traffic struct{}
+
+func (traffic) String() string {
+	return fmt.Sprintf("%d clients, an operation every %s each on %d keys: get 40%%, put 30%%, cas 20%%, delete 10%%", clients, pace, keyCount)
+}
+
+// Start records afresh into the case and starts the clients.
+func (traffic) Start(ctx context.Context, c *kvCase) (scenario.Load, error) {
+	rec := NewRecorder()
+	c.mu.Lock()
+	c.rec = rec
+	c.mu.Unlock()
+	return &kvLoad{rec: rec, w: startWorkload(ctx, rec, c.kc, c.streams, c.keys)}, nil
+}
+
+// kvLoad is the traffic running.
+type kvLoad struct {
+	rec *Recorder
+	w   *workload
+}
+
+func (l *kvLoad) Stop()             { l.w.stop() }
+func (l *kvLoad) Now() int64        { return l.rec.Now() }
+func (l *kvLoad) Ops() []nemesis.Op { return l.rec.Judged() }
+
+// writesSucceeded requires acknowledged writes: a history without them
+// would be linearizable whatever the store does.
+func writesSucceeded(_ context.Context, c *kvCase) error {
+	if st := c.recorder().Stats(); st.OKWrites == 0 {
+		return fmt.Errorf("no write succeeded (%+v)", st)
+	}
+	return nil
+}
+
+// linearizable reads every key back and checks the history.
+func linearizable(ctx context.Context, c *kvCase) error {
+	rec := c.recorder()
+	if err := readBack(ctx, rec.Client(clients, c.kc), c.keys); err != nil {
+		return err
+	}
+	res, err := Check(rec.Ops(), checkTimeout, c.dir)
+	if err != nil {
+		return err
+	}
+	if !res.Linearizable() {
+		return fmt.Errorf("not linearizable (verdict %s); timeline: %s", res.Verdict, res.Timeline)
+	}
+	return nil
 }
 
 // workload is clients goroutines doing random operations on keys, each
@@ -192,70 +287,25 @@ func runClient(ctx context.Context, c *Client, id int, rnd *rand.Rand, keys []st
 }
 
 // readBack reads every key once the workload is over, retrying a read
-// that got no answer (the store may just have restarted).
-func readBack(ctx context.Context, t *testing.T, c *Client, keys []string) {
-	t.Helper()
+// that got no answer (the store may just have restarted) for a minute.
+func readBack(ctx context.Context, c *Client, keys []string) error {
 	for _, k := range keys {
-		require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		deadline := time.Now().Add(time.Minute)
+		for {
 			rctx, cancel := context.WithTimeout(ctx, opTimeout)
-			defer cancel()
 			_, _, err := c.Get(rctx, k)
-			assert.NoError(ct, err)
-		}, time.Minute, 50*time.Millisecond, "read %s back", k)
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("read %s back: %w", k, err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 	}
-}
-
-// waitFor waits until cond holds on the recorder's counts.
-func waitFor(t *testing.T, w *workload, what string, cond func(Stats) bool) {
-	t.Helper()
-	require.Eventually(t, func() bool { return cond(w.rec.Stats()) }, time.Minute, 10*time.Millisecond,
-		"%s (counts: %+v)", what, w.rec.Stats())
-}
-
-// partitionS3 cuts the store off S3 at Toxiproxy (every connection
-// closed, new ones refused) until writes fail, then heals and waits for
-// writes to succeed again.
-func partitionS3(ctx context.Context, t *testing.T, w *workload) {
-	waitFor(t, w, "writes succeed before the partition", func(s Stats) bool { return s.OKWrites >= 10 })
-	f, err := env.Net.Down(ctx)
-	require.NoError(t, err)
-	before := w.rec.Stats()
-	waitFor(t, w, "writes fail during the partition", func(s Stats) bool { return s.Unknown >= before.Unknown+3 })
-	require.NoError(t, f.Remove(ctx))
-	healed := w.rec.Stats()
-	waitFor(t, w, "writes succeed after the partition", func(s Stats) bool { return s.OKWrites >= healed.OKWrites+10 })
-}
-
-// killDuringWrite lets the keys get values, then holds every S3 write
-// for 200 ms in the S3 fault layer, so that writes are in flight, kills
-// the store, stops the workload and starts the store again on what S3
-// has.
-func killDuringWrite(ctx context.Context, t *testing.T, w *workload) {
-	waitFor(t, w, "writes succeed before the kill", func(s Stats) bool { return s.OKWrites >= 20 })
-	_, err := env.S3Faults.AddRule(ctx, s3fault.Rule{
-		Name: "slow-writes", Ops: []s3fault.Op{s3fault.OpPutObject, s3fault.OpDeleteObject},
-		Trigger: s3fault.Always(), Action: s3fault.Delay(200*time.Millisecond, 0),
-	})
-	require.NoError(t, err)
-	slowed := w.rec.Stats()
-	waitFor(t, w, "writes succeed while S3 is slow", func(s Stats) bool { return s.OKWrites >= slowed.OKWrites+8 })
-	require.NoError(t, env.KillService(ctx))
-	w.stop()
-	require.NoError(t, env.StartService(ctx))
-}
-
-// flakyS3 makes 30% of the store's S3 requests fail with 500 while the
-// clients run, until the rule fired and writes both failed and
-// succeeded, then removes it.
-func flakyS3(ctx context.Context, t *testing.T, w *workload) {
-	id, err := env.S3Faults.AddRule(ctx, s3fault.Rule{
-		Name: "flaky", Ops: []s3fault.Op{s3fault.OpPutObject, s3fault.OpDeleteObject, s3fault.OpGetObject},
-		Trigger: s3fault.Probability(0.3), Action: s3fault.InternalError(),
-	})
-	require.NoError(t, err)
-	waitFor(t, w, "writes fail and succeed under flaky S3", func(s Stats) bool { return s.Unknown >= 5 && s.OKWrites >= 20 })
-	rule, err := env.S3Faults.Rule(ctx, id)
-	require.NoError(t, err)
-	require.Positive(t, rule.Fired, "the rule fired")
-	require.NoError(t, env.S3Faults.DeleteRule(ctx, id))
+	return nil
 }

@@ -9,15 +9,18 @@ import (
 
 	"github.com/tierchaos/tierchaos/examples/kvstore/kvclient"
 	"github.com/tierchaos/tierchaos/harness/linearize"
+	"github.com/tierchaos/tierchaos/harness/nemesis"
 )
 
 // Recorder records the operations clients made and what they saw, as a
-// porcupine history (harness/linearize), and counts them. It is safe for
+// porcupine history (harness/linearize) and as the operations per-phase
+// budgets judge (harness/nemesis), and counts them. It is safe for
 // concurrent use.
 type Recorder struct {
-	lin   *linearize.Recorder[Input, Output]
-	mu    sync.Mutex
-	stats Stats
+	lin    *linearize.Recorder[Input, Output]
+	mu     sync.Mutex
+	stats  Stats
+	judged []nemesis.Op
 }
 
 // Stats counts what the recorded operations saw.
@@ -46,6 +49,17 @@ func (r *Recorder) Client(id int, c *kvclient.Client) *Client {
 // record adds one operation invoked at call that ended with out or err.
 func (r *Recorder) record(client int, in Input, call int64, out Output, err error) {
 	r.mu.Lock()
+	op := nemesis.Op{Kind: string(in.Kind), Call: call, Return: r.now(), OK: err == nil, Subject: in.Key}
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled):
+		// Only the traffic's end cancels an operation: not an error of
+		// the store's.
+		op.Expected = true
+	case !kvclient.Indeterminate(err):
+		op.Code = CodeFailed
+	}
+	r.judged = append(r.judged, op)
 	switch {
 	case err == nil:
 		r.stats.OK++
@@ -71,6 +85,22 @@ func (r *Recorder) record(client int, in Input, call int64, out Output, err erro
 // Ops returns the history: pending operations (Unknown) return after
 // everything else.
 func (r *Recorder) Ops() []porcupine.Operation { return r.lin.Ops() }
+
+// CodeFailed is the code of an operation that failed without taking
+// effect, in the operations budgets judge (one that may have taken effect
+// has none).
+const CodeFailed = "failed"
+
+// Judged returns the operations so far as per-phase budgets judge them,
+// on the recorder's clock (Now).
+func (r *Recorder) Judged() []nemesis.Op {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]nemesis.Op(nil), r.judged...)
+}
+
+// Now reads the recorder's clock.
+func (r *Recorder) Now() int64 { return r.now() }
 
 // Stats returns the counts so far.
 func (r *Recorder) Stats() Stats {
