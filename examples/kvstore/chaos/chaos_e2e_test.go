@@ -32,6 +32,8 @@ const (
 	keyCount  = 4
 	opTimeout = 3 * time.Second // above the store's S3 timeout (2 s)
 	pace      = 5 * time.Millisecond
+	// backoff is a client's pause after an operation without an answer.
+	backoff = 250 * time.Millisecond
 	// checkTimeout bounds porcupine's search.
 	checkTimeout = time.Minute
 )
@@ -252,7 +254,10 @@ func (w *workload) stop() {
 
 // runClient does operations until ctx ends: reads 40%, puts 30%,
 // compare-and-sets 20% (from the value it last saw), deletes 10%. Every
-// written value is unique.
+// written value is unique. After an operation without an answer the
+// client waits backoff before its next one, as a real client would: a
+// store that is down is not hammered, and the history does not fill with
+// writes of unknown outcome that porcupine must each try both ways.
 func runClient(ctx context.Context, c *Client, id int, rnd *rand.Rand, keys []string) {
 	tick := time.NewTicker(pace)
 	defer tick.Stop()
@@ -266,23 +271,34 @@ func runClient(ctx context.Context, c *Client, id int, rnd *rand.Rand, keys []st
 		key := keys[rnd.IntN(len(keys))]
 		value := fmt.Sprintf("c%d-%d", id, seq)
 		octx, cancel := context.WithTimeout(ctx, opTimeout)
+		var err error
 		switch p := rnd.IntN(10); {
 		case p < 4:
-			if v, ok, err := c.Get(octx, key); err == nil && ok {
+			var v string
+			var ok bool
+			if v, ok, err = c.Get(octx, key); err == nil && ok {
 				seen[key] = v
 			}
 		case p < 7:
-			if c.Put(octx, key, value) == nil {
+			if err = c.Put(octx, key, value); err == nil {
 				seen[key] = value
 			}
 		case p < 9:
-			if ok, err := c.CompareAndSet(octx, key, seen[key], value); err == nil && ok {
+			var ok bool
+			if ok, err = c.CompareAndSet(octx, key, seen[key], value); err == nil && ok {
 				seen[key] = value
 			}
 		default:
-			_ = c.Delete(octx, key)
+			err = c.Delete(octx, key)
 		}
 		cancel()
+		if err != nil && kvclient.Indeterminate(err) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+		}
 	}
 }
 
