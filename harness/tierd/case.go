@@ -34,6 +34,9 @@ type Case struct {
 	Client *history.RecordingClient
 	// API is the API Client speaks: APIREST unless WithAPI chose another.
 	API API
+	// Collections are the collections a declarative row's traffic made
+	// (nemesis.RowTraffic), which its checks read back.
+	Collections []string
 	// ArtifactDir is the case's folder for the files that explain a
 	// failure (artifacts.Dir): Check's checker artifacts and, when tierd
 	// runs in a container, its whole log. It is removed at the end if
