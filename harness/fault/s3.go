@@ -34,13 +34,18 @@ const (
 
 // S3 is one rule of the S3 fault layer. Ops narrows the operations (each
 // kind has a default: GETs for body faults, PUT and parts for cuts, every
-// operation otherwise), Key narrows keys by glob, Probability (0: every
-// request) picks requests with the rule's seeded generator.
+// operation otherwise), Key narrows keys by glob. Which of the matching
+// requests are hit: every one; with Probability, each with that
+// probability, drawn from the rule's seeded generator; with Count, the
+// next Count of them, after which the rule is used up (it stays listed
+// until removed). Probability and Count exclude each other. Seed seeds
+// the rule (0: the layer's seed, s3fault.Client.SetSeed).
 type S3 struct {
 	Action      string       `json:"-"`
 	Ops         []s3fault.Op `json:"ops,omitempty"`
 	Key         string       `json:"key,omitempty"`
 	Probability float64      `json:"probability,omitempty"`
+	Count       int          `json:"count,omitempty"`
 	Seed        uint64       `json:"seed,omitempty"`
 	RetryAfter  Duration     `json:"retry_after,omitempty"`
 	Latency     Duration     `json:"latency,omitempty"`
@@ -57,8 +62,14 @@ func (S3) Family() Family { return FamilyS3 }
 
 // Rule is the S3 fault layer's rule for the fault.
 func (f S3) Rule() (s3fault.Rule, error) {
+	if err := f.checkTrigger(); err != nil {
+		return s3fault.Rule{}, err
+	}
 	r := s3fault.Rule{Name: "fault:" + f.Kind(), Ops: f.Ops, Key: f.Key, Trigger: s3fault.Always()}
-	if f.Probability > 0 && f.Probability < 1 {
+	switch {
+	case f.Count > 0:
+		r.Trigger = s3fault.Next(f.Count)
+	case f.Probability > 0 && f.Probability < 1:
 		r.Trigger = s3fault.Probability(f.Probability)
 	}
 	if f.Seed != 0 {
@@ -108,11 +119,22 @@ func (f S3) Rule() (s3fault.Rule, error) {
 
 // Validate checks the rule the fault makes.
 func (f S3) Validate() error {
+	_, err := f.Rule()
+	return err
+}
+
+// checkTrigger checks the fields that pick the requests to hit.
+func (f S3) checkTrigger() error {
 	if f.Probability < 0 || f.Probability > 1 {
 		return invalid(f.Kind(), "probability %v outside [0, 1]", f.Probability)
 	}
-	_, err := f.Rule()
-	return err
+	if f.Count < 0 {
+		return invalid(f.Kind(), "count %d below 0", f.Count)
+	}
+	if f.Count > 0 && f.Probability > 0 {
+		return invalid(f.Kind(), "probability and count exclude each other (probability %v, count %d)", f.Probability, f.Count)
+	}
+	return nil
 }
 
 // Retryable reports whether tierd's S3 client should retry requests this
@@ -132,6 +154,9 @@ func (f S3) String() string {
 	if f.Probability > 0 {
 		fmt.Fprintf(&b, " p=%.2f", f.Probability)
 	}
+	if f.Count > 0 {
+		fmt.Fprintf(&b, " count=%d", f.Count)
+	}
 	switch f.Action {
 	case "slow_down":
 		fmt.Fprintf(&b, " retry_after=%s", f.RetryAfter.D())
@@ -145,7 +170,8 @@ func (f S3) String() string {
 	return b.String()
 }
 
-// Apply adds the rule to the S3 fault layer; Remove deletes it.
+// Apply adds the rule to the S3 fault layer; Remove deletes it. The
+// Active is an *S3Rule, which names the rule.
 func (f S3) Apply(ctx context.Context, s Stack) (Active, error) {
 	r, err := f.Rule()
 	if err != nil {
@@ -156,12 +182,33 @@ func (f S3) Apply(ctx context.Context, s Stack) (Active, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fault %s: add rule: %w", f.Kind(), err)
 	}
-	return active(func(ctx context.Context) error {
-		if err := faults.DeleteRule(ctx, id); err != nil && !isNotFound(err) {
-			return fmt.Errorf("fault %s: delete rule %s: %w", f.Kind(), id, err)
-		}
+	return &S3Rule{ID: id, kind: f.Kind(), faults: faults}, nil
+}
+
+// S3Rule is an S3 fault in effect: the rule S3.Apply added to the S3
+// fault layer.
+type S3Rule struct {
+	// ID is the layer's id of the rule: its status and counters are
+	// s3fault.Client.Rule(ctx, ID) and Stats.Rule(ID).
+	ID string
+
+	kind    string
+	faults  *s3fault.Client
+	removed bool
+}
+
+// Remove deletes the rule (a rule already gone, after a reset, counts as
+// deleted). A request the rule is delaying stays delayed. Removing twice
+// is a no-op.
+func (r *S3Rule) Remove(ctx context.Context) error {
+	if r.removed {
 		return nil
-	}), nil
+	}
+	if err := r.faults.DeleteRule(ctx, r.ID); err != nil && !isNotFound(err) {
+		return fmt.Errorf("fault %s: delete rule %s: %w", r.kind, r.ID, err)
+	}
+	r.removed = true
+	return nil
 }
 
 // isNotFound reports a rule already gone (removed by a reset).

@@ -14,7 +14,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness/netfault"
+	"github.com/tierchaos/tierchaos/harness/fault"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
 	"github.com/tierchaos/tierchaos/harness/tierd"
 	"github.com/tierchaos/tierchaos/harness/tierd/check"
@@ -24,64 +24,60 @@ import (
 	"github.com/tierchaos/tierchaos/system/snapshot"
 )
 
-// slowDownRetried is scenario 10.
-func slowDownRetried(ctx context.Context, t *testing.T, tc *tierd.Case) {
-	const injected = 5
-	c, rng := tc.Client, tc.Rand
-	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricL2)
-	retriesBefore := metric(ctx, t, `tierd_s3_retries_total{op="put"}`)
-	id := addRule(ctx, t, s3fault.Rule{
-		Name:    "503 SlowDown x5",
-		Ops:     []s3fault.Op{s3fault.OpPutObject, s3fault.OpUploadPart},
-		Key:     dataGlob(col.Name),
-		Trigger: s3fault.Next(injected),
-		// Retry-After 0: the waits are tierd's own backoff.
-		Action: s3fault.SlowDown(0),
-	})
+// slowDownRetried is scenario 10: slowDown answers the demotion's next
+// uploads 503.
+func slowDownRetried(slowDown fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+		injected := slowDown.Count
+		c, rng := tc.Client, tc.Rand
+		col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricL2)
+		retriesBefore := metric(ctx, t, `tierd_s3_retries_total{op="put"}`)
+		rule := injectS3(ctx, t, slowDown)
 
-	took := demote(ctx, t, c, col.Name)
-	key := requireColdObject(ctx, t, col.Name)
+		took := demote(ctx, t, c, col.Name)
+		key := requireColdObject(ctx, t, col.Name)
 
-	// The fault layer saw exactly the injected 503s and one request that
-	// went through; tierd counted the same retries.
-	st, err := stack.S3Faults.Stats(ctx)
-	require.NoError(t, err)
-	put := st.Op(s3fault.OpPutObject)
-	require.Equal(t, int64(injected), put.Injected[s3fault.ActionSlowDown], "503s injected on PutObject")
-	require.Equal(t, int64(injected), st.Injected(s3fault.ActionSlowDown), "503s injected in all")
-	require.Equal(t, int64(injected+1), put.Seen, "PutObject requests: the 503s, then the one that succeeded")
-	require.Equal(t, int64(1), put.Forwarded, "one PutObject reached MinIO")
-	rs, ok := st.Rule(id)
-	require.True(t, ok)
-	require.Equal(t, int64(injected), rs.Injected, "rule %s injected", id)
-	require.Equal(t, float64(injected), metric(ctx, t, `tierd_s3_retries_total{op="put"}`)-retriesBefore,
-		"tierd_s3_retries_total{op=put} grew by the injected 503s")
+		// The fault layer saw exactly the injected 503s and one request that
+		// went through; tierd counted the same retries.
+		st, err := stack.S3Faults.Stats(ctx)
+		require.NoError(t, err)
+		put := st.Op(s3fault.OpPutObject)
+		require.Equal(t, int64(injected), put.Injected[s3fault.ActionSlowDown], "503s injected on PutObject")
+		require.Equal(t, int64(injected), st.Injected(s3fault.ActionSlowDown), "503s injected in all")
+		require.Equal(t, int64(injected+1), put.Seen, "PutObject requests: the 503s, then the one that succeeded")
+		require.Equal(t, int64(1), put.Forwarded, "one PutObject reached MinIO")
+		rs, ok := st.Rule(rule.ID)
+		require.True(t, ok)
+		require.Equal(t, int64(injected), rs.Injected, "rule %s injected", rule.ID)
+		require.Equal(t, float64(injected), metric(ctx, t, `tierd_s3_retries_total{op="put"}`)-retriesBefore,
+			"tierd_s3_retries_total{op=put} grew by the injected 503s")
 
-	// tierd's own account of the schedule: attempts 1..5 on this key, each
-	// wait within its ceiling, which doubles per attempt; the waits were
-	// really slept (the demotion took at least their sum).
-	recs := retryRecords(ctx, t, key)
-	require.Len(t, recs, injected, "retries logged for %s: %+v", key, recs)
-	var sum time.Duration
-	for i, r := range recs {
-		ceiling := min(backoffBase<<i, backoffCap)
-		t.Logf("retry %d: %s %s, waited %s (ceiling %s)", r.Attempt, r.Op, r.Code, r.Wait, ceiling)
-		require.Equal(t, i+1, r.Attempt, "attempt number of retry %d", i+1)
-		require.Equal(t, "slow_down", r.Code, "classified as SlowDown")
-		require.GreaterOrEqual(t, r.Wait, time.Duration(0))
-		require.LessOrEqual(t, r.Wait, ceiling, "retry %d waited within its backoff ceiling", i+1)
-		sum += r.Wait
+		// tierd's own account of the schedule: attempts 1..5 on this key, each
+		// wait within its ceiling, which doubles per attempt; the waits were
+		// really slept (the demotion took at least their sum).
+		recs := retryRecords(ctx, t, key)
+		require.Len(t, recs, injected, "retries logged for %s: %+v", key, recs)
+		var sum time.Duration
+		for i, r := range recs {
+			ceiling := min(backoffBase<<i, backoffCap)
+			t.Logf("retry %d: %s %s, waited %s (ceiling %s)", r.Attempt, r.Op, r.Code, r.Wait, ceiling)
+			require.Equal(t, i+1, r.Attempt, "attempt number of retry %d", i+1)
+			require.Equal(t, "slow_down", r.Code, "classified as SlowDown")
+			require.GreaterOrEqual(t, r.Wait, time.Duration(0))
+			require.LessOrEqual(t, r.Wait, ceiling, "retry %d waited within its backoff ceiling", i+1)
+			sum += r.Wait
+		}
+		// Five full-jitter draws under ceilings 50..800 ms sum to less than
+		// 50 ms with probability below 1e-5: a retry loop without backoff fails.
+		require.GreaterOrEqual(t, sum, backoffBase, "tierd backed off between the retries")
+		require.GreaterOrEqual(t, took, sum, "the demotion lasted at least the waits it logged")
+
+		_, err = c.SetTier(ctx, col.Name, api.TierHot)
+		require.NoError(t, err)
+		fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
+		eventuallyBucket(ctx, t, col.Name, 0)
+		tc.Check(ctx, t, check.Config{}, col.Name)
 	}
-	// Five full-jitter draws under ceilings 50..800 ms sum to less than
-	// 50 ms with probability below 1e-5: a retry loop without backoff fails.
-	require.GreaterOrEqual(t, sum, backoffBase, "tierd backed off between the retries")
-	require.GreaterOrEqual(t, took, sum, "the demotion lasted at least the waits it logged")
-
-	_, err = c.SetTier(ctx, col.Name, api.TierHot)
-	require.NoError(t, err)
-	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
-	eventuallyBucket(ctx, t, col.Name, 0)
-	tc.Check(ctx, t, check.Config{}, col.Name)
 }
 
 // objectWatch lists a collection's objects directly in MinIO over and over
@@ -188,84 +184,83 @@ func keys(m map[string]bool) []string {
 	return out
 }
 
-// cutPut is scenario 12 with a single PUT cut by the fault layer.
-func cutPut(ctx context.Context, t *testing.T, tc *tierd.Case) {
-	c, rng := tc.Client, tc.Rand
-	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
-	id := addRule(ctx, t, s3fault.Rule{
-		Name: "cut the first PUT", Ops: []s3fault.Op{s3fault.OpPutObject}, Key: dataGlob(col.Name),
-		Trigger: s3fault.Next(1), Action: s3fault.CutRequestBody(50_000),
-	})
-	w := watchObjects(ctx, col.Name)
-	demote(ctx, t, c, col.Name)
-	w.finish(t)
-	requireColdObject(ctx, t, col.Name)
-	st, err := stack.S3Faults.Stats(ctx)
-	require.NoError(t, err)
-	rs, _ := st.Rule(id)
-	require.Equal(t, int64(1), rs.Injected, "the PUT was cut")
-	require.Equal(t, int64(2), st.Op(s3fault.OpPutObject).Seen, "the cut PUT and its retry")
+// cutPut is scenario 12 with a single PUT cut by the fault layer (cut).
+func cutPut(cut fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+		c, rng := tc.Client, tc.Rand
+		col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
+		rule := injectS3(ctx, t, cut)
+		w := watchObjects(ctx, col.Name)
+		demote(ctx, t, c, col.Name)
+		w.finish(t)
+		requireColdObject(ctx, t, col.Name)
+		st, err := stack.S3Faults.Stats(ctx)
+		require.NoError(t, err)
+		rs, _ := st.Rule(rule.ID)
+		require.Equal(t, int64(1), rs.Injected, "the PUT was cut")
+		require.Equal(t, int64(2), st.Op(s3fault.OpPutObject).Seen, "the cut PUT and its retry")
 
-	_, err = c.SetTier(ctx, col.Name, api.TierHot)
-	require.NoError(t, err)
-	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
-	eventuallyBucket(ctx, t, col.Name, 0)
-	tc.Check(ctx, t, check.Config{}, col.Name)
+		_, err = c.SetTier(ctx, col.Name, api.TierHot)
+		require.NoError(t, err)
+		fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
+		eventuallyBucket(ctx, t, col.Name, 0)
+		tc.Check(ctx, t, check.Config{}, col.Name)
+	}
 }
 
-// cutPart is scenario 12 with one part of a multipart upload cut.
-func cutPart(ctx context.Context, t *testing.T, tc *tierd.Case) {
-	c, rng := tc.Client, tc.Rand
-	col := createBig(ctx, t, c, rng)
-	id := addRule(ctx, t, s3fault.Rule{
-		Name: "cut the first part", Ops: []s3fault.Op{s3fault.OpUploadPart}, Key: dataGlob(col.Name),
-		Trigger: s3fault.Next(1), Action: s3fault.CutRequestBody(256 << 10), // both parts are larger
-	})
-	w := watchObjects(ctx, col.Name)
-	demote(ctx, t, c, col.Name)
-	w.finish(t)
-	requireColdObject(ctx, t, col.Name)
-	st, err := stack.S3Faults.Stats(ctx)
-	require.NoError(t, err)
-	rs, _ := st.Rule(id)
-	require.Equal(t, int64(1), rs.Injected, "a part was cut: rule %+v, ops %+v", rs, st.Ops)
-	require.Equal(t, int64(1), st.Op(s3fault.OpCreateMultipartUpload).Seen, "one multipart upload")
-	require.Equal(t, int64(3), st.Op(s3fault.OpUploadPart).Seen, "two parts and the retry of the cut one")
-	require.Equal(t, int64(1), st.Op(s3fault.OpCompleteMultipartUpload).Seen, "completed once")
+// cutPart is scenario 12 with one part of a multipart upload cut (cut).
+func cutPart(cut fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+		c, rng := tc.Client, tc.Rand
+		col := createBig(ctx, t, c, rng)
+		rule := injectS3(ctx, t, cut)
+		w := watchObjects(ctx, col.Name)
+		demote(ctx, t, c, col.Name)
+		w.finish(t)
+		requireColdObject(ctx, t, col.Name)
+		st, err := stack.S3Faults.Stats(ctx)
+		require.NoError(t, err)
+		rs, _ := st.Rule(rule.ID)
+		require.Equal(t, int64(1), rs.Injected, "a part was cut: rule %+v, ops %+v", rs, st.Ops)
+		require.Equal(t, int64(1), st.Op(s3fault.OpCreateMultipartUpload).Seen, "one multipart upload")
+		require.Equal(t, int64(3), st.Op(s3fault.OpUploadPart).Seen, "two parts and the retry of the cut one")
+		require.Equal(t, int64(1), st.Op(s3fault.OpCompleteMultipartUpload).Seen, "completed once")
 
-	_, err = c.SetTier(ctx, col.Name, api.TierHot)
-	require.NoError(t, err)
-	fixture.RequireExactSearch(ctx, t, c, rng, col, 5, topK)
-	eventuallyBucket(ctx, t, col.Name, 0)
-	tc.Check(ctx, t, check.Config{}, col.Name)
+		_, err = c.SetTier(ctx, col.Name, api.TierHot)
+		require.NoError(t, err)
+		fixture.RequireExactSearch(ctx, t, c, rng, col, 5, topK)
+		eventuallyBucket(ctx, t, col.Name, 0)
+		tc.Check(ctx, t, check.Config{}, col.Name)
+	}
 }
 
-// limitData is scenario 12 with Toxiproxy's limit_data on every connection.
-func limitData(ctx context.Context, t *testing.T, tc *tierd.Case) {
-	c, rng := tc.Client, tc.Rand
-	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricDot)
-	proxy, err := netfault.New(stack.S3Proxy)
-	require.NoError(t, err)
-	f := proxy.ApplyT(t, netfault.LimitData(20_000).Upstream())
+// limitDataRow is scenario 12 with Toxiproxy's limit_data on every
+// connection (limit).
+func limitDataRow(limit fault.Net) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+		c, rng := tc.Client, tc.Rand
+		col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricDot)
+		f := inject(ctx, t, limit)
 
-	w := watchObjects(ctx, col.Name)
-	_, err = c.SetTier(ctx, col.Name, api.TierCold)
-	require.Error(t, err, "every upload attempt is cut")
-	require.Equal(t, api.CodeStorageUnavailable, client.CodeOf(err), "error: %v", err)
-	fixture.RequireTier(ctx, t, c, col, api.TierHot)
-	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
-	keys := keysIn(err, col.Name)
-	require.NotEmpty(t, keys, "the error names the object: %v", err)
-	require.NoError(t, f.Remove(ctx))
-	eventuallyBucket(ctx, t, col.Name, 0, keys...)
+		w := watchObjects(ctx, col.Name)
+		_, err := c.SetTier(ctx, col.Name, api.TierCold)
+		require.Error(t, err, "every upload attempt is cut")
+		require.Equal(t, api.CodeStorageUnavailable, client.CodeOf(err), "error: %v", err)
+		fixture.RequireTier(ctx, t, c, col, api.TierHot)
+		fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
+		keys := keysIn(err, col.Name)
+		require.NotEmpty(t, keys, "the error names the object: %v", err)
+		require.NoError(t, f.Remove(ctx))
+		eventuallyBucket(ctx, t, col.Name, 0, keys...)
 
-	demote(ctx, t, c, col.Name)
-	w.finish(t)
-	requireColdObject(ctx, t, col.Name)
-	_, err = c.SetTier(ctx, col.Name, api.TierHot)
-	require.NoError(t, err)
-	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
-	tc.Check(ctx, t, check.Config{}, col.Name)
+		demote(ctx, t, c, col.Name)
+		w.finish(t)
+		requireColdObject(ctx, t, col.Name)
+		_, err = c.SetTier(ctx, col.Name, api.TierHot)
+		require.NoError(t, err)
+		fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
+		tc.Check(ctx, t, check.Config{}, col.Name)
+	}
 }
 
 // corruptAtRest is scenario 13 with the object damaged in MinIO itself.
@@ -353,52 +348,53 @@ func coldCollection(ctx context.Context, t *testing.T, tc *tierd.Case) (*fixture
 	return col, requireColdObject(ctx, t, col.Name)
 }
 
-// truncatedGet is scenario 13 with a truncated download.
-func truncatedGet(ctx context.Context, t *testing.T, tc *tierd.Case) {
-	c, rng := tc.Client, tc.Rand
-	col, key := coldCollection(ctx, t, tc)
-	oi, err := stack.S3.StatObject(ctx, tierd.Bucket, key, minio.StatObjectOptions{})
-	require.NoError(t, err)
-	id := addRule(ctx, t, s3fault.Rule{
-		Name: "truncate GET", Ops: []s3fault.Op{s3fault.OpGetObject}, Key: key,
-		Trigger: s3fault.Always(), Action: s3fault.TruncateBody(oi.Size / 2),
-	})
-	requireRefused(ctx, t, tc, col, key, api.CodeStorageUnavailable)
-	st, err := stack.S3Faults.Stats(ctx)
-	require.NoError(t, err)
-	rs, _ := st.Rule(id)
-	require.Positive(t, rs.Injected, "GETs were truncated")
-	t.Logf("%d GETs truncated", rs.Injected)
+// truncatedGet is scenario 13 with truncated downloads (truncate).
+func truncatedGet(truncate fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+		c, rng := tc.Client, tc.Rand
+		col, key := coldCollection(ctx, t, tc)
+		oi, err := stack.S3.StatObject(ctx, tierd.Bucket, key, minio.StatObjectOptions{})
+		require.NoError(t, err)
+		require.Less(t, truncate.Bytes, oi.Size, "the truncation cuts the object's body short")
+		rule := injectS3(ctx, t, truncate)
+		requireRefused(ctx, t, tc, col, key, api.CodeStorageUnavailable)
+		st, err := stack.S3Faults.Stats(ctx)
+		require.NoError(t, err)
+		rs, _ := st.Rule(rule.ID)
+		require.Positive(t, rs.Injected, "GETs were truncated")
+		t.Logf("%d GETs of %s (%d B) truncated", rs.Injected, key, oi.Size)
 
-	require.NoError(t, stack.S3Faults.DeleteRule(ctx, id))
-	_, err = c.SetTier(ctx, col.Name, api.TierHot)
-	require.NoError(t, err, "promotion once the GETs are whole")
-	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
-	eventuallyBucket(ctx, t, col.Name, 0)
-	tc.Check(ctx, t, check.Config{}, col.Name)
+		require.NoError(t, rule.Remove(ctx))
+		_, err = c.SetTier(ctx, col.Name, api.TierHot)
+		require.NoError(t, err, "promotion once the GETs are whole")
+		fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
+		eventuallyBucket(ctx, t, col.Name, 0)
+		tc.Check(ctx, t, check.Config{}, col.Name)
+	}
 }
 
-// flippedGet is scenario 13 with bits flipped in transit.
-func flippedGet(ctx context.Context, t *testing.T, tc *tierd.Case) {
-	c, rng := tc.Client, tc.Rand
-	col, key := coldCollection(ctx, t, tc)
-	id := addRule(ctx, t, s3fault.Rule{
-		Name: "flip bits in GET", Ops: []s3fault.Op{s3fault.OpGetObject}, Key: key,
-		Trigger: s3fault.Always(), Seed: s3fault.SeedOf(tc.Rand.Uint64()), Action: s3fault.FlipBits(8),
-	})
-	requireRefused(ctx, t, tc, col, key, api.CodeDataCorrupted)
-	st, err := stack.S3Faults.Stats(ctx)
-	require.NoError(t, err)
-	rs, _ := st.Rule(id)
-	require.Positive(t, rs.Injected, "GET bodies were flipped")
+// flippedGet is scenario 13 with bits flipped in transit (flip, seeded
+// with the layer's seed, which the row draws from its case).
+func flippedGet(flip fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+		c, rng := tc.Client, tc.Rand
+		col, key := coldCollection(ctx, t, tc)
+		seedLayer(ctx, t, tc.Rand.Uint64())
+		rule := injectS3(ctx, t, flip)
+		requireRefused(ctx, t, tc, col, key, api.CodeDataCorrupted)
+		st, err := stack.S3Faults.Stats(ctx)
+		require.NoError(t, err)
+		rs, _ := st.Rule(rule.ID)
+		require.Positive(t, rs.Injected, "GET bodies were flipped")
 
-	require.NoError(t, stack.S3Faults.DeleteRule(ctx, id))
-	requireValidObject(ctx, t, key, requireColdChecksum(ctx, t, col.Name))
-	_, err = c.SetTier(ctx, col.Name, api.TierHot)
-	require.NoError(t, err, "promotion of the intact object")
-	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
-	eventuallyBucket(ctx, t, col.Name, 0)
-	tc.Check(ctx, t, check.Config{}, col.Name)
+		require.NoError(t, rule.Remove(ctx))
+		requireValidObject(ctx, t, key, requireColdChecksum(ctx, t, col.Name))
+		_, err = c.SetTier(ctx, col.Name, api.TierHot)
+		require.NoError(t, err, "promotion of the intact object")
+		fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
+		eventuallyBucket(ctx, t, col.Name, 0)
+		tc.Check(ctx, t, check.Config{}, col.Name)
+	}
 }
 
 func requireColdChecksum(ctx context.Context, t *testing.T, name string) string {
@@ -428,61 +424,62 @@ func requireRefused(ctx context.Context, t *testing.T, tc *tierd.Case, col *fixt
 	require.Len(t, objects(ctx, t, col.Name), 1, "the cold object is still there")
 }
 
-// flakyS3: every S3 request on the collection's keys fails with 500
-// InternalError with probability 0.3 (seeded), while the collection goes
-// through round trips to cold and back.
-func flakyS3(ctx context.Context, t *testing.T, tc *tierd.Case) {
-	c, rng := tc.Client, tc.Rand
-	col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
-	retriesBefore := metricSum(ctx, t, "tierd_s3_retries_total")
-	putRetriesBefore := metric(ctx, t, `tierd_s3_retries_total{op="put"}`)
-	id := addRule(ctx, t, s3fault.Rule{
-		Name: "flaky S3", Key: fixture.ObjectPrefix("", col.Name) + "*",
-		Trigger: s3fault.Probability(0.3), Seed: s3fault.SeedOf(rng.Uint64()), Action: s3fault.InternalError(),
-	})
-	const transitions = 12
-	var ok int
-	var failedKeys []string
-	tier := api.TierHot
-	for i := range transitions {
-		target := api.TierCold
-		if i%2 == 1 {
-			target = api.TierHot
+// flakyS3: flaky (every S3 request on the collection's keys fails with
+// 500 InternalError with probability 0.3, drawn with the layer's seed,
+// which the row draws from its case), while the collection goes through
+// round trips to cold and back.
+func flakyS3(flaky fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+		c, rng := tc.Client, tc.Rand
+		col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
+		retriesBefore := metricSum(ctx, t, "tierd_s3_retries_total")
+		putRetriesBefore := metric(ctx, t, `tierd_s3_retries_total{op="put"}`)
+		seedLayer(ctx, t, rng.Uint64())
+		rule := injectS3(ctx, t, flaky)
+		const transitions = 12
+		var ok int
+		var failedKeys []string
+		tier := api.TierHot
+		for i := range transitions {
+			target := api.TierCold
+			if i%2 == 1 {
+				target = api.TierHot
+			}
+			_, err := c.SetTier(ctx, col.Name, target)
+			if err == nil {
+				ok++
+				tier = target
+			} else {
+				require.Equal(t, api.CodeStorageUnavailable, client.CodeOf(err), "transition %d to %s: %v", i, target, err)
+				failedKeys = append(failedKeys, keysIn(err, col.Name)...)
+			}
+			fixture.RequireTier(ctx, t, c, col, tier)
+			if tier == api.TierHot {
+				fixture.RequireExactSearch(ctx, t, c, rng, col, 3, topK)
+			}
 		}
-		_, err := c.SetTier(ctx, col.Name, target)
-		if err == nil {
-			ok++
-			tier = target
-		} else {
-			require.Equal(t, api.CodeStorageUnavailable, client.CodeOf(err), "transition %d to %s: %v", i, target, err)
-			failedKeys = append(failedKeys, keysIn(err, col.Name)...)
-		}
-		fixture.RequireTier(ctx, t, c, col, tier)
-		if tier == api.TierHot {
-			fixture.RequireExactSearch(ctx, t, c, rng, col, 3, topK)
-		}
-	}
-	require.NoError(t, stack.S3Faults.DeleteRule(ctx, id))
-	st, err := stack.S3Faults.Stats(ctx)
-	require.NoError(t, err)
-	injected := st.Injected(s3fault.ActionInternalError)
-	putInjected := st.Op(s3fault.OpPutObject).Injected[s3fault.ActionInternalError]
-	retried := metricSum(ctx, t, "tierd_s3_retries_total") - retriesBefore
-	putRetried := metric(ctx, t, `tierd_s3_retries_total{op="put"}`) - putRetriesBefore
-	t.Logf("%d of %d transitions succeeded; %d requests answered 500 (%d PUTs), tierd retried %v (%v PUTs)",
-		ok, transitions, injected, putInjected, retried, putRetried)
-	require.Positive(t, injected, "the fault layer failed requests")
-	require.GreaterOrEqual(t, ok, transitions/2, "with %d retries per request, a 30%% failure rate rarely fails a transition", 5)
-	require.Positive(t, retried, "tierd retried the failed requests")
-	// Uploads are this row's alone (background sweeps and deletes of
-	// earlier rows may retry too, so the other ops are not compared): a
-	// PUT is retried once per 500, or not at all after the last attempt.
-	require.LessOrEqual(t, putRetried, float64(putInjected), "tierd retried only failed PUTs")
-	require.GreaterOrEqual(t, putRetried, float64(putInjected-int64(transitions)), "every failed PUT but a transition's last was retried")
+		require.NoError(t, rule.Remove(ctx))
+		st, err := stack.S3Faults.Stats(ctx)
+		require.NoError(t, err)
+		injected := st.Injected(s3fault.ActionInternalError)
+		putInjected := st.Op(s3fault.OpPutObject).Injected[s3fault.ActionInternalError]
+		retried := metricSum(ctx, t, "tierd_s3_retries_total") - retriesBefore
+		putRetried := metric(ctx, t, `tierd_s3_retries_total{op="put"}`) - putRetriesBefore
+		t.Logf("%d of %d transitions succeeded; %d requests answered 500 (%d PUTs), tierd retried %v (%v PUTs)",
+			ok, transitions, injected, putInjected, retried, putRetried)
+		require.Positive(t, injected, "the fault layer failed requests")
+		require.GreaterOrEqual(t, ok, transitions/2, "with %d retries per request, a %.0f%% failure rate rarely fails a transition", 5, 100*flaky.Probability)
+		require.Positive(t, retried, "tierd retried the failed requests")
+		// Uploads are this row's alone (background sweeps and deletes of
+		// earlier rows may retry too, so the other ops are not compared): a
+		// PUT is retried once per 500, or not at all after the last attempt.
+		require.LessOrEqual(t, putRetried, float64(putInjected), "tierd retried only failed PUTs")
+		require.GreaterOrEqual(t, putRetried, float64(putInjected-int64(transitions)), "every failed PUT but a transition's last was retried")
 
-	_, err = c.SetTier(ctx, col.Name, api.TierHot)
-	require.NoError(t, err)
-	fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
-	eventuallyBucket(ctx, t, col.Name, 0, failedKeys...)
-	tc.Check(ctx, t, check.Config{}, col.Name)
+		_, err = c.SetTier(ctx, col.Name, api.TierHot)
+		require.NoError(t, err)
+		fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
+		eventuallyBucket(ctx, t, col.Name, 0, failedKeys...)
+		tc.Check(ctx, t, check.Config{}, col.Name)
+	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness/s3fault"
+	"github.com/tierchaos/tierchaos/harness/fault"
 	"github.com/tierchaos/tierchaos/harness/tierd"
 	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/system/api"
@@ -211,14 +211,31 @@ func corruptRange(ctx context.Context, t *testing.T, key string, off, n int64) {
 	require.NoError(t, err, "write the corrupted pack back")
 }
 
-// addRule installs an S3 fault rule (removed again when t ends; NewCase
-// resets the layer too) and returns its id.
-func addRule(ctx context.Context, t *testing.T, r s3fault.Rule) string {
+// inject injects f into the stack (fault.Inject) and returns its Active
+// (nil for an instant): a window fault is removed again when t ends
+// (NewCase clears every fault then too).
+func inject(ctx context.Context, t *testing.T, f fault.Fault) fault.Active {
 	t.Helper()
-	id, err := stack.S3Faults.AddRule(ctx, r)
-	require.NoError(t, err, "add S3 fault rule %q", r.Name)
-	t.Cleanup(func() { _ = stack.S3Faults.DeleteRule(context.Background(), id) })
-	return id
+	a, err := fault.Inject(ctx, stack, f)
+	require.NoError(t, err, "inject %s", f)
+	if a != nil {
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := a.Remove(ctx); err != nil {
+				t.Errorf("remove %s: %v", f, err)
+			}
+		})
+	}
+	return a
+}
+
+// injectS3 injects an S3 fault and returns its rule in the fault layer.
+func injectS3(ctx context.Context, t *testing.T, f fault.S3) *fault.S3Rule {
+	t.Helper()
+	r, ok := inject(ctx, t, f).(*fault.S3Rule)
+	require.True(t, ok, "an applied S3 fault is an *fault.S3Rule")
+	return r
 }
 
 // waitFired waits until the rule has fired at least once.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tierchaos/tierchaos/harness/fault"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
 	"github.com/tierchaos/tierchaos/harness/scenario"
 	"github.com/tierchaos/tierchaos/harness/tierd"
@@ -24,12 +25,23 @@ import (
 // answers and on what MinIO holds (read directly, bypassing every fault),
 // ending with the harness checkers.
 func TestPacks(t *testing.T) {
+	// The faults the rows inject, each declared once: the row lists it
+	// and its Run injects exactly it.
+	var (
+		kill    = fault.Process{Action: "kill"}
+		restart = fault.Process{Action: "restart"}
+		// Held far longer than any row: only the kill ends it.
+		holdPackPut = fault.S3{Action: "delay", Ops: []s3fault.Op{s3fault.OpPutObject}, Key: packDir + "*", Latency: fault.Duration(hold)}
+		// The start-up sweep retries until its listings work.
+		failListings = fault.S3{Action: "slow_down", Ops: []s3fault.Op{s3fault.OpListObjectsV2}}
+		holdPackHead = fault.S3{Action: "delay", Ops: []s3fault.Op{s3fault.OpHeadObject}, Key: packDir + "*", Latency: fault.Duration(headDelay)}
+	)
 	cases := []scenario.Scenario[*packCase]{
 		{
 			Name:    "kill-during-pack-upload",
-			Faults:  []scenario.Fault{scenario.Described("SIGKILL while the pack's PUT is held at the S3 layer")},
+			Faults:  []scenario.Fault{holdPackPut, kill},
 			Guards:  "after the restart every acknowledged write is present, the members are all still warm (no pack half-referenced), and the next cycle packs them",
-			Run:     packRow(killDuringPackUpload),
+			Run:     packRow(killDuringPackUpload(holdPackPut, kill)),
 			Timeout: rowTimeout,
 		},
 		{
@@ -48,17 +60,20 @@ func TestPacks(t *testing.T) {
 		},
 		{
 			Name:    "corrupt-member-range-grpc",
-			Faults:  []scenario.Fault{scenario.Described("as corrupt-member-range, the case's requests over tierd's gRPC API")},
+			Faults:  []scenario.Fault{scenario.Described("one bit flipped inside one member's byte range of the pack, directly in MinIO")},
 			Guards:  "as corrupt-member-range; the damaged member's promotion answers gRPC DATA_LOSS with the ErrorInfo reason data_corrupted naming the pack",
 			Run:     packRow(corruptMember),
 			Timeout: rowTimeout,
 			Variant: string(tierd.APIGRPC),
 		},
 		{
-			Name:    "sweep-races-pack-creation",
-			Faults:  []scenario.Fault{scenario.Described("the start-up orphan sweep (its listings failing, then released) runs while a stored pack's verification is held")},
+			Name: "sweep-races-pack-creation",
+			// The restart's start-up orphan sweep keeps failing on its
+			// listings until they are let through, while a stored pack's
+			// verification is held.
+			Faults:  []scenario.Fault{failListings, restart, holdPackHead},
 			Guards:  "the sweep never deletes a pack that is being created or referenced; the members commit cold and promote exactly",
-			Run:     packRow(sweepRacesPack),
+			Run:     packRow(sweepRacesPack(failListings, restart, holdPackHead)),
 			Timeout: rowTimeout,
 		},
 		{
@@ -99,46 +114,46 @@ func packRow(run func(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixt
 	}
 }
 
-// killDuringPackUpload holds the PUT of a pack of four, kills tierd, and
-// restarts it.
-func killDuringPackUpload(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
-	cols := warmSmall(ctx, t, tc, 4)
-	id := addRule(ctx, t, s3fault.Rule{
-		Name: "hold the pack PUT", Ops: []s3fault.Op{s3fault.OpPutObject},
-		Key: packDir + "*", Trigger: s3fault.Always(), Action: s3fault.Delay(hold, 0),
-	})
-	cycle := goRunOnce(ctx)
-	waitFired(ctx, t, id, "the pack's PUT is held")
-	require.Empty(t, packObjects(ctx, t, cols), "no pack is stored at the kill")
-	select {
-	case err := <-cycle:
-		require.FailNow(t, "the cycle ended before the kill", "%v", err)
-	default:
-	}
-	require.NoError(t, stack.KillTierd(ctx), "SIGKILL tierd")
-	require.Error(t, await(ctx, t, cycle, "the killed cycle's answer"), "the cycle was killed before it answered")
-	require.NoError(t, stack.S3Faults.DeleteRule(ctx, id))
-	require.NoError(t, stack.StartTierd(ctx), "restart tierd")
+// killDuringPackUpload holds the PUT of a pack of four (hold) and kills
+// tierd, which starts again (kill).
+func killDuringPackUpload(hold fault.S3, kill fault.Process) func(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
+	return func(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
+		cols := warmSmall(ctx, t, tc, 4)
+		held := injectS3(ctx, t, hold)
+		cycle := goRunOnce(ctx)
+		waitFired(ctx, t, held.ID, "the pack's PUT is held")
+		require.Empty(t, packObjects(ctx, t, cols), "no pack is stored at the kill")
+		select {
+		case err := <-cycle:
+			require.FailNow(t, "the cycle ended before the kill", "%v", err)
+		default:
+		}
+		// Lifted first, so that the restarted tierd's PUTs pass; the held PUT
+		// stays held until the kill ends its client.
+		require.NoError(t, held.Remove(ctx))
+		inject(ctx, t, kill)
+		require.Error(t, await(ctx, t, cycle, "the killed cycle's answer"), "the cycle was killed before it answered")
 
-	for _, c := range cols {
-		got, err := stack.Tierd.GetCollection(ctx, c.Name)
-		require.NoError(t, err)
-		require.Equal(t, api.TierWarm, got.Tier, "%s was never committed cold", c.Name)
-		requireExact(ctx, t, c) // a listing reads the warm file, no promotion
-	}
-	requireNoHalfReferencedPack(ctx, t, cols)
+		for _, c := range cols {
+			got, err := stack.Tierd.GetCollection(ctx, c.Name)
+			require.NoError(t, err)
+			require.Equal(t, api.TierWarm, got.Tier, "%s was never committed cold", c.Name)
+			requireExact(ctx, t, c) // a listing reads the warm file, no promotion
+		}
+		requireNoHalfReferencedPack(ctx, t, cols)
 
-	cyc := runOnce(ctx, t)
-	require.Empty(t, cyc.Errors)
-	key, idx := requireOnePack(ctx, t, cols)
-	t.Logf("packed after the restart: %s (%s)", key, describe(idx))
-	requireNoHalfReferencedPack(ctx, t, cols)
-	for _, c := range cols {
-		requireExact(ctx, t, c) // read from the pack, by range
-		promoteExact(ctx, t, tc, c)
+		cyc := runOnce(ctx, t)
+		require.Empty(t, cyc.Errors)
+		key, idx := requireOnePack(ctx, t, cols)
+		t.Logf("packed after the restart: %s (%s)", key, describe(idx))
+		requireNoHalfReferencedPack(ctx, t, cols)
+		for _, c := range cols {
+			requireExact(ctx, t, c) // read from the pack, by range
+			promoteExact(ctx, t, tc, c)
+		}
+		eventuallyGone(ctx, t, key)
+		return cols
 	}
-	eventuallyGone(ctx, t, key)
-	return cols
 }
 
 // deleteOneMember deletes one member of a pack of four and promotes the
@@ -196,56 +211,52 @@ func corruptMember(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture
 	return cols // the damaged one, deleted, is read back as missing
 }
 
-// sweepRacesPack makes the start-up orphan sweep run while a pack is
-// stored and not yet committed: the pack's verifying HEAD is held while
-// the sweep, which kept failing on its listings, is let through.
-func sweepRacesPack(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
-	cols := warmSmall(ctx, t, tc, 4)
-	// The start-up sweep retries until its listings work.
-	listFails := addRule(ctx, t, s3fault.Rule{
-		Name: "fail the sweep's listings", Ops: []s3fault.Op{s3fault.OpListObjectsV2},
-		Trigger: s3fault.Always(), Action: s3fault.SlowDown(0),
-	})
-	require.NoError(t, stack.RestartTierd(ctx, true), "restart tierd")
-	waitFired(ctx, t, listFails, "the start-up sweep lists and fails")
-	// Held for headDelay, well within the verification's deadline (the
-	// suite's 15 s S3 deadline) and longer than the sweep's next retry.
-	headHeld := addRule(ctx, t, s3fault.Rule{
-		Name: "hold the pack's verification", Ops: []s3fault.Op{s3fault.OpHeadObject},
-		Key: packDir + "*", Trigger: s3fault.Always(), Action: s3fault.Delay(headDelay, 0),
-	})
-	cycle := goRunOnce(ctx)
-	waitFired(ctx, t, headHeld, "the stored pack's verification is held")
-	require.Len(t, packObjects(ctx, t, cols), 1, "the pack is stored, not committed")
-	before, err := stack.S3Faults.Stats(ctx)
-	require.NoError(t, err)
-	require.NoError(t, stack.S3Faults.DeleteRule(ctx, listFails))
-	// The sweep's next attempt lists the collections and the packs.
-	require.True(t, poll(ctx, waitFor, func() bool {
-		st, err := stack.S3Faults.Stats(ctx)
+// sweepRacesPack makes the start-up orphan sweep of a restart (restart)
+// run while a pack is stored and not yet committed: the pack's verifying
+// HEAD is held (holdHead) while the sweep, which kept failing on its
+// listings (failLists), is let through.
+func sweepRacesPack(failLists fault.S3, restart fault.Process, holdHead fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
+	return func(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
+		cols := warmSmall(ctx, t, tc, 4)
+		listFails := injectS3(ctx, t, failLists)
+		inject(ctx, t, restart)
+		waitFired(ctx, t, listFails.ID, "the start-up sweep lists and fails")
+		// Held for headDelay, well within the verification's deadline (the
+		// suite's 15 s S3 deadline) and longer than the sweep's next retry.
+		headHeld := injectS3(ctx, t, holdHead)
+		cycle := goRunOnce(ctx)
+		waitFired(ctx, t, headHeld.ID, "the stored pack's verification is held")
+		require.Len(t, packObjects(ctx, t, cols), 1, "the pack is stored, not committed")
+		before, err := stack.S3Faults.Stats(ctx)
 		require.NoError(t, err)
-		return st.Op(s3fault.OpListObjectsV2).Forwarded >= before.Op(s3fault.OpListObjectsV2).Forwarded+2
-	}), "the start-up sweep listed the packs while the pack was held")
-	select {
-	case err := <-cycle:
-		require.FailNow(t, "the pack was committed before the sweep listed it: no race", "cycle: %v", err)
-	default:
-		t.Log("the sweep listed the packs while the pack was stored and not committed")
+		require.NoError(t, listFails.Remove(ctx))
+		// The sweep's next attempt lists the collections and the packs.
+		require.True(t, poll(ctx, waitFor, func() bool {
+			st, err := stack.S3Faults.Stats(ctx)
+			require.NoError(t, err)
+			return st.Op(s3fault.OpListObjectsV2).Forwarded >= before.Op(s3fault.OpListObjectsV2).Forwarded+2
+		}), "the start-up sweep listed the packs while the pack was held")
+		select {
+		case err := <-cycle:
+			require.FailNow(t, "the pack was committed before the sweep listed it: no race", "cycle: %v", err)
+		default:
+			t.Log("the sweep listed the packs while the pack was stored and not committed")
+		}
+		require.NoError(t, headHeld.Remove(ctx))
+		require.NoError(t, await(ctx, t, cycle, "the cycle"), "the cycle answers")
+		key, _ := requireOnePack(ctx, t, cols)
+		requireNoHalfReferencedPack(ctx, t, cols)
+		journal, err := stack.S3Faults.Journal(ctx)
+		require.NoError(t, err)
+		for _, e := range journal {
+			require.False(t, e.Op == s3fault.OpDeleteObject && e.Key == key, "the pack was deleted at %s", e.At)
+		}
+		for _, c := range cols {
+			promoteExact(ctx, t, tc, c)
+		}
+		eventuallyGone(ctx, t, key)
+		return cols
 	}
-	require.NoError(t, stack.S3Faults.DeleteRule(ctx, headHeld))
-	require.NoError(t, await(ctx, t, cycle, "the cycle"), "the cycle answers")
-	key, _ := requireOnePack(ctx, t, cols)
-	requireNoHalfReferencedPack(ctx, t, cols)
-	journal, err := stack.S3Faults.Journal(ctx)
-	require.NoError(t, err)
-	for _, e := range journal {
-		require.False(t, e.Op == s3fault.OpDeleteObject && e.Key == key, "the pack was deleted at %s", e.At)
-	}
-	for _, c := range cols {
-		promoteExact(ctx, t, tc, c)
-	}
-	eventuallyGone(ctx, t, key)
-	return cols
 }
 
 // hundredMembers demotes 100 small collections in one cycle.

@@ -42,26 +42,40 @@ const (
 // lost) at a point of its work, restarts tierd on what remains, and reads
 // back what it acknowledged. Every row ends with the harness checkers.
 func TestPowerLoss(t *testing.T) {
+	// The power cuts the rows make at a moment of their choosing, each
+	// declared once: the row lists it and its Run injects exactly it. A
+	// cut armed at a hook point, which fires inside tierd's work, has no
+	// fault value and is given as prose.
+	var (
+		// Every unsynced write dropped.
+		cut = fault.PowerCut{}
+		// A prefix of each file's unsynced writes survives (drawn from
+		// the seed), the last possibly torn.
+		tornCut = fault.PowerCut{Torn: true, Seed: 1}
+	)
 	cases := []scenario.Scenario[*tierd.Case]{
 		{
+			// While 4 writers insert.
 			Name:    "inserts-cut",
-			Faults:  []scenario.Fault{scenario.Described("power cut: while 4 writers insert; every unsynced write dropped")},
+			Faults:  []scenario.Fault{cut},
 			Guards:  "an acknowledged insert is durable: the WAL record is fsynced before the answer, the segment's folder entry too",
-			Run:     func(ctx context.Context, t *testing.T, c *tierd.Case) { insertsCut(ctx, t, c, false, false) },
+			Run:     insertsCutNow(cut),
 			Timeout: rowTimeout,
 		},
 		{
 			Name:    "inserts-torn-cut",
-			Faults:  []scenario.Fault{scenario.Described("power cut: while 4 writers insert; a seeded prefix of the unsynced writes survives, the last possibly torn")},
+			Faults:  []scenario.Fault{tornCut},
 			Guards:  "a torn WAL tail is cut at restart and no acknowledged insert is lost",
-			Run:     func(ctx context.Context, t *testing.T, c *tierd.Case) { insertsCut(ctx, t, c, true, false) },
+			Run:     insertsCutNow(tornCut),
 			Timeout: rowTimeout,
 		},
 		{
+			// The 4 writers insert over tierd's gRPC API: their
+			// connection dies with the power.
 			Name:    "inserts-torn-cut-grpc",
-			Faults:  []scenario.Fault{scenario.Described("power cut: as inserts-torn-cut, the 4 writers inserting over tierd's gRPC API (their connection dies with the power)")},
+			Faults:  []scenario.Fault{tornCut},
 			Guards:  "as inserts-torn-cut: no insert acknowledged over gRPC is lost; inserts cut with the connection are recorded unknown; the client reconnects and tierd takes writes again",
-			Run:     func(ctx context.Context, t *testing.T, c *tierd.Case) { insertsCut(ctx, t, c, true, false) },
+			Run:     insertsCutNow(tornCut),
 			Timeout: rowTimeout,
 			Variant: string(tierd.APIGRPC),
 		},
@@ -69,7 +83,7 @@ func TestPowerLoss(t *testing.T) {
 			Name:    "inserts-cut-before-wal-fsync",
 			Faults:  []scenario.Fault{scenario.Described("power cut: while 4 writers insert, just before a WAL fsync: the batch in flight (written, not acknowledged) is torn")},
 			Guards:  "a torn batch at the WAL's tail is cut cleanly at restart (whole records of it may stay, never a partial one); nothing acknowledged lost",
-			Run:     func(ctx context.Context, t *testing.T, c *tierd.Case) { insertsCut(ctx, t, c, true, true) },
+			Run:     insertsCutAtSync,
 			Timeout: rowTimeout,
 		},
 		{
@@ -115,10 +129,12 @@ func TestPowerLoss(t *testing.T) {
 			Timeout: rowTimeout,
 		},
 		{
+			// Right after collections were created and filled (manifest
+			// commits and WAL).
 			Name:    "manifest-commit-creates",
-			Faults:  []scenario.Fault{scenario.Described("power cut: right after collections were created and filled (manifest commits and WAL), torn")},
+			Faults:  []scenario.Fault{tornCut},
 			Guards:  "every acknowledged create and insert survives",
-			Run:     createsCut,
+			Run:     createsCut(tornCut),
 			Timeout: rowTimeout,
 		},
 	}
@@ -153,9 +169,39 @@ func cutOptions(c *tierd.Case, torn bool) powerloss.CutOptions {
 	return powerloss.CutOptions{Seed: c.Rand.Uint64(), Torn: torn}
 }
 
-// insertsCut cuts the power while writers insert (atSync: just before a
-// WAL fsync), then requires every acknowledged vector back, exactly.
-func insertsCut(ctx context.Context, t *testing.T, c *tierd.Case, torn, atSync bool) {
+// insertsCutNow is insertsCut with the power cut at once by cut, which
+// starts tierd again.
+func insertsCutNow(cut fault.PowerCut) func(ctx context.Context, t *testing.T, c *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, c *tierd.Case) {
+		insertsCut(ctx, t, c, func() {
+			_, err := fault.Inject(ctx, stack, cut)
+			require.NoError(t, err, "%s and restart tierd", cut)
+		})
+	}
+}
+
+// insertsCutAtSync is insertsCut with a torn power cut armed just before
+// the next WAL fsync.
+func insertsCutAtSync(ctx context.Context, t *testing.T, c *tierd.Case) {
+	insertsCut(ctx, t, c, func() {
+		fired, err := stack.ArmPowerCut(tierd.PowerCutBeforeWALSync, cutOptions(c, true))
+		require.NoError(t, err)
+		select {
+		case r := <-fired:
+			require.NoError(t, r.Err, "the cut")
+			t.Logf("power cut: %d files written back, %d unsynced bytes lost, %d files torn, %d entries undone",
+				r.Report.Files, r.Report.LostBytes, r.Report.TornFiles, len(r.Report.Undone))
+		case <-time.After(waitFor):
+			require.FailNow(t, "no WAL fsync came")
+		}
+		require.NoError(t, stack.RestartAfterPowerCut(ctx), "restart tierd on what the cut left")
+	})
+}
+
+// insertsCut cuts the power with cutPower (which leaves tierd started
+// again) while writers insert, then requires every acknowledged vector
+// back, exactly.
+func insertsCut(ctx context.Context, t *testing.T, c *tierd.Case, cutPower func()) {
 	col := fixture.Create(ctx, t, c.Client, c.Rand, 50, dim, api.MetricCosine)
 	var (
 		mu    sync.Mutex
@@ -187,27 +233,9 @@ func insertsCut(ctx context.Context, t *testing.T, c *tierd.Case, torn, atSync b
 		defer mu.Unlock()
 		return len(acked) >= 50+200
 	}, waitFor, 10*time.Millisecond, "the writers get inserts acknowledged")
-	var rep powerloss.Report
-	if atSync {
-		fired, err := stack.ArmPowerCut(tierd.PowerCutBeforeWALSync, cutOptions(c, torn))
-		require.NoError(t, err)
-		select {
-		case r := <-fired:
-			require.NoError(t, r.Err, "the cut")
-			rep = r.Report
-		case <-time.After(waitFor):
-			require.FailNow(t, "no WAL fsync came")
-		}
-		require.NoError(t, stack.RestartAfterPowerCut(ctx), "restart tierd on what the cut left")
-	} else {
-		var err error
-		rep, err = stack.CutPower(ctx, cutOptions(c, torn))
-		require.NoError(t, err, "cut the power and restart tierd")
-	}
+	cutPower()
 	stop()
 	wg.Wait()
-	t.Logf("power cut: %d files written back, %d unsynced bytes lost, %d files torn, %d entries undone",
-		rep.Files, rep.LostBytes, rep.TornFiles, len(rep.Undone))
 	mu.Lock()
 	want := slices.Clone(acked)
 	mu.Unlock()
@@ -382,29 +410,31 @@ func deleteCommitted(ctx context.Context, t *testing.T, c *tierd.Case) {
 
 // createsCut creates and fills a few collections (every create a manifest
 // commit, every insert a WAL record), some moved to warm, then cuts the
-// power at once (torn): all of it must be back.
-func createsCut(ctx context.Context, t *testing.T, c *tierd.Case) {
-	var cols []*fixture.Collection
-	var names []string
-	for i := range 4 {
-		col := fixture.Create(ctx, t, c.Client, c.Rand, 60, dim, api.MetricDot)
-		if i%2 == 1 {
-			setTier(ctx, t, c, col.Name, api.TierWarm)
+// power at once (cut): all of it must be back.
+func createsCut(cut fault.PowerCut) func(ctx context.Context, t *testing.T, c *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, c *tierd.Case) {
+		var cols []*fixture.Collection
+		var names []string
+		for i := range 4 {
+			col := fixture.Create(ctx, t, c.Client, c.Rand, 60, dim, api.MetricDot)
+			if i%2 == 1 {
+				setTier(ctx, t, c, col.Name, api.TierWarm)
+			}
+			cols = append(cols, col)
+			names = append(names, col.Name)
 		}
-		cols = append(cols, col)
-		names = append(names, col.Name)
-	}
-	_, err := stack.CutPower(ctx, cutOptions(c, true))
-	require.NoError(t, err)
-	for i, col := range cols {
-		tier := api.TierHot
-		if i%2 == 1 {
-			tier = api.TierWarm
+		_, err := fault.Inject(ctx, stack, cut)
+		require.NoError(t, err, "%s and restart tierd", cut)
+		for i, col := range cols {
+			tier := api.TierHot
+			if i%2 == 1 {
+				tier = api.TierWarm
+			}
+			fixture.RequireTier(ctx, t, c.Client, col, tier)
+			requireVectors(ctx, t, col.Name, col.Vectors, false)
+			fixture.RequireExactSearch(ctx, t, c.Client, c.Rand, col, queries, topK)
 		}
-		fixture.RequireTier(ctx, t, c.Client, col, tier)
-		requireVectors(ctx, t, col.Name, col.Vectors, false)
-		fixture.RequireExactSearch(ctx, t, c.Client, c.Rand, col, queries, topK)
+		requireLocalFilesReferenced(t, names...)
+		c.Check(ctx, t, check.Config{}, names...)
 	}
-	requireLocalFilesReferenced(t, names...)
-	c.Check(ctx, t, check.Config{}, names...)
 }

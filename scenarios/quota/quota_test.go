@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tierchaos/tierchaos/harness/fault"
 	"github.com/tierchaos/tierchaos/harness/scenario"
 	"github.com/tierchaos/tierchaos/harness/tierd"
 	"github.com/tierchaos/tierchaos/harness/tierd/check"
@@ -33,6 +34,13 @@ const (
 // fault: a resource running out), what it does against it, and what it
 // expects, read back from tierd, its data directory and MinIO.
 func TestQuota(t *testing.T) {
+	// The process faults the rows inject, each declared once: the row
+	// lists it and its Run injects exactly it. A quota is a setting of
+	// tierd's, given as prose.
+	var (
+		kill    = fault.Process{Action: "kill"}
+		restart = fault.Process{Action: "restart"}
+	)
 	cases := []scenario.Scenario[*tierd.Case]{
 		{
 			// Scenario 6.
@@ -44,30 +52,33 @@ func TestQuota(t *testing.T) {
 		{
 			// Scenario 7.
 			Name:   "warm-quota-refuses-demotions",
-			Faults: []scenario.Fault{scenario.Described("TIERD_QUOTA_WARM_BYTES: room for 2.5 Parquet files; three demotions race for the last slot")},
+			Faults: []scenario.Fault{scenario.Described("TIERD_QUOTA_WARM_BYTES: room for 2.5 Parquet files; three demotions race for the last slot; the quota lifted again (a restart)")},
 			Guards: "a demotion beyond the warm quota answers quota_exceeded (warm_bytes) and leaves the collection hot with no partial file; warm usage always equals the Parquet files on disk (also after a restart); a cold promotion that needs local room is refused the same way and keeps the object",
 			Run:    warmQuota,
 		},
 		{
 			// Scenario 8.
 			Name:   "collection-limit-50-creates-vs-20",
-			Faults: []scenario.Fault{scenario.Described("TIERD_QUOTA_COLLECTIONS=20; 50 concurrent creates, then a crash")},
+			Faults: []scenario.Fault{scenario.Described("TIERD_QUOTA_COLLECTIONS=20; 50 concurrent creates"), kill},
 			Guards: "concurrent creates never overshoot the collection quota: exactly 20 exist (in the API and the manifest), 30 get quota_exceeded (collections); a delete frees exactly one slot; the count survives SIGKILL",
-			Run:    collectionLimit,
+			Run:    collectionLimit(kill),
 		},
 		{
 			Name:    "collection-limit-50-creates-vs-20-grpc",
-			Faults:  []scenario.Fault{scenario.Described("as collection-limit-50-creates-vs-20, every call of the case over tierd's gRPC API")},
+			Faults:  []scenario.Fault{scenario.Described("TIERD_QUOTA_COLLECTIONS=20; 50 concurrent creates"), kill},
 			Guards:  "as collection-limit-50-creates-vs-20; each refused create gets gRPC status ResourceExhausted with an ErrorInfo whose reason is quota_exceeded and a message naming the collections quota",
-			Run:     collectionLimit,
+			Run:     collectionLimit(kill),
 			Variant: string(tierd.APIGRPC),
 		},
 		{
 			// Own case: what a user fears most about memory quotas.
-			Name:   "memory-quota-race-and-crash",
-			Faults: []scenario.Fault{scenario.Described("TIERD_QUOTA_HOT_BYTES below two full collections; 6 workers insert and search 4 collections; SIGKILL mid-churn")},
+			Name: "memory-quota-race-and-crash",
+			Faults: []scenario.Fault{
+				scenario.Described("TIERD_QUOTA_HOT_BYTES below two full collections; 6 workers insert and search 4 collections; SIGKILL mid-churn, tierd started again once the workers stopped"),
+				restart,
+			},
 			Guards: "inserts racing the memory quota (with LRU evictions and promotions churning) never push hot usage past the quota; after SIGKILL the recomputed hot and warm usage equal the collections' real contents and files; no acknowledged insert is lost; the quota is still enforced after restart",
-			Run:    memoryRaceCrash,
+			Run:    memoryRaceCrash(restart),
 		},
 	}
 	scenario.Run(t, cases, stack.CaseFor)
@@ -281,97 +292,99 @@ func warmQuota(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	tc.Check(ctx, t, check.Config{}, names...)
 }
 
-// collectionLimit is scenario 8.
-func collectionLimit(ctx context.Context, t *testing.T, tc *tierd.Case) {
-	c, rng := tc.Client, tc.Rand
-	own := newOwned(t)
-	requireEmptyStore(ctx, t)
-	const limit, creators = 20, 50
-	setQuotas(ctx, t, map[string]string{envCollections: itoa(limit)})
-	names := make([]string, creators)
-	seen := map[string]bool{}
-	for i := range names {
-		for names[i] == "" || seen[names[i]] {
-			names[i] = fixture.UniqueName(t, rng)
+// collectionLimit is scenario 8; kill is the crash the count survives.
+func collectionLimit(kill fault.Process) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
+		c, rng := tc.Client, tc.Rand
+		own := newOwned(t)
+		requireEmptyStore(ctx, t)
+		const limit, creators = 20, 50
+		setQuotas(ctx, t, map[string]string{envCollections: itoa(limit)})
+		names := make([]string, creators)
+		seen := map[string]bool{}
+		for i := range names {
+			for names[i] == "" || seen[names[i]] {
+				names[i] = fixture.UniqueName(t, rng)
+			}
+			seen[names[i]] = true
 		}
-		seen[names[i]] = true
-	}
-	own.add(names...)
-	create := func(names []string) []error {
-		errs := make([]error, len(names))
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i, n := range names {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				_, errs[i] = c.CreateCollection(ctx, api.CreateCollectionRequest{Name: n, Dimension: dim, Metric: api.MetricCosine})
-			}()
+		own.add(names...)
+		create := func(names []string) []error {
+			errs := make([]error, len(names))
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i, n := range names {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					_, errs[i] = c.CreateCollection(ctx, api.CreateCollectionRequest{Name: n, Dimension: dim, Metric: api.MetricCosine})
+				}()
+			}
+			close(start)
+			wg.Wait()
+			return errs
 		}
-		close(start)
-		wg.Wait()
-		return errs
-	}
-	var created, refused []string
-	for i, err := range create(names) {
-		if err == nil {
-			created = append(created, names[i])
-			continue
+		var created, refused []string
+		for i, err := range create(names) {
+			if err == nil {
+				created = append(created, names[i])
+				continue
+			}
+			requireRejected(t, tc, err, "collections", "create of "+names[i])
+			refused = append(refused, names[i])
 		}
-		requireRejected(t, tc, err, "collections", "create of "+names[i])
-		refused = append(refused, names[i])
-	}
-	require.Len(t, created, limit, "creates that succeeded")
-	require.Len(t, refused, creators-limit, "creates refused with quota_exceeded")
-	requireCollections := func(want []string) {
-		t.Helper()
-		list, err := stack.Tierd.ListCollections(ctx)
-		require.NoError(t, err)
-		var got []string
-		for _, col := range list {
-			got = append(got, col.Name)
+		require.Len(t, created, limit, "creates that succeeded")
+		require.Len(t, refused, creators-limit, "creates refused with quota_exceeded")
+		requireCollections := func(want []string) {
+			t.Helper()
+			list, err := stack.Tierd.ListCollections(ctx)
+			require.NoError(t, err)
+			var got []string
+			for _, col := range list {
+				got = append(got, col.Name)
+			}
+			require.ElementsMatch(t, want, got, "collections tierd lists")
+			m, err := datadir.Manifest(ctx, stack)
+			require.NoError(t, err)
+			got = got[:0]
+			for n := range m.Collections {
+				got = append(got, n)
+			}
+			require.ElementsMatch(t, want, got, "collections in the manifest")
+			require.Equal(t, len(want), usage(ctx, t).Collections)
 		}
-		require.ElementsMatch(t, want, got, "collections tierd lists")
-		m, err := datadir.Manifest(ctx, stack)
-		require.NoError(t, err)
-		got = got[:0]
-		for n := range m.Collections {
-			got = append(got, n)
-		}
-		require.ElementsMatch(t, want, got, "collections in the manifest")
-		require.Equal(t, len(want), usage(ctx, t).Collections)
-	}
-	requireCollections(created)
+		requireCollections(created)
 
-	// Every created collection works.
-	for _, n := range created {
-		_, err := c.Insert(ctx, n, fixture.RandomVectors(rng, 5, dim))
-		require.NoError(t, err, "insert into %s", n)
-	}
-
-	// A delete frees exactly one slot: of two racing creates one gets it.
-	require.NoError(t, c.DeleteCollection(ctx, created[0]))
-	errs := create(refused[:2])
-	winners := 0
-	for i, err := range errs {
-		if err == nil {
-			winners++
-			created = append(created, refused[i])
-			continue
+		// Every created collection works.
+		for _, n := range created {
+			_, err := c.Insert(ctx, n, fixture.RandomVectors(rng, 5, dim))
+			require.NoError(t, err, "insert into %s", n)
 		}
-		requireRejected(t, tc, err, "collections", "create of "+refused[i]+" after one delete")
-	}
-	require.Equal(t, 1, winners, "one of two creates takes the freed slot")
-	created = created[1:]
-	requireCollections(created)
 
-	// The count survives a crash: still at the limit, a create is refused.
-	require.NoError(t, stack.KillTierd(ctx))
-	require.NoError(t, stack.StartTierd(ctx))
-	requireCollections(created)
-	_, err := c.CreateCollection(ctx, api.CreateCollectionRequest{Name: refused[2], Dimension: dim, Metric: api.MetricCosine})
-	requireRejected(t, tc, err, "collections", "create after the crash")
-	requireNoObjects(ctx, t, names...)
-	tc.Check(ctx, t, check.Config{}, names...)
+		// A delete frees exactly one slot: of two racing creates one gets it.
+		require.NoError(t, c.DeleteCollection(ctx, created[0]))
+		errs := create(refused[:2])
+		winners := 0
+		for i, err := range errs {
+			if err == nil {
+				winners++
+				created = append(created, refused[i])
+				continue
+			}
+			requireRejected(t, tc, err, "collections", "create of "+refused[i]+" after one delete")
+		}
+		require.Equal(t, 1, winners, "one of two creates takes the freed slot")
+		created = created[1:]
+		requireCollections(created)
+
+		// The count survives a crash: still at the limit, a create is refused.
+		_, err := fault.Inject(ctx, stack, kill)
+		require.NoError(t, err, "%s", kill)
+		requireCollections(created)
+		_, err = c.CreateCollection(ctx, api.CreateCollectionRequest{Name: refused[2], Dimension: dim, Metric: api.MetricCosine})
+		requireRejected(t, tc, err, "collections", "create after the crash")
+		requireNoObjects(ctx, t, names...)
+		tc.Check(ctx, t, check.Config{}, names...)
+	}
 }

@@ -49,7 +49,7 @@ func TestDiskFull(t *testing.T) {
 		},
 		{
 			Name:    "warm-disk-full-demotion-grpc",
-			Faults:  []scenario.Fault{scenario.Described("as warm-disk-full-demotion, the case's requests over tierd's gRPC API")},
+			Faults:  []scenario.Fault{scenario.Described("ENOSPC: the 4 MiB tmpfs data volume has less room than the demoted collection's Parquet file")},
 			Guards:  "as warm-disk-full-demotion; the failed demotion answers gRPC RESOURCE_EXHAUSTED with the ErrorInfo reason insufficient_storage",
 			Run:     warmDiskFull,
 			Variant: string(tierd.APIGRPC),
