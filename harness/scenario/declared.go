@@ -19,6 +19,16 @@ type Target interface {
 	FaultStack() fault.Stack
 }
 
+// hasFaultStack reports whether values of c's type name a stack, without
+// calling anything on c (a zero case is a nil pointer).
+func hasFaultStack(c any) bool {
+	switch c.(type) {
+	case Target, fault.Stack:
+		return true
+	}
+	return false
+}
+
 // faultStack is the stack a case's faults go to, and whether it has one.
 func faultStack(c any) (fault.Stack, bool) {
 	switch v := c.(type) {

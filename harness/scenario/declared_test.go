@@ -309,3 +309,23 @@ func TestRunNemesisDrawsFromTheRowsFaults(t *testing.T) {
 		assert.Contains(t, []string{fault.KindNetDown, fault.KindProcessKill}, st.Fault.Kind(), "drawn from the row's own faults")
 	}
 }
+
+// derefCase reads its receiver in FaultStack, as *tierd.Case does.
+type derefCase struct{ s fault.Stack }
+
+func (c *derefCase) FaultStack() fault.Stack { return c.s }
+
+type derefTraffic struct{}
+
+func (derefTraffic) String() string { return "none" }
+func (derefTraffic) Start(context.Context, *derefCase) (scenario.Load, error) {
+	return nil, errors.New("never started")
+}
+
+// TestValidateCallsNothingOnTheCase: Validate learns from the case type
+// alone that it names a stack; it never calls FaultStack on a nil case.
+func TestValidateCallsNothingOnTheCase(t *testing.T) {
+	row := scenario.Scenario[*derefCase]{Name: "r", Faults: []scenario.Fault{cut{&system{}}}, Guards: "g", Traffic: derefTraffic{},
+		Checks: []scenario.Check[*derefCase]{{Name: "x", Check: func(context.Context, *derefCase) error { return nil }}}}
+	require.NotPanics(t, func() { require.NoError(t, scenario.Validate([]scenario.Scenario[*derefCase]{row})) })
+}

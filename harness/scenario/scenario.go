@@ -127,7 +127,7 @@ func Validate[C any](scenarios []Scenario[C]) error {
 		case s.Run != nil && s.declared():
 			bad(i, s, "both Run and Traffic: a row is custom or declarative")
 		case s.declared():
-			if _, ok := faultStack(*new(C)); !ok {
+			if !hasFaultStack(*new(C)) {
 				bad(i, s, "declarative, but its case type %T has no FaultStack", *new(C))
 			}
 			if _, ok := s.faultValues(); !ok {
