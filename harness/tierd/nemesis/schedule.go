@@ -98,4 +98,3 @@ func (t Traffic) Validate() error {
 	}
 	return nil
 }
-
