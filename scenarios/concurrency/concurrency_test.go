@@ -48,8 +48,8 @@ var allTiers = []api.Tier{api.TierHot, api.TierWarm, api.TierCold}
 func TestConcurrency(t *testing.T) {
 	// The faults the rows inject, each declared once: the row lists it
 	// and its Run injects exactly it. An S3 fault on a row's objects
-	// narrows itself to its own row's collections (rowKeys).
-	keys := func(row, sub string) string { return rowKeys(t, row, sub) }
+	// narrows itself to its own row's collections (fixture.RowKeys).
+	keys := func(row, sub string) string { return fixture.RowKeys(t.Name(), row, sub) }
 	gets := []s3fault.Op{s3fault.OpGetObject}
 	// delayOf delays every request of ops on the row's objects under sub.
 	delayOf := func(row string, ops []s3fault.Op, sub string, d time.Duration) fault.S3 {
@@ -193,7 +193,7 @@ func tenDemoters(hold fault.S3) func(ctx context.Context, t *testing.T, tc *tier
 		const workers = 10
 		c, rng := tc.Client, tc.Rand
 		col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
-		held := injectS3(ctx, t, hold)
+		held := stack.InjectS3(ctx, t, hold)
 		before := transitions(ctx, t, api.TierHot, api.TierCold)
 
 		errs := make([]error, workers)
@@ -329,12 +329,12 @@ func promoteUnderSearch(row promoteRow) func(ctx context.Context, t *testing.T, 
 		var watch, fail *fault.S3Rule
 		switch {
 		case row.hold != nil:
-			watch = injectS3(ctx, t, *row.hold)
+			watch = stack.InjectS3(ctx, t, *row.hold)
 		case row.throttle != nil:
-			watch = injectS3(ctx, t, *row.slow)
-			fail = injectS3(ctx, t, *row.throttle)
+			watch = stack.InjectS3(ctx, t, *row.slow)
+			fail = stack.InjectS3(ctx, t, *row.throttle)
 		case row.fail != nil:
-			watch = injectS3(ctx, t, *row.fail)
+			watch = stack.InjectS3(ctx, t, *row.fail)
 		}
 
 		var promoteErr error
@@ -436,8 +436,8 @@ func snapshotDuringRestore(slowGets, slowUploads fault.S3, kill fault.Process) f
 		require.Equal(t, len(a), s1.Vectors)
 		require.True(t, sameVectors(a, objectContent(ctx, t, s1.Object, s1.Size, s1.Checksum, dim)), "s1 holds the content")
 
-		injectS3(ctx, t, slowGets)
-		injectS3(ctx, t, slowUploads)
+		stack.InjectS3(ctx, t, slowGets)
+		stack.InjectS3(ctx, t, slowUploads)
 
 		orders := map[string]int{}
 		var last api.Snapshot
@@ -503,7 +503,7 @@ func snapshotDuringRestore(slowGets, slowUploads fault.S3, kill fault.Process) f
 
 		// Only the restored content survives a crash: the WAL records of the
 		// superseded inserts must not be replayed.
-		inject(ctx, t, kill)
+		stack.Inject(ctx, t, kill)
 		requireContent(ctx, t, c, rng, col.Name, col.Metric, a, 2)
 		tc.Check(ctx, t, check.Config{}, col.Name)
 	}
@@ -524,7 +524,7 @@ func racingTiers(latency fault.Net, kill fault.Process) func(ctx context.Context
 			cols[i] = fixture.Create(ctx, t, c, rng, 300, dim, m)
 			names[i] = cols[i].Name
 		}
-		inject(ctx, t, latency)
+		stack.Inject(ctx, t, latency)
 
 		var mu sync.Mutex
 		answers := map[string]int{}
@@ -580,7 +580,7 @@ func racingTiers(latency fault.Net, kill fault.Process) func(ctx context.Context
 				requireNoColdCopy(ctx, t, col.Name, col.Name, " is ", before[i].Tier)
 			}
 		}
-		inject(ctx, t, kill)
+		stack.Inject(ctx, t, kill)
 		for i, col := range cols {
 			after, err := c.GetCollection(ctx, col.Name)
 			require.NoError(t, err)
@@ -628,7 +628,7 @@ func workerVsAPI(jitter fault.S3, kill fault.Process) func(ctx context.Context, 
 		for i, m := range metrics {
 			names[i] = fixture.Create(ctx, t, c, rng, 200, dim, m).Name
 		}
-		injectS3(ctx, t, jitter)
+		stack.InjectS3(ctx, t, jitter)
 
 		// A first cycle demotes what earlier cases left hot, so that the
 		// cycles under load are about this case's collections.
@@ -751,7 +751,7 @@ func workerVsAPI(jitter fault.S3, kill fault.Process) func(ctx context.Context, 
 
 		// Nothing acknowledged is lost across a crash either, after
 		// checkpoints and WAL segment drops.
-		inject(ctx, t, kill)
+		stack.Inject(ctx, t, kill)
 		tc.Check(ctx, t, check.Config{AutoDemote: true}, names...)
 	}
 }
@@ -769,7 +769,7 @@ func deleteDuringTransition(from, to api.Tier, reuseMetric api.Metric, reuseDim 
 			_, err := c.SetTier(ctx, col.Name, from)
 			require.NoError(t, err)
 		}
-		held := injectS3(ctx, t, hold)
+		held := stack.InjectS3(ctx, t, hold)
 
 		var trErr error
 		transitioned := make(chan struct{})
@@ -813,7 +813,7 @@ func deleteDuringTransition(from, to api.Tier, reuseMetric api.Metric, reuseDim 
 		fresh := newVectors(rng, "new-", 20, reuseDim)
 		insertAll(ctx, t, c, col.Name, fresh)
 		requireContent(ctx, t, c, rng, col.Name, reuseMetric, fresh, 2)
-		inject(ctx, t, kill)
+		stack.Inject(ctx, t, kill)
 		requireContent(ctx, t, c, rng, col.Name, reuseMetric, fresh, 2)
 		tc.Check(ctx, t, check.Config{}, col.Name)
 	}
@@ -831,7 +831,7 @@ func redemotionVsPendingDelete(failDeletes fault.S3) func(ctx context.Context, t
 		require.NoError(t, err)
 		first := fixture.RequireTier(ctx, t, c, col, api.TierCold)
 
-		fail := injectS3(ctx, t, failDeletes)
+		fail := stack.InjectS3(ctx, t, failDeletes)
 		failedDeletes := map[string]string{"result": "failed"}
 		before := metricValue(ctx, t, "tierd_background_deletes_total", failedDeletes)
 		_, err = c.SetTier(ctx, col.Name, api.TierWarm)
@@ -889,7 +889,7 @@ func restoreDuringInserts(hold fault.S3, kill fault.Process) func(ctx context.Co
 		require.NoError(t, err, "snapshot s1")
 		superseded := newVectors(rng, "pre-", 50, dim)
 		insertAll(ctx, t, c, col.Name, superseded)
-		held := injectS3(ctx, t, hold)
+		held := stack.InjectS3(ctx, t, hold)
 
 		var restoreCall, restoreReply time.Time
 		var restoreErr error
@@ -985,7 +985,7 @@ func restoreDuringInserts(hold fault.S3, kill fault.Process) func(ctx context.Co
 		require.Len(t, got, len(want), "no id other than s1's and the kept batches")
 		requireContent(ctx, t, c, rng, col.Name, col.Metric, want, 2)
 
-		inject(ctx, t, kill)
+		stack.Inject(ctx, t, kill)
 		requireContent(ctx, t, c, rng, col.Name, col.Metric, want, 2)
 		tc.Check(ctx, t, check.Config{}, col.Name)
 	}
@@ -1004,7 +1004,7 @@ func snapshotsVsSweep(jitter fault.S3) func(ctx context.Context, t *testing.T, t
 			cols[i] = fixture.Create(ctx, t, c, rng, 200, dim, api.MetricCosine)
 			names[i] = cols[i].Name
 		}
-		injectS3(ctx, t, jitter)
+		stack.InjectS3(ctx, t, jitter)
 
 		wctx, stopWorker := context.WithCancel(ctx)
 		defer stopWorker()
@@ -1115,7 +1115,7 @@ func killDuringRacingTiers(latency fault.Net) func(ctx context.Context, t *testi
 		for i, m := range metrics {
 			names[i] = fixture.Create(ctx, t, c, rng, 200, dim, m).Name
 		}
-		inject(ctx, t, latency)
+		stack.Inject(ctx, t, latency)
 
 		// killing is set just before the SIGKILL, killed once it landed: the
 		// workers keep requests in flight until then. A request that got no

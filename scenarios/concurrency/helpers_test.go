@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness/fault"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
 	"github.com/tierchaos/tierchaos/harness/tierd"
 	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
@@ -34,48 +33,6 @@ const pollEvery = 10 * time.Millisecond
 
 // uploadOps are the S3 operations that carry an object's bytes.
 var uploadOps = []s3fault.Op{s3fault.OpPutObject, s3fault.OpCreateMultipartUpload, s3fault.OpUploadPart}
-
-// rowKeys is the key glob of the objects under sub ("data/*",
-// "snapshots/*") of every collection the row of TestConcurrency named row
-// makes: the row's fault values name them before the row runs
-// (fixture.UniqueName names a row's collections after its test,
-// fixture.NameGlob matches them).
-func rowKeys(t *testing.T, row, sub string) string {
-	return fixture.ObjectPrefix("", fixture.NameGlob(t.Name()+"/"+row)) + sub
-}
-
-// inject injects f into the stack (fault.Inject) and returns its Active
-// (nil for an instant): a window fault is removed again when t ends
-// (NewCase clears every fault then too). An S3 fault that names a row's
-// collections (a fixture.NameGlob, ending in "-????????") must name those
-// of t's own row.
-func inject(ctx context.Context, t *testing.T, f fault.Fault) fault.Active {
-	t.Helper()
-	if s3, ok := f.(fault.S3); ok && strings.Contains(s3.Key, "-????????/") {
-		own := fixture.ObjectPrefix("", fixture.NameGlob(t.Name()))
-		require.True(t, strings.HasPrefix(s3.Key, own), "fault %s names the collections of another row than %s (%s)", f, t.Name(), own)
-	}
-	a, err := fault.Inject(ctx, stack, f)
-	require.NoError(t, err, "inject %s", f)
-	if a != nil {
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := a.Remove(ctx); err != nil {
-				t.Errorf("remove %s: %v", f, err)
-			}
-		})
-	}
-	return a
-}
-
-// injectS3 injects an S3 fault and returns its rule in the fault layer.
-func injectS3(ctx context.Context, t *testing.T, f fault.S3) *fault.S3Rule {
-	t.Helper()
-	r, ok := inject(ctx, t, f).(*fault.S3Rule)
-	require.True(t, ok, "an applied S3 fault is an *fault.S3Rule")
-	return r
-}
 
 // ruleStatus returns a rule's counters.
 func ruleStatus(ctx context.Context, t *testing.T, id string) s3fault.RuleStatus {

@@ -26,7 +26,7 @@ import (
 // which starts it again on the same data.
 func killWhileHeld(ctx context.Context, t *testing.T, tc *tierd.Case, col *fixture.Collection, target api.Tier, hold fault.S3, kill fault.Process, state func()) {
 	t.Helper()
-	rule := injectS3(ctx, t, hold)
+	rule := stack.InjectS3(ctx, t, hold)
 	res := goSetTier(ctx, tc.Client, col.Name, target)
 	waitRule(ctx, t, rule.ID, "the request to kill at is held", func(s s3fault.RuleStatus) bool { return s.Fired > 0 })
 	// Searches of a hot collection are served from memory while its
@@ -48,7 +48,7 @@ func killWhileHeld(ctx context.Context, t *testing.T, tc *tierd.Case, col *fixtu
 	// request stays held until the kill ends its client.
 	require.NoError(t, rule.Remove(ctx))
 	start := time.Now()
-	inject(ctx, t, kill)
+	stack.Inject(ctx, t, kill)
 	r := await(ctx, t, res, "the killed transition's answer")
 	require.Error(t, r.err, "the transition was killed before it answered")
 	t.Logf("%s at %s; restarted and ready in %s", kill, hold, time.Since(start).Round(time.Millisecond))
@@ -127,7 +127,7 @@ func killBeforeFlip(hold fault.S3, kill fault.Process) func(ctx context.Context,
 func killAfterFlip(hold fault.S3, kill fault.Process) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
 		col, _ := coldCollection(ctx, t, tc)
-		rule := injectS3(ctx, t, hold)
+		rule := stack.InjectS3(ctx, t, hold)
 		// The promotion answers once its flip is durable; the delete of the
 		// cold copy it replaced runs in the background, and is held.
 		got, err := tc.Client.SetTier(ctx, col.Name, api.TierHot)
@@ -140,7 +140,7 @@ func killAfterFlip(hold fault.S3, kill fault.Process) func(ctx context.Context, 
 		// delete stays held until the kill ends its client.
 		require.NoError(t, rule.Remove(ctx))
 		start := time.Now()
-		inject(ctx, t, kill)
+		stack.Inject(ctx, t, kill)
 		t.Logf("%s with the delete held; restarted and ready in %s", kill, time.Since(start).Round(time.Millisecond))
 		afterRestart(ctx, t, tc, col, api.TierHot, 0)
 	}
@@ -153,9 +153,9 @@ func restartDuringOutage(down fault.Net, kill fault.Process) func(ctx context.Co
 		c, rng := tc.Client, tc.Rand
 		hot := fixture.Create(ctx, t, c, rng, 500, dim, api.MetricCosine)
 		cold, key := coldCollection(ctx, t, tc)
-		d := inject(ctx, t, down)
+		d := stack.Inject(ctx, t, down)
 		start := time.Now()
-		inject(ctx, t, kill) // fails the row unless tierd starts and becomes ready without S3
+		stack.Inject(ctx, t, kill) // fails the row unless tierd starts and becomes ready without S3
 		t.Logf("killed, restarted and ready without S3 after %s", time.Since(start).Round(time.Millisecond))
 
 		// The hot path works without S3.

@@ -33,8 +33,8 @@ const (
 func TestFailure(t *testing.T) {
 	// The faults the rows inject, each declared once: the row lists it
 	// and its Run injects exactly it. An S3 fault narrows itself to the
-	// objects of its own row's collections (rowKeys).
-	keys := func(row, sub string) string { return rowKeys(t, row, sub) }
+	// objects of its own row's collections (fixture.RowKeys).
+	keys := func(row, sub string) string { return fixture.RowKeys(t.Name(), row, sub) }
 	var (
 		down = fault.Net{Toxic: "down"}
 		kill = fault.Process{Action: "kill"}
@@ -301,7 +301,7 @@ func latencyDemotion(lat fault.Net) func(ctx context.Context, t *testing.T, tc *
 			_, err := c.SetTier(ctx, col.Name, api.TierHot)
 			require.NoError(t, err)
 		}
-		f := inject(ctx, t, lat)
+		f := stack.Inject(ctx, t, lat)
 		slow := demote(ctx, t, c, col.Name)
 		t.Logf("demotion: fastest fault-free %s, with %s %s", baseline, lat, slow)
 		require.GreaterOrEqual(t, slow, baseline+lat.Latency.D(), "the latency toxic was in effect")
@@ -321,7 +321,7 @@ func proxyDown(down fault.Net) func(ctx context.Context, t *testing.T, tc *tierd
 	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
 		c, rng := tc.Client, tc.Rand
 		col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricDot)
-		f := inject(ctx, t, down)
+		f := stack.Inject(ctx, t, down)
 
 		_, err := c.SetTier(ctx, col.Name, api.TierCold)
 		require.Error(t, err, "demotion with S3 down")

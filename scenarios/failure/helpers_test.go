@@ -231,47 +231,6 @@ func poll(ctx context.Context, limit time.Duration, cond func() bool) bool {
 	return fixture.Poll(ctx, pollEvery, limit, cond)
 }
 
-// rowKeys is the key glob of the objects under sub ("data/*", "*") of
-// every collection the row of TestFailure named row makes: the row's
-// fault values name them before the row runs (fixture.UniqueName names a
-// row's collections after its test, fixture.NameGlob matches them).
-func rowKeys(t *testing.T, row, sub string) string {
-	return fixture.ObjectPrefix("", fixture.NameGlob(t.Name()+"/"+row)) + sub
-}
-
-// inject injects f into the stack (fault.Inject) and returns its Active
-// (nil for an instant): a window fault is removed again when t ends
-// (NewCase clears every fault then too). An S3 fault that names a row's
-// collections (a fixture.NameGlob, ending in "-????????") must name those
-// of t's own row.
-func inject(ctx context.Context, t *testing.T, f fault.Fault) fault.Active {
-	t.Helper()
-	if s3, ok := f.(fault.S3); ok && strings.Contains(s3.Key, "-????????/") {
-		own := fixture.ObjectPrefix("", fixture.NameGlob(t.Name()))
-		require.True(t, strings.HasPrefix(s3.Key, own), "fault %s names the collections of another row than %s (%s)", f, t.Name(), own)
-	}
-	a, err := fault.Inject(ctx, stack, f)
-	require.NoError(t, err, "inject %s", f)
-	if a != nil {
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := a.Remove(ctx); err != nil {
-				t.Errorf("remove %s: %v", f, err)
-			}
-		})
-	}
-	return a
-}
-
-// injectS3 injects an S3 fault and returns its rule in the fault layer.
-func injectS3(ctx context.Context, t *testing.T, f fault.S3) *fault.S3Rule {
-	t.Helper()
-	r, ok := inject(ctx, t, f).(*fault.S3Rule)
-	require.True(t, ok, "an applied S3 fault is an *fault.S3Rule")
-	return r
-}
-
 // seedLayer sets the S3 fault layer's seed, which seeds the rules added
 // from now on that have none of their own (fault.S3 with Seed 0), and
 // puts the previous seed back when t ends.
@@ -523,7 +482,7 @@ func (h *captureHandler) WithGroup(name string) slog.Handler {
 // returns the key.
 func revealUploadKey(ctx context.Context, t *testing.T, reveal fault.S3, name string) func() string {
 	t.Helper()
-	injectS3(ctx, t, reveal)
+	stack.InjectS3(ctx, t, reveal)
 	prefix := fixture.ObjectPrefix("", name) + "data/"
 	return func() string {
 		t.Helper()

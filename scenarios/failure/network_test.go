@@ -30,7 +30,7 @@ func connectionTimeout(timeouts ...fault.Net) func(ctx context.Context, t *testi
 		col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
 		var applied []fault.Active
 		for _, f := range timeouts {
-			applied = append(applied, inject(ctx, t, f))
+			applied = append(applied, stack.Inject(ctx, t, f))
 		}
 
 		start := time.Now()
@@ -68,13 +68,13 @@ func proxyDownMidUpload(holdPart, reveal fault.S3, down fault.Net) func(ctx cont
 	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
 		c, rng := tc.Client, tc.Rand
 		col := createBig(ctx, t, c, rng)
-		held := injectS3(ctx, t, holdPart)
+		held := stack.InjectS3(ctx, t, holdPart)
 		uploadKey := revealUploadKey(ctx, t, reveal, col.Name)
 		res := goSetTier(ctx, c, col.Name, api.TierCold)
 		waitRule(ctx, t, held.ID, "a part is held", func(s s3fault.RuleStatus) bool { return s.Fired > 0 })
 		key := uploadKey()
 		require.Len(t, uploadsOf(ctx, t, col.Name, key), 1, "the multipart upload of %s is under way", key)
-		d := inject(ctx, t, down)
+		d := stack.Inject(ctx, t, down)
 
 		r := await(ctx, t, res, "the demotion")
 		t.Logf("demotion with the proxy down mid-upload failed after %s: %v", r.took, r.err)
@@ -201,7 +201,7 @@ func partitionUnderLoad(partition fault.Net) func(ctx context.Context, t *testin
 		}
 
 		waitCount("two transitions and some searches before the partition", func() bool { return tierOK.Load() >= 2 && searches.Load() >= 20 })
-		down := inject(ctx, t, partition)
+		down := stack.Inject(ctx, t, partition)
 		insertsAtDown, okAtDown := inserts.Load(), tierOK.Load()
 		waitCount("two refused transitions and ten inserts during the partition", func() bool {
 			return tierUnavailable.Load() >= 2 && inserts.Load() >= insertsAtDown+10
@@ -252,7 +252,7 @@ func bandwidthDemotion(bandwidth, down fault.Net) func(ctx context.Context, t *t
 		c, rng := tc.Client, tc.Rand
 		large := fixture.Create(ctx, t, c, rng, 600, 256, api.MetricCosine) // about 620 kB of Parquet: 9.5 s at 64 KiB/s
 		small := fixture.Create(ctx, t, c, rng, 100, dim, api.MetricL2)     // about 15 kB
-		f := inject(ctx, t, bandwidth)
+		f := stack.Inject(ctx, t, bandwidth)
 
 		res := goSetTier(ctx, c, large.Name, api.TierCold)
 		// Searches of the demoting collection are served from memory while
@@ -291,7 +291,7 @@ func bandwidthDemotion(bandwidth, down fault.Net) func(ctx context.Context, t *t
 		// gave up on). Taking the proxy down first closes those connections
 		// and drops what they still hold; a body that landed before is an
 		// orphan, which the next worker cycle's orphan sweep removes.
-		d := inject(ctx, t, down)
+		d := stack.Inject(ctx, t, down)
 		require.NoError(t, f.Remove(ctx))
 		require.NoError(t, d.Remove(ctx))
 		_, err := stack.Tierd.Worker(ctx, api.WorkerRunOnce)

@@ -32,7 +32,7 @@ func slowDownRetried(slowDown fault.S3) func(ctx context.Context, t *testing.T, 
 		c, rng := tc.Client, tc.Rand
 		col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricL2)
 		retriesBefore := metric(ctx, t, `tierd_s3_retries_total{op="put"}`)
-		rule := injectS3(ctx, t, slowDown)
+		rule := stack.InjectS3(ctx, t, slowDown)
 
 		took := demote(ctx, t, c, col.Name)
 		key := requireColdObject(ctx, t, col.Name)
@@ -189,7 +189,7 @@ func cutPut(cut fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.Case
 	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
 		c, rng := tc.Client, tc.Rand
 		col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricCosine)
-		rule := injectS3(ctx, t, cut)
+		rule := stack.InjectS3(ctx, t, cut)
 		w := watchObjects(ctx, col.Name)
 		demote(ctx, t, c, col.Name)
 		w.finish(t)
@@ -213,7 +213,7 @@ func cutPart(cut fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.Cas
 	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
 		c, rng := tc.Client, tc.Rand
 		col := createBig(ctx, t, c, rng)
-		rule := injectS3(ctx, t, cut)
+		rule := stack.InjectS3(ctx, t, cut)
 		w := watchObjects(ctx, col.Name)
 		demote(ctx, t, c, col.Name)
 		w.finish(t)
@@ -240,7 +240,7 @@ func limitDataRow(limit fault.Net) func(ctx context.Context, t *testing.T, tc *t
 	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
 		c, rng := tc.Client, tc.Rand
 		col := fixture.Create(ctx, t, c, rng, vectors, dim, api.MetricDot)
-		f := inject(ctx, t, limit)
+		f := stack.Inject(ctx, t, limit)
 
 		w := watchObjects(ctx, col.Name)
 		_, err := c.SetTier(ctx, col.Name, api.TierCold)
@@ -356,7 +356,7 @@ func truncatedGet(truncate fault.S3) func(ctx context.Context, t *testing.T, tc 
 		oi, err := stack.S3.StatObject(ctx, tierd.Bucket, key, minio.StatObjectOptions{})
 		require.NoError(t, err)
 		require.Less(t, truncate.Bytes, oi.Size, "the truncation cuts the object's body short")
-		rule := injectS3(ctx, t, truncate)
+		rule := stack.InjectS3(ctx, t, truncate)
 		requireRefused(ctx, t, tc, col, key, api.CodeStorageUnavailable)
 		st, err := stack.S3Faults.Stats(ctx)
 		require.NoError(t, err)
@@ -380,7 +380,7 @@ func flippedGet(flip fault.S3) func(ctx context.Context, t *testing.T, tc *tierd
 		c, rng := tc.Client, tc.Rand
 		col, key := coldCollection(ctx, t, tc)
 		seedLayer(ctx, t, tc.Rand.Uint64())
-		rule := injectS3(ctx, t, flip)
+		rule := stack.InjectS3(ctx, t, flip)
 		requireRefused(ctx, t, tc, col, key, api.CodeDataCorrupted)
 		st, err := stack.S3Faults.Stats(ctx)
 		require.NoError(t, err)
@@ -435,7 +435,7 @@ func flakyS3(flaky fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.C
 		retriesBefore := metricSum(ctx, t, "tierd_s3_retries_total")
 		putRetriesBefore := metric(ctx, t, `tierd_s3_retries_total{op="put"}`)
 		seedLayer(ctx, t, rng.Uint64())
-		rule := injectS3(ctx, t, flaky)
+		rule := stack.InjectS3(ctx, t, flaky)
 		const transitions = 12
 		var ok int
 		var failedKeys []string

@@ -14,7 +14,6 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tierchaos/tierchaos/harness/fault"
 	"github.com/tierchaos/tierchaos/harness/tierd"
 	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/system/api"
@@ -209,33 +208,6 @@ func corruptRange(ctx context.Context, t *testing.T, key string, off, n int64) {
 	_, err = stack.S3.PutObject(ctx, tierd.Bucket, key, strings.NewReader(string(data)), int64(len(data)),
 		minio.PutObjectOptions{UserMetadata: st.UserMetadata, ContentType: st.ContentType})
 	require.NoError(t, err, "write the corrupted pack back")
-}
-
-// inject injects f into the stack (fault.Inject) and returns its Active
-// (nil for an instant): a window fault is removed again when t ends
-// (NewCase clears every fault then too).
-func inject(ctx context.Context, t *testing.T, f fault.Fault) fault.Active {
-	t.Helper()
-	a, err := fault.Inject(ctx, stack, f)
-	require.NoError(t, err, "inject %s", f)
-	if a != nil {
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if err := a.Remove(ctx); err != nil {
-				t.Errorf("remove %s: %v", f, err)
-			}
-		})
-	}
-	return a
-}
-
-// injectS3 injects an S3 fault and returns its rule in the fault layer.
-func injectS3(ctx context.Context, t *testing.T, f fault.S3) *fault.S3Rule {
-	t.Helper()
-	r, ok := inject(ctx, t, f).(*fault.S3Rule)
-	require.True(t, ok, "an applied S3 fault is an *fault.S3Rule")
-	return r
 }
 
 // waitFired waits until the rule has fired at least once.

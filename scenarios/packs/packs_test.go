@@ -119,7 +119,7 @@ func packRow(run func(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixt
 func killDuringPackUpload(hold fault.S3, kill fault.Process) func(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
 	return func(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
 		cols := warmSmall(ctx, t, tc, 4)
-		held := injectS3(ctx, t, hold)
+		held := stack.InjectS3(ctx, t, hold)
 		cycle := goRunOnce(ctx)
 		waitFired(ctx, t, held.ID, "the pack's PUT is held")
 		require.Empty(t, packObjects(ctx, t, cols), "no pack is stored at the kill")
@@ -131,7 +131,7 @@ func killDuringPackUpload(hold fault.S3, kill fault.Process) func(ctx context.Co
 		// Lifted first, so that the restarted tierd's PUTs pass; the held PUT
 		// stays held until the kill ends its client.
 		require.NoError(t, held.Remove(ctx))
-		inject(ctx, t, kill)
+		stack.Inject(ctx, t, kill)
 		require.Error(t, await(ctx, t, cycle, "the killed cycle's answer"), "the cycle was killed before it answered")
 
 		for _, c := range cols {
@@ -218,12 +218,12 @@ func corruptMember(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture
 func sweepRacesPack(failLists fault.S3, restart fault.Process, holdHead fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
 	return func(ctx context.Context, t *testing.T, tc *tierd.Case) []*fixture.Collection {
 		cols := warmSmall(ctx, t, tc, 4)
-		listFails := injectS3(ctx, t, failLists)
-		inject(ctx, t, restart)
+		listFails := stack.InjectS3(ctx, t, failLists)
+		stack.Inject(ctx, t, restart)
 		waitFired(ctx, t, listFails.ID, "the start-up sweep lists and fails")
 		// Held for headDelay, well within the verification's deadline (the
 		// suite's 15 s S3 deadline) and longer than the sweep's next retry.
-		headHeld := injectS3(ctx, t, holdHead)
+		headHeld := stack.InjectS3(ctx, t, holdHead)
 		cycle := goRunOnce(ctx)
 		waitFired(ctx, t, headHeld.ID, "the stored pack's verification is held")
 		require.Len(t, packObjects(ctx, t, cols), 1, "the pack is stored, not committed")
