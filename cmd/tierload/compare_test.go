@@ -18,7 +18,8 @@ import (
 )
 
 // shortRun drives an httptest server whose handler takes delay for 2 s at
-// 100 req/s and writes the report folder; it returns report.json's path.
+// 100 req/s (open loop: a slow handler means more requests in flight, not
+// fewer) and writes the report folder; it returns report.json's path.
 func shortRun(t *testing.T, delay time.Duration) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -58,18 +59,24 @@ func shortRun(t *testing.T, delay time.Duration) string {
 }
 
 // TestCompareFlagsSlowdown: with the default thresholds, a run against a
-// handler twice as slow is flagged (exit 1) and two runs against the same
-// handler pass (exit 0).
+// handler twice as slow is flagged (exit 1); two runs against the same
+// handler pass (exit 0) with thresholds that allow this test machine's
+// noise.
 func TestCompareFlagsSlowdown(t *testing.T) {
-	// Scheduling noise on a loaded machine adds milliseconds, not a share:
-	// a 50 ms handler keeps it well inside the +20% p95 threshold.
 	const delay = 50 * time.Millisecond
 	base := shortRun(t, delay)
 	same := shortRun(t, delay)
 	slow := shortRun(t, 2*delay)
 
+	// Two runs of 2 s on a machine that also runs other tests differ by
+	// scheduling noise, not by a share: with a go build -a loop beside
+	// them, the search p95 of two equal runs moved 138 ms and the achieved
+	// rate 4.5%. The equal runs are compared with more than that allowed (a
+	// 250 ms noise floor, a 20% rate drop); the slowed run with the
+	// defaults, which noise can only make flag more.
+	noise := []string{"-min-delta", "250ms", "-rate-drop", "0.2"}
 	var out, errOut bytes.Buffer
-	code := run([]string{"compare", base, same}, &out, &errOut)
+	code := run(append(append([]string{"compare"}, noise...), base, same), &out, &errOut)
 	assert.Equal(t, exitOK, code, "equal runs:\n%s%s", out.String(), errOut.String())
 	assert.Contains(t, out.String(), "no regression")
 
@@ -80,9 +87,10 @@ func TestCompareFlagsSlowdown(t *testing.T) {
 		assert.Regexp(t, want+`[^\n]*\*\*REGRESSED\*\*`, out.String())
 	}
 
-	// With the latency checks off the slow run passes (same errors, same rate).
+	// With the latency checks off the slow run passes: no more errors, and
+	// the rate within the noise allowed.
 	out.Reset()
-	code = run([]string{"compare", "-p50", "-1", "-p95", "-1", "-p99", "-1", base, slow}, &out, &errOut)
+	code = run([]string{"compare", "-p50", "-1", "-p95", "-1", "-p99", "-1", "-rate-drop", "0.2", base, slow}, &out, &errOut)
 	assert.Equal(t, exitOK, code, out.String())
 }
 
