@@ -67,8 +67,19 @@ type Load interface {
 type Check[C any] struct {
 	// Name names the check in findings.
 	Name string
-	// Check returns an error describing what it found wrong.
-	Check func(ctx context.Context, c C) error
+	// Check returns an error describing what it found wrong in c after
+	// the run e.
+	Check func(ctx context.Context, c C, e Execution) error
+}
+
+// Execution is what a check is told of the run it judges.
+type Execution struct {
+	// Applied is what happened to each step.
+	Applied []nemesis.Applied
+	// Start is the traffic's clock (Load.Now) at the steps' time zero: a
+	// step's Start and End added to it are on the clock of the traffic's
+	// operations.
+	Start int64
 }
 
 // Timing places a declarative row's faults on its timeline. Zero fields
@@ -184,6 +195,10 @@ type Outcome struct {
 	// Findings are the reasons the run failed: a step that could not be
 	// injected, a broken budget, a failed check.
 	Findings []string
+	// Notes are what the run saw that is not a failure: a step that could
+	// not be applied because a process fault had the service down at the
+	// time (nemesis.Excused).
+	Notes []string
 	// Ops is how many operations the traffic recorded.
 	Ops int
 }
@@ -230,10 +245,16 @@ func Execute[C any](ctx context.Context, s Scenario[C], c C, steps []nemesis.Ste
 	if err := ctx.Err(); err != nil {
 		return Outcome{}, fmt.Errorf("scenario %s: %w", s.Name, err)
 	}
-	for _, a := range out.Applied {
-		if a.Error != "" {
-			out.Findings = append(out.Findings, fmt.Sprintf("inject: step %d (%s) at %s: %s", a.Step, a.Fault, a.Start.Round(time.Millisecond), a.Error))
+	for i, a := range out.Applied {
+		if a.Error == "" {
+			continue
 		}
+		msg := fmt.Sprintf("inject: step %d (%s) at %s: %s", a.Step, a.Fault, a.Start.Round(time.Millisecond), a.Error)
+		if nemesis.Excused(out.Applied, i) {
+			out.Notes = append(out.Notes, msg+" (the service was down for a process fault)")
+			continue
+		}
+		out.Findings = append(out.Findings, msg)
 	}
 	ops := load.Ops()
 	out.Ops = len(ops)
@@ -244,7 +265,7 @@ func Execute[C any](ctx context.Context, s Scenario[C], c C, steps []nemesis.Ste
 		}
 	}
 	for _, ck := range s.Checks {
-		if err := ck.Check(ctx, c); err != nil {
+		if err := ck.Check(ctx, c, Execution{Applied: out.Applied, Start: runStart}); err != nil {
 			if ctx.Err() != nil {
 				return Outcome{}, errors.Join(fmt.Errorf("scenario %s: check %s", s.Name, ck.Name), err)
 			}

@@ -150,7 +150,7 @@ func declRow(name string, faults ...scenario.Fault) scenario.Scenario[*declCase]
 			{Phase: nemesis.PhaseRecovery, MaxErrorRate: -1, Grace: fault.Duration(10 * time.Millisecond)},
 			{Phase: nemesis.FaultPhase(fault.FamilyNet), MinErrors: 5},
 		},
-		Checks: []scenario.Check[*declCase]{{Name: "restarted", Check: func(_ context.Context, c *declCase) error {
+		Checks: []scenario.Check[*declCase]{{Name: "restarted", Check: func(_ context.Context, c *declCase, _ scenario.Execution) error {
 			if c.sys.restarts.Load() == 0 {
 				return errors.New("the service never restarted")
 			}
@@ -249,6 +249,62 @@ func TestExecuteFaultPhaseNeedsErrors(t *testing.T) {
 	assert.Contains(t, out.Findings[0], "budget: fault:net: all errors: 0 of")
 }
 
+// poke is a worker-family instant fault: a request to the fake service,
+// which fails while it is down (or always, when broken).
+type poke struct {
+	sys    *system
+	broken bool
+}
+
+func (poke) Kind() string                 { return "worker.run_once" }
+func (poke) Family() fault.Family         { return fault.FamilyWorker }
+func (poke) Validate() error              { return nil }
+func (poke) String() string               { return "fake worker cycle" }
+func (poke) MarshalJSON() ([]byte, error) { return []byte(`{}`), nil }
+func (f poke) Run(context.Context, fault.Stack) error {
+	if f.broken || f.sys.down.Load() {
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+// TestExecuteNotesStepsThatMetTheServiceDown: a worker cycle that fails
+// while a restart has the service down is a note; one that fails with the
+// service up is a finding.
+func TestExecuteNotesStepsThatMetTheServiceDown(t *testing.T) {
+	ctx := context.Background()
+	at := func(d time.Duration, f fault.Fault) nemesis.Step {
+		return nemesis.Step{At: fault.Duration(d), Fault: fault.Spec{Fault: f}}
+	}
+	tests := []struct {
+		name             string
+		steps            func(sys *system) []nemesis.Step
+		findings, notes  int
+		findingSubstring string
+	}{
+		{"during the restart", func(sys *system) []nemesis.Step {
+			return []nemesis.Step{at(100*time.Millisecond, restart{sys}), at(120*time.Millisecond, poke{sys: sys}), at(300*time.Millisecond, poke{sys: sys})}
+		}, 0, 1, ""},
+		{"with the service up", func(sys *system) []nemesis.Step {
+			return []nemesis.Step{at(100*time.Millisecond, restart{sys}), at(300*time.Millisecond, poke{sys: sys, broken: true})}
+		}, 1, 0, "step 1 (fake worker cycle)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := &system{}
+			r := declRow("r", restart{sys})
+			r.Budgets = []nemesis.Budget{{Phase: nemesis.PhaseSteady, MaxErrorRate: -1}}
+			out, err := scenario.Execute(ctx, r, &declCase{sys: sys}, tt.steps(sys), 500*time.Millisecond, nil)
+			require.NoError(t, err)
+			assert.Len(t, out.Findings, tt.findings, "findings: %v", out.Findings)
+			assert.Len(t, out.Notes, tt.notes, "notes: %v", out.Notes)
+			if tt.findingSubstring != "" && len(out.Findings) > 0 {
+				assert.Contains(t, out.Findings[0], tt.findingSubstring)
+			}
+		})
+	}
+}
+
 // TestValidateDeclarativeRows: a declarative row needs value faults, a
 // Target case, something to judge, and no Run.
 func TestValidateDeclarativeRows(t *testing.T) {
@@ -265,7 +321,7 @@ func TestValidateDeclarativeRows(t *testing.T) {
 		assert.Contains(t, err.Error(), want)
 	}
 	err = scenario.Validate([]scenario.Scenario[*plain]{{Name: "p", Faults: []scenario.Fault{cut{&system{}}}, Guards: "g",
-		Traffic: plainTraffic{}, Checks: []scenario.Check[*plain]{{Name: "x", Check: func(context.Context, *plain) error { return nil }}}}})
+		Traffic: plainTraffic{}, Checks: []scenario.Check[*plain]{{Name: "x", Check: func(context.Context, *plain, scenario.Execution) error { return nil }}}}})
 	require.ErrorContains(t, err, "has no FaultStack")
 }
 
@@ -326,6 +382,6 @@ func (derefTraffic) Start(context.Context, *derefCase) (scenario.Load, error) {
 // alone that it names a stack; it never calls FaultStack on a nil case.
 func TestValidateCallsNothingOnTheCase(t *testing.T) {
 	row := scenario.Scenario[*derefCase]{Name: "r", Faults: []scenario.Fault{cut{&system{}}}, Guards: "g", Traffic: derefTraffic{},
-		Checks: []scenario.Check[*derefCase]{{Name: "x", Check: func(context.Context, *derefCase) error { return nil }}}}
+		Checks: []scenario.Check[*derefCase]{{Name: "x", Check: func(context.Context, *derefCase, scenario.Execution) error { return nil }}}}
 	require.NotPanics(t, func() { require.NoError(t, scenario.Validate([]scenario.Scenario[*derefCase]{row})) })
 }

@@ -223,6 +223,9 @@ func report(t *testing.T, out Outcome) {
 	for _, p := range out.Phases {
 		t.Logf("phase %s: %d ops, %d ok, %d errors, p95 %s, codes %v", p.Phase, p.Ops, p.OK, p.Errors, p.P95.Round(time.Microsecond), p.Codes)
 	}
+	for _, n := range out.Notes {
+		t.Logf("note: %s", n)
+	}
 	for _, f := range out.Findings {
 		t.Error(f)
 	}

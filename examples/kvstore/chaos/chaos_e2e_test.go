@@ -202,7 +202,7 @@ func (l *kvLoad) Ops() []nemesis.Op { return l.rec.Judged() }
 
 // writesSucceeded requires acknowledged writes: a history without them
 // would be linearizable whatever the store does.
-func writesSucceeded(_ context.Context, c *kvCase) error {
+func writesSucceeded(_ context.Context, c *kvCase, _ scenario.Execution) error {
 	if st := c.recorder().Stats(); st.OKWrites == 0 {
 		return fmt.Errorf("no write succeeded (%+v)", st)
 	}
@@ -210,7 +210,7 @@ func writesSucceeded(_ context.Context, c *kvCase) error {
 }
 
 // linearizable reads every key back and checks the history.
-func linearizable(ctx context.Context, c *kvCase) error {
+func linearizable(ctx context.Context, c *kvCase, _ scenario.Execution) error {
 	rec := c.recorder()
 	if err := readBack(ctx, rec.Client(clients, c.kc), c.keys); err != nil {
 		return err

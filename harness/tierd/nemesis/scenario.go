@@ -112,13 +112,15 @@ func (l *rowLoad) Ops() []core.Op {
 // RowChecks are the checks of a declarative tierd row: the case's history
 // of the collections its traffic made, with what tierd holds at the end
 // read back (lost writes, searches against the oracle, tiers with the
-// worker's demotions allowed, snapshots). A tier history too long for
+// worker's demotions allowed, snapshots). An operation left unknown by a
+// kill, restart or power cut of the run took effect by the end of that
+// crash or never (boundByCrashes). A tier history too long for
 // porcupine's search in time is no verdict, not a failure.
 func RowChecks() []scenario.Check[*tierd.Case] {
 	return []scenario.Check[*tierd.Case]{{Name: "history", Check: checkRow}}
 }
 
-func checkRow(ctx context.Context, c *tierd.Case) error {
+func checkRow(ctx context.Context, c *tierd.Case, e scenario.Execution) error {
 	if len(c.Collections) == 0 {
 		return errors.New("the row's traffic made no collection")
 	}
@@ -133,6 +135,9 @@ func checkRow(ctx context.Context, c *tierd.Case) error {
 			ops = append(ops, op)
 		}
 	}
+	// Unknown operations in flight at a kill took effect by the time the
+	// new process served, or never, as in the nemesis run.
+	ops = boundByCrashes(ops, crashesOf(e.Applied, e.Start))
 	ck, err := check.New(ops, check.Config{ArtifactDir: c.ArtifactDir, AutoDemote: true, TierTimeout: tierTimeout})
 	if err != nil {
 		return err
