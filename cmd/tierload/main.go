@@ -105,6 +105,7 @@ type config struct {
 	s3Latency time.Duration
 	s3Jitter  time.Duration
 	sut       string
+	dataTmpfs string
 	// failOnBudget makes a failed budget gate exit with status 1.
 	failOnBudget bool
 	seedSet      bool
@@ -168,6 +169,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.s3Latency, "s3-latency", 0, "with the stack: Toxiproxy latency on tierd's S3 traffic during the run")
 	fs.DurationVar(&c.s3Jitter, "s3-jitter", 0, "with -s3-latency: ± jitter")
 	fs.StringVar(&c.sut, "sut", "", "with the stack: tierd as 'container' (default) or 'inprocess'")
+	fs.StringVar(&c.dataTmpfs, "data-tmpfs", "", "with the stack: tierd's data directory on a tmpfs of this size (e.g. 512m); a diagnostic: fsyncs cost nothing there, so a run beside one on disk shows what the disk adds")
 	fs.StringVar(&o.OutDir, "out", "load-report", "output folder")
 	fs.StringVar(&o.Name, "name", "tierload", "report name")
 	fs.StringVar(&c.progress, "progress", "auto", "progress display: auto, bar or plain")
@@ -272,8 +274,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if td.URL == "" && (td.APIToken != "" || td.AdminToken != "") {
 		return nil, errors.New("-api-token and -admin-token need -url (the stack makes its own tokens)")
 	}
-	if td.URL != "" && (c.s3Latency != 0 || c.sut != "") {
-		return nil, errors.New("-s3-latency and -sut need the harness stack (drop -url)")
+	if td.URL != "" && (c.s3Latency != 0 || c.sut != "" || c.dataTmpfs != "") {
+		return nil, errors.New("-s3-latency, -sut and -data-tmpfs need the harness stack (drop -url)")
 	}
 	if c.s3Jitter > c.s3Latency {
 		return nil, errors.New("-s3-jitter must not exceed -s3-latency")
@@ -462,7 +464,7 @@ func execute(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer)
 			log.Warn("watchdog", "err", err)
 		}
 	}()
-	stack, err := tierd.Start(ctx, run, tierd.Options{Logger: log, Seed: td.Workload.Seed, SUT: c.sut})
+	stack, err := tierd.Start(ctx, run, tierd.Options{Logger: log, Seed: td.Workload.Seed, SUT: c.sut, TierdDataTmpfs: c.dataTmpfs})
 	if err != nil {
 		return exitError, fmt.Errorf("start stack: %w", err)
 	}

@@ -112,6 +112,8 @@ func TestParse(t *testing.T) {
 		{"bad progress", []string{"-progress", "fancy"}, false, nil},
 		{"pid without url", []string{"-pid", "1"}, false, nil},
 		{"fault with url", []string{"-url", "http://x:1", "-s3-latency", "1ms"}, false, nil},
+		{"data tmpfs on the stack", []string{"-data-tmpfs", "512m"}, true, func(t *testing.T, c *config) { assert.Equal(t, "512m", c.dataTmpfs) }},
+		{"data tmpfs with url", []string{"-url", "http://x:1", "-data-tmpfs", "512m"}, false, nil},
 		{"jitter over latency", []string{"-s3-latency", "1ms", "-s3-jitter", "2ms"}, false, nil},
 		{"zero rate", []string{"-rate", "0"}, false, nil},
 		{"ramp too long", []string{"-duration", "1s", "-ramp-up", "2s"}, false, nil},
