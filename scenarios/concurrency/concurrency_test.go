@@ -5,6 +5,7 @@ package concurrency
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -526,41 +527,25 @@ func racingTiers(latency fault.Net, kill fault.Process) func(ctx context.Context
 		}
 		stack.Inject(ctx, t, latency)
 
-		var mu sync.Mutex
-		answers := map[string]int{}
-		deadline := time.Now().Add(raceFor)
-		var wg sync.WaitGroup
-		for w := range workers {
-			r := tc.Seed.Stream(fmt.Sprintf("tier-worker-%d", w))
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for time.Now().Before(deadline) && ctx.Err() == nil {
-					col := cols[r.IntN(len(cols))]
-					var key string
-					switch p := r.IntN(10); {
-					case p < 7:
-						target := allTiers[r.IntN(len(allTiers))]
-						_, err := c.SetTier(ctx, col.Name, target)
-						key = "set_tier " + codeName(err)
-					case p < 9:
-						_, err := c.GetCollection(ctx, col.Name)
-						key = "get " + codeName(err)
-					default:
-						_, err := c.Search(ctx, col.Name, fixture.RandomVectors(r, 1, dim)[0].Values, topK)
-						key = "search " + codeName(err)
-					}
-					mu.Lock()
-					answers[key]++
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
+		answers, firstErr := answersUntil(ctx, tc, "tier-worker", workers, time.Now().Add(raceFor), func(r *rand.Rand) (string, string, error) {
+			col := cols[r.IntN(len(cols))]
+			switch p := r.IntN(10); {
+			case p < 7:
+				target := allTiers[r.IntN(len(allTiers))]
+				_, err := c.SetTier(ctx, col.Name, target)
+				return "set_tier", col.Name, err
+			case p < 9:
+				_, err := c.GetCollection(ctx, col.Name)
+				return "get", col.Name, err
+			default:
+				_, err := c.Search(ctx, col.Name, fixture.RandomVectors(r, 1, dim)[0].Values, topK)
+				return "search", col.Name, err
+			}
+		})
 		t.Logf("answers: %v", answers)
 		for key := range answers {
 			require.Contains(t, []string{"set_tier ok", "set_tier " + api.CodeTransitionInProgress, "get ok", "search ok"}, key,
-				"unexpected answer (all: %v)", answers)
+				"unexpected answer (all: %v; first of each error: %v)", answers, firstErr)
 		}
 		require.Positive(t, answers["set_tier ok"])
 		require.Positive(t, answers["set_tier "+api.CodeTransitionInProgress], "requests really raced")
@@ -652,41 +637,19 @@ func workerVsAPI(jitter fault.S3, kill fault.Process) func(ctx context.Context, 
 			}
 		}()
 
-		var mu sync.Mutex
-		answers := map[string]int{}
-		firstErr := map[string]string{} // the first error message of each failed answer
-		deadline := time.Now().Add(runFor)
-		var wg sync.WaitGroup
-		for w := range clients {
-			r := tc.Seed.Stream(fmt.Sprintf("api-client-%d", w))
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for time.Now().Before(deadline) && ctx.Err() == nil {
-					name := names[r.IntN(len(names))]
-					var key string
-					var err error
-					if r.IntN(2) == 0 {
-						batch := fixture.RandomVectors(r, 1+r.IntN(8), dim)
-						for i := range batch {
-							batch[i].ID = fmt.Sprintf("p%03d", r.IntN(pool))
-						}
-						_, err = c.Insert(ctx, name, batch)
-						key = "insert " + codeName(err)
-					} else {
-						_, err = c.Search(ctx, name, fixture.RandomVectors(r, 1, dim)[0].Values, topK)
-						key = "search " + codeName(err)
-					}
-					mu.Lock()
-					answers[key]++
-					if _, seen := firstErr[key]; err != nil && !seen {
-						firstErr[key] = fmt.Sprintf("%s at %s: %v", name, time.Now().UTC().Format(time.RFC3339Nano), err)
-					}
-					mu.Unlock()
+		answers, firstErr := answersUntil(ctx, tc, "api-client", clients, time.Now().Add(runFor), func(r *rand.Rand) (string, string, error) {
+			name := names[r.IntN(len(names))]
+			if r.IntN(2) == 0 {
+				batch := fixture.RandomVectors(r, 1+r.IntN(8), dim)
+				for i := range batch {
+					batch[i].ID = fmt.Sprintf("p%03d", r.IntN(pool))
 				}
-			}()
-		}
-		wg.Wait()
+				_, err := c.Insert(ctx, name, batch)
+				return "insert", name, err
+			}
+			_, err := c.Search(ctx, name, fixture.RandomVectors(r, 1, dim)[0].Values, topK)
+			return "search", name, err
+		})
 		stopping.Store(true)
 		<-workerDone
 

@@ -84,6 +84,39 @@ func together(n int, fn func(i int)) {
 	done.Wait()
 }
 
+// answersUntil runs n workers at once until the deadline passes or ctx
+// ends, and waits for all of them. Worker w draws from its own stream
+// "<stream>-<w>" of the case and calls step over and over; each call makes
+// one request: op names it, on names the collection it was for and err is
+// its outcome. It returns how often each answer "<op> <codeName(err)>"
+// came, and for each answer that was an error the first such error, with
+// its collection and the time it came.
+func answersUntil(ctx context.Context, tc *tierd.Case, stream string, n int, deadline time.Time,
+	step func(r *rand.Rand) (op, on string, err error)) (answers map[string]int, firstErr map[string]string) {
+	var mu sync.Mutex
+	answers, firstErr = map[string]int{}, map[string]string{}
+	var wg sync.WaitGroup
+	for w := range n {
+		r := tc.Seed.Stream(fmt.Sprintf("%s-%d", stream, w))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				op, on, err := step(r)
+				key := op + " " + codeName(err)
+				mu.Lock()
+				answers[key]++
+				if _, seen := firstErr[key]; err != nil && !seen {
+					firstErr[key] = fmt.Sprintf("%s at %s: %v", on, time.Now().UTC().Format(time.RFC3339Nano), err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return answers, firstErr
+}
+
 // transitions reads tierd_tier_transitions_total{from,to,result="ok"}
 // from tierd's metrics endpoint.
 func transitions(ctx context.Context, t *testing.T, from, to api.Tier) float64 {
