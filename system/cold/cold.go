@@ -60,6 +60,11 @@ type Options struct {
 	Batch uploader.BatchConfig
 	// OnRetry, if set, is called once per retried attempt (for metrics).
 	OnRetry func(op string)
+	// OnDone, if set, is called when a get, stat, put, delete, list,
+	// list_multipart or abort_multipart ends, with its duration (retries
+	// and backoff included) and its error (for metrics); op is that name,
+	// as OnRetry gets it. A pack's upload (NewBatch) is not reported.
+	OnDone func(op string, d time.Duration, err error)
 }
 
 // Store wraps an ObjectStore for tierd.
@@ -223,7 +228,11 @@ func (s *Store) do(ctx context.Context, name, key string, op func(ctx context.Co
 // doWithin runs op with retries of retryable failures, all within limit.
 // A wait that would end past the deadline (a server's Retry-After, or the
 // backoff) is not slept: the operation fails at once.
-func (s *Store) doWithin(ctx context.Context, limit time.Duration, name, key string, op func(ctx context.Context) error) error {
+func (s *Store) doWithin(ctx context.Context, limit time.Duration, name, key string, op func(ctx context.Context) error) (err error) {
+	if s.opts.OnDone != nil {
+		start := time.Now()
+		defer func() { s.opts.OnDone(name, time.Since(start), err) }()
+	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	backoff := s.opts.BackoffBase
@@ -297,7 +306,11 @@ func (s *Store) Budget(size int64) time.Duration {
 // multipart upload is aborted by the uploader; the caller deletes what a
 // failed single PUT may have stored (Cleanup). Errors wrap ErrUnavailable
 // (ErrNoBucket for a missing bucket).
-func (s *Store) Put(ctx context.Context, key string, data []byte, info snapshot.Info) error {
+func (s *Store) Put(ctx context.Context, key string, data []byte, info snapshot.Info) (err error) {
+	if s.opts.OnDone != nil {
+		start := time.Now()
+		defer func() { s.opts.OnDone("put", time.Since(start), err) }()
+	}
 	parts := (int64(len(data)) + s.opts.PartSize - 1) / s.opts.PartSize
 	requests := int64(1)
 	if parts > 1 {

@@ -63,3 +63,35 @@ func TestUploadVerifyDownload(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, list)
 }
+
+// TestOnDoneReportsEachOperation: every operation reports once when it
+// ends, with its error; a retried one once, after its retries.
+func TestOnDoneReportsEachOperation(t *testing.T) {
+	ctx := context.Background()
+	type done struct {
+		op  string
+		err bool
+	}
+	var got []done
+	m := uploader.NewMemStore()
+	s, err := New(m, Options{Prefix: "p/", OpTimeout: time.Second, MaxRetries: 2, PartSize: 5 << 20, Concurrency: 2,
+		BackoffBase: time.Millisecond, BackoffCap: time.Millisecond,
+		OnDone: func(op string, d time.Duration, err error) {
+			require.Positive(t, d)
+			got = append(got, done{op, err != nil})
+		}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	data, info, err := snapshot.EncodeBytes(2, []string{"a"}, []float32{1, 2})
+	require.NoError(t, err)
+	key := s.DataKey("c", "1")
+	require.NoError(t, s.Upload(ctx, key, data, info))
+	_, err = s.Download(ctx, key, info.Size)
+	require.NoError(t, err)
+	id, err := m.Inject(uploader.Fault{Kind: uploader.FaultConnReset})
+	require.NoError(t, err)
+	_, err = s.Download(ctx, key, info.Size)
+	require.ErrorIs(t, err, ErrUnavailable)
+	m.RemoveFault(id)
+	require.NoError(t, s.Delete(ctx, key))
+	require.Equal(t, []done{{"put", false}, {"stat", false}, {"get", false}, {"get", true}, {"delete", false}}, got)
+}

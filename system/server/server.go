@@ -127,13 +127,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		retries := prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tierd_s3_retries_total", Help: "Retried S3 operations by operation.",
 		}, []string{"op"})
-		s.reg.MustRegister(retries)
+		s3Time := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tierd_s3_operation_duration_seconds", Help: "Duration of S3 operations by operation and result (ok or error), retries and backoff included.",
+			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 16),
+		}, []string{"op", "result"})
+		s.reg.MustRegister(retries, s3Time)
 		var err error
 		cs, err = cold.New(s.objects, cold.Options{
 			Prefix: cfg.S3.Prefix, OpTimeout: cfg.S3.OpTimeout.D(), MaxRetries: cfg.RetryAttempts() - 1,
 			BackoffBase: cfg.Retry.Base.D(), BackoffCap: cfg.Retry.Cap.D(), Batch: cfg.Uploader().Batch,
 			PartSize: cfg.S3.PartSize, Concurrency: cfg.S3.Concurrency, VerifyReadback: cfg.S3.VerifyReadback,
 			OnRetry: func(op string) { retries.WithLabelValues(op).Inc() },
+			OnDone: func(op string, d time.Duration, err error) {
+				result := "ok"
+				if err != nil {
+					result = "error"
+				}
+				s3Time.WithLabelValues(op, result).Observe(d.Seconds())
+			},
 		}, log)
 		if err != nil {
 			stop()

@@ -362,6 +362,37 @@ func TestCorruptColdObjectIsNotServed(t *testing.T) {
 	require.Equal(t, []api.Result{{ID: "a", Score: 1}}, res)
 }
 
+// TestS3OperationMetrics: tierd times each S3 operation by its result.
+func TestS3OperationMetrics(t *testing.T) {
+	e := start(t, true, nil)
+	ctx := context.Background()
+	_, err := e.c.CreateCollection(ctx, api.CreateCollectionRequest{Name: "m", Dimension: 2, Metric: api.MetricDot})
+	require.NoError(t, err)
+	_, err = e.c.Insert(ctx, "m", []api.Vector{{ID: "a", Values: []float32{1, 1}}})
+	require.NoError(t, err)
+	_, err = e.c.SetTier(ctx, "m", api.TierCold)
+	require.NoError(t, err)
+	id, err := e.objs.Inject(uploader.Fault{Kind: uploader.FaultConnReset, Op: uploader.OpGetObject})
+	require.NoError(t, err)
+	_, err = e.c.Search(ctx, "m", []float32{1, 0}, 1)
+	require.Equal(t, api.CodeStorageUnavailable, client.CodeOf(err))
+	e.objs.RemoveFault(id)
+	_, err = e.c.Search(ctx, "m", []float32{1, 0}, 1)
+	require.NoError(t, err)
+
+	rec := httptest.NewRecorder()
+	e.srv.DebugHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`tierd_s3_operation_duration_seconds_count{op="put",result="ok"} 1`,
+		`tierd_s3_operation_duration_seconds_count{op="stat",result="ok"} 1`,
+		`tierd_s3_operation_duration_seconds_count{op="get",result="error"} 1`,
+		`tierd_s3_operation_duration_seconds_count{op="get",result="ok"} 1`,
+	} {
+		require.Contains(t, body, want)
+	}
+}
+
 func TestHealthAndDebug(t *testing.T) {
 	e := start(t, false, nil)
 	ctx := context.Background()
