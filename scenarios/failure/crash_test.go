@@ -64,11 +64,7 @@ func afterRestart(ctx context.Context, t *testing.T, tc *tierd.Case, col *fixtur
 	eventuallyBucket(ctx, t, col.Name, want, keys...)
 	demote(ctx, t, tc.Client, col.Name)
 	requireColdObject(ctx, t, col.Name)
-	_, err := tc.Client.SetTier(ctx, col.Name, api.TierHot)
-	require.NoError(t, err)
-	fixture.RequireExactSearch(ctx, t, tc.Client, tc.Rand, col, 5, topK)
-	eventuallyBucket(ctx, t, col.Name, 0)
-	tc.Check(ctx, t, check.Config{}, col.Name)
+	promoteAndReadBack(ctx, t, tc, col, 5, "promotion after the restart")
 }
 
 // killDuringUpload is scenario 14, killed during the upload (hold on

@@ -25,6 +25,7 @@ import (
 	"github.com/tierchaos/tierchaos/harness/fault"
 	"github.com/tierchaos/tierchaos/harness/s3fault"
 	"github.com/tierchaos/tierchaos/harness/tierd"
+	"github.com/tierchaos/tierchaos/harness/tierd/check"
 	"github.com/tierchaos/tierchaos/harness/tierd/fixture"
 	"github.com/tierchaos/tierchaos/system/api"
 	"github.com/tierchaos/tierchaos/system/snapshot"
@@ -157,6 +158,24 @@ func eventuallyBucket(ctx context.Context, t *testing.T, name string, want int, 
 	})
 	require.True(t, ok, "MinIO never settled to %d object(s) of %s and no incomplete upload of %v: objects %v, uploads %v",
 		want, name, keys, keysOf(objs), uploadKeys(ups))
+}
+
+// promoteAndReadBack is the read-back that closes a row once its fault is
+// gone. It promotes col to hot (why names the promotion in the failure
+// message), requires that searches random queries of col are answered
+// exactly as col's oracle answers them, waits until MinIO holds no object
+// and no incomplete upload of col (keys: exact keys to look at too), and
+// runs the case's checkers on col's history. It proves that col came
+// through the fault whole: served hot with every acknowledged vector,
+// nothing of it left behind in S3, no acknowledged write lost and its tier
+// history linearizable.
+func promoteAndReadBack(ctx context.Context, t *testing.T, tc *tierd.Case, col *fixture.Collection, searches int, why string, keys ...string) {
+	t.Helper()
+	_, err := tc.Client.SetTier(ctx, col.Name, api.TierHot)
+	require.NoError(t, err, why)
+	fixture.RequireExactSearch(ctx, t, tc.Client, tc.Rand, col, searches, topK)
+	eventuallyBucket(ctx, t, col.Name, 0, keys...)
+	tc.Check(ctx, t, check.Config{}, col.Name)
 }
 
 // requireColdObject requires that the cold collection's data object is the

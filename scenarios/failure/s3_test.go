@@ -72,11 +72,7 @@ func slowDownRetried(slowDown fault.S3) func(ctx context.Context, t *testing.T, 
 		require.GreaterOrEqual(t, sum, backoffBase, "tierd backed off between the retries")
 		require.GreaterOrEqual(t, took, sum, "the demotion lasted at least the waits it logged")
 
-		_, err = c.SetTier(ctx, col.Name, api.TierHot)
-		require.NoError(t, err)
-		fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
-		eventuallyBucket(ctx, t, col.Name, 0)
-		tc.Check(ctx, t, check.Config{}, col.Name)
+		promoteAndReadBack(ctx, t, tc, col, queries, "promotion of the object the retries uploaded")
 	}
 }
 
@@ -216,15 +212,14 @@ type opSeen struct {
 // reads back what must follow: MinIO never showed an object that is not a
 // complete, valid snapshot; col is cold with a verified object; cut fired
 // exactly once; the fault layer saw each operation of seen as often as
-// given. Then col is promoted back to hot, answers searches (that many
-// queries) exactly, and leaves nothing in the bucket, and the case's
-// history passes the checkers.
+// given. Then promoteAndReadBack, with that many searches: col is hot and
+// exact again, nothing of it is left in the bucket, and the case's history
+// passes the checkers.
 func demoteThroughCut(ctx context.Context, t *testing.T, tc *tierd.Case, col *fixture.Collection, cut fault.S3, searches int, seen ...opSeen) {
 	t.Helper()
-	c, rng := tc.Client, tc.Rand
 	rule := stack.InjectS3(ctx, t, cut)
 	w := watchObjects(ctx, col.Name)
-	demote(ctx, t, c, col.Name)
+	demote(ctx, t, tc.Client, col.Name)
 	w.finish(t)
 	requireColdObject(ctx, t, col.Name)
 	st, err := stack.S3Faults.Stats(ctx)
@@ -234,12 +229,7 @@ func demoteThroughCut(ctx context.Context, t *testing.T, tc *tierd.Case, col *fi
 	for _, s := range seen {
 		require.Equal(t, s.n, st.Op(s.op).Seen, "%s requests: %s", s.op, s.why)
 	}
-
-	_, err = c.SetTier(ctx, col.Name, api.TierHot)
-	require.NoError(t, err)
-	fixture.RequireExactSearch(ctx, t, c, rng, col, searches, topK)
-	eventuallyBucket(ctx, t, col.Name, 0)
-	tc.Check(ctx, t, check.Config{}, col.Name)
+	promoteAndReadBack(ctx, t, tc, col, searches, "promotion of the object uploaded through the cut")
 }
 
 // limitDataRow is scenario 12 with Toxiproxy's limit_data on every
@@ -359,7 +349,6 @@ func coldCollection(ctx context.Context, t *testing.T, tc *tierd.Case) (*fixture
 // truncatedGet is scenario 13 with truncated downloads (truncate).
 func truncatedGet(truncate fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
-		c, rng := tc.Client, tc.Rand
 		col, key := coldCollection(ctx, t, tc)
 		oi, err := stack.S3.StatObject(ctx, tierd.Bucket, key, minio.StatObjectOptions{})
 		require.NoError(t, err)
@@ -373,11 +362,7 @@ func truncatedGet(truncate fault.S3) func(ctx context.Context, t *testing.T, tc 
 		t.Logf("%d GETs of %s (%d B) truncated", rs.Injected, key, oi.Size)
 
 		require.NoError(t, rule.Remove(ctx))
-		_, err = c.SetTier(ctx, col.Name, api.TierHot)
-		require.NoError(t, err, "promotion once the GETs are whole")
-		fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
-		eventuallyBucket(ctx, t, col.Name, 0)
-		tc.Check(ctx, t, check.Config{}, col.Name)
+		promoteAndReadBack(ctx, t, tc, col, queries, "promotion once the GETs are whole")
 	}
 }
 
@@ -385,7 +370,6 @@ func truncatedGet(truncate fault.S3) func(ctx context.Context, t *testing.T, tc 
 // with the layer's seed, which the row draws from its case).
 func flippedGet(flip fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.Case) {
 	return func(ctx context.Context, t *testing.T, tc *tierd.Case) {
-		c, rng := tc.Client, tc.Rand
 		col, key := coldCollection(ctx, t, tc)
 		seedLayer(ctx, t, tc.Rand.Uint64())
 		rule := stack.InjectS3(ctx, t, flip)
@@ -397,11 +381,7 @@ func flippedGet(flip fault.S3) func(ctx context.Context, t *testing.T, tc *tierd
 
 		require.NoError(t, rule.Remove(ctx))
 		requireValidObject(ctx, t, key, requireColdChecksum(ctx, t, col.Name))
-		_, err = c.SetTier(ctx, col.Name, api.TierHot)
-		require.NoError(t, err, "promotion of the intact object")
-		fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
-		eventuallyBucket(ctx, t, col.Name, 0)
-		tc.Check(ctx, t, check.Config{}, col.Name)
+		promoteAndReadBack(ctx, t, tc, col, queries, "promotion of the intact object")
 	}
 }
 
@@ -484,10 +464,6 @@ func flakyS3(flaky fault.S3) func(ctx context.Context, t *testing.T, tc *tierd.C
 		require.LessOrEqual(t, putRetried, float64(putInjected), "tierd retried only failed PUTs")
 		require.GreaterOrEqual(t, putRetried, float64(putInjected-int64(transitions)), "every failed PUT but a transition's last was retried")
 
-		_, err = c.SetTier(ctx, col.Name, api.TierHot)
-		require.NoError(t, err)
-		fixture.RequireExactSearch(ctx, t, c, rng, col, queries, topK)
-		eventuallyBucket(ctx, t, col.Name, 0, failedKeys...)
-		tc.Check(ctx, t, check.Config{}, col.Name)
+		promoteAndReadBack(ctx, t, tc, col, queries, "promotion once S3 is reliable", failedKeys...)
 	}
 }
