@@ -435,3 +435,46 @@ func TestBatchBeforePackRunsBeforeThePut(t *testing.T) {
 		})
 	}
 }
+
+// TestResultHookReportsEveryUpload: the hook sees each item of UploadAll,
+// stored or refused, with its duration, and each pack a BatchUploader on
+// the same uploader writes.
+func TestResultHookReportsEveryUpload(t *testing.T) {
+	s := NewMemStore()
+	_, err := s.Inject(Fault{Kind: FaultAccessDenied, KeyPattern: "*/bad-*"})
+	require.NoError(t, err)
+	var mu sync.Mutex
+	got := map[string]Result{}
+	up := newUploader(t, s, testParallelConfig(), WithResultHook(func(r Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		got[r.Key] = r
+	}))
+	res := up.UploadAll(context.Background(), []Item{
+		BytesItem("t/good-1", []byte("one")), BytesItem("t/bad-2", []byte("two")), BytesItem("t/good-3", []byte("three")),
+	})
+	require.Len(t, res, 3)
+	mu.Lock()
+	require.Len(t, got, 3)
+	for _, r := range res {
+		assert.Equal(t, r, got[r.Key], "the hook sees the result UploadAll returns")
+		assert.Positive(t, got[r.Key].Duration, r.Key)
+	}
+	assert.ErrorIs(t, got["t/bad-2"].Err, ErrAccessDenied)
+	assert.NoError(t, got["t/good-1"].Err)
+	mu.Unlock()
+
+	cfg := testBatchConfig()
+	cfg.Size = 100
+	b, err := NewBatchUploader(up, cfg, quiet())
+	require.NoError(t, err)
+	p := add(t, b, "c/0", []byte{0})
+	add(t, b, "c/1", []byte{1})
+	require.NoError(t, b.Close(context.Background()))
+	loc := waitOK(t, p)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, got, 4, "one more result: the pack")
+	require.Contains(t, got, loc.PackKey)
+	assert.NoError(t, got[loc.PackKey].Err)
+}

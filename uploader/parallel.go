@@ -51,6 +51,9 @@ type Result struct {
 	Multipart bool
 	// Err is why the item was not stored; nil on success.
 	Err error
+	// Duration is how long the item's upload took, retries and backoff
+	// included (zero for an item cancelled before it started).
+	Duration time.Duration
 }
 
 // Sleeper waits d or until ctx is done, returning ctx's error in that case.
@@ -71,6 +74,8 @@ type options struct {
 	tick    time.Duration
 	// beforePack runs before a BatchUploader's pack PUT (WithBeforePack).
 	beforePack func(ctx context.Context, packKey string, members []string) error
+	// onResult runs when an item's upload ends (WithResultHook).
+	onResult func(Result)
 }
 
 // WithSleeper replaces the backoff wait (tests use it to record the
@@ -100,6 +105,13 @@ type RetryEvent struct {
 // WithRetryHook calls hook before every retry wait (for metrics such as a
 // retries counter). The hook must not block.
 func WithRetryHook(hook func(RetryEvent)) Option { return func(o *options) { o.onRetry = hook } }
+
+// WithResultHook makes a ParallelUploader call hook with each item's
+// Result when its upload ends, stored or not, whether it came through
+// Upload, UploadAll or a BatchUploader on this uploader (for metrics such
+// as upload durations). An item cancelled before it started is not
+// reported. The hook must not block.
+func WithResultHook(hook func(Result)) Option { return func(o *options) { o.onResult = hook } }
 
 // WithNow sets the BatchUploader's clock, used to age batches.
 func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -227,7 +239,12 @@ func (u *ParallelUploader) UploadAll(ctx context.Context, items []Item) []Result
 				results[i] = Result{Key: items[i].Key, Err: canceled("Upload", items[i].Key, err)}
 				continue
 			}
+			start := time.Now()
 			results[i] = u.uploadItem(ctx, budget, items[i])
+			results[i].Duration = time.Since(start)
+			if u.opts.onResult != nil {
+				u.opts.onResult(results[i])
+			}
 		}
 	}
 	workers := min(u.cfg.Concurrency, len(items))

@@ -319,25 +319,13 @@ func await[T any](ctx context.Context, t *testing.T, ch <-chan T, what string) T
 // `tierd_s3_retries_total{op="put"}`).
 func metric(ctx context.Context, t *testing.T, series string) float64 {
 	t.Helper()
-	base, err := stack.DebugURL()
-	require.NoError(t, err)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err, "GET /metrics")
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	for _, line := range metricLines(ctx, t) {
 		if rest, ok := strings.CutPrefix(line, series+" "); ok {
 			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
 			require.NoError(t, err, "metric line %q", line)
 			return v
 		}
 	}
-	require.NoError(t, sc.Err())
 	return 0
 }
 
@@ -345,18 +333,8 @@ func metric(ctx context.Context, t *testing.T, series string) float64 {
 // tierd_s3_retries_total).
 func metricSum(ctx context.Context, t *testing.T, name string) float64 {
 	t.Helper()
-	base, err := stack.DebugURL()
-	require.NoError(t, err)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err, "GET /metrics")
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var sum float64
-	for sc.Scan() {
-		line := sc.Text()
+	for _, line := range metricLines(ctx, t) {
 		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
 			continue
 		}
@@ -365,8 +343,28 @@ func metricSum(ctx context.Context, t *testing.T, name string) float64 {
 		require.NoError(t, err, "metric line %q", line)
 		sum += v
 	}
-	require.NoError(t, sc.Err())
 	return sum
+}
+
+// metricLines reads tierd's /metrics (Prometheus text format) as lines.
+func metricLines(ctx context.Context, t *testing.T) []string {
+	t.Helper()
+	base, err := stack.DebugURL()
+	require.NoError(t, err)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err, "GET /metrics")
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var lines []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	require.NoError(t, sc.Err())
+	return lines
 }
 
 // retryMsg is the uploader's log message for a retried S3 request.

@@ -63,7 +63,8 @@ type Options struct {
 	// OnDone, if set, is called when a get, stat, put, delete, list,
 	// list_multipart or abort_multipart ends, with its duration (retries
 	// and backoff included) and its error (for metrics); op is that name,
-	// as OnRetry gets it. A pack's upload (NewBatch) is not reported.
+	// as OnRetry gets it. A put is a snapshot's upload (Put) or a pack's
+	// (NewBatch).
 	OnDone func(op string, d time.Duration, err error)
 }
 
@@ -109,7 +110,11 @@ func New(objs uploader.ObjectStore, opts Options, log *slog.Logger) (*Store, err
 	pc.AttemptTimeout = opts.OpTimeout
 	pc.AbortTimeout = opts.CleanupTimeout
 	pc.ContentMD5 = true
-	up, err := uploader.NewParallelUploader(objs, pc, uploader.WithLogger(log))
+	uopts := []uploader.Option{uploader.WithLogger(log)}
+	if opts.OnDone != nil {
+		uopts = append(uopts, uploader.WithResultHook(func(r uploader.Result) { opts.OnDone("put", r.Duration, r.Err) }))
+	}
+	up, err := uploader.NewParallelUploader(objs, pc, uopts...)
 	if err != nil {
 		return nil, fmt.Errorf("cold: %w", err)
 	}
@@ -306,11 +311,7 @@ func (s *Store) Budget(size int64) time.Duration {
 // multipart upload is aborted by the uploader; the caller deletes what a
 // failed single PUT may have stored (Cleanup). Errors wrap ErrUnavailable
 // (ErrNoBucket for a missing bucket).
-func (s *Store) Put(ctx context.Context, key string, data []byte, info snapshot.Info) (err error) {
-	if s.opts.OnDone != nil {
-		start := time.Now()
-		defer func() { s.opts.OnDone("put", time.Since(start), err) }()
-	}
+func (s *Store) Put(ctx context.Context, key string, data []byte, info snapshot.Info) error {
 	parts := (int64(len(data)) + s.opts.PartSize - 1) / s.opts.PartSize
 	requests := int64(1)
 	if parts > 1 {

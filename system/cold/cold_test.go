@@ -93,5 +93,11 @@ func TestOnDoneReportsEachOperation(t *testing.T) {
 	require.ErrorIs(t, err, ErrUnavailable)
 	m.RemoveFault(id)
 	require.NoError(t, s.Delete(ctx, key))
-	require.Equal(t, []done{{"put", false}, {"stat", false}, {"get", false}, {"get", true}, {"delete", false}}, got)
+	// A pack's upload is a put too.
+	b, err := s.NewBatch(nil)
+	require.NoError(t, err)
+	_, err = b.Add(s.PackMemberKey("c", "2"), data)
+	require.NoError(t, err)
+	require.NoError(t, b.Close(ctx))
+	require.Equal(t, []done{{"put", false}, {"stat", false}, {"get", false}, {"get", true}, {"delete", false}, {"put", false}}, got)
 }
