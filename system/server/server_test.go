@@ -32,6 +32,17 @@ type env struct {
 	objs *uploader.MemStore
 }
 
+// oneVector creates collection name (dimension 2, dot product) holding
+// the vector a = (1, 1).
+func (e *env) oneVector(t *testing.T, name string) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := e.c.CreateCollection(ctx, api.CreateCollectionRequest{Name: name, Dimension: 2, Metric: api.MetricDot})
+	require.NoError(t, err)
+	_, err = e.c.Insert(ctx, name, []api.Vector{{ID: "a", Values: []float32{1, 1}}})
+	require.NoError(t, err)
+}
+
 // start runs a server over an httptest listener. withObjects false gives a
 // server without any object store.
 func start(t *testing.T, withObjects bool, mod func(*config.Config)) *env {
@@ -315,12 +326,9 @@ func TestDemotionFailureKeepsCollectionHot(t *testing.T) {
 func TestConcurrentTransitionAnswersInProgress(t *testing.T) {
 	e := start(t, true, nil)
 	ctx := context.Background()
-	_, err := e.c.CreateCollection(ctx, api.CreateCollectionRequest{Name: "t", Dimension: 2, Metric: api.MetricDot})
-	require.NoError(t, err)
-	_, err = e.c.Insert(ctx, "t", []api.Vector{{ID: "a", Values: []float32{1, 1}}})
-	require.NoError(t, err)
+	e.oneVector(t, "t")
 	// The first PUT hangs for 300ms and fails; the retry succeeds.
-	_, err = e.objs.Inject(uploader.Fault{Kind: uploader.FaultTimeout, Op: uploader.OpPutObject, Delay: 300 * time.Millisecond, Times: 1})
+	_, err := e.objs.Inject(uploader.Fault{Kind: uploader.FaultTimeout, Op: uploader.OpPutObject, Delay: 300 * time.Millisecond, Times: 1})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	var firstErr error
@@ -342,10 +350,7 @@ func TestConcurrentTransitionAnswersInProgress(t *testing.T) {
 func TestCorruptColdObjectIsNotServed(t *testing.T) {
 	e := start(t, true, nil)
 	ctx := context.Background()
-	_, err := e.c.CreateCollection(ctx, api.CreateCollectionRequest{Name: "k", Dimension: 2, Metric: api.MetricDot})
-	require.NoError(t, err)
-	_, err = e.c.Insert(ctx, "k", []api.Vector{{ID: "a", Values: []float32{1, 1}}})
-	require.NoError(t, err)
+	e.oneVector(t, "k")
 	c, err := e.c.SetTier(ctx, "k", api.TierCold)
 	require.NoError(t, err)
 	id, err := e.objs.Inject(uploader.Fault{Kind: uploader.FaultCorrupt, Op: uploader.OpGetObject})
@@ -366,11 +371,8 @@ func TestCorruptColdObjectIsNotServed(t *testing.T) {
 func TestS3OperationMetrics(t *testing.T) {
 	e := start(t, true, nil)
 	ctx := context.Background()
-	_, err := e.c.CreateCollection(ctx, api.CreateCollectionRequest{Name: "m", Dimension: 2, Metric: api.MetricDot})
-	require.NoError(t, err)
-	_, err = e.c.Insert(ctx, "m", []api.Vector{{ID: "a", Values: []float32{1, 1}}})
-	require.NoError(t, err)
-	_, err = e.c.SetTier(ctx, "m", api.TierCold)
+	e.oneVector(t, "m")
+	_, err := e.c.SetTier(ctx, "m", api.TierCold)
 	require.NoError(t, err)
 	id, err := e.objs.Inject(uploader.Fault{Kind: uploader.FaultConnReset, Op: uploader.OpGetObject})
 	require.NoError(t, err)
